@@ -1,0 +1,100 @@
+"""Layer x layer CKA of two random-init resnet18: RepScope (extract + layer_grid) vs torch-cka."""
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks import peers
+from benchmarks.harness import Case, Prepared
+
+
+def images(n: int, size: int = 64, seed: int = 0):
+    import torch
+
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def resnet18(seed: int):
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    return torchvision.models.resnet18(weights=None).eval()
+
+
+def default_layers(model) -> list[str]:
+    from compute.sources.models import list_layers
+
+    return [info.name for info in list_layers(model) if info.default]
+
+
+def _grid_sizes(acts: dict) -> tuple[int, list[int]]:
+    arrays = [np.asarray(a) for a in acts.values()]
+    return arrays[0].shape[0], [int(np.prod(a.shape[1:])) for a in arrays]
+
+
+def grid_case(measure: str, n: int, with_extraction: bool, peer: bool, times_of: str | None = None) -> Case:
+    label = "extract + layer_grid" if with_extraction else "layer_grid only (activations given)"
+
+    def prepare(quick: bool) -> Prepared:
+        import compute
+        from compute.sources.activations import extract
+
+        layer_grid = compute.layer_grid
+        model_a, model_b = resnet18(0), resnet18(1)
+        x = images(n)
+        layers_a, layers_b = default_layers(model_a), default_layers(model_b)
+        notes = [f"{len(layers_a)} x {len(layers_b)} default layers"]
+        if times_of:
+            notes.append("torch-cka computes debiased CKA: its answers are compared on the row above")
+
+        def extract_both():
+            return extract(model_a, x, layers_a), extract(model_b, x, layers_b)
+
+        gemm = None
+        if with_extraction:
+            def repscope():
+                acts_a, acts_b = extract_both()
+                return layer_grid(acts_a, acts_b, measure=measure)
+        else:
+            acts_a, acts_b = extract_both()
+            _, widths_a = _grid_sizes(acts_a)
+            _, widths_b = _grid_sizes(acts_b)
+            notes.append(f"widths {min(widths_a)}-{max(widths_a)}")
+            # One N x N Gram per layer (or a feature-space product when narrower), then all
+            # pairs: an (L_A x N^2) @ (N^2 x L_B) product.
+            per_layer = [2.0 * n * min(n * w, w * w) for w in widths_a + widths_b]
+            gemm = (sum(per_layer) + 2.0 * len(widths_a) * len(widths_b) * n * n,
+                    (n, max(widths_a + widths_b), n))
+
+            def repscope():
+                return layer_grid(acts_a, acts_b, measure=measure)
+
+        peer_fns = {}
+        after = None
+        if peer:
+            peer_fns["torch-cka"] = lambda: peers.torch_cka_grid(model_a, model_b, x, layers_a, layers_b, n)
+
+            def after(result, peer_results):
+                # torch-cka as shipped sums HSIC in float32; its float64 run shows whether a
+                # disagreement is its rounding or ours. One untimed run.
+                grid64 = peers.torch_cka_grid(model_a, model_b, x, layers_a, layers_b, n, double=True)
+                return {"agreement": {"torch-cka float64 (untimed)": float(np.max(np.abs(result - grid64)))}}
+
+        return Prepared(repscope=repscope, peers=peer_fns, notes=notes, after=after, gemm=gemm,
+                        agree=lambda rep, name, res: rep - res)
+
+    return Case(
+        "layer_grid", f"{measure}, {label}, N={n}", prepare, ("torch-cka",) if peer else (),
+        target="grid10" if peer or times_of else ("kernel" if not with_extraction else None),
+        tolerance=1e-4, timeout_s=1200, reuse_peers=times_of,
+    )
+
+
+def cases(quick: bool) -> list[Case]:
+    n = 128 if quick else 512
+    first = grid_case("cka_debiased", n, with_extraction=True, peer=True)
+    # torch-cka has no biased linear CKA: the time to beat is the same, the answers differ.
+    second = grid_case("cka_linear", n, with_extraction=True, peer=False, times_of=first.name)
+    return [first, second,
+            grid_case("cka_linear", n, with_extraction=False, peer=False),
+            grid_case("cka_debiased", n, with_extraction=False, peer=False)]

@@ -1,0 +1,699 @@
+"""Timing, peak memory, the GEMM roofline, the case runner and the result tables.
+
+Every case runs in its own Python process (``python -m benchmarks --worker GROUP NAME``), so its peak memory is measured from a clean start and a case that crashes or hangs
+takes only its own row with it. Inside that process RepScope and its peers see the same
+data, one after another, on the same cores.
+
+Honesty rules the code below keeps:
+
+* Time: one warm-up call, then repeats; the median is reported with the half-range
+  (max - min) / 2 of the repeats. Slow calls (``SLOW_S``) count their first call as a repeat
+  (n = 3), very slow ones (``VERY_SLOW_S``) run once (n = 1, marked); the table says which.
+* Memory: the peak resident set (VmHWM) during the first RepScope call minus the resident
+  set just before it, with the high-water mark reset through ``/proc/self/clear_refs``.
+  tracemalloc misses torch's allocations and ``ru_maxrss`` cannot be reset.
+* A peer predicted to take more than ``PEER_LIMIT_S`` is skipped and its time estimated
+  from its largest smaller measurement in this run, scaled by the case's cost model; the
+  table marks estimates with "~" and says which measurement they come from.
+* The GEMM bound of a row is its GEMM flop count divided by the float32 ``torch.mm`` rate
+  measured for the row's dominant GEMM shape in this run, on this machine (its fastest call).
+* The machine may be shared: each row records the share of CPU time other processes used
+  while it ran (``/proc/stat`` minus this process), and the table flags rows above 10 %.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+RAW = Path(__file__).resolve().parent / "out"  # raw records of the last runs (git-ignored)
+
+GROUPS = ("rdm", "model_rdm", "similarity", "layer_grid", "extraction", "mds", "memory", "store")
+PEER_LIMIT_S = 60.0
+SLOW_S = 5.0  # from here the warm-up call counts as a repeat
+VERY_SLOW_S = 20.0  # from here a call runs once
+_MARK = "@@BENCH-RESULT@@"
+LOADED = 0.1  # flag a row when other processes used more than this share of the CPUs
+RERUNS = 2  # extra runs of a row measured under load
+RERUN_WAIT_S = 15.0
+RERUN_UNDER_S = 60.0
+
+
+# ---- measuring ----
+
+@dataclass
+class Timing:
+    """Seconds per call: median and half-range over ``n`` calls."""
+
+    median: float
+    spread: float
+    n: int
+    samples: list[float]
+
+    @classmethod
+    def of(cls, samples: list[float]) -> "Timing":
+        ordered = sorted(samples)
+        n = len(ordered)
+        median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+        return cls(median, (ordered[-1] - ordered[0]) / 2, n, list(samples))
+
+    def to_json(self) -> dict:
+        return {"median": self.median, "spread": self.spread, "n": self.n, "samples": self.samples}
+
+
+def _call_seconds(fn: Callable[[], Any], self_timed: bool) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn()
+    elapsed = time.perf_counter() - start
+    return result, (float(result) if self_timed else elapsed)
+
+
+def measure(
+    fn: Callable[[], Any],
+    quick: bool = False,
+    self_timed: bool = False,
+    first: tuple[Any, float] | None = None,
+    max_repeats: int | None = None,
+) -> tuple[Any, Timing]:
+    """Call ``fn`` (warm-up, then repeats) and return its first result and the timing.
+
+    ``first`` is an already made first call ``(result, seconds)``, e.g. the one whose
+    memory was measured. With ``self_timed`` the function returns its own duration in
+    seconds (for latencies measured between two processes).
+    """
+    result, t0 = first if first is not None else _call_seconds(fn, self_timed)
+    if t0 >= VERY_SLOW_S:
+        return result, Timing.of([t0])
+    if t0 >= SLOW_S:
+        samples, extra = [t0], 2
+    elif t0 >= 1.0:
+        samples, extra = [], 3
+    else:
+        budget = 1.0 if quick else 2.5
+        samples, extra = [], int(min(15 if not quick else 7, max(3, budget / max(t0, 1e-6))))
+    if max_repeats is not None:
+        extra = min(extra, max_repeats)
+    for _ in range(extra):
+        samples.append(_call_seconds(fn, self_timed)[1])
+    return result, Timing.of(samples)
+
+
+def _status_kib(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_during(fn: Callable[[], Any]) -> tuple[Any, float, int | None, str]:
+    """Call ``fn`` once; return ``(result, seconds, extra peak RSS in bytes, how measured)``.
+
+    The extra peak is VmHWM after the call minus VmRSS before it, the high-water mark having
+    been reset to the current RSS just before the call: memory the call itself made resident,
+    its output included.
+    """
+    gc.collect()
+    before = _status_kib("VmRSS")
+    exact = _reset_high_water_mark()
+    high_before = _status_kib("VmHWM")
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    high_after = _status_kib("VmHWM")
+    if before is None or high_after is None:
+        return result, seconds, None, "unavailable"
+    if exact:
+        return result, seconds, max(0, high_after - before) * 1024, "VmHWM reset"
+    # Without a reset only a new high-water mark is visible: a lower bound.
+    return result, seconds, max(0, high_after - max(before, high_before or 0)) * 1024, "lower bound"
+
+
+_GEMM_RATES: dict[tuple[int, int, int], float] = {}
+
+
+def gemm_rate(shape: tuple[int, int, int], quick: bool = False) -> float:
+    """Best float32 ``torch.mm`` flop/s for an (m x k) @ (k x n) product into a preallocated output."""
+    shape = tuple(int(s) for s in shape)
+    if shape not in _GEMM_RATES:
+        import torch
+
+        m, k, n = shape
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(m, k, generator=generator)
+        b = torch.randn(k, n, generator=generator)
+        out = torch.empty(m, n)
+        _, timing = measure(lambda: torch.mm(a, b, out=out), quick=quick)
+        # The limit is the best the machine did: the fastest call, not the median.
+        _GEMM_RATES[shape] = 2.0 * m * k * n / min(timing.samples)
+        del a, b, out
+    return _GEMM_RATES[shape]
+
+
+# ---- cases ----
+
+@dataclass
+class Prepared:
+    """What a case's ``prepare`` returns: callables over data built once, in the worker."""
+
+    repscope: Callable[[], Any]
+    peers: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # (RepScope result, peer name, peer result) -> max abs difference (or None: not comparable)
+    agree: Callable[[Any, str, Any], float | None] | None = None
+    self_timed: bool = False
+    # Extra facts measured while preparing (e.g. layer counts), shown in the notes column.
+    notes: list[str] = field(default_factory=list)
+    # Called after timing with the results (RepScope's, peers' by name); returns a dict with
+    # optional "notes" (list) and "agreement" (name -> max abs diff), e.g. an untimed float64 check.
+    after: Callable[[Any, dict[str, Any]], dict] | None = None
+    # The row's GEMM work when only the prepared data tells it (overrides ``Case.gemm``).
+    gemm: tuple[float, tuple[int, int, int]] | None = None
+
+
+@dataclass
+class Case:
+    """One table row. Metadata here is cheap; ``prepare`` (run in the worker) does the work.
+
+    ``cost`` maps a peer to ``(family, units)``: a peer's time is extrapolated from the
+    largest smaller measurement of the same family, proportionally to ``units``.
+    ``gemm`` is ``(flops, (m, k, n))``: the row's GEMM work and its dominant GEMM shape.
+    ``target`` picks the issue-7 target checked on this row (see ``judge``).
+    """
+
+    group: str
+    name: str
+    prepare: Callable[[bool], Prepared]
+    peers: tuple[str, ...] = ()
+    cost: dict[str, tuple[str, float]] = field(default_factory=dict)
+    gemm: tuple[float, tuple[int, int, int]] | None = None
+    target: str | None = None
+    tolerance: float = 1e-5
+    output_bytes: int | None = None
+    memory: bool = True
+    timeout_s: float = 600.0
+    reuse_peers: str | None = None  # take the peers' timings from that earlier row of the group
+    items: int | None = None  # things processed per call (images): adds a throughput note
+    # False when the case's own child processes (a worker pool) would count as "others".
+    calm_check: bool = True
+
+
+def load_cases(group: str, quick: bool) -> list[Case]:
+    module = importlib.import_module(f"benchmarks.cases_{group}")
+    return module.cases(quick)
+
+
+def run_case(case: Case, quick: bool = False, skip: dict[str, dict] | None = None,
+             repeats: int | None = None) -> dict:
+    """Run one case in this process; returns a JSON-able record (see ``render``)."""
+    import numpy as np
+
+    skip = skip or {}
+    record: dict[str, Any] = {"group": case.group, "name": case.name, "peers": {}, "agreement": {},
+                              "notes": [], "error": None}
+    try:
+        prepared = case.prepare(quick)
+    except ImportError as error:
+        record["error"] = f"not available: {error}"
+        return record
+    except Exception as error:  # noqa: BLE001 - a failing setup is a row, not a crash
+        record["error"] = f"setup failed: {type(error).__name__}: {error}"
+        return record
+    record["notes"] += prepared.notes
+    try:
+        if case.memory:
+            result, seconds, peak, how = peak_rss_during(prepared.repscope)
+            record["peak_bytes"], record["peak_how"] = peak, how
+            first = (result, float(result) if prepared.self_timed else seconds)
+        else:
+            first = None
+        result, timing = measure(prepared.repscope, quick, prepared.self_timed, first, repeats)
+        record["repscope"] = timing.to_json()
+    except Exception as error:  # noqa: BLE001 - a failing measure is a row, not a crash
+        record["error"] = f"{type(error).__name__}: {error}"
+        return record
+    peer_results: dict[str, Any] = {}
+    for name, fn in prepared.peers.items():
+        if name in skip:
+            record["peers"][name] = {"skipped": True, **skip[name]}
+            continue
+        try:
+            peer_result, peer_timing = measure(fn, quick, max_repeats=repeats)
+        except Exception as error:  # noqa: BLE001
+            record["peers"][name] = {"error": f"{type(error).__name__}: {error}"}
+            continue
+        record["peers"][name] = peer_timing.to_json()
+        peer_results[name] = peer_result
+        if prepared.agree is not None:
+            try:
+                diff = prepared.agree(result, name, peer_result)
+            except Exception as error:  # noqa: BLE001
+                record["notes"].append(f"agreement with {name} failed: {error}")
+                diff = None
+            record["agreement"][name] = None if diff is None else float(np.max(np.abs(diff)))
+    if prepared.after is not None:
+        try:
+            extra = prepared.after(result, peer_results)
+            record["notes"] += extra.get("notes", [])
+            record["agreement"].update(extra.get("agreement", {}))
+        except Exception as error:  # noqa: BLE001
+            record["notes"].append(f"extra check failed: {type(error).__name__}: {error}")
+    del peer_results, result
+    gc.collect()
+    if (prepared.gemm or case.gemm) is not None:
+        flops, shape = prepared.gemm or case.gemm
+        rate = gemm_rate(shape, quick)
+        record["gemm"] = {"flops": flops, "shape": list(shape), "rate": rate, "seconds": flops / rate}
+    return record
+
+
+# ---- the worker process and the orchestrator ----
+
+def _cpu_seconds() -> tuple[float, float, float] | None:
+    """(wall, busy CPU seconds of the whole machine, CPU seconds of this process)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return time.monotonic(), (sum(fields[:8]) - idle) / ticks, own.user + own.system
+
+
+def others_cpu_share(before, after) -> float | None:
+    """Fraction of the machine's CPU time used by other processes between two samples."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, others / ((after[0] - before[0]) * (os.cpu_count() or 1)))
+
+
+def _worker(group: str, name: str, quick: bool, skip: dict) -> None:
+    case = next(c for c in load_cases(group, quick) if c.name == name)
+    before = _cpu_seconds()
+    record = run_case(case, quick, skip)
+    record["others_cpu"] = others_cpu_share(before, _cpu_seconds())
+    print(_MARK + json.dumps(record), flush=True)
+
+
+def _run_in_subprocess(case: Case, quick: bool, skip: dict) -> dict:
+    command = [sys.executable, "-m", "benchmarks", "--worker", case.group, case.name,
+               "--skip", json.dumps(skip)] + (["--quick"] if quick else [])
+    base = {"group": case.group, "name": case.name, "peers": {}, "agreement": {}, "notes": []}
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=case.timeout_s)
+    except subprocess.TimeoutExpired:
+        return {**base, "error": f"timed out after {case.timeout_s:.0f} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(_MARK):
+            return json.loads(line[len(_MARK):])
+    tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+    return {**base, "error": f"worker exited {done.returncode}: {' | '.join(tail)}"}
+
+
+def _contention(record: dict) -> float:
+    return record.get("others_cpu") or 0.0
+
+
+def _run_measured_calmly(case: Case, quick: bool, skip: dict) -> dict:
+    """Run a case; while other processes took a share of the CPUs, wait and run it again.
+
+    Two-thread BLAS slows down many times over when another process takes one core, so a row
+    measured under load says little. Rows taking over ``RERUN_UNDER_S`` are not repeated (the
+    full run must stay under 20 minutes); the least disturbed run is kept, its share noted.
+    """
+    best, attempts = None, 0
+    while True:
+        start = time.time()
+        record = _run_in_subprocess(case, quick, skip)
+        attempts += 1
+        if best is None or _contention(record) < _contention(best):
+            best = record
+        if not case.calm_check:
+            best.pop("others_cpu", None)
+            break
+        if (_contention(best) <= LOADED or attempts > RERUNS
+                or time.time() - start > RERUN_UNDER_S or best.get("error")):
+            break
+        time.sleep(RERUN_WAIT_S / (3 if quick else 1))
+    if attempts > 1:
+        best["notes"].append(f"run {attempts} times for a calm machine; kept the calmest")
+    return best
+
+
+def plan_skips(case: Case, history: dict[str, list[tuple[float, float]]]) -> dict[str, dict]:
+    """Peers of ``case`` predicted to exceed ``PEER_LIMIT_S``, with their estimates."""
+    skip = {}
+    for peer, (family, units) in case.cost.items():
+        measured = [(u, t) for u, t in history.get(family, []) if u < units]
+        if not measured:
+            continue
+        base_units, base_seconds = max(measured)
+        estimate = base_seconds * units / base_units
+        if estimate > PEER_LIMIT_S:
+            skip[peer] = {"estimate": estimate, "from": f"{base_seconds:.3g} s at {base_units / units:.3g}x the work"}
+    return skip
+
+
+def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[dict]:
+    started = time.time()
+    machine = machine_info()
+    print(render_machine(machine, quick), flush=True)
+    records: list[dict] = []
+    history: dict[str, list[tuple[float, float]]] = {}
+    for group in GROUPS:
+        if only in GROUPS and only != group:
+            continue
+        cases = [c for c in load_cases(group, quick)
+                 if not only or only == group or only.lower() in c.name.lower()]
+        group_records = []
+        for case in cases:
+            skip = plan_skips(case, history)
+            t = time.time()
+            record = _run_measured_calmly(case, quick, skip)
+            if case.reuse_peers:
+                source = next((r for r in group_records if r["name"] == case.reuse_peers), None)
+                if source:
+                    record["peers"] = {**source["peers"], **record["peers"]}
+                    record["notes"].append(f"peer times from the row '{case.reuse_peers}'")
+            record["target_kind"], record["tolerance"] = case.target, case.tolerance
+            record["output_bytes"], record["items"] = case.output_bytes, case.items
+            for peer, (family, units) in case.cost.items():
+                timing = record["peers"].get(peer, {})
+                if "median" in timing:
+                    history.setdefault(family, []).append((units, timing["median"]))
+            group_records.append(record)
+            print(f"  [{time.time() - t:6.1f} s] {group}: {case.name}", file=sys.stderr, flush=True)
+        if group_records:
+            records += group_records
+            print(render_group(group, group_records), flush=True)
+    machine["elapsed_s"] = time.time() - started
+    machine["load_after"] = _loadavg()
+    saved = RAW / ("quick.json" if quick else "full.json")
+    if only:
+        # Rows of an earlier complete run of the same sizes keep their place; these replace theirs.
+        if not saved.exists():
+            return records
+        previous = json.loads(saved.read_text())
+        fresh = {(r["group"], r["name"]): r for r in records}
+        records = [fresh.pop((r["group"], r["name"]), r) for r in previous["records"]] + list(fresh.values())
+        machine = {**previous["machine"], "rerun": f"{machine['date']}: rows matching '{only}'"}
+    RAW.mkdir(exist_ok=True)
+    saved.write_text(json.dumps({"machine": machine, "records": records}))
+    text = render_machine(machine, quick) + "\n" + render_summary(records) + render_roofline(records) + "\n".join(
+        render_group(g, [r for r in records if r["group"] == g]) for g in GROUPS
+        if any(r["group"] == g for r in records)
+    )
+    out.write_text(text)
+    print(f"wrote {out.relative_to(ROOT)} in {time.time() - started:.0f} s", file=sys.stderr)
+    return records
+
+
+# ---- the machine ----
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def machine_info() -> dict:
+    import numpy
+    import torch
+
+    info = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_before": _loadavg(),
+        "policy": {"slow": SLOW_S, "very_slow": VERY_SLOW_S, "peer_limit": PEER_LIMIT_S},
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["numpy_blas"] = "; ".join(
+            f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads, {p.get('threading_layer', '')})"
+            for p in threadpool_info() if p.get("user_api") == "blas"
+        ) or "unknown"
+    except ImportError:
+        info["numpy_blas"] = "unknown (threadpoolctl not installed)"
+    config = torch.__config__.show()
+    wanted = ("BLAS_INFO", "LAPACK_INFO", "USE_MKL", "USE_MKLDNN", "CPU capability")
+    info["torch_blas"] = "; ".join(
+        part.strip() for line in config.splitlines() for part in line.split(",")
+        if any(key in part for key in wanted)
+    )
+    return info
+
+
+def render_machine(info: dict, quick: bool) -> str:
+    policy = info.get("policy", {"slow": SLOW_S, "very_slow": VERY_SLOW_S, "peer_limit": PEER_LIMIT_S})
+    torch_blas = "; ".join(part.strip(" -") for part in info["torch_blas"].split(";"))
+    lines = [
+        "# RepScope benchmarks",
+        "",
+        f"Generated by `python -m benchmarks{' --quick' if quick else ''}` "
+        f"({'quick sizes' if quick else 'full sizes'}); do not edit by hand.",
+        "",
+        f"- Date: {info['date']}" + (f"; run took {info['elapsed_s']:.0f} s" if "elapsed_s" in info else "")
+        + (f"; rerun {info['rerun']}" if "rerun" in info else ""),
+        f"- CPU: {info['cpu']}, {info['cores']} cores usable; load average "
+        f"{info['load_before']} before" + (f", {info['load_after']} after" if "load_after" in info else ""),
+        f"- torch {info['torch']}, {info['torch_threads']} threads; {torch_blas}",
+        f"- numpy {info['numpy']}, BLAS: {info['numpy_blas']}; Python {info['python']}",
+        "",
+        "Times are the median over n calls after a warm-up, ± half the range (max - min) / 2;",
+        f"calls over {policy['slow']:.0f} s count their first call (n = 3), calls over "
+        f"{policy['very_slow']:.0f} s run once (n = 1).",
+        "A peer cell shows its time and, in brackets, peer time / RepScope time (higher = RepScope",
+        f"faster). Peers predicted to exceed {policy['peer_limit']:.0f} s are skipped; `~` marks the estimate, scaled",
+        "from that peer's largest smaller measurement in this run by the row's cost model.",
+        "GEMM frac = (the row's GEMM flops / torch f32 GEMM rate for its dominant shape) / RepScope time:",
+        "1.0 means as fast as a bare GEMM of that work; above 1 is possible for symmetric",
+        "(upper-triangle) kernels, which need half the flops counted here.",
+        "Peak mem = peak resident memory added by RepScope's first call (output included).",
+        "Agreement = max |RepScope - peer| over the answers (after converting to the same quantity).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_summary(records: list[dict]) -> str:
+    verdicts = [(r, judge(r)) for r in records if r.get("target_kind")]
+    met = sum(verdict == "met" for _, verdict in verdicts)
+    lines = ["## Targets (issue 7)", "", f"{met} of {len(verdicts)} rows with a target meet it.", ""]
+    lines += [f"- {r['group']} / {r['name']}: {verdict}" for r, verdict in verdicts if verdict != "met"]
+    return "\n".join(lines) + "\n\n"
+
+
+def render_roofline(records: list[dict]) -> str:
+    shapes = {}
+    for record in records:
+        if "gemm" in record:
+            shapes[tuple(record["gemm"]["shape"])] = record["gemm"]["rate"]
+    if not shapes:
+        return ""
+    lines = ["## GEMM roofline (torch float32 `mm`, this machine)", "",
+             "| shape m x k x n | GFLOP/s |", "|---|---|"]
+    for (m, k, n), rate in sorted(shapes.items()):
+        lines.append(f"| {m} x {k} x {n} | {rate / 1e9:.0f} |")
+    return "\n".join(lines) + "\n\n"
+
+
+# ---- tables ----
+
+def _seconds(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f} s"
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def _timing_cell(timing: dict) -> str:
+    text = f"{_seconds(timing['median'])} ±{_seconds(timing['spread'])}"
+    return text + (f" (n={timing['n']})" if timing["n"] < 3 else "")
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.0f} B"
+
+
+def peer_seconds(peer: dict) -> float | None:
+    """A peer's measured median or its estimate (skipped), None when it failed."""
+    if "median" in peer:
+        return peer["median"]
+    if peer.get("skipped"):
+        return peer["estimate"]
+    return None
+
+
+def _peer_cell(peer: dict | None, repscope: float | None) -> str:
+    if peer is None:
+        return "—"
+    if "error" in peer:
+        return f"error: {peer['error'][:60]}"
+    seconds = peer_seconds(peer)
+    ratio = f" [{seconds / repscope:.3g}x]" if repscope else ""
+    if peer.get("skipped"):
+        return f"skipped (est. ~{_seconds(seconds)}, from {peer['from']}){ratio}"
+    return _timing_cell(peer) + ratio
+
+
+def _fraction(value: float) -> str:
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
+
+
+def _agreement_cell(record: dict) -> str:
+    parts = [f"{name}: {value:.2g}" for name, value in record["agreement"].items() if value is not None]
+    return "; ".join(parts) or "—"
+
+
+def judge(record: dict) -> str:
+    """'met' / 'missed: why' for the issue-7 target of the row, '—' when it has none."""
+    kind = record.get("target_kind")
+    if not kind:
+        return "—"
+    if record.get("error") or "repscope" not in record:
+        return "missed: not measured"
+    rep = record["repscope"]["median"]
+    why = []
+    tolerance = record.get("tolerance", 1e-5)
+    # A peer's answers count as equal when any of its runs (e.g. its float64 variant) agrees.
+    differing = [peer for peer in record["peers"]
+                 if any(n.startswith(peer) for n in record["agreement"])
+                 and all(v is None or v > tolerance for n, v in record["agreement"].items() if n.startswith(peer))]
+    if kind in ("kernel", "peer10", "grid10") and differing:
+        why.append(f"answers differ from {', '.join(differing)} (> {tolerance:g})")
+    if kind == "kernel" and "gemm" in record:
+        fraction = record["gemm"]["seconds"] / rep
+        if fraction < 0.7:
+            why.append(f"GEMM frac {fraction:.2f} < 0.7")
+    if kind in ("kernel", "peer10", "grid10"):
+        times = {n: peer_seconds(p) for n, p in record["peers"].items() if peer_seconds(p)}
+        if times:
+            fastest = min(times, key=times.get)
+            if times[fastest] / rep < 10:
+                why.append(f"{times[fastest] / rep:.2g}x vs {fastest} < 10x")
+    elif kind == "extract":
+        base = min((peer_seconds(p) for p in record["peers"].values() if peer_seconds(p)), default=None)
+        if base and rep / base > 1.15:
+            why.append(f"{rep / base:.2f}x a bare forward > 1.15x")
+    elif kind.startswith("latency:"):
+        limit = float(kind.split(":")[1])
+        if rep > limit:
+            why.append(f"{_seconds(rep)} > {_seconds(limit)}")
+    elif kind.startswith("memory:"):
+        limit = float(kind.split(":")[1])
+        peak, out = record.get("peak_bytes"), record.get("output_bytes")
+        if peak is None or not out:
+            why.append("peak not measured")
+        elif peak / out > limit:
+            why.append(f"peak {peak / out:.2f}x the condensed output > {limit:g}x")
+    return "met" if not why else "missed: " + "; ".join(why)
+
+
+_GROUP_TITLES = {
+    "rdm": "RDMs (N stimuli x D features, float32 input; RepScope condensed float32 output)",
+    "model_rdm": "Model RDM (M condensed RDMs over N stimuli -> M x M)",
+    "similarity": "Similarity measures of two (N x D) activation matrices",
+    "layer_grid": "Layer x layer grid, two random-init resnet18",
+    "extraction": "Activation extraction, random-init resnet18",
+    "mds": "MDS",
+    "memory": "Memory: RDM peak resident memory vs its condensed float32 size",
+    "store": "Artifact store and embedded jobs",
+}
+
+
+def render_group(group: str, records: list[dict]) -> str:
+    peers: list[str] = []
+    for record in records:
+        for name in record["peers"]:
+            if name not in peers:
+                peers.append(name)
+    head = ["case", "RepScope"] + peers + ["GEMM frac", "peak mem", "agreement (max abs diff)", "target", "notes"]
+    lines = [f"## {_GROUP_TITLES.get(group, group)}", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for record in records:
+        rep = record.get("repscope")
+        rep_s = rep["median"] if rep else None
+        cells = [record["name"], _timing_cell(rep) if rep else f"**{record.get('error') or 'not run'}**"]
+        cells += [_peer_cell(record["peers"].get(p), rep_s) for p in peers]
+        gemm = record.get("gemm")
+        cells.append(_fraction(gemm["seconds"] / rep_s) if gemm and rep_s else "—")
+        peak = record.get("peak_bytes")
+        peak_text = _bytes(peak) + (" (lower bound)" if record.get("peak_how") == "lower bound" else "")
+        if peak is not None and record.get("output_bytes"):
+            peak_text += f" ({peak / record['output_bytes']:.2f}x out)"
+        cells.append(peak_text)
+        cells.append(_agreement_cell(record))
+        cells.append(judge(record))
+        notes = list(record["notes"])
+        if (record.get("others_cpu") or 0) > LOADED:
+            notes.append(f"**other processes used {record['others_cpu']:.0%} of the CPUs during this row**")
+        if record.get("items") and rep_s:
+            rates = [f"RepScope {record['items'] / rep_s:.0f}"] + [
+                f"{name} {record['items'] / peer_seconds(p):.0f}"
+                for name, p in record["peers"].items() if peer_seconds(p)]
+            notes.insert(0, "images/s: " + ", ".join(rates))
+        cells.append("; ".join(notes))
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes on 2 cores)")
+    parser.add_argument("--only", help="a group name or part of a case name; its rows replace theirs "
+                        "in RESULTS.md when a complete run of the same sizes was saved before")
+    parser.add_argument("--worker", nargs=2, metavar=("GROUP", "NAME"), help=argparse.SUPPRESS)
+    parser.add_argument("--skip", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker[0], args.worker[1], args.quick, json.loads(args.skip))
+        return 0
+    run_all(args.quick, args.only)
+    return 0

@@ -1,0 +1,267 @@
+"""Artifact kinds, their keys, and the recipes that compute them from their inputs.
+
+A :class:`Spec` names one artifact: its kind, the parameters that define it, and the specs of
+its inputs. Its key is a hash of exactly those (plus the kind's code version), so identical
+requests share one artifact and one job. Model and stimulus identities enter as content hashes;
+``locate`` carries how to find them (names, paths) and is not part of the key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+import numpy as np
+
+from compute.errors import Cancelled
+
+# Bump a kind's version when its recipe's numbers change: old artifacts are then never served.
+CODE_VERSION = {"activations": 1, "predictions": 1, "rdm": 1, "model_rdm": 1, "mds": 1,
+                "layer_grid": 1, "confusion": 1}
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str
+    params: dict[str, Any]
+    inputs: tuple["Spec", ...] = ()
+    locate: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if self.kind not in CODE_VERSION:
+            raise ValueError(f"unknown artifact kind {self.kind!r}; known: {sorted(CODE_VERSION)}")
+
+    @cached_property
+    def key(self) -> str:
+        identity = [self.kind, CODE_VERSION[self.kind], self.params, [s.key for s in self.inputs]]
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "params": self.params,
+            "inputs": [s.to_json() for s in self.inputs],
+            "locate": self.locate,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Spec":
+        return cls(
+            data["kind"],
+            dict(data["params"]),
+            tuple(cls.from_json(s) for s in data.get("inputs", ())),
+            dict(data.get("locate", {})),
+        )
+
+    def walk(self):
+        """This spec and all its inputs, depth first, inputs before the spec."""
+        for spec in self.inputs:
+            yield from spec.walk()
+        yield self
+
+
+# ---- spec builders: the vocabulary the dashboard and the CLI speak ----
+
+def activations_spec(model_key: str, stimuli, layer: str = "penultimate", pooling: str = "none") -> Spec:
+    return Spec(
+        "activations",
+        {"model": model_key, "stimuli": stimuli.key, "layer": layer, "pooling": pooling},
+        locate={"stimuli": stimuli.name},
+    )
+
+
+def predictions_spec(model_key: str, stimuli) -> Spec:
+    return Spec("predictions", {"model": model_key, "stimuli": stimuli.key}, locate={"stimuli": stimuli.name})
+
+
+def rdm_spec(model_key: str, stimuli, layer="penultimate", pooling="none", method="correlation") -> Spec:
+    return Spec("rdm", {"method": method}, (activations_spec(model_key, stimuli, layer, pooling),))
+
+
+def model_rdm_spec(model_keys, stimuli, layer="penultimate", pooling="none",
+                   rdm_method="correlation", compare_method="spearman") -> Spec:
+    rdms = tuple(rdm_spec(key, stimuli, layer, pooling, rdm_method) for key in model_keys)
+    return Spec("model_rdm", {"method": compare_method}, rdms)
+
+
+def mds_spec(matrix_spec: Spec, method: str = "smacof", seed: int = 0) -> Spec:
+    """MDS of a model RDM, or of one input RDM (its stimuli, from the condensed RDM)."""
+    return Spec("mds", {"method": method, "seed": seed}, (matrix_spec,))
+
+
+def layer_grid_spec(model_a: str, layers_a, model_b: str, layers_b, stimuli,
+                    measure: str = "cka_linear", pooling: str = "none") -> Spec:
+    """``measure`` between every layer in ``layers_a`` of ``model_a`` and every layer in
+    ``layers_b`` of ``model_b`` (L_A x L_B); the activations are ordinary, shared artifacts."""
+    layers_a, layers_b = list(layers_a), list(layers_b)
+    if not layers_a or not layers_b:
+        raise ValueError("layer_grid_spec needs at least one layer of each model")
+    inputs = tuple(activations_spec(model_a, stimuli, layer, pooling) for layer in layers_a) + tuple(
+        activations_spec(model_b, stimuli, layer, pooling) for layer in layers_b)
+    return Spec("layer_grid", {"measure": measure, "layers_a": layers_a, "layers_b": layers_b}, inputs)
+
+
+def confusion_spec(model_key: str, stimuli, k: int = 1) -> Spec:
+    """The row-normalised top-``k`` confusion matrix (C x C) of a model on ``stimuli``."""
+    return Spec("confusion", {"k": int(k), "stimuli": stimuli.key}, (predictions_spec(model_key, stimuli),),
+                locate={"stimuli": stimuli.name})
+
+
+# ---- recipes ----
+
+@dataclass
+class Context:
+    """What a recipe may use besides its inputs: progress reports and the cancel flag."""
+
+    report: Callable[[float, str], None] = lambda fraction, message: None
+    should_stop: Callable[[], bool] = lambda: False
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise Cancelled("cancelled")
+
+
+def _stimuli(spec: Spec):
+    from compute.sources.stimuli import get_stimulus_set
+
+    stimuli = get_stimulus_set(spec.locate.get("stimuli", "digits"))
+    if stimuli.key != spec.params["stimuli"]:
+        raise ValueError(
+            f"stimulus set {stimuli.name!r} has changed since this job was asked for "
+            "(its content hash differs); reload the page to use the current set"
+        )
+    return stimuli
+
+
+def _resolve_layer(model, layer: str) -> str:
+    from compute.sources.models import list_layers
+
+    if layer != "penultimate":
+        return layer
+    return next(info.name for info in list_layers(model) if info.penultimate)
+
+
+def compute_activations(specs: list[Spec], ctx: Context) -> list[tuple[np.ndarray, dict]]:
+    """Activations for several layers of one model on one stimulus set, in one forward pass."""
+    from compute.sources.activations import extract
+    from compute.sources.models import load_model
+
+    first = specs[0]
+    model = load_model(first.params["model"])
+    stimuli = _stimuli(first)
+    layers = [_resolve_layer(model, s.params["layer"]) for s in specs]
+    acts = extract(model, stimuli.images, sorted(set(layers)), pooling=first.params["pooling"],
+                   progress=lambda f: ctx.report(f, "extracting activations"), should_stop=ctx.should_stop)
+    return [(acts[layer], {"layer": layer, "stimuli": stimuli.name}) for layer in layers]
+
+
+def _predictions(spec: Spec, inputs, ctx: Context):
+    from compute.sources.activations import predict
+    from compute.sources.models import load_model
+
+    stimuli = _stimuli(spec)
+    scores = predict(load_model(spec.params["model"]), stimuli.images)
+    return scores.astype(np.float32), {"stimuli": stimuli.name}
+
+
+def _rdm(spec: Spec, inputs, ctx: Context):
+    from compute.measures.rdm import rdm
+
+    return rdm(inputs[0], method=spec.params["method"], condensed=True), {"n": int(inputs[0].shape[0])}
+
+
+def _model_rdm(spec: Spec, inputs, ctx: Context):
+    from compute.measures.compare import model_rdm
+
+    return model_rdm(np.stack([np.asarray(x) for x in inputs]), method=spec.params["method"]), {}
+
+
+def _mds(spec: Spec, inputs, ctx: Context):
+    from compute.measures.embed import mds
+
+    matrix = np.asarray(inputs[0], dtype=np.float64)
+    if matrix.ndim == 1:  # a condensed input RDM: the stimuli themselves are embedded
+        from scipy.spatial.distance import squareform
+
+        matrix = squareform(matrix, checks=False)
+    coords = mds(matrix, method=spec.params["method"], seed=spec.params["seed"])
+    return coords.astype(np.float32), {}
+
+
+def _layer_grid(spec: Spec, inputs, ctx: Context):
+    from compute.measures.similarity import layer_grid
+
+    names_a, names_b = spec.params["layers_a"], spec.params["layers_b"]
+    acts_a = dict(zip(names_a, inputs[:len(names_a)]))
+    same = spec.inputs[:len(names_a)] == spec.inputs[len(names_a):]
+    # The same model and layers on both sides: one dict, so each layer is prepared once.
+    acts_b = acts_a if same else dict(zip(names_b, inputs[len(names_a):]))
+    return layer_grid(acts_a, acts_b, measure=spec.params["measure"]), {}
+
+
+def _confusion(spec: Spec, inputs, ctx: Context):
+    from compute.measures.confusion import confusion_matrix
+
+    stimuli = _stimuli(spec)
+    matrix = confusion_matrix(np.asarray(inputs[0]), stimuli.labels, k=spec.params["k"])
+    return matrix.astype(np.float32), {"classes": list(stimuli.class_names)}
+
+
+RECIPES: dict[str, Callable] = {
+    "predictions": _predictions,
+    "rdm": _rdm,
+    "model_rdm": _model_rdm,
+    "mds": _mds,
+    "layer_grid": _layer_grid,
+    "confusion": _confusion,
+}
+
+
+def _load(spec: Spec, store, ctx: Context) -> np.ndarray:
+    """An input's array; one found corrupt (and so deleted) or evicted is computed again."""
+    from compute.engine.store import CorruptArtifact
+
+    try:
+        return store.get(spec.kind, spec.key)[0]
+    except (KeyError, CorruptArtifact):
+        ensure(spec, store, ctx)
+        return store.get(spec.kind, spec.key)[0]
+
+
+def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
+    """Compute ``spec`` and whatever of its inputs is missing from ``store``; return its key.
+
+    Missing activations are grouped by (model, stimuli, pooling) so each model runs one
+    forward pass for all the layers asked of it.
+    """
+    ctx = ctx or Context()
+    unique = {s.key: s for s in spec.walk()}.values()
+    missing = [s for s in unique if not store.has(s.kind, s.key)]
+    total = max(1, len(missing))
+    done = 0
+
+    def step(message: str) -> None:
+        nonlocal done
+        done += 1
+        ctx.report(done / total, message)
+
+    groups: dict[tuple, list[Spec]] = {}
+    for s in missing:
+        if s.kind == "activations":
+            groups.setdefault((s.params["model"], s.params["stimuli"], s.params["pooling"]), []).append(s)
+    for group in groups.values():
+        ctx.check()
+        for s, (array, meta) in zip(group, compute_activations(group, ctx)):
+            store.put(s.kind, s.key, array, meta)
+            step(f"activations {done + 1}/{total}")
+    for s in missing:
+        if s.kind == "activations" or store.has(s.kind, s.key):
+            continue
+        ctx.check()
+        inputs = [_load(i, store, ctx) for i in s.inputs]
+        array, meta = RECIPES[s.kind](s, inputs, ctx)
+        store.put(s.kind, s.key, array, meta)
+        step(f"{s.kind} {done + 1}/{total}")
+    return spec.key

@@ -1,0 +1,165 @@
+"""Limits on the work one request may ask for: jobs per client, and memory per job.
+
+Both are checked at submission, before anything is queued, and raise a :class:`LimitExceeded`
+whose ``http_status`` and message the web layer can show as they are.
+
+The memory estimate is a pre-flight upper bound of the largest array set one step of a job
+holds at once (its inputs, its working matrices and its output), from the shapes of the
+arrays involved: activations N x D float32, an RDM's N x N working matrix and its condensed
+N(N-1)/2 vector, an MDS's P x P distances, and so on. It needs no computation beyond one
+image through the model to learn a layer's width (cached), or the stored shapes of inputs
+that are computed already.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+_F32 = 4
+_F64 = 8
+
+
+class LimitExceeded(Exception):
+    """A request was refused by a limit; ``str(error)`` says which and what to do."""
+
+    http_status = 429
+
+
+class TooManyJobs(LimitExceeded):
+    """The client has as many jobs queued or running as it may have."""
+
+    http_status = 429
+
+
+class TooLarge(LimitExceeded):
+    """The job would need more memory than the configured budget."""
+
+    http_status = 413
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a job: the bytes it holds at its peak, and how to ask for less."""
+
+    kind: str
+    bytes: int
+    what: str
+    fix: str
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+@lru_cache(maxsize=256)
+def _layer_width(model: str, stimuli: str, layer: str, pooling: str) -> int:
+    """Width D of a layer's activations: one stimulus through the model."""
+    from compute.engine.artifacts import _resolve_layer
+    from compute.sources.activations import extract
+    from compute.sources.models import load_model
+    from compute.sources.stimuli import get_stimulus_set
+
+    net = load_model(model)
+    images = get_stimulus_set(stimuli).images[:1]
+    name = _resolve_layer(net, layer)
+    return int(extract(net, images, [name], pooling=pooling)[name].shape[1])
+
+
+@lru_cache(maxsize=64)
+def _num_stimuli(stimuli: str) -> int:
+    from compute.sources.stimuli import get_stimulus_set
+
+    return len(get_stimulus_set(stimuli))
+
+
+def default_shape(spec) -> tuple[int, ...] | None:
+    """Shape of an activations/predictions artifact not computed yet; None when unknown.
+
+    A spec that cannot be resolved (a bad layer name, a missing model) gives None: its job
+    will fail with the reason, which is the better place to tell it.
+    """
+    try:
+        n = _num_stimuli(spec.locate.get("stimuli", "digits"))
+        if spec.kind == "predictions":
+            from compute.sources.models import get_model_info
+
+            return (n, get_model_info(spec.params["model"]).num_classes or 1000)
+        p = spec.params
+        return (n, _layer_width(p["model"], spec.locate.get("stimuli", "digits"), p["layer"], p["pooling"]))
+    except Exception:  # noqa: BLE001 - unknown size; the job itself reports the problem
+        return None
+
+
+def job_steps(spec, shape_of: Callable) -> list[Step]:
+    """The steps of computing ``spec`` (each distinct artifact once), inputs first.
+
+    ``shape_of(spec)`` gives an artifact's shape when it is known without this estimate
+    (stored already, or an activations/predictions spec); it may return None.
+    """
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    steps = []
+    for s in {s.key: s for s in spec.walk()}.values():
+        known = shape_of(s)
+        inputs = [shapes.get(i.key) for i in s.inputs]
+        step, shape = _step(s, known, inputs)
+        shapes[s.key] = known or shape
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
+def _step(spec, known, inputs) -> tuple[Step | None, tuple[int, ...] | None]:
+    kind = spec.kind
+    if kind in ("activations", "predictions"):
+        if known is None:
+            return None, None
+        n, d = known
+        label = f"layer {spec.params.get('layer', 'output')!r}" if kind == "activations" else "the model's outputs"
+        return Step(kind, n * d * _F32, f"{kind} of {n:,} stimuli x {d:,} features ({label}, float32)",
+                    "use fewer stimuli (n_per_class), pooling 'avg' or 'proj:<k>', or a smaller layer"), known
+    if any(shape is None for shape in inputs):
+        return None, known
+    if kind == "rdm":
+        n, d = inputs[0]
+        peak = n * d * _F32 + n * n * _F32 + _pairs(n) * _F32
+        return Step(kind, peak, f"an RDM of {n:,} stimuli ({n:,} x {n:,} float32 while computed)",
+                    "use fewer stimuli (n_per_class)"), (_pairs(n),)
+    if kind == "model_rdm":
+        m, pairs = len(inputs), inputs[0][0]
+        return Step(kind, 3 * m * pairs * _F32, f"comparing {m} RDMs of {pairs:,} pairs each",
+                    "use fewer stimuli (n_per_class) or fewer models"), (m, m)
+    if kind == "mds":
+        shape = inputs[0]
+        p = shape[0] if len(shape) == 2 else int(round((1 + (1 + 8 * shape[0]) ** 0.5) / 2))
+        return Step(kind, 4 * p * p * _F64, f"an MDS of {p:,} points ({p:,} x {p:,} float64 distances)",
+                    "use fewer stimuli (n_per_class)"), (p, 2)
+    return None, known  # a kind this estimate does not know: no bound for it
+
+
+def check_memory(spec, budget: int | None, shape_of: Callable) -> None:
+    """Raise :class:`TooLarge` when a step of ``spec`` needs more than ``budget`` bytes."""
+    if not budget:
+        return
+    steps = job_steps(spec, shape_of)
+    if not steps:
+        return
+    worst = max(steps, key=lambda step: step.bytes)
+    if worst.bytes > budget:
+        raise TooLarge(
+            f"this job would need about {_gib(worst.bytes)} of memory for {worst.what}, over the "
+            f"budget of {_gib(budget)} (REPSCOPE_MEMORY_BUDGET_BYTES); to reduce it, {worst.fix}"
+        )
+
+
+def check_client(client: str | None, active: int, cap: int | None) -> None:
+    """Raise :class:`TooManyJobs` when ``client`` already has ``cap`` jobs queued or running."""
+    if client is not None and cap and active >= cap:
+        raise TooManyJobs(
+            f"you have {active} jobs queued or running, the most allowed per client "
+            f"(REPSCOPE_JOBS_PER_CLIENT={cap}); wait for one to finish or cancel one, then try again"
+        )

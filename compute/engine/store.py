@@ -1,0 +1,227 @@
+"""The artifact store: content-addressed arrays on disk, written atomically, checked on read.
+
+Layout: ``<root>/<kind>/<key[:2]>/<key>.npy`` holds the array (never pickled) and
+``<key>.json`` its metadata, including the array file's SHA-256. The JSON is written last, so
+its presence is the commit mark: a crash mid-write leaves only a temp file, swept at start.
+
+The filesystem itself is the index (no second database that could disagree with it or be
+corrupted): least-recently-used eviction reads the metadata files' modification times, which
+a read refreshes at most once a minute.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_TEMP_SUFFIX = ".tmp"
+_TOUCH_EVERY_S = 60.0
+_STALE_TEMP_S = 3600.0
+
+
+class CorruptArtifact(RuntimeError):
+    """An artifact failed its integrity check; it has been deleted and must be recomputed."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync, then rename."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}{_TEMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+class _HashingWriter:
+    """A write-only file wrapper that hashes what passes through it."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self._handle.write(data)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    """Arrays and their metadata under ``root``, keyed by ``(kind, key)``.
+
+    Safe for several processes and hosts sharing one directory: writes are atomic renames of
+    identical content, so concurrent writers of the same key cannot produce a partial file.
+    """
+
+    def __init__(self, root: Path | str, max_bytes: int | None = None):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+        self._verified: dict[Path, tuple[int, int]] = {}
+        self._touched: dict[Path, float] = {}
+
+    def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        if not key.isalnum() or not kind.replace("_", "").isalnum():
+            raise ValueError(f"invalid artifact name {kind}/{key}")
+        folder = self.root / kind / key[:2]
+        return folder / f"{key}.npy", folder / f"{key}.json"
+
+    def has(self, kind: str, key: str) -> bool:
+        array_path, meta_path = self._paths(kind, key)
+        return meta_path.exists() and array_path.exists()
+
+    def put(self, kind: str, key: str, array: np.ndarray, meta: dict[str, Any] | None = None) -> None:
+        """Store ``array`` (any numeric dtype, never object) with JSON-serialisable ``meta``."""
+        array = np.ascontiguousarray(array)
+        if array.dtype == object:
+            raise TypeError("artifacts hold numeric arrays only (no pickled objects)")
+        array_path, meta_path = self._paths(kind, key)
+        array_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        writer_box: list[_HashingWriter] = []
+
+        def write_array(handle):
+            writer = _HashingWriter(handle)
+            writer_box.append(writer)
+            np.lib.format.write_array(writer, array, allow_pickle=False)
+
+        _atomic_write(array_path, write_array)
+        record = {
+            "kind": kind,
+            "key": key,
+            "shape": list(array.shape),
+            "dtype": str(array.dtype),
+            "bytes": array_path.stat().st_size,
+            "sha256": writer_box[0].sha256.hexdigest(),
+            "created": time.time(),
+            "meta": meta or {},
+        }
+        payload = json.dumps(record, sort_keys=True).encode()
+        _atomic_write(meta_path, lambda handle: handle.write(payload))
+        if self.max_bytes:
+            self.evict(self.max_bytes)
+
+    def meta(self, kind: str, key: str) -> dict[str, Any]:
+        """The metadata record of an artifact; ``KeyError`` when it is missing."""
+        _, meta_path = self._paths(kind, key)
+        try:
+            return json.loads(meta_path.read_text())
+        except FileNotFoundError:
+            raise KeyError(f"{kind}/{key}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self.delete(kind, key)
+            raise CorruptArtifact(f"{kind}/{key}: unreadable metadata; deleted") from None
+
+    def get(self, kind: str, key: str, mmap: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+        """Return ``(array, meta)``; the array is memory-mapped read-only when ``mmap``.
+
+        The file's size is checked on every read and its SHA-256 once per process and file
+        version, so a cached read costs no more than opening the map. A mismatch deletes the
+        artifact and raises :class:`CorruptArtifact`.
+        """
+        record = self.meta(kind, key)
+        array_path, meta_path = self._paths(kind, key)
+        try:
+            stat = array_path.stat()
+        except FileNotFoundError:
+            self.delete(kind, key)
+            raise KeyError(f"{kind}/{key}") from None
+        version = (stat.st_size, stat.st_mtime_ns)
+        if stat.st_size != record["bytes"]:
+            self._corrupt(kind, key, f"size {stat.st_size} != {record['bytes']}")
+        if self._verified.get(array_path) != version:
+            if _file_sha256(array_path) != record["sha256"]:
+                self._corrupt(kind, key, "checksum mismatch")
+            self._verified[array_path] = version
+        try:
+            array = np.load(array_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            self._corrupt(kind, key, f"unreadable array ({error})")
+        self._touch(meta_path)
+        return array, record["meta"]
+
+    def _corrupt(self, kind: str, key: str, why: str):
+        self.delete(kind, key)
+        raise CorruptArtifact(f"{kind}/{key}: {why}; deleted, it will be recomputed")
+
+    def _touch(self, meta_path: Path) -> None:
+        now = time.time()
+        if now - self._touched.get(meta_path, 0.0) > _TOUCH_EVERY_S:
+            self._touched[meta_path] = now
+            try:
+                os.utime(meta_path)
+            except OSError:
+                pass
+
+    def delete(self, kind: str, key: str) -> None:
+        array_path, meta_path = self._paths(kind, key)
+        meta_path.unlink(missing_ok=True)
+        array_path.unlink(missing_ok=True)
+        self._verified.pop(array_path, None)
+
+    def _records(self):
+        """``(last_used, bytes, kind, key)`` of every committed artifact."""
+        for meta_path in self.root.glob("*/??/*.json"):
+            array_path = meta_path.with_suffix(".npy")
+            try:
+                yield (
+                    meta_path.stat().st_mtime,
+                    array_path.stat().st_size + meta_path.stat().st_size,
+                    meta_path.parent.parent.name,
+                    meta_path.stem,
+                )
+            except FileNotFoundError:
+                continue
+
+    def total_bytes(self) -> int:
+        return sum(record[1] for record in self._records())
+
+    def evict(self, max_bytes: int) -> list[str]:
+        """Delete least-recently-used artifacts until the store holds at most ``max_bytes``."""
+        records = sorted(self._records())
+        total = sum(record[1] for record in records)
+        evicted = []
+        for _, size, kind, key in records:
+            if total <= max_bytes:
+                break
+            self.delete(kind, key)
+            total -= size
+            evicted.append(key)
+        return evicted
+
+    def sweep_temp(self, older_than_s: float = _STALE_TEMP_S) -> int:
+        """Remove temp files left by writers that died; returns how many were removed."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for tmp in self.root.glob(f"*/??/*{_TEMP_SUFFIX}"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

@@ -1,0 +1,552 @@
+"""Similarity of two representations of the same stimuli: CKA family, RV/RV2, CCA family, Procrustes.
+
+Every measure takes activations ``X`` (N stimuli x D_x features) and ``Y`` (N x D_y), the same
+stimuli in the same order, and returns one number. ``MEASURES`` says for each whether it is a
+similarity (higher = more alike) or a distance (lower = more alike), its range and invariances.
+
+Numerics: the data are held in ``dtype`` (float32 by default) on ``device``; every long reduction
+(over stimuli, features or Gram entries) is accumulated in float64 by summing float32 GEMMs over
+row blocks, and the small (D x D or N x N) linear algebra after it runs in float64.
+
+``layer_grid`` prepares each layer once (its centred kernel, feature factor, whitened basis...)
+and then forms every pair from those; ``similarity(X, Y)`` is the 1 x 1 case of the same code.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from compute.measures.registry import Measure
+from compute.measures.validate import (
+    as_matrix,
+    check_not_constant,
+    check_same_stimuli,
+    resolve_device,
+    resolve_dtype,
+)
+
+_LINEAR_SHIFT = ("orthogonal", "isotropic scaling", "translation")
+
+MEASURES: dict[str, Measure] = {
+    "cka_linear": Measure(
+        "cka_linear", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "Linear centred kernel alignment (Kornblith et al. 2019): HSIC of the linear kernels, "
+        "normalised; equals RV on column-centred data",
+    ),
+    "cka_debiased": Measure(
+        "cka_debiased", "similarity", (-1.0, 1.0), _LINEAR_SHIFT,
+        "Linear CKA from the unbiased HSIC estimator (Song et al. 2012); near 0 for unrelated "
+        "data at any N (can be slightly negative); needs N >= 4",
+    ),
+    "cka_rbf": Measure(
+        "cka_rbf", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "CKA with RBF kernels exp(-d^2 / 2 sigma^2), sigma^2 = threshold^2 x median squared "
+        "distance (option threshold, default 1.0)",
+    ),
+    "rv": Measure(
+        "rv", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "RV coefficient (Robert & Escoufier 1976) of the column-centred data; tends to 1 for "
+        "unrelated data when features outnumber stimuli",
+    ),
+    "rv2": Measure(
+        "rv2", "similarity", (-1.0, 1.0), _LINEAR_SHIFT,
+        "Modified RV (Smilde et al. 2009): RV with the diagonals of XX' and YY' removed, on "
+        "column-centred data; near 0 for unrelated data, can be negative",
+    ),
+    "cca_mean": Measure(
+        "cca_mean", "similarity", (0.0, 1.0), ("invertible linear", "translation"),
+        "Mean canonical correlation; directions without variance (constant or collinear "
+        "features) are dropped first",
+    ),
+    "svcca": Measure(
+        "svcca", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "SVCCA (Raghu et al. 2017): each side reduced to the fewest singular directions holding "
+        "a fraction `keep` (default 0.99) of its variance, then mean canonical correlation",
+    ),
+    "pwcca": Measure(
+        "pwcca", "similarity", (0.0, 1.0), ("isotropic scaling",),
+        "Projection-weighted CCA (Morcos et al. 2018) exactly as google/svcca compute_pwcca; "
+        "weights from the narrower side; not symmetric",
+    ),
+    "procrustes": Measure(
+        "procrustes", "distance", (0.0, math.pi / 2), _LINEAR_SHIFT,
+        "Angular orthogonal-Procrustes shape distance (Williams et al. 2021), in radians: "
+        "arccos of the nuclear norm of X'Y on centred, unit-norm data",
+    ),
+}
+
+_OPTIONS: dict[str, dict[str, float]] = {"cka_rbf": {"threshold": 1.0}, "svcca": {"keep": 0.99}}
+_SYMMETRIC = set(MEASURES) - {"pwcca"}
+_LINEAR_FAMILY = ("cka_linear", "rv", "rv2", "cka_debiased")
+
+# Rows per block of a float32 GEMM whose partial sums are added in float64.
+_ROW_BLOCK = 4096
+# Above this many (block x Da x Db) partial-product entries, loop over blocks instead of batching.
+_BATCHED_ELEMENTS = 1 << 22
+
+
+# ---------------------------------------------------------------------------------------------
+# numerics shared with srm.py
+# ---------------------------------------------------------------------------------------------
+def tn_float64(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``A.T @ B`` (a reduction over the rows) as float64, from GEMMs over blocks of rows.
+
+    float32 GEMMs accumulate in float32; summing their block results in float64 keeps long
+    reductions (N up to 1e5, N^2 Gram entries) at float32-GEMM accuracy per block only.
+    """
+    if A.dtype == torch.float64 and B.dtype == torch.float64:
+        return A.T @ B
+    rows, blocks = A.shape[0], A.shape[0] // _ROW_BLOCK
+    if blocks > 1 and blocks * A.shape[1] * B.shape[1] <= _BATCHED_ELEMENTS:
+        # Skinny operands (flattened Gram matrices): one batched GEMM instead of a Python loop.
+        whole = blocks * _ROW_BLOCK
+        parts = torch.bmm(
+            A[:whole].reshape(blocks, _ROW_BLOCK, -1).transpose(1, 2),
+            B[:whole].reshape(blocks, _ROW_BLOCK, -1),
+        ).sum(dim=0, dtype=torch.float64)
+        if whole < rows:
+            parts += (A[whole:].T @ B[whole:]).to(torch.float64)
+        return parts
+    out = None
+    for start in range(0, rows, _ROW_BLOCK):
+        part = (A[start:start + _ROW_BLOCK].T @ B[start:start + _ROW_BLOCK]).to(torch.float64)
+        out = part if out is None else out.add_(part)
+    return out
+
+
+def centre_columns(X: torch.Tensor) -> torch.Tensor:
+    """Subtract each feature's mean over stimuli (the mean summed in float64)."""
+    return X - X.mean(dim=0, dtype=torch.float64).to(X.dtype)
+
+
+def _rtol(X: torch.Tensor) -> float:
+    """Relative eigenvalue cut below which a direction is rounding noise, not variance."""
+    return max(X.shape) * torch.finfo(X.dtype).eps
+
+
+def _eigh_desc(S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    values, vectors = torch.linalg.eigh(S)
+    return values.flip(0), vectors.flip(1)
+
+
+def _kept(values: torch.Tensor, rtol: float) -> torch.Tensor:
+    return values > rtol * values[0].clamp(min=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# linear-kernel family: cka_linear, rv, rv2, cka_debiased
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Features:
+    """A centred layer in feature space, for ||Xc'Yc||_F^2-based statistics."""
+
+    F: torch.Tensor  # (N, D) centred, dtype
+    row_sq: torch.Tensor  # (N,) float64 squared row norms = diag(Xc Xc')
+    fro_sq: torch.Tensor  # float64 ||Xc||_F^2 = trace(Xc Xc')
+    self_stat: float = 0.0
+
+
+def _linear_stat(measure: str, a: _Features, b: _Features) -> torch.Tensor:
+    """The (unnormalised) HSIC-type inner product of two layers' linear kernels."""
+    cross = tn_float64(a.F, b.F).pow_(2).sum()  # trace(Kx Ky)
+    if measure in ("cka_linear", "rv"):
+        return cross
+    diag = a.row_sq @ b.row_sq  # sum_i Kx_ii Ky_ii
+    if measure == "rv2":
+        return cross - diag
+    # Unbiased HSIC x n(n-3) for centred data (1'K1 = 0, K1 = 0), Song et al. 2012.
+    n = a.F.shape[0]
+    return cross - n / (n - 2) * diag + a.fro_sq * b.fro_sq / ((n - 1) * (n - 2))
+
+
+def _prepare_features(X: torch.Tensor, measure: str, options: dict) -> _Features:
+    Xc = centre_columns(X)
+    row_sq = Xc.pow(2).sum(dim=1, dtype=torch.float64)
+    state = _Features(Xc, row_sq, row_sq.sum())
+    state.self_stat = float(_linear_stat(measure, state, state))
+    _check_self(measure, state.self_stat)
+    return state
+
+
+def _pair_features(measure: str, a: _Features, b: _Features, options: dict) -> float:
+    return float(_linear_stat(measure, a, b)) / math.sqrt(a.self_stat * b.self_stat)
+
+
+def _check_self(measure: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(
+            f"{measure} is undefined here: the kernel of one input has no variance left after "
+            "centring (with cka_debiased: too few stimuli for the unbiased estimate); "
+            "use more stimuli or another measure"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Gram route: every layer becomes one flattened, centred (N x N) kernel; pairs are its dot products
+# ---------------------------------------------------------------------------------------------
+def _median(M: torch.Tensor) -> torch.Tensor:
+    """Median of all entries, averaging the two middle ones for an even count (as numpy)."""
+    flat = M.reshape(-1)
+    n = flat.numel()
+    low = torch.kthvalue(flat, (n + 1) // 2).values
+    if n % 2:
+        return low
+    return (low + torch.kthvalue(flat, n // 2 + 1).values) / 2
+
+
+def _double_centre(K: torch.Tensor) -> torch.Tensor:
+    """H K H with H = I - 11'/N."""
+    rows = K.mean(dim=0)
+    return K - rows[None, :] - rows[:, None] + rows.mean()
+
+
+def _unbiased_centre(K: torch.Tensor) -> torch.Tensor:
+    """The linear map of a Gram matrix whose dot products are n(n-3) x the unbiased HSIC."""
+    n = K.shape[0]
+    K = K.clone()
+    K.fill_diagonal_(0)
+    means = K.sum(dim=0) / (n - 2)
+    means = means - means.sum() / (2 * (n - 1))
+    K = K - means[:, None] - means[None, :]
+    K.fill_diagonal_(0)
+    return K
+
+
+def _prepare_kernel(X: torch.Tensor, measure: str, options: dict) -> torch.Tensor:
+    Xc = centre_columns(X)
+    K = tn_float64(Xc.T, Xc.T)  # (N, N), already double-centred since Xc is
+    if measure == "cka_rbf":
+        norms = K.diagonal()
+        sq = (norms[:, None] + norms[None, :] - 2 * K).clamp_(min=0)
+        sq.fill_diagonal_(0)
+        median = _median(sq)  # over the full matrix, diagonal zeros included (Kornblith et al.)
+        if not median > 0:
+            raise ValueError(
+                "cka_rbf: the median squared distance between stimuli is 0 (most stimuli have "
+                "identical activations); the kernel width is undefined: use another measure"
+            )
+        K = _double_centre(torch.exp(sq / (-2 * options["threshold"] ** 2 * median)))
+    elif measure == "rv2":
+        K.fill_diagonal_(0)
+    elif measure == "cka_debiased":
+        K = _unbiased_centre(K)
+    return K.reshape(-1, 1).to(X.dtype)
+
+
+def _kernel_grid(states_a: list, states_b: list, measure: str) -> np.ndarray:
+    self_a = [float(tn_float64(g, g)) for g in states_a]
+    self_b = self_a if states_b is states_a else [float(tn_float64(g, g)) for g in states_b]
+    for value in self_a + self_b:
+        _check_self(measure, value)
+    cross = tn_float64(torch.cat(states_a, dim=1), torch.cat(states_b, dim=1)).cpu().numpy()
+    return cross / np.sqrt(np.outer(self_a, self_b))
+
+
+# ---------------------------------------------------------------------------------------------
+# CCA family
+# ---------------------------------------------------------------------------------------------
+def _cholesky_whitener(S: torch.Tensor, rtol: float) -> torch.Tensor | None:
+    """W with W' S W = I from a Cholesky factor, or None when S is (nearly) singular."""
+    L, info = torch.linalg.cholesky_ex(S)
+    if int(info) != 0 or not bool(L.diagonal().pow(2).min() > rtol * S.diagonal().max()):
+        return None
+    eye = torch.eye(S.shape[0], dtype=S.dtype, device=S.device)
+    return torch.linalg.solve_triangular(L, eye, upper=False).T
+
+
+def _basis(X: torch.Tensor, keep: float | None) -> torch.Tensor:
+    """(N x r) orthonormal basis of the centred column space of X.
+
+    ``keep=None``: every direction with variance above rounding noise (mean CCA). ``keep``: the
+    fewest leading singular directions whose variance fraction reaches ``keep`` (SVCCA).
+    """
+    Xc = centre_columns(X)
+    n, d = Xc.shape
+    rtol = _rtol(Xc)
+    if d < n:
+        S = tn_float64(Xc, Xc)
+        if keep is None:
+            W = _cholesky_whitener(S, rtol)
+            if W is not None:
+                return Xc @ W.to(Xc.dtype)
+        values, vectors = _eigh_desc(S)
+        values, vectors = values[_kept(values, rtol)], vectors[:, _kept(values, rtol)]
+        if keep is not None:
+            values, vectors = _leading(values, vectors, keep)
+        return Xc @ (vectors / values.sqrt()).to(Xc.dtype)
+    values, vectors = _eigh_desc(tn_float64(Xc.T, Xc.T))
+    values, vectors = values[_kept(values, rtol)], vectors[:, _kept(values, rtol)]
+    if keep is not None:
+        values, vectors = _leading(values, vectors, keep)
+    return vectors.to(Xc.dtype)
+
+
+def _leading(values: torch.Tensor, vectors: torch.Tensor, keep: float):
+    fraction = values.cumsum(0) / values.sum()
+    k = min(int((fraction < keep).sum()) + 1, len(values))
+    return values[:k], vectors[:, :k]
+
+
+def _canonical_correlations(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.svdvals(tn_float64(a, b)).clamp_(0, 1)
+
+
+def _prepare_cca(X: torch.Tensor, measure: str, options: dict) -> torch.Tensor:
+    return _basis(X, options.get("keep") if measure == "svcca" else None)
+
+
+def _pair_cca(measure: str, a: torch.Tensor, b: torch.Tensor, options: dict) -> float:
+    return float(_canonical_correlations(a, b).mean())
+
+
+@dataclass
+class _PWState:
+    """One side of PWCCA: google/svcca's symmetric whitening, centred data and neuron means."""
+
+    T: torch.Tensor  # (N, D) Xc Sxx^-1/2, or (N, r) a Gram eigenbasis when D >= N
+    Xc: torch.Tensor  # (N, D) centred
+    mean: torch.Tensor  # (D,) float64 neuron means
+    narrow_ok: bool  # D < N: this side can supply the projection weights
+
+
+def _prepare_pwcca(X: torch.Tensor, measure: str, options: dict) -> _PWState:
+    mean = X.mean(dim=0, dtype=torch.float64)
+    Xc = X - mean.to(X.dtype)
+    n, d = Xc.shape
+    rtol = _rtol(Xc)
+    if d < n:
+        # The symmetric Sxx^-1/2 (not a Cholesky whitener): compute_pwcca's directions U'(X - mu)
+        # are defined in the basis it induces. Null directions get 0, like its pinv.
+        values, vectors = torch.linalg.eigh(tn_float64(Xc, Xc))
+        kept = values > rtol * values.max().clamp(min=0)
+        V = vectors[:, kept]
+        T = Xc @ ((V * values[kept].rsqrt()) @ V.T).to(Xc.dtype)
+    else:
+        values, vectors = _eigh_desc(tn_float64(Xc.T, Xc.T))
+        T = vectors[:, _kept(values, rtol)].to(Xc.dtype)
+    return _PWState(T, Xc, mean, d < n)
+
+
+def _pair_pwcca(measure: str, a: _PWState, b: _PWState, options: dict) -> float:
+    M = tn_float64(a.T, b.T).cpu().numpy()
+    # numpy's LAPACK SVD, as in compute_pwcca: its directions add the neuron means back, so the
+    # result depends on the singular vectors' signs, and those differ between SVD libraries.
+    U, s, Vt = np.linalg.svd(M)
+    side, directions = (a, U) if a.Xc.shape[1] <= b.Xc.shape[1] else (b, Vt.T)
+    n, width = side.Xc.shape
+    if not side.narrow_ok:
+        raise ValueError(
+            f"pwcca needs more stimuli than the narrower layer has features (N={n}, D={width}); "
+            "use more stimuli, reduce the features (e.g. pooling), or use svcca"
+        )
+    coefs = np.zeros(width)
+    coefs[: len(s)] = s[:width]
+    X64 = side.Xc.to(torch.float64)
+    dirns = X64 @ torch.from_numpy(directions).to(X64.device) + side.mean
+    P, _ = torch.linalg.qr(dirns)
+    weights = (P.T @ (X64 + side.mean)).abs().sum(dim=1).cpu().numpy()  # uncentred neurons
+    return float(np.sum(weights * coefs) / np.sum(weights))
+
+
+# ---------------------------------------------------------------------------------------------
+# Procrustes
+# ---------------------------------------------------------------------------------------------
+def _prepare_procrustes(X: torch.Tensor, measure: str, options: dict) -> torch.Tensor:
+    """A float64 factor F with FF' = XcXc', unit Frobenius norm, at most N columns.
+
+    Float64 throughout: arccos near 1 turns a rounding error e in the cosine into sqrt(2e)
+    radians (3e-4 for float32), so the nuclear norm must be exact well beyond float32.
+    """
+    Xc = centre_columns(X)
+    n, d = Xc.shape
+    if d <= n:
+        F = Xc.to(torch.float64)
+    else:
+        values, vectors = torch.linalg.eigh(tn_float64(Xc.T, Xc.T))
+        F = vectors * values.clamp(min=0).sqrt()
+    return F / torch.linalg.matrix_norm(F)
+
+
+def _pair_procrustes(measure: str, a: torch.Tensor, b: torch.Tensor, options: dict) -> float:
+    # Zero-padding the narrower side to equal widths leaves the nuclear norm unchanged.
+    nuclear = torch.linalg.svdvals(a.T @ b).sum()
+    return float(torch.arccos(nuclear.clamp(-1.0, 1.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch
+# ---------------------------------------------------------------------------------------------
+_Prepare = Callable[[torch.Tensor, str, dict], Any]
+_Pair = Callable[[str, Any, Any, dict], float]
+_ROUTES: dict[str, tuple[_Prepare, _Pair]] = {
+    "features": (_prepare_features, _pair_features),
+    "cca": (_prepare_cca, _pair_cca),
+    "pwcca": (_prepare_pwcca, _pair_pwcca),
+    "procrustes": (_prepare_procrustes, _pair_procrustes),
+}
+
+
+def _route(measure: str, n: int, widths_a: list[int], widths_b: list[int]) -> str:
+    if measure == "cka_rbf":
+        return "kernel"
+    if measure in ("cca_mean", "svcca"):
+        return "cca"
+    if measure in ("pwcca", "procrustes"):
+        return measure
+    # Linear family: per-pair ||Xc'Yc||^2 costs N Da Db; the Gram route costs N^2 D per layer
+    # once, then N^2 per pair. Take the cheaper (the feature form when D < N).
+    features = n * (sum(da * db for da in widths_a for db in widths_b)
+                    + sum(d * d for d in widths_a + widths_b))
+    gram = n * n * (sum(widths_a) + sum(widths_b) + len(widths_a) * len(widths_b))
+    return "kernel" if gram < features else "features"
+
+
+def _check_measure(measure: str, options: dict) -> dict:
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; valid measures: {', '.join(sorted(MEASURES))}")
+    defaults = _OPTIONS.get(measure, {})
+    unknown = set(options) - set(defaults)
+    if unknown:
+        allowed = ", ".join(sorted(defaults)) or "none"
+        raise ValueError(
+            f"measure {measure!r} takes no option {', '.join(sorted(unknown))}; its options: {allowed}"
+        )
+    resolved = {**defaults, **options}
+    if "threshold" in resolved and not (math.isfinite(resolved["threshold"]) and resolved["threshold"] > 0):
+        raise ValueError(f"threshold must be a positive number, got {resolved['threshold']!r}")
+    if "keep" in resolved and not 0 < resolved["keep"] <= 1:
+        raise ValueError(f"keep must be a variance fraction in (0, 1], got {resolved['keep']!r}")
+    return resolved
+
+
+def _as_layer(X: Any, name: str, measure: str, dtype: Any, device: Any) -> torch.Tensor:
+    tensor = as_matrix(X, name, dtype=dtype, device=device, min_rows=4 if measure == "cka_debiased" else 3)
+    check_not_constant(tensor, name)
+    return tensor
+
+
+def _grid(measure: str, mats_a: list, mats_b: list | None, options: dict) -> np.ndarray:
+    """All pairs (a, b); ``mats_b=None`` means the same layers on both sides."""
+    same = mats_b is None
+    mats_b = mats_a if same else mats_b
+    route = _route(measure, mats_a[0].shape[0], [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b])
+    if route == "kernel":
+        states_a = [_prepare_kernel(m, measure, options) for m in mats_a]
+        states_b = states_a if same else [_prepare_kernel(m, measure, options) for m in mats_b]
+        grid = _kernel_grid(states_a, states_b, measure)
+    else:
+        prepare, pair = _ROUTES[route]
+        states_a = [prepare(m, measure, options) for m in mats_a]
+        states_b = states_a if same else [prepare(m, measure, options) for m in mats_b]
+        grid = np.empty((len(states_a), len(states_b)))
+        mirror = same and measure in _SYMMETRIC
+        for i, a in enumerate(states_a):
+            for j, b in enumerate(states_b):
+                if mirror and j < i:
+                    grid[i, j] = grid[j, i]
+                else:
+                    grid[i, j] = pair(measure, a, b, options)
+    low, high = MEASURES[measure].range
+    return np.clip(grid, low, high)
+
+
+def similarity(
+    X: Any,
+    Y: Any,
+    measure: str = "cka_linear",
+    dtype: Any = None,
+    device: str | torch.device | None = None,
+    **options: float,
+) -> float:
+    """Similarity (or distance) of two representations of the same stimuli.
+
+    Parameters
+    ----------
+    X, Y : array or tensor, shapes (N stimuli, D_x features) and (N, D_y)
+        Activations for the same N >= 3 stimuli (N >= 4 for ``cka_debiased``), same order, finite,
+        not constant across all stimuli. Widths may differ.
+    measure : str
+        A key of ``MEASURES``: ``cka_linear``, ``cka_debiased``, ``cka_rbf``, ``rv``, ``rv2``,
+        ``cca_mean``, ``svcca``, ``pwcca`` (similarities: higher = more alike, in [0, 1]; ``rv2``
+        and ``cka_debiased`` in [-1, 1]) or ``procrustes`` (a distance in radians, [0, pi/2]:
+        lower = more alike).
+    dtype : float32 (default) or float64
+        Precision of the data and GEMMs; reductions and small factorisations are float64.
+    device : str or torch.device, optional
+        Default CUDA when available, else the CPU.
+    **options
+        ``threshold`` (``cka_rbf``, default 1.0): kernel width as a multiple of the median
+        distance. ``keep`` (``svcca``, default 0.99): variance fraction kept on each side.
+
+    Notes
+    -----
+    ``pwcca`` reproduces google/svcca ``compute_pwcca``, whose canonical directions add the
+    neuron means back before the projection weights are taken: the value then depends on the
+    signs LAPACK gives the singular vectors, which are arbitrary. We use numpy's LAPACK SVD as
+    that code does; in rare inputs (about 1 in 200 random ones) rounding differences flip a
+    sign and the value moves by up to ~5e-3, and it is invariant to scaling X only up to this.
+
+    Returns
+    -------
+    float
+        ``pwcca`` weighs by ``X``'s neurons when ``D_x <= D_y`` (else ``Y``'s), so it is not
+        symmetric; every other measure is.
+    """
+    options = _check_measure(measure, options)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype)
+    Xt = _as_layer(X, "X", measure, dtype, device)
+    Yt = _as_layer(Y, "Y", measure, dtype, device)
+    check_same_stimuli(Xt, Yt)
+    return float(_grid(measure, [Xt], [Yt], options)[0, 0])
+
+
+def layer_grid(
+    acts_a: Mapping[str, Any],
+    acts_b: Mapping[str, Any],
+    measure: str = "cka_linear",
+    dtype: Any = None,
+    device: str | torch.device | None = None,
+    **options: float,
+) -> np.ndarray:
+    """``measure`` between every layer of ``acts_a`` and every layer of ``acts_b``.
+
+    Parameters
+    ----------
+    acts_a, acts_b : dict layer name -> array or tensor (N stimuli, D_l features)
+        The same N stimuli, in the same order, in every layer. Pass the same dict twice for a
+        network's self-similarity: its layers are then prepared once and symmetric measures
+        computed for one triangle.
+    measure, dtype, device, **options
+        As in ``similarity``.
+
+    Returns
+    -------
+    np.ndarray, shape (L_A, L_B), float64
+        Entry (i, j) equals ``similarity(acts_a[i-th name], acts_b[j-th name], measure)``; rows
+        and columns follow the dicts' order. Each layer is prepared once (its centred kernel,
+        feature factor or whitened basis), then every pair is formed from those.
+    """
+    options = _check_measure(measure, options)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype)
+    mats_a = _layers(acts_a, "acts_a", measure, dtype, device)
+    mats_b = None if acts_b is acts_a else _layers(acts_b, "acts_b", measure, dtype, device)
+    if mats_b is not None:
+        check_same_stimuli(mats_a[0], mats_b[0], ("acts_a's layers", "acts_b's layers"))
+    return _grid(measure, mats_a, mats_b, options)
+
+
+def _layers(acts: Mapping[str, Any], name: str, measure: str, dtype: Any, device: Any) -> list:
+    if not isinstance(acts, Mapping) or not acts:
+        raise ValueError(f"{name} must be a non-empty dict of layer name -> (N x D) activations")
+    mats = [_as_layer(X, f"{name}[{layer!r}]", measure, dtype, device) for layer, X in acts.items()]
+    names = list(acts)
+    for layer, mat in zip(names[1:], mats[1:]):
+        check_same_stimuli(mats[0], mat, (f"{name}[{names[0]!r}]", f"{name}[{layer!r}]"))
+    return mats

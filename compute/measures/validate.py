@@ -1,0 +1,112 @@
+"""Input checks at the public boundary of every measure.
+
+Each check raises ``ValueError`` with a message that names the argument, what is wrong
+and what to change, so a user never sees a silent NaN or a shape error from deep inside torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+_MAX_LISTED = 10
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` -> the first CUDA device when there is one, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: Any = None) -> torch.dtype:
+    """``None`` -> float32 (the default precision); accepts numpy or torch float dtypes."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        resolved = dtype
+    else:
+        resolved = {np.dtype("float32"): torch.float32, np.dtype("float64"): torch.float64}.get(
+            np.dtype(dtype)
+        )
+    if resolved not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
+def _listed(indices: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in indices[:_MAX_LISTED])
+    more = len(indices) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def as_matrix(
+    X: Any,
+    name: str = "X",
+    *,
+    dtype: Any = None,
+    device: str | torch.device | None = None,
+    min_rows: int = 3,
+) -> torch.Tensor:
+    """Return ``X`` as a finite 2-D (N stimuli x D features) tensor with ``N >= min_rows``.
+
+    Accepts numpy arrays, torch tensors and nested sequences. Raises ``ValueError`` naming the
+    rows that hold NaN or inf.
+    """
+    if isinstance(X, torch.Tensor):
+        tensor = X.detach()
+    else:
+        array = np.asarray(X)
+        if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+            raise ValueError(f"{name} must be a numeric array, got dtype {array.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (N stimuli x D features), got shape {tuple(tensor.shape)}; "
+            "flatten or pool the feature axes first"
+        )
+    n, d = tensor.shape
+    if n < min_rows:
+        raise ValueError(f"{name} has {n} stimuli (rows); at least {min_rows} are needed")
+    if d < 1:
+        raise ValueError(f"{name} has no features (0 columns)")
+    tensor = tensor.to(device=resolve_device(device), dtype=resolve_dtype(dtype))
+    finite = torch.isfinite(tensor).all(dim=1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten().cpu().numpy()
+        raise ValueError(
+            f"{name} has NaN or inf values in {len(bad)} stimuli (rows {_listed(bad)}); "
+            "remove those stimuli or fix the activations"
+        )
+    return tensor
+
+
+def check_same_stimuli(X: torch.Tensor, Y: torch.Tensor, names: tuple[str, str] = ("X", "Y")) -> None:
+    """Both matrices must describe the same stimuli: equal numbers of rows."""
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            f"{names[0]} has {X.shape[0]} stimuli but {names[1]} has {Y.shape[0]}; "
+            "compute both on the same stimulus set, in the same order"
+        )
+
+
+def check_nonconstant_rows(X: torch.Tensor, name: str = "X", what: str = "correlation distance") -> None:
+    """Constant patterns (rows) have no correlation with anything: name them instead of a NaN."""
+    spread = X.max(dim=1).values - X.min(dim=1).values
+    constant = torch.nonzero(spread == 0).flatten().cpu().numpy()
+    if len(constant):
+        raise ValueError(
+            f"{name} has {len(constant)} constant activation patterns (stimuli {_listed(constant)}); "
+            f"{what} is undefined for them: drop those stimuli, pick another layer, "
+            "or use a euclidean method"
+        )
+
+
+def check_not_constant(X: torch.Tensor, name: str = "X") -> None:
+    """A matrix whose columns are all constant carries no signal once centred."""
+    if bool((X == X[:1]).all()):
+        raise ValueError(
+            f"{name} is the same for every stimulus (all features constant); "
+            "similarity with it is undefined: pick another layer or check the model's inputs"
+        )

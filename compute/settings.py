@@ -1,0 +1,71 @@
+"""Configuration from environment variables, read in one place.
+
+Every setting has a safe default for one machine: the embedded job backend, a private
+cache directory next to the code, and the server bound to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} must be an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the configuration; call :func:`get_settings` for the current one."""
+
+    cache_dir: Path = field(default_factory=lambda: ROOT / "cache")
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8050
+    workers: int = 1
+    device: str = "auto"
+    cache_max_bytes: int = 20 * 2**30
+    job_time_limit_s: int = 6 * 3600
+    memory_budget_bytes: int = 16 * 2**30  # per job, pre-flight estimate; 0 = no limit
+    jobs_per_client: int = 8  # queued or running jobs one client may have started; 0 = no limit
+
+    zoo_dir_override: Path | None = None
+
+    @property
+    def zoo_dir(self) -> Path:
+        """Where the built-in zoo lives: ``REPSCOPE_ZOO_DIR``, else ``<cache_dir>/zoo``."""
+        return self.zoo_dir_override or self.cache_dir / "zoo"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.cache_dir / "artifacts"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.cache_dir / "jobs"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now (tests change it between calls)."""
+    env = os.environ
+    return Settings(
+        cache_dir=Path(env.get("REPSCOPE_CACHE_DIR") or ROOT / "cache").resolve(),
+        redis_url=env.get("REDIS_URL", "").strip(),
+        host=env.get("REPSCOPE_HOST", "127.0.0.1"),
+        port=_int("REPSCOPE_PORT", 8050),
+        workers=max(1, _int("REPSCOPE_WORKERS", 1)),
+        device=env.get("REPSCOPE_DEVICE", "auto"),
+        cache_max_bytes=_int("REPSCOPE_CACHE_MAX_BYTES", 20 * 2**30),
+        job_time_limit_s=_int("REPSCOPE_JOB_TIME_LIMIT", 6 * 3600),
+        memory_budget_bytes=max(0, _int("REPSCOPE_MEMORY_BUDGET_BYTES", 16 * 2**30)),
+        jobs_per_client=max(0, _int("REPSCOPE_JOBS_PER_CLIENT", 8)),
+        zoo_dir_override=Path(env["REPSCOPE_ZOO_DIR"]).resolve() if env.get("REPSCOPE_ZOO_DIR") else None,
+    )

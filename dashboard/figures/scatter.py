@@ -1,0 +1,64 @@
+"""Embeddings (MDS) as scatter plots coloured by a continuous value such as accuracy."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon"]
+
+
+def embedding_scatter(
+    coords: np.ndarray,
+    names: Sequence[str],
+    color: Sequence[float | None],
+    color_title: str,
+    groups: Sequence[str],
+    hover: Sequence[str],
+    title: str,
+) -> go.Figure:
+    """One trace per group (symbol) over a shared continuous colour scale with one colour bar.
+
+    ``coords`` is (n, 2); ``color`` may hold ``None`` (drawn at the low end of the scale); ``hover`` is per-point HTML.
+    """
+    coords = np.asarray(coords, dtype=float)
+    if coords.ndim != 2 or coords.shape[1] < 2 or coords.shape[0] != len(names):
+        raise ValueError(f"coords of shape {coords.shape} do not match {len(names)} names")
+    values = np.array([np.nan if c is None else c for c in color], dtype=float)
+    known = values[np.isfinite(values)]
+    low, high = (float(known.min()), float(known.max())) if known.size else (0.0, 1.0)
+    figure = go.Figure()
+    for index, group in enumerate(dict.fromkeys(groups)):
+        members = [i for i, g in enumerate(groups) if g == group]
+        figure.add_trace(
+            go.Scatter(
+                x=coords[members, 0],
+                y=coords[members, 1],
+                mode="markers",
+                name=group,
+                customdata=[names[i] for i in members],
+                text=[hover[i] for i in members],
+                hovertemplate="%{text}<extra></extra>",
+                marker={
+                    "symbol": _SYMBOLS[index % len(_SYMBOLS)],
+                    "size": 11,
+                    "color": [v if np.isfinite(v) else low for v in values[members]],
+                    "colorscale": "Viridis",
+                    "cmin": low,
+                    "cmax": high,
+                    "showscale": index == 0,
+                    "colorbar": {"title": {"text": color_title}, "x": 1.02},
+                    "line": {"width": 0.5, "color": "#333"},
+                },
+            )
+        )
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "MDS 1", "zeroline": False},
+        yaxis={"title": "MDS 2", "zeroline": False, "scaleanchor": "x"},
+        legend={"orientation": "h", "y": -0.15},
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        template="plotly_white",
+    )
+    return figure

@@ -1,0 +1,28 @@
+"""What the views read: the job backend, the stimulus set and the model registry.
+
+One backend per web process, made on first use (the embedded pool spawns lazily too), so
+importing the dashboard never starts processes or touches CUDA.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def backend():
+    from compute.engine.jobs import make_backend
+
+    return make_backend()
+
+
+@lru_cache(maxsize=4)
+def stimuli(name: str = "digits"):
+    from compute.sources.stimuli import get_stimulus_set
+
+    return get_stimulus_set(name)
+
+
+def models(stimulus_set: str = "digits"):
+    from compute.sources.models import list_models
+
+    return list_models(stimulus_set)

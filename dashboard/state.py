@@ -1,0 +1,21 @@
+"""View state <-> URL query string, so that a link restores exactly what its sender saw."""
+from __future__ import annotations
+
+from typing import Mapping
+from urllib.parse import parse_qsl, urlencode
+
+
+def decode(search: str | None, defaults: Mapping[str, str], choices: Mapping[str, tuple] = {}) -> dict:
+    """Read ``?a=1&b=2`` into a dict over ``defaults``' keys; unknown keys and values not in
+    ``choices`` (where given) fall back to the defaults, so an edited link never breaks a page."""
+    state = dict(defaults)
+    for name, value in parse_qsl((search or "").lstrip("?")):
+        if name in state and (name not in choices or value in choices[name]):
+            state[name] = value
+    return state
+
+
+def encode(state: Mapping[str, str], defaults: Mapping[str, str]) -> str:
+    """The query string for ``state``: only what differs from the defaults, in a stable order."""
+    changed = {k: state[k] for k in defaults if k in state and state[k] != defaults[k]}
+    return "?" + urlencode(sorted(changed.items())) if changed else ""

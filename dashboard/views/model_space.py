@@ -1,0 +1,113 @@
+"""Model RDM and model MDS: how the models' representations relate, against their accuracy.
+
+Each model's penultimate-layer input RDM (1 - Pearson r by default) is compared with every
+other model's (Spearman by default) into a model RDM; its MDS is coloured by accuracy
+(Fig 3 of the RSA-vs-performance paper).
+"""
+from __future__ import annotations
+
+from dash import Input, Output, dcc, html
+
+from compute.engine import artifacts
+from dashboard import jobs_ui, services, state as url_state
+from dashboard.figures.heatmap import matrix_heatmap
+from dashboard.figures.scatter import embedding_scatter
+from dashboard.widgets import dropdown
+
+PATH = "/"
+TITLE = "Model RDM & MDS"
+_ID = "model-space"
+
+COMPARE_CHOICES = ("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "euclidean", "manhattan")
+RDM_CHOICES = ("correlation", "cosine", "euclidean", "sqeuclidean", "spearman")
+DEFAULTS = {"compare": "spearman", "rdm": "correlation", "mds": "smacof"}
+CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": ("smacof", "classical")}
+
+
+def ordered_models(models):
+    """Models in the order every figure shows them: by accuracy (unknown last), then name."""
+    return sorted(models, key=lambda m: (m.accuracy is None, m.accuracy or 0.0, m.name))
+
+
+def specs(models, stimuli, view: dict) -> tuple[artifacts.Spec, artifacts.Spec]:
+    """The model RDM and its MDS for ``models`` (already ordered) under ``view``."""
+    matrix = artifacts.model_rdm_spec([m.key for m in models], stimuli, "penultimate", "none",
+                                      view["rdm"], view["compare"])
+    return matrix, artifacts.mds_spec(matrix, method=view["mds"])
+
+
+def _accuracy_text(model) -> str:
+    return "n/a" if model.accuracy is None else f"{100 * model.accuracy:.1f} %"
+
+
+def figures(models, matrix, coords, view: dict):
+    """The heatmap and the MDS scatter for computed arrays."""
+    names = [m.name for m in models]
+    direction = "distance" if view["compare"] in ("euclidean", "manhattan") else f"1 − {view['compare']}"
+    heatmap = matrix_heatmap(
+        matrix, names, title=f"Model RDM ({direction} of input RDMs), sorted by accuracy",
+        colorbar_title=direction,
+    )
+    hover = [
+        f"<b>{m.name}</b><br>architecture: {m.architecture}<br>accuracy: {_accuracy_text(m)}"
+        + "".join(f"<br>{k}: {v}" for k, v in sorted(m.tags.items()) if k != "family")
+        for m in models
+    ]
+    scatter = embedding_scatter(
+        coords, names, [m.accuracy for m in models], "accuracy",
+        groups=[str(m.tags.get("family", m.architecture)) for m in models],
+        hover=hover, title=f"MDS of models ({view['mds']}), coloured by accuracy",
+    )
+    return heatmap, scatter
+
+
+def _dropdown(name: str, label: str, value: str) -> html.Div:
+    return dropdown(f"{_ID}-{name}-choice", label, CHOICES[name], value)
+
+
+def layout(search: str | None = None) -> html.Div:
+    view = url_state.decode(search, DEFAULTS, CHOICES)
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H2(TITLE),
+                    _dropdown("rdm", "Input RDM (per model)", view["rdm"]),
+                    _dropdown("compare", "Compare RDMs with", view["compare"]),
+                    _dropdown("mds", "MDS", view["mds"]),
+                    html.P("Layer: penultimate. Stimuli: digits test set.", className="hint"),
+                ],
+                className="panel",
+            ),
+            html.Div(
+                [
+                    *jobs_ui.job_components(_ID),
+                    html.Div(
+                        [dcc.Graph(id=f"{_ID}-heatmap", className="figure"),
+                         dcc.Graph(id=f"{_ID}-mds", className="figure")],
+                        className="figures",
+                    ),
+                ],
+                className="main",
+            ),
+        ],
+        className="view",
+    )
+
+
+def plan(rdm_method, compare_method, mds_method):
+    """The model RDM and its MDS for the controls' values, and the URL state."""
+    view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method}
+    models = ordered_models(services.models())
+    matrix, embedding = specs(models, services.stimuli(), view)
+    context = {"view": view, "models": [m.key for m in models]}
+    return {"matrix": matrix, "mds": embedding}, ["mds"], context, url_state.encode(view, DEFAULTS)
+
+
+def draw(context: dict, arrays: dict):
+    by_key = {m.key: m for m in services.models()}
+    return figures([by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"], context["view"])
+
+
+jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds")], plan)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw)

@@ -1,0 +1,34 @@
+"""Small pieces shared by every view: labelled controls and the job progress line."""
+from __future__ import annotations
+
+from dash import dcc, html
+
+
+def dropdown(component_id: str, label: str, options, value, **kwargs) -> html.Div:
+    """A labelled, non-clearable dropdown; ``options`` are values or ``{"label", "value"}`` dicts."""
+    return html.Div(
+        [html.Label(label, htmlFor=component_id),
+         dcc.Dropdown(id=component_id, options=list(options), value=value, clearable=False, **kwargs)],
+        className="control",
+    )
+
+
+def progress_area(prefix: str) -> html.Div:
+    """Where a view shows the state of its background job (id ``<prefix>-progress``)."""
+    return html.Div(id=f"{prefix}-progress", className="progress-area", children="waiting…")
+
+
+def describe_status(status: dict) -> html.Div:
+    """A progress bar and a one-line message for a job status record."""
+    state = status.get("state", "missing")
+    fraction = float(status.get("progress") or 0.0)
+    message = status.get("message") or state
+    if state == "failed":
+        return html.Div(f"Failed: {message}", className="alert alert-error status-failed", role="alert")
+    if state == "done":
+        return html.Div("Up to date", className="status-done")
+    return html.Div(
+        [html.Progress(value=str(round(fraction, 3)), max="1", className="job-progress"),
+         html.Span(f" {state}: {message} ({100 * fraction:.0f} %)")],
+        className="status-running",
+    )

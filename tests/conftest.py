@@ -1,0 +1,65 @@
+"""Shared fixtures: a session-wide built-in zoo, a private cache per test, real Redis servers.
+
+System programs the suite needs (redis-server, chromium, chromedriver) are required, never
+skipped: a missing one fails with the command that installs it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port, require_program, wait_until
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory) -> Path:
+    """The built-in digits zoo, built once per test session (REPSCOPE_ZOO_DIR reuses one)."""
+    given = os.environ.get("REPSCOPE_TEST_ZOO_DIR")
+    directory = Path(given) if given else tmp_path_factory.mktemp("zoo")
+    previous = os.environ.get("REPSCOPE_ZOO_DIR")
+    os.environ["REPSCOPE_ZOO_DIR"] = str(directory)
+    from compute.sources.zoo import ensure_zoo
+
+    ensure_zoo("digits", progress=False)
+    yield directory
+    if previous is None:
+        os.environ.pop("REPSCOPE_ZOO_DIR", None)
+    else:
+        os.environ["REPSCOPE_ZOO_DIR"] = previous
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A private artifact cache for one test."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("REPSCOPE_CACHE_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A real redis-server on a free loopback port, stopped after the test."""
+    binary = require_program("redis-server", "redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+
+    def up():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_until(up, 10, "redis-server")
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)

@@ -1,0 +1,61 @@
+"""compute.confusion_matrix: top-1 against scikit-learn, top-k by hand, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import compute
+
+
+def test_top1_matches_sklearn_row_normalised():
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(200, 6))
+    labels = rng.integers(0, 6, size=200)
+    expected = sk_confusion(labels, scores.argmax(axis=1), labels=range(6), normalize="true")
+    np.testing.assert_allclose(compute.confusion_matrix(scores, labels), expected, atol=1e-12)
+
+
+def test_top_k_by_hand():
+    scores = np.array([
+        [0.6, 0.3, 0.1],  # class 0: top-2 {0, 1}
+        [0.1, 0.2, 0.7],  # class 0: top-2 {2, 1}
+        [0.2, 0.5, 0.3],  # class 1: top-2 {1, 2}
+    ])
+    labels = np.array([0, 0, 1])
+    expected = np.array([[0.5, 1.0, 0.5], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(compute.confusion_matrix(scores, labels, k=2), expected)
+
+
+def test_top5_rows_sum_to_five_and_empty_classes_are_zero():
+    rng = np.random.default_rng(1)
+    scores = torch.from_numpy(rng.normal(size=(300, 12)))
+    labels = torch.from_numpy(rng.integers(0, 11, size=300))  # class 11 has no stimuli
+    C = compute.confusion_matrix(scores, labels, k=5, n_classes=12)
+    assert C.shape == (12, 12)
+    np.testing.assert_allclose(C[:11].sum(axis=1), 5.0)
+    assert np.all(C[11] == 0) and np.all((C >= 0) & (C <= 1))
+
+
+def test_k_equal_to_classes_fills_the_present_rows():
+    C = compute.confusion_matrix(np.random.rand(10, 3), np.arange(10) % 3, k=3)
+    np.testing.assert_array_equal(C, np.ones((3, 3)))
+
+
+@pytest.mark.parametrize(
+    "scores, labels, kwargs, match",
+    [
+        (np.random.rand(5, 3), np.zeros(5, int), {"k": 4}, "k must be an integer from 1 to"),
+        (np.random.rand(5, 3), np.zeros(4, int), {}, r"labels must have shape \(5,\)"),
+        (np.random.rand(5, 3), np.array([0, 1, 3, 2, -1]), {}, "outside \\[0, 3\\).*row 2"),
+        (np.random.rand(5, 3), np.array([0, 1, 0.5, 2, 1]), {}, "integer class indices"),
+        (np.random.rand(5, 3), np.zeros(5, int), {"n_classes": 4}, "n_classes is 4"),
+        (np.array([[1.0, np.nan], [0, 1]]), np.zeros(2, int), {}, "rows 0"),
+        (np.random.rand(5), np.zeros(5, int), {}, "2-D"),
+    ],
+)
+def test_bad_input(scores, labels, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compute.confusion_matrix(scores, labels, **kwargs)

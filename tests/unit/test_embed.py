@@ -1,0 +1,99 @@
+"""compute.mds: exact recovery of Euclidean configurations, stress vs scikit-learn, orientation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import pdist, squareform
+from scipy.stats import special_ortho_group
+
+import compute
+
+
+def configuration(seed: int, n: int = 30, dims: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, dims)) * np.array([3.0, 2.0, 1.0][:dims])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_classical_recovers_euclidean_distances_exactly(seed):
+    P = configuration(seed)
+    D = squareform(pdist(P))
+    Y = compute.mds(D, n_components=3, method="classical")
+    np.testing.assert_allclose(squareform(pdist(Y)), D, atol=1e-9)
+    # Up to rotation: Y is the centred configuration turned by an orthogonal matrix.
+    centred = P - P.mean(axis=0)
+    rotation, *_ = np.linalg.lstsq(centred, Y, rcond=None)
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
+
+
+def test_smacof_recovers_a_planar_configuration():
+    P = configuration(2, dims=2)
+    Y = compute.mds(squareform(pdist(P)), n_components=2, method="smacof")
+    np.testing.assert_allclose(pdist(Y), pdist(P), atol=1e-3)
+
+
+def test_smacof_stress_is_no_worse_than_sklearn():
+    from sklearn.manifold import MDS
+
+    D = squareform(pdist(np.random.default_rng(3).normal(size=(60, 8))))
+    stress = lambda Y: ((pdist(Y) - squareform(D)) ** 2).sum()  # noqa: E731
+    ours = stress(compute.mds(D, method="smacof"))
+    theirs = stress(MDS(metric="precomputed", init="random", n_init=4, random_state=0,
+                        normalized_stress=False).fit_transform(D))
+    assert ours <= 1.02 * theirs
+    assert ours <= 1.0001 * stress(compute.mds(D, method="classical"))
+
+
+@pytest.mark.parametrize("method", ["smacof", "classical"])
+def test_orientation_is_canonical(method):
+    P = configuration(4)
+    D = squareform(pdist(P))
+    Y = compute.mds(D, n_components=2, method=method)
+    np.testing.assert_array_equal(Y, compute.mds(D, n_components=2, method=method))
+    np.testing.assert_allclose(Y.mean(axis=0), 0, atol=1e-9)
+    cov = Y.T @ Y
+    assert abs(cov[0, 1]) <= 1e-8 * cov[0, 0] and cov[0, 0] >= cov[1, 1]
+    assert np.all(Y[np.argmax(np.abs(Y), axis=0), [0, 1]] > 0)
+    # A rotated, reflected, shifted copy of the configuration gives the same picture.
+    R = special_ortho_group.rvs(3, random_state=5) * np.array([1, -1, 1])
+    D_moved = squareform(pdist(P @ R + 7.0))
+    np.testing.assert_allclose(compute.mds(D_moved, 2, method), Y, atol=1e-6)
+
+
+def test_seed_makes_smacof_deterministic_and_accepts_tensors():
+    D = squareform(pdist(np.random.default_rng(6).normal(size=(20, 5))))
+    first = compute.mds(torch.from_numpy(D), seed=3)
+    np.testing.assert_array_equal(first, compute.mds(D, seed=3))
+    assert first.shape == (20, 2)
+
+
+def test_non_euclidean_dissimilarities_still_embed():
+    D = squareform(np.random.default_rng(7).random(45))  # not a Euclidean distance matrix
+    for method in ("smacof", "classical"):
+        Y = compute.mds(D, 3, method)
+        assert Y.shape == (10, 3) and np.all(np.isfinite(Y))
+
+
+@pytest.mark.parametrize(
+    "D, match",
+    [
+        (np.zeros((3, 4)), "must be a square"),
+        (np.array([[0, 1, 2], [1, 0, 1], [3, 1, 0.0]]), "not symmetric"),
+        (np.array([[0, -1, 2], [-1, 0, 1], [2, 1, 0.0]]), "negative"),
+        (np.array([[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]]), "1 - S"),
+        (np.array([[0, 1, np.nan], [1, 0, 1], [np.nan, 1, 0]]), "rows 0, 2"),
+        (np.zeros((2, 2)), "2 stimuli"),
+        (np.zeros((3, 3, 3)), "2-D"),
+    ],
+)
+def test_bad_dissimilarities(D, match):
+    with pytest.raises(ValueError, match=match):
+        compute.mds(D)
+
+
+def test_bad_options():
+    D = squareform(pdist(configuration(8, n=5)))
+    with pytest.raises(ValueError, match="n_components must be an integer from 1 to n - 1 = 4"):
+        compute.mds(D, n_components=5)
+    with pytest.raises(ValueError, match="unknown MDS method 'tsne'"):
+        compute.mds(D, method="tsne")
