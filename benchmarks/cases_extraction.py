@@ -30,5 +30,5 @@ def extraction_case(n: int, pooling: str) -> Case:
 
 
 def cases(quick: bool) -> list[Case]:
-    n = 128 if quick else 512
+    n = 64 if quick else 512
     return [extraction_case(n, "none"), extraction_case(n, "avg")]

@@ -53,5 +53,5 @@ def mds_case(method: str, n: int) -> Case:
 
 
 def cases(quick: bool) -> list[Case]:
-    sizes = (200, 500) if quick else (500, 2000)
+    sizes = (100, 200) if quick else (500, 2000)
     return [mds_case(method, n) for n in sizes for method in ("smacof", "classical")]

@@ -39,6 +39,7 @@ def precompute(argv: list[str]) -> int:
     from tqdm import tqdm
 
     from compute.engine.jobs import make_backend
+    from compute.engine.limits import LimitExceeded
     from compute.sources.models import list_models
     from compute.sources.stimuli import get_stimulus_set
 
@@ -48,12 +49,23 @@ def precompute(argv: list[str]) -> int:
         wanted = set(_csv(args.models))
         unknown = wanted - {m.name for m in models}
         if unknown:
-            parser.error(f"unknown models: {', '.join(sorted(unknown))}")
+            shown = ", ".join(m.name for m in models[:5]) + (", ..." if len(models) > 5 else "")
+            parser.error(f"unknown models: {', '.join(sorted(unknown))}; {len(models)} models fit "
+                         f"the stimulus set {args.stimuli!r} ({shown}); list them with "
+                         "compute.sources.models.list_models()")
         models = [m for m in models if m.name in wanted]
+    if len(models) < 3:
+        parser.error(f"a model map needs at least 3 models (its MDS places them in 2-D); got {len(models)}: "
+                     f"{', '.join(m.name for m in models) or 'none'}")
     backend = make_backend()
     specs = list(sweep_specs(models, stimuli, _csv(args.layers), _csv(args.pooling),
                              _csv(args.rdm), _csv(args.compare)))
-    keys = [backend.submit(spec) for spec in specs]
+    try:
+        keys = [backend.submit(spec) for spec in specs]
+    except LimitExceeded as error:
+        backend.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     failed = []
     deadline = time.monotonic() + args.timeout
     with tqdm(total=len(keys), desc=f"precompute ({backend.name})", unit="job", file=sys.stderr) as bar:

@@ -38,11 +38,22 @@ class Settings:
     jobs_per_client: int = 8  # queued or running jobs one client may have started; 0 = no limit
 
     zoo_dir_override: Path | None = None
+    upload_dir_override: Path | None = None
+    max_upload_bytes: int = 2 * 2**30
+    upload_memory_bytes: int = 4 * 2**30
+    upload_time_limit_s: int = 600
+    url_prefix: str = "/"
 
     @property
     def zoo_dir(self) -> Path:
         """Where the built-in zoo lives: ``REPSCOPE_ZOO_DIR``, else ``<cache_dir>/zoo``."""
         return self.zoo_dir_override or self.cache_dir / "zoo"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploads are kept (0700): ``REPSCOPE_UPLOAD_DIR``, else ``<cache_dir>/uploads``,
+        apart from the artifact store, whose files are trusted."""
+        return self.upload_dir_override or self.cache_dir / "uploads"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -68,4 +79,17 @@ def get_settings() -> Settings:
         memory_budget_bytes=max(0, _int("REPSCOPE_MEMORY_BUDGET_BYTES", 16 * 2**30)),
         jobs_per_client=max(0, _int("REPSCOPE_JOBS_PER_CLIENT", 8)),
         zoo_dir_override=Path(env["REPSCOPE_ZOO_DIR"]).resolve() if env.get("REPSCOPE_ZOO_DIR") else None,
+        upload_dir_override=Path(env["REPSCOPE_UPLOAD_DIR"]).resolve() if env.get("REPSCOPE_UPLOAD_DIR") else None,
+        max_upload_bytes=_int("REPSCOPE_MAX_UPLOAD_BYTES", 2 * 2**30),
+        upload_memory_bytes=_int("REPSCOPE_UPLOAD_MEMORY_BYTES", 4 * 2**30),
+        upload_time_limit_s=_int("REPSCOPE_UPLOAD_TIME_LIMIT", 600),
+        url_prefix=_prefix(env.get("REPSCOPE_URL_PREFIX", "")),
     )
+
+
+def _prefix(raw: str) -> str:
+    """``"repscope"`` or ``"/repscope"`` -> ``"/repscope/"``; empty -> ``"/"``."""
+    parts = [p for p in raw.strip().split("/") if p]
+    if any(p in (".", "..") or not all(c.isalnum() or c in "-_." for c in p) for p in parts):
+        raise ValueError(f"REPSCOPE_URL_PREFIX={raw!r} must be a path like /repscope (letters, digits, - _ .)")
+    return "/" + "".join(p + "/" for p in parts)

@@ -1,17 +1,17 @@
 """The Dash application: page frame, navigation between views, and the health route."""
 from __future__ import annotations
 
-import os
 import secrets
 
 import dash
 from dash import Input, Output, State, dcc, html
 from flask import jsonify
 
-from dashboard.security import require_auth
-from dashboard.views import model_space
+from dashboard.security import require_auth, require_secret_key
+from dashboard.uploads import register_uploads
+from dashboard.views import confusion, curves, input_rdm, layer_grid, model_space, models
 
-VIEWS = [model_space]
+VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, models]
 
 
 def _frame() -> html.Div:
@@ -20,7 +20,8 @@ def _frame() -> html.Div:
             dcc.Location(id="url", refresh="callback-nav"),
             html.Header(
                 [html.H1("RepScope"),
-                 html.Nav([dcc.Link(view.TITLE, href=view.PATH, className="nav-link") for view in VIEWS])],
+                 html.Nav([dcc.Link(view.TITLE, href=dash.get_relative_path(view.PATH), className="nav-link")
+                          for view in VIEWS])],
                 className="header",
             ),
             html.Div(id="page"),
@@ -30,24 +31,32 @@ def _frame() -> html.Div:
 
 def create_app() -> dash.Dash:
     """A Dash app with every view registered; ``app.server`` is the Flask WSGI app."""
+    from compute.settings import get_settings
+
+    settings = get_settings()
+    prefix = settings.url_prefix
     app = dash.Dash(
         __name__,
         title="RepScope",
+        routes_pathname_prefix=prefix,
+        requests_pathname_prefix=prefix,
         assets_folder=str(_assets_folder()),
         suppress_callback_exceptions=True,
     )
     app.layout = _frame
-    app.server.secret_key = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
-    require_auth(app.server)
+    app.server.secret_key = require_secret_key(settings) or secrets.token_hex(32)
+    require_auth(app.server, public_paths=(f"{prefix}health",))
+    register_uploads(app.server, prefix)
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), State("url", "search"))
     def render_page(pathname, search):
+        path = "/" + (dash.strip_relative_path(pathname) or "")
         for view in VIEWS:
-            if pathname == view.PATH:
+            if path == view.PATH:
                 return view.layout(search)
-        return html.Div([html.H2("Page not found"), dcc.Link("Back to the start", href="/")])
+        return html.Div([html.H2("Page not found"), dcc.Link("Back to the start", href=dash.get_relative_path("/"))])
 
-    @app.server.route("/health")
+    @app.server.route(f"{prefix}health")
     def health():
         from dashboard import services
 

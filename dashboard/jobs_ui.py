@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from dash import Input, Output, State, callback, dcc, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
+from flask import has_request_context, request
 
 from compute.engine import artifacts
+from compute.engine.limits import LimitExceeded
 from dashboard import services
 from dashboard.widgets import describe_status, progress_area
 
 POLL_MS = 400
 _FINISHED = ("failed", "cancelled")
+
+
+def _client() -> str | None:
+    """Who asks, for the per-client job cap: the remote address of the current request."""
+    return request.remote_addr if has_request_context() else None
 
 
 def job_components(prefix: str) -> list:
@@ -26,16 +33,28 @@ def job_components(prefix: str) -> list:
             dcc.Interval(id=f"{prefix}-poll", interval=POLL_MS, disabled=True)]
 
 
+def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=()) -> html.Div:
+    """The page every computed view shares: a panel of controls ending in a hint, then the job's
+    progress and one graph per name in ``figures`` (id ``<prefix>-<name>``), then ``more``."""
+    graphs = [dcc.Graph(id=f"{prefix}-{name}", className="figure") for name in figures]
+    return html.Div(
+        [html.Div([html.H2(title), *controls, html.P(hint, className="hint")], className="panel"),
+         html.Div([*job_components(prefix), html.Div(graphs, className="figures"), *more], className="main")],
+        className="view",
+    )
+
+
 def start(specs: Mapping[str, artifacts.Spec], targets, context: dict | None = None) -> dict:
     """Submit the ``targets`` (names in ``specs``; their inputs come with them) and return the
     job record the poll reads: every named spec, the targets, and the view's ``context``.
 
-    A backend that is down gives a record with ``error`` (shown by the poll), never an exception.
+    A backend that is down, or a job over the client's cap or the memory budget, gives a record
+    with ``error`` (shown by the poll), never an exception.
     """
     try:
         for name in targets:
-            services.backend().submit(specs[name])
-    except RuntimeError as error:  # the job backend is down: say so, keep the page alive
+            services.backend().submit(specs[name], client=_client())
+    except (RuntimeError, LimitExceeded) as error:  # say why, keep the page alive
         return {"error": str(error)}
     return {"specs": {name: spec.to_json() for name, spec in specs.items()}, "targets": list(targets),
             "context": context or {}}
@@ -70,7 +89,7 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple]) 
     arrays = {name: backend.result(spec) for name, spec in specs.items()}
     if any(array is None for array in arrays.values()):  # evicted between status and read
         for name in job["targets"]:
-            backend.submit(specs[name])
+            backend.submit(specs[name], client=_client())
         return (*unchanged, "recomputing an evicted result…", False)
     figures = draw(job["context"], arrays)
     return (*figures, describe_status(status), True)

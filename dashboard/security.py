@@ -39,8 +39,21 @@ def check_bind(host: str) -> None:
         )
 
 
-def require_auth(server: Flask) -> None:
-    """Ask every request but the health probe for the configured credentials."""
+def require_secret_key(settings) -> str:
+    """``SECRET_KEY``, required when more than one process must agree on it (Dash signs job
+    handles with it): under gunicorn, with ``REPSCOPE_WORKERS`` > 1 or with ``REDIS_URL``."""
+    key = os.environ.get("SECRET_KEY", "")
+    shared = (settings.redis_url or settings.workers > 1
+              or "gunicorn" in os.environ.get("SERVER_SOFTWARE", ""))
+    if not key and shared:
+        raise SystemExit("SECRET_KEY is not set: with several processes (gunicorn, REPSCOPE_WORKERS > 1 "
+                         "or REDIS_URL) every one must share it. Set SECRET_KEY to one long random "
+                         "string, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`")
+    return key
+
+
+def require_auth(server: Flask, public_paths: tuple[str, ...] = PUBLIC_PATHS) -> None:
+    """Ask every request but the health probe (``public_paths``) for the configured credentials."""
     credentials = configured_credentials()
     if credentials is None:
         return
@@ -48,7 +61,7 @@ def require_auth(server: Flask) -> None:
 
     @server.before_request
     def _authenticate():
-        if request.path in PUBLIC_PATHS:
+        if request.path in public_paths:
             return None
         given = request.authorization
         if (

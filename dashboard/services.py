@@ -26,3 +26,19 @@ def models(stimulus_set: str = "digits"):
     from compute.sources.models import list_models
 
     return list_models(stimulus_set)
+
+
+def model_named(name: str, stimulus_set: str = "digits"):
+    """The ModelInfo called ``name`` among ``models(stimulus_set)``; ``KeyError`` when none is."""
+    for info in models(stimulus_set):
+        if info.name == name:
+            return info
+    raise KeyError(f"no model named {name!r}")
+
+
+@lru_cache(maxsize=256)
+def layers(model_key: str) -> tuple:
+    """The model's LayerInfo list (loads it on the CPU once per web process)."""
+    from compute.sources.models import list_layers, load_model
+
+    return tuple(list_layers(load_model(model_key)))

@@ -32,3 +32,21 @@ def describe_status(status: dict) -> html.Div:
          html.Span(f" {state}: {message} ({100 * fraction:.0f} %)")],
         className="status-running",
     )
+
+
+def accuracy_text(model) -> str:
+    """A model's top-1 accuracy as shown everywhere: "94.6 %", or "n/a" when unknown."""
+    return "n/a" if model.accuracy is None else f"{100 * model.accuracy:.1f} %"
+
+
+def model_dropdown(component_id: str, label: str, models, value: str) -> html.Div:
+    """A searchable dropdown of models by name (the URL's vocabulary), accuracy in the label."""
+    options = [{"label": f"{m.name} ({accuracy_text(m)})", "value": m.name} for m in models]
+    return dropdown(component_id, label, options, value, searchable=True)
+
+
+def layer_options(layers) -> list[dict]:
+    """"penultimate" (naming the layer it is) first, then every layer of a model's LayerInfo list."""
+    penultimate = next((info.name for info in layers if info.penultimate), None)
+    first = [{"label": f"penultimate ({penultimate})", "value": "penultimate"}] if penultimate else []
+    return first + [{"label": f"{info.name} ({info.kind})", "value": info.name} for info in layers]

@@ -19,7 +19,7 @@ from compute.errors import Cancelled
 
 # Bump a kind's version when its recipe's numbers change: old artifacts are then never served.
 CODE_VERSION = {"activations": 1, "predictions": 1, "rdm": 1, "model_rdm": 1, "mds": 1,
-                "layer_grid": 1, "confusion": 1}
+                "layer_grid": 1, "confusion": 1, "confusion_rdm": 1}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,13 @@ def rdm_spec(model_key: str, stimuli, layer="penultimate", pooling="none", metho
 
 def model_rdm_spec(model_keys, stimuli, layer="penultimate", pooling="none",
                    rdm_method="correlation", compare_method="spearman") -> Spec:
-    rdms = tuple(rdm_spec(key, stimuli, layer, pooling, rdm_method) for key in model_keys)
+    """The model RDM of the models' input RDMs; ``layer`` names one layer for every model, or
+    is a list of one layer per model (e.g. the d-th block of models of different depths)."""
+    model_keys = list(model_keys)
+    layers = [layer] * len(model_keys) if isinstance(layer, str) else list(layer)
+    if len(layers) != len(model_keys):
+        raise ValueError(f"{len(layers)} layers given for {len(model_keys)} models; give one per model")
+    rdms = tuple(rdm_spec(key, stimuli, name, pooling, rdm_method) for key, name in zip(model_keys, layers))
     return Spec("model_rdm", {"method": compare_method}, rdms)
 
 
@@ -107,6 +113,12 @@ def confusion_spec(model_key: str, stimuli, k: int = 1) -> Spec:
     """The row-normalised top-``k`` confusion matrix (C x C) of a model on ``stimuli``."""
     return Spec("confusion", {"k": int(k), "stimuli": stimuli.key}, (predictions_spec(model_key, stimuli),),
                 locate={"stimuli": stimuli.name})
+
+
+def confusion_model_rdm_spec(model_keys, stimuli, k: int = 1, compare_method: str = "spearman") -> Spec:
+    """The model RDM of the models' class RDMs from their top-``k`` confusion matrices."""
+    rdms = tuple(Spec("confusion_rdm", {}, (confusion_spec(key, stimuli, k),)) for key in model_keys)
+    return Spec("model_rdm", {"method": compare_method}, rdms)
 
 
 # ---- recipes ----
@@ -209,6 +221,12 @@ def _confusion(spec: Spec, inputs, ctx: Context):
     return matrix.astype(np.float32), {"classes": list(stimuli.class_names)}
 
 
+def _confusion_rdm(spec: Spec, inputs, ctx: Context):
+    from compute.measures.confusion import confusion_rdm
+
+    return confusion_rdm(np.asarray(inputs[0])).astype(np.float32), {}
+
+
 RECIPES: dict[str, Callable] = {
     "predictions": _predictions,
     "rdm": _rdm,
@@ -216,6 +234,7 @@ RECIPES: dict[str, Callable] = {
     "mds": _mds,
     "layer_grid": _layer_grid,
     "confusion": _confusion,
+    "confusion_rdm": _confusion_rdm,
 }
 
 

@@ -17,14 +17,18 @@ import json
 import logging
 import os
 import socket
+import sqlite3
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from compute.engine.artifacts import Cancelled, Context, Spec, ensure
+from compute.engine.limits import check_client, check_memory, default_shape
 from compute.engine.store import ArtifactStore, CorruptArtifact
 
 log = logging.getLogger(__name__)
@@ -36,28 +40,69 @@ _PROGRESS_EVERY_S = 0.25
 
 # ---- job state: the same small interface over diskcache and Redis ----
 
+def _corrupt(error: sqlite3.DatabaseError) -> bool:
+    """SQLite's "not a database" / "malformed" (not "locked", which is an OperationalError)."""
+    return not isinstance(error, sqlite3.OperationalError)
+
+
 class DiskStates:
-    """Job records and cancel flags in a diskcache directory (one machine)."""
+    """Job records and cancel flags in a diskcache directory (one machine).
+
+    A corrupt index (the SQLite file garbled by a crash or a full disk) is moved aside to
+    ``<directory>.corrupt-<time>`` and started afresh: job records are only a view of work in
+    flight, and the artifacts, which are the results, live elsewhere.
+    """
 
     def __init__(self, directory: Path):
+        self._directory = Path(directory)
+        self._cache = self._open()
+
+    def _open(self):
         import diskcache
 
-        Path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(directory, 0o700)
-        self._cache = diskcache.Cache(str(directory))
+        self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self._directory, 0o700)
+        try:
+            cache = diskcache.Cache(str(self._directory))
+            cache.get("job:")  # a garbled page may pass the header check; touch the table too
+            return cache
+        except sqlite3.DatabaseError as error:
+            if not _corrupt(error):
+                raise
+            aside = self._directory.with_name(f"{self._directory.name}.corrupt-{time.time_ns()}")
+            try:
+                self._directory.rename(aside)
+            except FileNotFoundError:  # another process moved it first
+                pass
+            log.error("job state index %s is corrupt (%s); moved it to %s and started a fresh one "
+                      "(records of jobs in flight are lost; their artifacts are not)",
+                      self._directory, error, aside)
+            self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return diskcache.Cache(str(self._directory))
+
+    def _call(self, operation):
+        """``operation(cache)``, once more on a fresh index if this one turned out corrupt."""
+        try:
+            return operation(self._cache)
+        except sqlite3.DatabaseError as error:
+            if not _corrupt(error):
+                raise
+            self._cache.close()
+            self._cache = self._open()
+            return operation(self._cache)
 
     def get(self, key: str) -> dict | None:
-        raw = self._cache.get(f"job:{key}")
+        raw = self._call(lambda cache: cache.get(f"job:{key}"))
         return json.loads(raw) if raw else None
 
     def put(self, key: str, record: dict) -> None:
-        self._cache.set(f"job:{key}", json.dumps(record))
+        self._call(lambda cache: cache.set(f"job:{key}", json.dumps(record)))
 
     def add(self, key: str, record: dict) -> bool:
-        return self._cache.add(f"job:{key}", json.dumps(record))
+        return self._call(lambda cache: cache.add(f"job:{key}", json.dumps(record)))
 
     def records(self):
-        for name in list(self._cache.iterkeys()):
+        for name in self._call(lambda cache: list(cache.iterkeys())):
             if isinstance(name, str) and name.startswith("job:"):
                 record = self.get(name[4:])
                 if record:
@@ -65,12 +110,21 @@ class DiskStates:
 
     def set_cancel(self, key: str, value: bool) -> None:
         if value:
-            self._cache.set(f"cancel:{key}", "1")
+            self._call(lambda cache: cache.set(f"cancel:{key}", "1"))
         else:
-            self._cache.delete(f"cancel:{key}")
+            self._call(lambda cache: cache.delete(f"cancel:{key}"))
 
     def cancel_requested(self, key: str) -> bool:
-        return f"cancel:{key}" in self._cache
+        return self._call(lambda cache: f"cancel:{key}" in cache)
+
+    def client_jobs(self, client: str) -> set[str]:
+        return set(json.loads(self._call(lambda cache: cache.get(f"client:{client}")) or "[]"))
+
+    def set_client_jobs(self, client: str, keys: set[str]) -> None:
+        self._call(lambda cache: cache.set(f"client:{client}", json.dumps(sorted(keys))))
+
+    def close(self) -> None:
+        self._cache.close()
 
 
 class RedisStates:
@@ -112,6 +166,21 @@ class RedisStates:
     def cancel_requested(self, key: str) -> bool:
         return bool(self._redis.exists(f"repscope:cancel:{key}"))
 
+    def client_jobs(self, client: str) -> set[str]:
+        return {name.decode() for name in self._redis.smembers(f"repscope:client:{client}")}
+
+    def set_client_jobs(self, client: str, keys: set[str]) -> None:
+        name = f"repscope:client:{client}"
+        with self._redis.pipeline() as pipe:
+            pipe.delete(name)
+            if keys:
+                pipe.sadd(name, *sorted(keys))
+                pipe.expire(name, self._TTL_S)
+            pipe.execute()
+
+    def close(self) -> None:
+        self._redis.close()
+
 
 def _update(states, key: str, **fields) -> dict:
     record = states.get(key) or {}
@@ -122,10 +191,16 @@ def _update(states, key: str, **fields) -> dict:
 
 # ---- the worker side: identical for both backends ----
 
-def run_job(spec_json: dict, states, store: ArtifactStore) -> str:
-    """Compute one job to completion, recording its state; returns the final state."""
+def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = None) -> str:
+    """Compute one job to completion, recording its state; returns the final state.
+
+    ``task`` is the submission's id: a delivery of an older submission of the same job (one
+    cancelled, then submitted again) returns ``"superseded"`` without doing anything.
+    """
     spec = Spec.from_json(spec_json)
     key = spec.key
+    if task is not None and (states.get(key) or {}).get("task") not in (None, task):
+        return "superseded"
     if store.has(spec.kind, key):
         _update(states, key, state="done", progress=1.0, message="done")
         return "done"
@@ -168,8 +243,8 @@ def run_job(spec_json: dict, states, store: ArtifactStore) -> str:
     return "done"
 
 
-def _embedded_worker(spec_json: dict, jobs_dir: str, artifacts_dir: str) -> str:
-    return run_job(spec_json, DiskStates(Path(jobs_dir)), ArtifactStore(artifacts_dir))
+def _embedded_worker(spec_json: dict, task: str, jobs_dir: str, artifacts_dir: str) -> str:
+    return run_job(spec_json, DiskStates(Path(jobs_dir)), ArtifactStore(artifacts_dir), task)
 
 
 # ---- the web side ----
@@ -179,26 +254,58 @@ class Backend:
 
     name = "base"
 
-    def __init__(self, store: ArtifactStore, states):
+    def __init__(self, store: ArtifactStore, states, jobs_per_client: int = 0, memory_budget: int = 0):
         self.store = store
         self.states = states
+        self.jobs_per_client = jobs_per_client
+        self.memory_budget = memory_budget
 
-    def submit(self, spec: Spec) -> str:
-        """Queue ``spec`` unless it is cached or already queued/running; return its key."""
+    def submit(self, spec: Spec, client: str | None = None) -> str:
+        """Queue ``spec`` unless it is cached or already queued/running; return its key.
+
+        ``client`` (e.g. the web request's remote address) is counted against the per-client
+        cap on jobs it queued that are still active; joining a job already queued or running,
+        or reading a cached result, is always allowed. Raises :class:`TooManyJobs` or
+        :class:`TooLarge` (both :class:`LimitExceeded`) before queueing anything.
+        """
         key = spec.key
         if self.store.has(spec.kind, key):
             return key
+        if (self.states.get(key) or {}).get("state") in ACTIVE:
+            return key
+        mine = self._admit(spec, client)
         record = {"state": "queued", "progress": 0.0, "message": "queued", "kind": spec.kind,
                   "spec": spec.to_json(), "submitted": time.time(), "updated": time.time(),
-                  "attempts": 0, "retryable": False, "owner": self.instance}
+                  "attempts": 0, "retryable": False, "owner": self.instance, "client": client,
+                  "task": f"{key}-{uuid.uuid4().hex[:12]}"}
         if not self.states.add(key, record):
             existing = self.states.get(key) or {}
             if existing.get("state") in ACTIVE:
                 return key
             self.states.set_cancel(key, False)
             self.states.put(key, record)
-        self._dispatch(spec)
+        if mine is not None:
+            self.states.set_client_jobs(client, mine | {key})
+        self._dispatch(spec, record["task"])
         return key
+
+    def _admit(self, spec: Spec, client: str | None) -> set[str] | None:
+        """Apply the limits; return the client's active jobs (None when not counted)."""
+        mine = None
+        if client is not None and self.jobs_per_client:
+            mine = {k for k in self.states.client_jobs(client)
+                    if (self.states.get(k) or {}).get("state") in ACTIVE}
+            check_client(client, len(mine), self.jobs_per_client)
+        check_memory(spec, self.memory_budget, self._shape_of)
+        return mine
+
+    def _shape_of(self, spec: Spec) -> tuple[int, ...] | None:
+        if self.store.has(spec.kind, spec.key):
+            try:
+                return tuple(self.store.meta(spec.kind, spec.key)["shape"])
+            except (KeyError, CorruptArtifact):
+                pass
+        return default_shape(spec) if spec.kind in ("activations", "predictions") else None
 
     def status(self, key: str) -> dict[str, Any]:
         record = self.states.get(key)
@@ -222,8 +329,9 @@ class Backend:
         record = self.states.get(key)
         if record and record.get("state") in ACTIVE:
             self.states.set_cancel(key, True)
-            if record.get("state") == "queued":
-                _update(self.states, key, message="cancelling")
+            if record.get("state") == "queued":  # a delivery that starts anyway sees the flag
+                _update(self.states, key, state="cancelled", message="cancelled before it started",
+                        retryable=True)
 
     def compute(self, spec: Spec, timeout: float = 600.0, poll: float = 0.2):
         """Submit and wait: the blocking form, for notebooks and the CLI."""
@@ -238,26 +346,37 @@ class Backend:
             time.sleep(poll)
         raise TimeoutError(f"job {key} still {self.status(key)['state']} after {timeout} s")
 
-    def _dispatch(self, spec: Spec) -> None:
+    def _dispatch(self, spec: Spec, task: str) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        self.states.close()
 
 
 class EmbeddedBackend(Backend):
-    """A bounded pool of spawned processes on this machine; no Redis needed."""
+    """A bounded pool of spawned processes on this machine; no Redis needed.
+
+    A pool process that dies mid-job (killed, out of memory) breaks the whole pool: it is
+    replaced, and every job it held is dispatched again, as Celery re-delivers a lost task;
+    :data:`MAX_ATTEMPTS` stops a job that kills its worker every time.
+    """
 
     name = "embedded"
 
-    def __init__(self, cache_dir: Path, workers: int = 1, max_bytes: int | None = None):
+    def __init__(self, cache_dir: Path, workers: int = 1, max_bytes: int | None = None, **limits):
         self.instance = uuid.uuid4().hex
         self._jobs_dir = Path(cache_dir) / "jobs"
         store = ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes)
-        super().__init__(store, DiskStates(self._jobs_dir))
+        super().__init__(store, DiskStates(self._jobs_dir), **limits)
         store.sweep_temp()
         self._mark_interrupted()
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self._workers = workers
+        self._lock = threading.RLock()
+        self._closed = False
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"))
 
     def _mark_interrupted(self) -> None:
         """Jobs a previous run of the app left queued or running can never finish: say so."""
@@ -266,34 +385,73 @@ class EmbeddedBackend(Backend):
                 _update(self.states, key, state="failed", retryable=True,
                         message="interrupted by a restart of the app; compute again to retry")
 
-    def _dispatch(self, spec: Spec) -> None:
-        self._pool.submit(_embedded_worker, spec.to_json(), str(self._jobs_dir), str(self.store.root))
+    def _dispatch(self, spec: Spec, task: str) -> None:
+        self._submit(spec.to_json(), task)
+
+    def _submit(self, spec_json: dict, task: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            pool = self._pool
+            try:
+                future = pool.submit(_embedded_worker, spec_json, task, str(self._jobs_dir), str(self.store.root))
+            except BrokenProcessPool:
+                self._renew(pool)
+                return self._submit(spec_json, task)
+        future.add_done_callback(lambda done: self._finished(spec_json, task, pool, done))
+
+    def _renew(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken and not self._closed:
+                log.warning("a job worker process died; starting a new pool")
+                self._pool = self._new_pool()
+
+    def _finished(self, spec_json: dict, task: str, pool: ProcessPoolExecutor, future) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if isinstance(error, BrokenProcessPool):
+            self._renew(pool)
+            self._submit(spec_json, task)  # run_job counts the attempt and gives up after MAX_ATTEMPTS
+        elif error is not None:  # outside run_job's own handling, e.g. the worker could not start
+            _update(self.states, Spec.from_json(spec_json).key, state="failed", retryable=True,
+                    message=f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
 
 
 class CeleryBackend(Backend):
-    """Celery tasks on a Redis broker; workers on any host that shares the artifact store."""
+    """Celery tasks on a Redis broker; workers on any host that shares the artifact store.
+
+    Each submission is its own task id (``<key>-<nonce>``), recorded with the job: a revoked
+    id is remembered by the workers, so reusing the key would drop a later resubmission.
+    """
 
     name = "celery"
 
-    def __init__(self, cache_dir: Path, redis_url: str, max_bytes: int | None = None):
+    def __init__(self, cache_dir: Path, redis_url: str, max_bytes: int | None = None, **limits):
         self.instance = "celery"
+        self._redis_url = redis_url
         states = RedisStates(redis_url)
         states.ping()
-        super().__init__(ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes), states)
+        super().__init__(ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes), states, **limits)
 
-    def _dispatch(self, spec: Spec) -> None:
-        from compute.engine.tasks import compute_artifact, queue_for
+    def _dispatch(self, spec: Spec, task: str) -> None:
+        from compute.engine.tasks import TASK, celery_app, queue_for
 
-        compute_artifact.apply_async(args=[spec.to_json()], task_id=spec.key, queue=queue_for(spec))
+        celery_app(self._redis_url).send_task(TASK, args=[spec.to_json()], task_id=task, queue=queue_for(spec))
 
     def cancel(self, key: str) -> None:
+        record = self.states.get(key) or {}
         super().cancel(key)
-        from compute.engine.tasks import celery_app
+        if record.get("state") == "queued" and record.get("task"):
+            from compute.engine.tasks import celery_app
 
-        celery_app().control.revoke(key)
+            celery_app(self._redis_url).control.revoke(record["task"])  # a running one stops at the cancel flag
 
 
 def _without_password(url: str) -> str:
@@ -308,13 +466,14 @@ def make_backend(settings=None) -> Backend:
     from compute.settings import get_settings
 
     settings = settings or get_settings()
+    limits = {"jobs_per_client": settings.jobs_per_client, "memory_budget": settings.memory_budget_bytes}
     if settings.redis_url:
         try:
-            return CeleryBackend(settings.cache_dir, settings.redis_url, settings.cache_max_bytes)
+            return CeleryBackend(settings.cache_dir, settings.redis_url, settings.cache_max_bytes, **limits)
         except Exception as error:
             raise RuntimeError(
                 f"REDIS_URL points to {_without_password(settings.redis_url)} but Redis does not answer "
                 f"({type(error).__name__}: {error}); start Redis there, or unset REDIS_URL to compute "
                 "in the embedded backend"
             ) from error
-    return EmbeddedBackend(settings.cache_dir, settings.workers, settings.cache_max_bytes)
+    return EmbeddedBackend(settings.cache_dir, settings.workers, settings.cache_max_bytes, **limits)

@@ -56,18 +56,41 @@ def _pairs(n: int) -> int:
     return n * (n - 1) // 2
 
 
-@lru_cache(maxsize=256)
-def _layer_width(model: str, stimuli: str, layer: str, pooling: str) -> int:
-    """Width D of a layer's activations: one stimulus through the model."""
-    from compute.engine.artifacts import _resolve_layer
-    from compute.sources.activations import extract
-    from compute.sources.models import load_model
-    from compute.sources.stimuli import get_stimulus_set
+_models: dict[str, object] = {}
+_widths: dict[tuple, int] = {}
 
-    net = load_model(model)
-    images = get_stimulus_set(stimuli).images[:1]
-    name = _resolve_layer(net, layer)
-    return int(extract(net, images, [name], pooling=pooling)[name].shape[1])
+
+def _model_info(key: str):
+    """The ModelInfo of a weights key, from one listing of every model (renewed on a miss)."""
+    if key not in _models:
+        from compute.sources.models import list_models
+
+        _models.clear()
+        _models.update({m.key: m for m in list_models(None)})
+    return _models[key]
+
+
+def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
+    """Width D of a layer's activations: one stimulus through the model.
+
+    Weights do not change shapes, so models of one architecture and hyperparameters share
+    the answer (the zoo's 112 models are a handful of architectures).
+    """
+    import json
+
+    info = _model_info(model_key)
+    signature = (info.architecture, json.dumps(info.hparams, sort_keys=True), stimuli, layer, pooling)
+    if signature not in _widths:
+        from compute.engine.artifacts import _resolve_layer
+        from compute.sources.activations import extract
+        from compute.sources.models import load_model
+        from compute.sources.stimuli import get_stimulus_set
+
+        net = load_model(info)
+        name = _resolve_layer(net, layer)
+        images = get_stimulus_set(stimuli).images[:1]
+        _widths[signature] = int(extract(net, images, [name], pooling=pooling)[name].shape[1])
+    return _widths[signature]
 
 
 @lru_cache(maxsize=64)
@@ -86,9 +109,7 @@ def default_shape(spec) -> tuple[int, ...] | None:
     try:
         n = _num_stimuli(spec.locate.get("stimuli", "digits"))
         if spec.kind == "predictions":
-            from compute.sources.models import get_model_info
-
-            return (n, get_model_info(spec.params["model"]).num_classes or 1000)
+            return (n, _model_info(spec.params["model"]).num_classes or 1000)
         p = spec.params
         return (n, _layer_width(p["model"], spec.locate.get("stimuli", "digits"), p["layer"], p["pooling"]))
     except Exception:  # noqa: BLE001 - unknown size; the job itself reports the problem

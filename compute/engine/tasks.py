@@ -21,10 +21,18 @@ def queue_for(spec) -> str:
     return "gpu" if spec.kind in _GPU_KINDS else "cpu"
 
 
-@lru_cache(maxsize=1)
-def celery_app() -> Celery:
+TASK = "repscope.compute_artifact"
+
+
+@lru_cache(maxsize=8)
+def celery_app(broker: str = "") -> Celery:
+    """The Celery app on ``broker`` (default: the ``REDIS_URL`` setting).
+
+    The web side names its broker (a backend's own Redis), so a process that talks to
+    several Redis servers in turn, as the tests do, never sends to a stale one.
+    """
     settings = get_settings()
-    app = Celery("repscope", broker=settings.redis_url or "redis://127.0.0.1:6379/0")
+    app = Celery("repscope", broker=broker or settings.redis_url or "redis://127.0.0.1:6379/0")
     limit = settings.job_time_limit_s
     app.conf.update(
         task_serializer="json",
@@ -48,11 +56,11 @@ def celery_app() -> Celery:
 app = celery_app()
 
 
-@app.task(name="repscope.compute_artifact")
-def compute_artifact(spec_json: dict) -> str:
+@app.task(name=TASK, bind=True)
+def compute_artifact(self, spec_json: dict) -> str:
     from compute.engine.jobs import RedisStates, run_job
     from compute.engine.store import ArtifactStore
 
     settings = get_settings()
     return run_job(spec_json, RedisStates(settings.redis_url),
-                   ArtifactStore(settings.artifacts_dir, settings.cache_max_bytes))
+                   ArtifactStore(settings.artifacts_dir, settings.cache_max_bytes), task=self.request.id)

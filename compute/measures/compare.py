@@ -11,7 +11,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from compute.measures.rdm import rank_rows
+from compute.measures.rdm import average_ranks, for_each_row, rank_rows, sorted_order
 from compute.measures.registry import Measure
 from compute.measures.validate import _listed, resolve_device, resolve_dtype
 
@@ -50,6 +50,7 @@ COMPARE_METHODS: dict[str, Measure] = {
 
 _GEMM_METHODS = ("spearman", "pearson", "rho_a", "cosine")
 _CORRELATION_METHODS = ("spearman", "pearson", "rho_a", "kendall_tau_a")
+_RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a")
 _CHUNK_ELEMENTS = 1 << 24
 
 
@@ -122,7 +123,8 @@ def model_rdm(
         equals ``compare_rdms`` of RDMs i and j turned into a dissimilarity.
     """
     _check_method(method)
-    V = stack_rdms(rdms, "rdms")
+    # Rank methods only need the order of the values: float32 RDMs stay float32.
+    V = _stack_rdms(rdms, "rdms", keep_float32=method in _RANK_METHODS)
     torch_dtype = resolve_dtype(dtype)
     values = pairwise(V, method, dtype, device)
     if COMPARE_METHODS[method].kind == "similarity":
@@ -206,6 +208,24 @@ def as_rdm_vector(rdm_: Any, name: str = "rdm") -> tuple[torch.Tensor, int]:
 
 def stack_rdms(rdms: Any, name: str = "rdms") -> torch.Tensor:
     """(M, K) float64 CPU tensor of M >= 2 condensed RDMs over the same stimuli."""
+    return _stack_rdms(rdms, name, keep_float32=False)
+
+
+def _stack_rdms(rdms: Any, name: str, keep_float32: bool) -> torch.Tensor:
+    """``stack_rdms``; with ``keep_float32`` an (M, K) float32 array stays float32 (no copy).
+
+    An (M, K) array is checked in one pass; only a failing one is re-checked RDM by RDM, for
+    the message naming the culprit.
+    """
+    if isinstance(rdms, torch.Tensor) and rdms.dtype in (torch.float32, torch.float64):
+        array = rdms.detach().cpu().numpy()
+    else:
+        array = rdms if isinstance(rdms, np.ndarray) else None
+    if (array is not None and array.ndim == 2 and len(array) >= 2
+            and array.dtype in (np.float32, np.float64)
+            and (_stimuli_from_length(array.shape[1]) or 0) >= 3 and bool(np.isfinite(array).all())):
+        keep = keep_float32 and array.dtype == np.float32
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32 if keep else np.float64))
     if isinstance(rdms, (np.ndarray, torch.Tensor)) and rdms.ndim in (2, 3):
         items: Sequence[Any] = list(rdms)
     elif isinstance(rdms, (list, tuple)):
@@ -260,10 +280,18 @@ def pairwise(
     V: torch.Tensor, method: str, dtype: Any = None, device: Any = None,
     names: Sequence[str] | None = None,
 ) -> torch.Tensor:
-    """(M, M) similarities (similarity methods) or distances of the rows of V (M, K)."""
+    """(M, M) similarities (similarity methods) or distances of the rows of V (M, K).
+
+    V is float64, or float32 for the rank methods (whose answer depends only on the order).
+    """
     _check_not_constant(V, method, names)
+    if method not in _RANK_METHODS:
+        V = V.to(torch.float64)
     torch_dtype = resolve_dtype(dtype)
     dev = resolve_device(device)
+    if method in ("spearman", "rho_a"):
+        P = _rank_patterns(V, method, torch_dtype).to(dev)
+        return torch.clamp(P @ P.T, -1.0, 1.0)
     if method in _GEMM_METHODS:
         P = prepare(V.to(dev), method).to(torch_dtype)
         return torch.clamp(P @ P.T, -1.0, 1.0)
@@ -278,6 +306,28 @@ def pairwise(
             total += torch.cdist(part[None], part[None], p=1)[0]
         return total.to(torch_dtype)
     return torch.from_numpy(_kendall_matrix(V.numpy())).to(torch_dtype)
+
+
+def _rank_patterns(V: torch.Tensor, method: str, dtype: torch.dtype) -> torch.Tensor:
+    """``prepare(V, method)`` for the rank methods, in ``dtype``: one sort per row, no float64 copies.
+
+    Each row's average ranks are centred by their known mean (K + 1) / 2 and scaled in float64,
+    then stored once in ``dtype``; rows are done in parallel threads.
+    """
+    values = V.numpy()
+    m, k = values.shape
+    out = np.empty((m, k), dtype=np.float64 if dtype == torch.float64 else np.float32)
+    rho_scale = np.sqrt(12.0 / (float(k) ** 3 - k))
+
+    def one(row: int) -> None:
+        order, new_group = sorted_order(values[row])
+        centred = average_ranks(new_group)
+        centred -= (k + 1) / 2.0
+        scale = rho_scale if method == "rho_a" else 1.0 / np.sqrt(np.dot(centred, centred))
+        out[row, order] = centred * scale
+
+    for_each_row(one, m)
+    return torch.from_numpy(out)
 
 
 def _euclidean(V: torch.Tensor) -> torch.Tensor:
@@ -310,6 +360,49 @@ def _tau_a(x: np.ndarray, y: np.ndarray, x_ties: int, y_ties: int) -> float:
 
 
 def _kendall_matrix(V: np.ndarray) -> np.ndarray:
+    """(M, M) Kendall tau-a of the rows of V: each row sorted once, then O(K log K) per pair."""
+    try:
+        from scipy.stats._stats import _kendall_dis  # scipy's Fenwick-tree discordance count
+    except ImportError:  # a private helper: fall back to scipy's public kendalltau per pair
+        return _kendall_matrix_scipy(V)
+    m, k = V.shape
+    n0 = k * (k - 1) // 2
+    rows: list[dict] = [{} for _ in range(m)]
+
+    def sort_row(i: int) -> None:
+        order, new_group = sorted_order(V[i])
+        dense_sorted = np.cumsum(new_group, dtype=np.int32)  # dense ranks from 1, ascending
+        dense = np.empty(k, dtype=np.int32)
+        dense[order] = dense_sorted
+        sizes = np.diff(np.append(np.flatnonzero(new_group), k))
+        tied = np.repeat(sizes > 1, sizes)
+        rows[i] = {"order": order.astype(np.int32), "dense_sorted": dense_sorted, "dense": dense,
+                   "ties": int((sizes * (sizes - 1) // 2).sum()), "tied_at": np.flatnonzero(tied)}
+
+    for_each_row(sort_row, m)
+    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
+    out = np.eye(m)
+
+    def one_pair(index: int) -> None:
+        i, j = pairs[index]
+        x, y = rows[i], rows[j]
+        y_in_x_order = y["dense"][x["order"]].astype(np.intp)
+        discordant = int(_kendall_dis(x["dense_sorted"].astype(np.intp), y_in_x_order))
+        both = 0  # pairs tied in x and in y: only among x's tied positions
+        if len(x["tied_at"]) and y["ties"]:
+            at = x["tied_at"]
+            joint = x["dense_sorted"][at].astype(np.int64) * (k + 1) + y_in_x_order[at]
+            counts = np.unique(joint, return_counts=True)[1].astype(np.int64)
+            both = int((counts * (counts - 1) // 2).sum())
+        # C - D = n0 - ties_x - ties_y + ties_both - 2 D
+        tau = (n0 - x["ties"] - y["ties"] + both - 2 * discordant) / n0
+        out[i, j] = out[j, i] = min(1.0, max(-1.0, tau))
+
+    for_each_row(one_pair, len(pairs))
+    return out
+
+
+def _kendall_matrix_scipy(V: np.ndarray) -> np.ndarray:
     ties = [_tied_pairs(v) for v in V]
     m = len(V)
     out = np.eye(m)

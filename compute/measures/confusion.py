@@ -67,3 +67,26 @@ def confusion_matrix(
     per_class = torch.bincount(y, minlength=c).double()
     out = counts / per_class.clamp(min=1)[:, None]
     return out.numpy()
+
+
+def confusion_rdm(confusion: Any) -> np.ndarray:
+    """A class RDM from a (top-k) confusion matrix: classes often confused are close.
+
+    Parameters
+    ----------
+    confusion : array, shape (C, C)
+        A row-normalised confusion matrix (``confusion_matrix``), entries in [0, 1], C >= 3.
+
+    Returns
+    -------
+    np.ndarray, shape (C * (C - 1) / 2,), float64
+        Condensed (``squareform`` order) dissimilarity ``1 - (M_ij + M_ji) / 2`` between classes
+        i and j, in [0, 1]: 0 = always confused both ways, 1 = never confused. Comparable
+        across models with ``model_rdm`` like input RDMs over C "stimuli".
+    """
+    M = as_matrix(confusion, "confusion", dtype=np.float64, device="cpu", min_rows=3).numpy()
+    c = M.shape[0]
+    if M.shape != (c, c):
+        raise ValueError(f"confusion must be square (C x C), got shape {M.shape}")
+    rows, cols = np.triu_indices(c, k=1)
+    return 1.0 - (M[rows, cols] + M[cols, rows]) / 2.0

@@ -86,6 +86,8 @@ _LINEAR_FAMILY = ("cka_linear", "rv", "rv2", "cka_debiased")
 
 # Rows per block of a float32 GEMM whose partial sums are added in float64.
 _ROW_BLOCK = 4096
+# Gram-route kernels with at most this many entries (N <= 2048) are kept in float64.
+_EXACT_KERNEL_ELEMENTS = 1 << 22
 # Above this many (block x Da x Db) partial-product entries, loop over blocks instead of batching.
 _BATCHED_ELEMENTS = 1 << 22
 
@@ -146,8 +148,8 @@ class _Features:
     """A centred layer in feature space, for ||Xc'Yc||_F^2-based statistics."""
 
     F: torch.Tensor  # (N, D) centred, dtype
-    row_sq: torch.Tensor  # (N,) float64 squared row norms = diag(Xc Xc')
-    fro_sq: torch.Tensor  # float64 ||Xc||_F^2 = trace(Xc Xc')
+    row_sq: torch.Tensor  # (N,) float64 squared row norms = diag(Xc Xc'); 0 for cka_linear/rv
+    fro_sq: torch.Tensor  # float64 ||Xc||_F^2 = trace(Xc Xc'); 0 for cka_linear/rv
     self_stat: float = 0.0
 
 
@@ -166,8 +168,13 @@ def _linear_stat(measure: str, a: _Features, b: _Features) -> torch.Tensor:
 
 def _prepare_features(X: torch.Tensor, measure: str, options: dict) -> _Features:
     Xc = centre_columns(X)
-    row_sq = Xc.pow(2).sum(dim=1, dtype=torch.float64)
-    state = _Features(Xc, row_sq, row_sq.sum())
+    if measure in ("cka_linear", "rv"):
+        # Only ||Xc'Yc||^2 is needed: no per-stimulus norms (a pass over the data saved).
+        row_sq = fro_sq = torch.zeros((), dtype=torch.float64, device=X.device)
+    else:
+        row_sq = Xc.pow(2).sum(dim=1, dtype=torch.float64)
+        fro_sq = row_sq.sum()
+    state = _Features(Xc, row_sq, fro_sq)
     state.self_stat = float(_linear_stat(measure, state, state))
     _check_self(measure, state.self_stat)
     return state
@@ -235,7 +242,10 @@ def _prepare_kernel(X: torch.Tensor, measure: str, options: dict) -> torch.Tenso
         K.fill_diagonal_(0)
     elif measure == "cka_debiased":
         K = _unbiased_centre(K)
-    return K.reshape(-1, 1).to(X.dtype)
+    # Kernels of up to _EXACT_KERNEL_ELEMENTS entries stay float64: their dot products then
+    # do not depend on how the pairs are batched (layer_grid vs similarity agree to 1e-12).
+    exact = K.numel() <= _EXACT_KERNEL_ELEMENTS
+    return K.reshape(-1, 1).to(torch.float64 if exact else X.dtype)
 
 
 def _kernel_grid(states_a: list, states_b: list, measure: str) -> np.ndarray:

@@ -58,7 +58,46 @@ def embedding_scatter(
         xaxis={"title": "MDS 1", "zeroline": False},
         yaxis={"title": "MDS 2", "zeroline": False, "scaleanchor": "x"},
         legend={"orientation": "h", "y": -0.15},
-        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        margin={"l": 40, "r": 20, "t": 60, "b": 40},
+        template="plotly_white",
+    )
+    return figure
+
+
+# Okabe-Ito and Tableau colours: distinguishable categories, colour-blind safe for the first 8.
+CATEGORICAL = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+               "#8c564b", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def class_scatter(
+    coords: np.ndarray,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    hover: Sequence[str],
+    title: str,
+) -> go.Figure:
+    """An embedding of stimuli (``coords`` n x 2), one trace (colour) per class in class order;
+    ``hover`` is per-point HTML."""
+    coords = np.asarray(coords, dtype=float)
+    labels = np.asarray(labels)
+    if coords.ndim != 2 or coords.shape[1] < 2 or coords.shape[0] != len(labels) or len(hover) != len(labels):
+        raise ValueError(f"coords of shape {coords.shape} do not match {len(labels)} labels and hover texts")
+    figure = go.Figure()
+    for index, cls in enumerate(sorted(set(labels.tolist()))):
+        members = np.flatnonzero(labels == cls)
+        figure.add_trace(
+            go.Scatter(
+                x=coords[members, 0], y=coords[members, 1], mode="markers", name=str(class_names[cls]),
+                text=[hover[i] for i in members], hovertemplate="%{text}<extra></extra>",
+                marker={"size": 6, "color": CATEGORICAL[index % len(CATEGORICAL)], "opacity": 0.85},
+            )
+        )
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "MDS 1", "zeroline": False},
+        yaxis={"title": "MDS 2", "zeroline": False, "scaleanchor": "x"},
+        legend={"title": {"text": "class"}},
+        margin={"l": 40, "r": 20, "t": 60, "b": 40},
         template="plotly_white",
     )
     return figure

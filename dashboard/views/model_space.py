@@ -6,13 +6,13 @@ other model's (Spearman by default) into a model RDM; its MDS is coloured by acc
 """
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import Input, Output, html
 
 from compute.engine import artifacts
 from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.heatmap import matrix_heatmap
 from dashboard.figures.scatter import embedding_scatter
-from dashboard.widgets import dropdown
+from dashboard.widgets import accuracy_text, dropdown
 
 PATH = "/"
 TITLE = "Model RDM & MDS"
@@ -36,10 +36,6 @@ def specs(models, stimuli, view: dict) -> tuple[artifacts.Spec, artifacts.Spec]:
     return matrix, artifacts.mds_spec(matrix, method=view["mds"])
 
 
-def _accuracy_text(model) -> str:
-    return "n/a" if model.accuracy is None else f"{100 * model.accuracy:.1f} %"
-
-
 def figures(models, matrix, coords, view: dict):
     """The heatmap and the MDS scatter for computed arrays."""
     names = [m.name for m in models]
@@ -48,17 +44,20 @@ def figures(models, matrix, coords, view: dict):
         matrix, names, title=f"Model RDM ({direction} of input RDMs), sorted by accuracy",
         colorbar_title=direction,
     )
+    return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy")
+
+
+def models_scatter(models, coords, title: str):
+    """An embedding of models (n x 2), coloured by accuracy, one symbol per family."""
     hover = [
-        f"<b>{m.name}</b><br>architecture: {m.architecture}<br>accuracy: {_accuracy_text(m)}"
+        f"<b>{m.name}</b><br>architecture: {m.architecture}<br>accuracy: {accuracy_text(m)}"
         + "".join(f"<br>{k}: {v}" for k, v in sorted(m.tags.items()) if k != "family")
         for m in models
     ]
-    scatter = embedding_scatter(
-        coords, names, [m.accuracy for m in models], "accuracy",
-        groups=[str(m.tags.get("family", m.architecture)) for m in models],
-        hover=hover, title=f"MDS of models ({view['mds']}), coloured by accuracy",
+    return embedding_scatter(
+        coords, [m.name for m in models], [m.accuracy for m in models], "accuracy",
+        groups=[str(m.tags.get("family", m.architecture)) for m in models], hover=hover, title=title,
     )
-    return heatmap, scatter
 
 
 def _dropdown(name: str, label: str, value: str) -> html.Div:
@@ -67,32 +66,11 @@ def _dropdown(name: str, label: str, value: str) -> html.Div:
 
 def layout(search: str | None = None) -> html.Div:
     view = url_state.decode(search, DEFAULTS, CHOICES)
-    return html.Div(
-        [
-            html.Div(
-                [
-                    html.H2(TITLE),
-                    _dropdown("rdm", "Input RDM (per model)", view["rdm"]),
-                    _dropdown("compare", "Compare RDMs with", view["compare"]),
-                    _dropdown("mds", "MDS", view["mds"]),
-                    html.P("Layer: penultimate. Stimuli: digits test set.", className="hint"),
-                ],
-                className="panel",
-            ),
-            html.Div(
-                [
-                    *jobs_ui.job_components(_ID),
-                    html.Div(
-                        [dcc.Graph(id=f"{_ID}-heatmap", className="figure"),
-                         dcc.Graph(id=f"{_ID}-mds", className="figure")],
-                        className="figures",
-                    ),
-                ],
-                className="main",
-            ),
-        ],
-        className="view",
-    )
+    controls = [_dropdown("rdm", "Input RDM (per model)", view["rdm"]),
+                _dropdown("compare", "Compare RDMs with", view["compare"]),
+                _dropdown("mds", "MDS", view["mds"])]
+    return jobs_ui.view_page(_ID, TITLE, controls, "Layer: penultimate. Stimuli: digits test set.",
+                             ["heatmap", "mds"])
 
 
 def plan(rdm_method, compare_method, mds_method):

@@ -56,14 +56,40 @@ PLOT_DATA = """id => {
 }"""
 
 
-def wait_for_figures(page):
-    """Wait for the model-space figures, failing at once with the page's message if its job fails."""
+def wait_for_figures(page, prefix="model-space", figures=("mds", "heatmap"), timeout=240_000):
+    """Wait until every figure ``<prefix>-<name>`` has data, failing at once with the page's
+    message if the view's job fails; return each figure's traces (see PLOT_DATA) in order."""
+    ids = [f"{prefix}-{name}" for name in figures]
     page.wait_for_function(
-        "() => { const el = document.querySelector('#model-space-mds .js-plotly-plot');"
-        " const failed = document.querySelector('#model-space-progress .status-failed');"
-        " return failed || (el && el._fullData && el._fullData.length > 0 && el._fullData[0]._length > 0); }",
-        timeout=240_000,
+        """([ids, progress]) => {
+             if (document.querySelector('#' + progress + ' .status-failed')) return true;
+             return ids.every(id => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
+               const t = el && el._fullData && el._fullData[0];
+               return !!t && (t._length > 0 || (!!t.z && t.z.length > 0)); });
+           }""",
+        arg=[ids, f"{prefix}-progress"],
+        timeout=timeout,
     )
-    failed = page.query_selector("#model-space-progress .status-failed")
+    failed = page.query_selector(f"#{prefix}-progress .status-failed")
     assert failed is None, "the job failed: " + failed.inner_text()
-    return page.evaluate(PLOT_DATA, "model-space-mds"), page.evaluate(PLOT_DATA, "model-space-heatmap")
+    return tuple(page.evaluate(PLOT_DATA, figure_id) for figure_id in ids)
+
+
+def wait_for_title(page, figure_id, text, timeout=240_000):
+    """Wait until the figure's title contains ``text`` (a redrawn figure after a control change)."""
+    page.wait_for_function(
+        """([id, text]) => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
+             const title = el && el.layout && el.layout.title;
+             return !!title && String(title.text || title).includes(text); }""",
+        arg=[figure_id, text],
+        timeout=timeout,
+    )
+
+
+def choose(page, dropdown_id, text):
+    """Pick the option whose label starts with ``text`` in a Dash 4 dropdown (searching first)."""
+    page.click(f"#{dropdown_id}")
+    search = page.locator(".dash-dropdown-content .dash-dropdown-search")
+    if search.count():
+        search.fill(text)
+    page.locator(".dash-dropdown-content [role=option]", has_text=text).first.click()

@@ -25,7 +25,7 @@ def test_view_state_lives_in_the_url_and_survives_a_restart(app_server, page):
 
 def test_redis_down_shows_a_clear_error_in_the_page_and_the_log(zoo_dir, tmp_path, page):
     dead = f"redis://:secret@127.0.0.1:{free_port()}/0"
-    server = AppServer(tmp_path / "cache", zoo_dir, tmp_path, env={"REDIS_URL": dead})
+    server = AppServer(tmp_path / "cache", zoo_dir, tmp_path, env={"REDIS_URL": dead, "SECRET_KEY": "x" * 64})
     server.start()
     try:
         assert server.health_status == 503

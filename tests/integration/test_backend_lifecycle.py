@@ -1,7 +1,10 @@
-"""Backend life cycle: restarts, a Redis that is down, the choice of backend."""
+"""Backend life cycle: restarts, a Redis that is down, the choice of backend, stale deliveries."""
+import numpy as np
 import pytest
 
-from compute.engine.jobs import DiskStates, EmbeddedBackend, make_backend
+from compute.engine.artifacts import Spec
+from compute.engine.jobs import MAX_ATTEMPTS, DiskStates, EmbeddedBackend, make_backend, run_job
+from compute.engine.store import ArtifactStore
 from compute.settings import get_settings
 
 
@@ -30,3 +33,27 @@ def test_redis_down_is_a_clear_error_without_the_password(cache_dir, monkeypatch
         make_backend(get_settings())
     assert "hunter2" not in str(error.value)
     assert "unset REDIS_URL" in str(error.value)
+
+
+def _stored_rdm_job(cache_dir):
+    store = ArtifactStore(cache_dir / "artifacts")
+    acts = Spec("activations", {"model": "m", "stimuli": "s", "layer": "x", "pooling": "none"})
+    store.put(acts.kind, acts.key, np.random.default_rng(0).random((5, 3), dtype=np.float32))
+    return Spec("rdm", {"method": "euclidean"}, (acts,)), store, DiskStates(cache_dir / "jobs")
+
+
+def test_a_stale_delivery_of_a_resubmitted_job_does_nothing(cache_dir):
+    spec, store, states = _stored_rdm_job(cache_dir)
+    states.put(spec.key, {"state": "queued", "attempts": 0, "task": "second"})
+    assert run_job(spec.to_json(), states, store, task="first") == "superseded"
+    assert states.get(spec.key)["state"] == "queued" and not store.has(spec.kind, spec.key)
+    assert run_job(spec.to_json(), states, store, task="second") == "done"
+
+
+def test_a_job_whose_worker_keeps_dying_gives_up_after_max_attempts(cache_dir):
+    spec, store, states = _stored_rdm_job(cache_dir)
+    states.put(spec.key, {"state": "running", "attempts": MAX_ATTEMPTS, "task": "t"})  # died each time
+    assert run_job(spec.to_json(), states, store, task="t") == "failed"
+    record = states.get(spec.key)
+    assert record["retryable"] and f"gave up after {MAX_ATTEMPTS} attempts" in record["message"]
+    assert not store.has(spec.kind, spec.key)

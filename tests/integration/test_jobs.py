@@ -1,48 +1,15 @@
-"""The same job suite against both backends: embedded (spawned pool) and Celery on real Redis."""
-import sys
-import threading
+"""The same job suite against both backends: embedded (spawned pool) and Celery on real Redis.
 
+Faults (a killed worker, duplicate submissions, corrupt artifacts and job state) are tested
+in tests/acceptance/test_job_faults.py.
+"""
 import numpy as np
-import pytest
 
 import compute
 from compute.engine import artifacts
-from compute.engine.jobs import CeleryBackend, EmbeddedBackend
-from tests.support import start_process, stop_process, wait_until
-
-
-@pytest.fixture(params=["embedded", "celery"])
-def backend(request, cache_dir, zoo_dir, tmp_path):
-    if request.param == "embedded":
-        backend = EmbeddedBackend(cache_dir, workers=1)
-        yield backend
-        backend.close()
-        return
-    redis_url = request.getfixturevalue("redis_url")
-    env = {"REDIS_URL": redis_url, "REPSCOPE_CACHE_DIR": str(cache_dir), "REPSCOPE_ZOO_DIR": str(zoo_dir)}
-    request.getfixturevalue("monkeypatch").setenv("REDIS_URL", redis_url)
-    worker = start_process(
-        [sys.executable, "-m", "celery", "-A", "compute.engine.tasks", "worker", "-Q", "gpu,cpu",
-         "-c", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", "test@%h"],
-        env, tmp_path / "worker.log",
-    )
-    backend = CeleryBackend(cache_dir, redis_url)
-    yield backend
-    stop_process(worker)
-    print((tmp_path / "worker.log").read_text()[-3000:])
-
-
-def three_models():
-    from compute.sources.models import list_models
-
-    models = [m for m in list_models("digits") if m.accuracy is not None]
-    return [models[0].key, models[len(models) // 2].key, models[-1].key]
-
-
-def stimuli():
-    from compute.sources.stimuli import get_stimulus_set
-
-    return get_stimulus_set("digits")
+from tests.integration.backends import BATCH, SLOW_N, artifact_files, slow_spec, stimuli, three_models
+from tests.integration.backends import backend  # noqa: F401 - the fixture
+from tests.support import wait_until
 
 
 def test_job_computes_the_same_numbers_as_the_api(backend):
@@ -65,20 +32,6 @@ def test_job_computes_the_same_numbers_as_the_api(backend):
         assert backend.store.has(dependency.kind, dependency.key)
 
 
-def test_identical_concurrent_submissions_share_one_computation(backend):
-    spec = artifacts.mds_spec(artifacts.model_rdm_spec(three_models(), stimuli(), compare_method="euclidean"))
-    keys = []
-    threads = [threading.Thread(target=lambda: keys.append(backend.submit(spec))) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert set(keys) == {spec.key}
-    wait_until(lambda: backend.status(spec.key)["state"] == "done", 180, "the shared job")
-    assert backend.states.get(spec.key)["attempts"] == 1
-    assert backend.result(spec).shape == (3, 2)
-
-
 def test_cached_artifact_needs_no_job(backend):
     spec = artifacts.model_rdm_spec(three_models()[:2] + three_models()[:1], stimuli())
     backend.compute(spec, timeout=180)
@@ -96,19 +49,20 @@ def test_bad_input_fails_with_the_reason(backend):
     assert not backend.store.has(spec.kind, spec.key)
 
 
-def test_corrupt_artifact_is_detected_and_recomputed(backend, cache_dir):
-    spec = artifacts.model_rdm_spec(three_models(), stimuli())
-    first = np.array(backend.compute(spec, timeout=180))
-    rdm = spec.inputs[0]
-    path = backend.store.root / rdm.kind / rdm.key[:2] / f"{rdm.key}.npy"
-    data = bytearray(path.read_bytes())
-    data[-3] ^= 0x55
-    path.write_bytes(bytes(data))
-    from compute.engine.store import ArtifactStore
-
-    fresh = ArtifactStore(backend.store.root)  # as another process would read it
-    with pytest.raises(Exception, match="checksum"):
-        fresh.get(rdm.kind, rdm.key)
-    backend.store.delete(spec.kind, spec.key)  # the model RDM must now be rebuilt from a good RDM
-    np.testing.assert_allclose(backend.compute(spec, timeout=180), first, atol=1e-7)
-    assert fresh.get(rdm.kind, rdm.key)[0].shape == (500 * 499 // 2,)
+def test_cancel_stops_within_one_batch_and_a_queued_job_never_starts(backend, tmp_path):
+    slow = slow_spec(tmp_path / "images")
+    queued = artifacts.model_rdm_spec(three_models(), stimuli())
+    backend.submit(slow)
+    backend.submit(queued)  # behind the slow job: one worker
+    running = wait_until(lambda: (r := backend.states.get(slow.key))["progress"] > 0 and r, 120, "one batch")
+    backend.cancel(queued.key)
+    backend.cancel(slow.key)
+    assert backend.status(queued.key)["state"] == "cancelled"
+    final = wait_until(lambda: (r := backend.states.get(slow.key))["state"] != "running" and r, 60, "the stop")
+    assert final["state"] == "cancelled" and final["retryable"]
+    assert final["progress"] <= running["progress"] + BATCH / SLOW_N + 1e-3 < 1  # progress is rounded
+    assert artifact_files(backend.store, slow) == []
+    # Cancelled jobs can be asked for again (Celery must not drop them as revoked).
+    np.testing.assert_allclose(backend.compute(queued, timeout=180), compute.model_rdm(np.stack(
+        [backend.store.get("rdm", rdm.key)[0] for rdm in queued.inputs])), atol=1e-6)
+    assert backend.states.get(queued.key)["attempts"] == 1

@@ -105,3 +105,23 @@ def test_rv_references_agree_with_each_other():
     M = np.random.default_rng(2).standard_normal((8, 8))
     assert peers.reference_cca_mean(X, X @ M) == pytest.approx(1.0, abs=1e-8)
     assert peers.reference_pwcca(X, X @ M) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_slow_peers_are_timed_fewer_times():
+    """Self-timed calls make the repeat policy testable without a clock."""
+    _, timing = harness.measure(lambda: 3.0, self_timed=True, peer=True)
+    assert timing.n == 2
+    _, timing = harness.measure(lambda: 12.0, self_timed=True, peer=True)
+    assert timing.n == 1
+    _, timing = harness.measure(lambda: 6.0, self_timed=True)
+    assert timing.n == 3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_kendall_matrix_equals_scipy_per_pair(seed):
+    """The benchmarked tau-a path (sort once per RDM) against scipy's kendalltau, ties included."""
+    from compute.measures import compare
+
+    rng = np.random.default_rng(seed)
+    V = np.vstack([rng.integers(0, 6, (3, 200)), rng.random((2, 200)) * 4 // 1]).astype(np.float64)
+    np.testing.assert_allclose(compare._kendall_matrix(V), compare._kendall_matrix_scipy(V), atol=1e-12)

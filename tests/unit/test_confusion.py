@@ -59,3 +59,15 @@ def test_k_equal_to_classes_fills_the_present_rows():
 def test_bad_input(scores, labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         compute.confusion_matrix(scores, labels, **kwargs)
+
+
+def test_confusion_rdm_is_one_minus_the_symmetrised_confusion():
+    from scipy.spatial.distance import squareform
+
+    from compute.measures.confusion import confusion_rdm
+
+    M = np.array([[0.8, 0.2, 0.0], [0.4, 0.6, 0.0], [0.0, 0.1, 0.9]])
+    D = squareform(confusion_rdm(M))
+    assert np.allclose(D, [[0.0, 0.7, 1.0], [0.7, 0.0, 0.95], [1.0, 0.95, 0.0]])
+    with pytest.raises(ValueError, match="square"):
+        confusion_rdm(np.zeros((3, 4)))

@@ -1,0 +1,70 @@
+/* Chunked uploads for the Models view: the file goes to the upload route in 8 MiB fetch()
+   requests (dcc.Upload would hold it base64-encoded in memory), with a progress bar. */
+(function () {
+  // Dash has no <input type=file>: put one into every .file-slot the page renders.
+  function fillSlots() {
+    document.querySelectorAll('.file-slot').forEach(function (slot) {
+      if (!slot.querySelector('input[type=file]')) {
+        const input = document.createElement('input');
+        input.type = 'file';
+        input.accept = slot.dataset.accept || '';
+        slot.appendChild(input);
+      }
+    });
+  }
+  new MutationObserver(fillSlots).observe(document.documentElement, {childList: true, subtree: true});
+
+  function routeBase() {
+    const config = document.getElementById('_dash-config');
+    return ((config && JSON.parse(config.textContent).requests_pathname_prefix) || '/') + 'upload/';
+  }
+
+  async function post(url, body, type) {
+    const response = await fetch(url, {method: 'POST', body: body, credentials: 'same-origin',
+                                       headers: {'Content-Type': type}});
+    try {
+      return await response.json();
+    } catch (error) {
+      return {ok: false, error: 'the server answered ' + response.status + ' ' + response.statusText};
+    }
+  }
+
+  async function upload(kind, fields) {
+    const id = 'models-' + kind;
+    const input = document.querySelector('#' + id + '-file input[type=file]');
+    const file = input && input.files[0];
+    if (!file) return {ok: false, error: 'choose a file first'};
+    const show = function (fraction, text) {
+      dash_clientside.set_props(id + '-progress', {value: String(fraction)});
+      dash_clientside.set_props(id + '-progress-text', {children: text});
+    };
+    const base = routeBase();
+    const start = await post(base + 'start', null, 'application/octet-stream');
+    if (!start.ok) return start;
+    if (file.size > start.max_bytes) {
+      return {ok: false, error: file.name + ' has ' + file.size + ' bytes; at most ' + start.max_bytes + ' are accepted'};
+    }
+    for (let index = 0; index * start.chunk_bytes < file.size; index++) {
+      const piece = file.slice(index * start.chunk_bytes, (index + 1) * start.chunk_bytes);
+      const answer = await post(base + start.upload_id + '/' + index, piece, 'application/octet-stream');
+      if (!answer.ok) { show(0, ''); return answer; }
+      show(answer.received / file.size, Math.round(100 * answer.received / file.size) + ' % sent');
+    }
+    show(1, 'checking…');
+    const result = await post(base + start.upload_id + '/finish',
+                              JSON.stringify(Object.assign({filename: file.name, kind: kind}, fields)),
+                              'application/json');
+    show(result.ok ? 1 : 0, '');
+    return result;
+  }
+
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.repscope = {
+    uploadCheckpoint: function (clicks, architecture, numClasses, stimulusSet) {
+      return upload('checkpoint', {architecture: architecture, num_classes: numClasses, stimulus_set: stimulusSet});
+    },
+    uploadStimuli: function (clicks) {
+      return upload('stimuli', {});
+    },
+  };
+})();

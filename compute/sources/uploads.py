@@ -1,0 +1,410 @@
+"""Uploaded checkpoints and stimulus sets, checked in a separate, limited worker process.
+
+Nothing a user uploads is parsed by the web process: :func:`run_in_worker` starts
+``python -m compute.sources.uploads`` with an address-space limit (``RLIMIT_AS``, the budget
+``REPSCOPE_UPLOAD_MEMORY_BYTES`` above what its imports take), a CPU limit and a wall-clock
+limit (``REPSCOPE_UPLOAD_TIME_LIMIT``). The worker
+
+- reads a checkpoint (``.safetensors``, its header checked by :func:`check_safetensors_header`
+  first; or a ``.pt``/``.pth`` state_dict through weights-only loading), validates it against
+  the chosen architecture (:func:`resolve_architecture`), keeps it as
+  ``<upload_dir>/checkpoints/<sha256>.<ext>`` and registers it (:func:`accept_checkpoint`);
+- or unpacks a zip of class folders of images into ``<upload_dir>/stimuli/<sha256>/`` with caps
+  against zip bombs and path escapes, usable as ``"folder:<path>"`` (:func:`accept_stimulus_zip`).
+
+Stored names are content hashes, never the user's file names.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from compute.sources.models import ACCEPTED_FORMATS
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit
+MAX_ZIP_MEMBERS = 50_000
+MAX_UNZIPPED_BYTES = 4 * 2**30
+MAX_COMPRESSION_RATIO = 100
+_ZIP_JUNK = ("__MACOSX/",)
+
+# safetensors dtype name -> bytes per element
+SAFETENSORS_DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
+                      "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+class UploadError(ValueError):
+    """An upload refused, with a message for the person who sent it."""
+
+
+def upload_dir(create: bool = True) -> Path:
+    """The uploads directory (``REPSCOPE_UPLOAD_DIR``), created private (0700)."""
+    from compute.settings import get_settings
+
+    directory = get_settings().upload_dir
+    if create:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.chmod(0o700)
+    return directory
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+def check_safetensors_header(path: Path) -> dict:
+    """Parse and check a safetensors header without trusting it; return it.
+
+    Checks: the 8-byte length fits the file and ``MAX_HEADER_BYTES``; the header is a JSON
+    object; every tensor has a known dtype, a shape of non-negative ints and ``data_offsets``
+    inside the data area, of the size its shape and dtype imply, not overlapping another's.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise UploadError(f"{path.name}: too short to be a safetensors file ({size} bytes)")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > min(size - 8, MAX_HEADER_BYTES):
+            raise UploadError(f"{path.name}: safetensors header length {length} is larger than the file "
+                              f"({size} bytes) or the {MAX_HEADER_BYTES} byte limit")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UploadError(f"{path.name}: safetensors header is not valid JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise UploadError(f"{path.name}: safetensors header is not a JSON object")
+    data_size = size - 8 - length
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise UploadError(f"{path.name}: tensor {name!r} has no description in the header")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in SAFETENSORS_DTYPES:
+            raise UploadError(f"{path.name}: tensor {name!r} has an unknown dtype {dtype!r}")
+        if (not isinstance(shape, list)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise UploadError(f"{path.name}: tensor {name!r} has a malformed shape {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1]):
+            raise UploadError(f"{path.name}: tensor {name!r} has malformed data_offsets {offsets!r}")
+        if offsets[1] > data_size:
+            raise UploadError(f"{path.name}: tensor {name!r} has data_offsets {offsets} past the end of "
+                              f"the file (its data area holds {data_size} bytes)")
+        if offsets[1] - offsets[0] != math.prod(shape) * SAFETENSORS_DTYPES[dtype]:
+            raise UploadError(f"{path.name}: tensor {name!r} has {offsets[1] - offsets[0]} bytes of data, "
+                              f"but shape {shape} of {dtype} needs {math.prod(shape) * SAFETENSORS_DTYPES[dtype]}")
+        spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise UploadError(f"{path.name}: tensors {first!r} and {second!r} overlap in the file")
+    return header
+
+
+def read_checkpoint(path: Path, suffix: str) -> dict:
+    """{name: tensor} from a stored upload whose accepted ``suffix`` was taken from its name."""
+    from compute.sources.models import load_state_dict_file
+
+    if suffix == ".safetensors":
+        check_safetensors_header(path)
+    # load_state_dict_file judges the format by the name's suffix; give it one we chose.
+    with tempfile.TemporaryDirectory(dir=path.parent) as directory:
+        named = Path(directory) / f"checkpoint{suffix}"
+        os.link(path, named)
+        return load_state_dict_file(named)
+
+
+def architecture_choices() -> list[str]:
+    """What an upload may declare: zoo families at their widths (``"cnn-w16"``), then torchvision names."""
+    from compute.sources import zoo
+    from compute.sources.models import torchvision_architectures
+
+    return [f"{family}-w{width}" for family, widths in zoo.WIDTHS.items() for width in widths] \
+        + torchvision_architectures()
+
+
+def resolve_architecture(architecture: str, num_classes: int, image_shape: tuple[int, int, int]) -> tuple[str, dict]:
+    """(architecture, hparams) for register_model: ``"cnn-w16"`` -> the zoo family at width 16 for
+    images of ``image_shape`` (C, H, W) and ``num_classes``; a torchvision name as it is."""
+    from compute.sources import zoo
+    from compute.sources.models import torchvision_architectures
+
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise UploadError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+    found = re.fullmatch(r"([a-z]+)-w(\d+)", architecture or "")
+    if found and found.group(1) in zoo.ARCHITECTURES and int(found.group(2)) > 0:
+        return found.group(1), zoo.family_hparams(found.group(1), int(found.group(2)), image_shape, num_classes)
+    name = (architecture or "").removeprefix("torchvision:")
+    if name in torchvision_architectures():
+        return name, {}
+    raise UploadError(f"unknown architecture {architecture!r}: use a zoo family with its width "
+                      f"(e.g. {', '.join(sorted(zoo.ARCHITECTURES))} as 'cnn-w16') or a torchvision model name")
+
+
+def _suffix(filename: str, accepted: tuple[str, ...], formats: str) -> str:
+    suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
+    if suffix not in accepted:
+        shown = suffix or "(no extension)"
+        raise UploadError(f"the format {shown!r} of {filename!r} is not accepted"
+                          + (" (pickles can run code)" if suffix in (".pkl", ".pickle") else "")
+                          + f". Accepted formats: {formats}")
+    return suffix
+
+
+def check_filename(kind: str, filename: str) -> str:
+    """The accepted suffix of ``filename`` for an upload of ``kind``; cheap, so the web process
+    may call it before starting a worker. Raises :class:`UploadError` listing the accepted formats."""
+    if kind == "checkpoint":
+        return _suffix(filename, CHECKPOINT_SUFFIXES, ACCEPTED_FORMATS)
+    if kind == "stimuli":
+        return _suffix(filename, (".zip",), "a .zip of one folder of images per class")
+    raise UploadError(f"unknown upload kind {kind!r}; use one of {sorted(TASKS)}")
+
+
+def model_name(filename: str, requested: str | None = None) -> str:
+    """A display name from ``requested`` or the file's stem: word characters, '-' and '.' only."""
+    stem = PurePosixPath((filename or "").replace("\\", "/")).name
+    stem = stem[: -len(PurePosixPath(stem).suffix)] if PurePosixPath(stem).suffix else stem
+    name = re.sub(r"[^\w.-]+", "-", (requested or stem).strip()).strip("-.")[:80]
+    return name or "upload"
+
+
+def _keep(path: Path, kind: str, name: str) -> Path:
+    """Move an accepted upload to ``<upload_dir>/<kind>/<name>`` (0600), a content-hash name."""
+    directory = upload_dir() / kind
+    directory.mkdir(mode=0o700, exist_ok=True)
+    final = directory / name
+    if final.exists():
+        path.unlink()
+    else:
+        path.chmod(0o600)
+        os.replace(path, final)
+    return final
+
+
+def accept_checkpoint(path: str | Path, filename: str, architecture: str, num_classes: int,
+                      stimulus_set: str = "digits", name: str | None = None) -> dict:
+    """Check an uploaded checkpoint against ``architecture`` and register it; runs in the worker.
+
+    ``path`` is the received file (moved under a content-hash name); ``filename`` only chooses
+    the format and the default model name. Nothing is kept unless every check passes.
+    Returns ``{"model", "key", "architecture", "accuracy", "stored"}``.
+    """
+    from compute.sources.models import list_models, register_model
+    from compute.sources.stimuli import get_stimulus_set
+
+    suffix = check_filename("checkpoint", filename)
+    stimuli = get_stimulus_set(stimulus_set)
+    arch, hparams = resolve_architecture(architecture, num_classes, tuple(stimuli.images.shape[1:]))
+    path = Path(path)
+    digest = file_sha256(path)
+    state = read_checkpoint(path, suffix)
+    display = model_name(filename, name)
+    if display in {m.name for m in list_models(None)}:
+        display = f"{display}-{digest[:8]}"
+    info = register_model(display, arch, weights=state, hparams=hparams, num_classes=num_classes,
+                          stimulus_set=stimulus_set, tags={"uploaded": digest[:12]})
+    stored = _keep(path, "checkpoints", digest + suffix)
+    return {"model": info.name, "key": info.key, "architecture": info.architecture,
+            "accuracy": info.accuracy, "stored": str(stored)}
+
+
+# --- stimulus zips --------------------------------------------------------------------------
+
+def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
+    """The member's relative path, None for folders and OS junk; refuses escapes and links."""
+    name = info.filename
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise UploadError(f"the zip holds a symbolic link {name!r}; only image files are accepted")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name or "\0" in name:
+        raise UploadError(f"the zip member {name!r} has an absolute or non-portable path")
+    parts = PurePosixPath(name).parts
+    if ".." in parts:
+        raise UploadError(f"the zip member {name!r} points outside the archive ('..')")
+    if info.is_dir() or name.startswith(_ZIP_JUNK) or parts[-1].startswith("."):
+        return None
+    return PurePosixPath(*parts)
+
+
+def _plan_zip(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """(member, "<class>/<file>") for every image, checked against the caps before any is read."""
+    infos = archive.infolist()
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise UploadError(f"the zip has {len(infos)} members; at most {MAX_ZIP_MEMBERS} are accepted")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNZIPPED_BYTES:
+        raise UploadError(f"the zip unpacks to {total} bytes; at most {MAX_UNZIPPED_BYTES} are accepted")
+    members = []
+    for info in infos:
+        relative = _member_path(info)
+        if relative is None:
+            continue
+        if info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+            raise UploadError(f"the zip member {info.filename!r} is compressed more than "
+                              f"{MAX_COMPRESSION_RATIO}:1, which images never are (a zip bomb?)")
+        if relative.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UploadError(f"the zip member {info.filename!r} is not an image; accepted: "
+                              f"{', '.join(IMAGE_SUFFIXES)} files in one folder per class")
+        members.append((info, relative))
+    if not members:
+        raise UploadError("the zip holds no images; it needs one folder of images per class")
+    depths = {len(r.parts) for _, r in members}
+    roots = {r.parts[0] for _, r in members}
+    if depths == {3} and len(roots) == 1:  # one enclosing folder: strip it
+        members = [(i, PurePosixPath(*r.parts[1:])) for i, r in members]
+    elif depths != {2}:
+        raise UploadError("the zip must hold one folder per class with the images directly inside "
+                          "(class/image.png, optionally inside one enclosing folder)")
+    return members
+
+
+def _unzip(archive: zipfile.ZipFile, members, target: Path) -> None:
+    """Extract ``members`` into ``target``, counting bytes as they come, not as declared."""
+    budget = MAX_UNZIPPED_BYTES
+    for info, relative in members:
+        out = target / relative
+        out.parent.mkdir(mode=0o700, exist_ok=True)
+        with archive.open(info) as source, open(out, "xb") as sink:
+            written = 0
+            for block in iter(lambda: source.read(2**20), b""):
+                written += len(block)
+                if written > info.file_size or written > budget:
+                    raise UploadError(f"the zip member {info.filename!r} unpacks to more than it declares")
+                sink.write(block)
+            budget -= written
+
+
+def accept_stimulus_zip(path: str | Path, filename: str) -> dict:
+    """Unpack a zip of class folders of images into ``<upload_dir>/stimuli/<sha256>``; runs in
+    the worker. Returns ``{"stimulus_set": "folder:<path>", "num_classes", "images"}``."""
+    from compute.sources.stimuli import image_folder
+
+    check_filename("stimuli", filename)
+    digest = file_sha256(Path(path))
+    target = upload_dir() / "stimuli" / digest
+    if not target.exists():
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
+        try:
+            try:
+                archive = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError) as error:
+                raise UploadError(f"{filename!r} is not a readable zip file ({error})") from None
+            with archive:
+                _unzip(archive, _plan_zip(archive), partial)
+            image_folder(partial)  # every image decodes, at least two classes
+            partial.chmod(0o700)
+            os.replace(partial, target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    stimuli = image_folder(target)
+    return {"stimulus_set": stimuli.name, "num_classes": stimuli.num_classes, "images": len(stimuli)}
+
+
+def uploaded_stimulus_sets() -> list[str]:
+    """``"folder:<path>"`` names of the stimulus sets unpacked from uploads."""
+    directory = upload_dir(create=False) / "stimuli"
+    if not directory.is_dir():
+        return []
+    return [f"folder:{p}" for p in sorted(directory.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+# --- the worker -----------------------------------------------------------------------------
+
+TASKS = {"checkpoint": accept_checkpoint, "stimuli": accept_stimulus_zip}
+
+
+def run_in_worker(kind: str, **arguments) -> dict:
+    """Run ``TASKS[kind](**arguments)`` in a fresh, limited process; return its result dict.
+
+    Raises :class:`UploadError` with the worker's message when it refuses the upload, runs out
+    of memory or time, or dies.
+    """
+    from compute.settings import ROOT, get_settings
+
+    check_filename(kind, arguments.get("filename", ""))
+    settings = get_settings()
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MALLOC_ARENA_MAX": "2",
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run([sys.executable, "-m", "compute.sources.uploads"], cwd=ROOT, env=env,
+                              input=json.dumps({"kind": kind, "arguments": arguments}).encode(),
+                              capture_output=True, timeout=settings.upload_time_limit_s)
+    except subprocess.TimeoutExpired:
+        raise UploadError(f"checking the upload took longer than {settings.upload_time_limit_s} s "
+                          "(REPSCOPE_UPLOAD_TIME_LIMIT) and was stopped") from None
+    lines = done.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise UploadError(f"checking the upload failed ({tail[0]})") from None
+    if not answer.get("ok"):
+        raise UploadError(answer.get("error") or "the upload was refused")
+    return answer["result"]
+
+
+def _limit_self(budget: int, seconds: int) -> None:
+    """Cap this process's address space at what it maps now plus ``budget``, and its CPU time."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + budget, mapped + budget))
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+
+
+def _worker_main() -> int:
+    request = json.loads(sys.stdin.buffer.read())
+    # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
+    import PIL.Image  # noqa: F401
+    import safetensors.torch  # noqa: F401
+    import scipy.special  # noqa: F401
+    import sklearn.datasets  # noqa: F401
+    import torch
+    import torchvision  # noqa: F401
+
+    from compute.settings import get_settings
+    from compute.sources import models, stimuli, zoo  # noqa: F401
+
+    torch.set_num_threads(1)
+    settings = get_settings()
+    _limit_self(settings.upload_memory_bytes, settings.upload_time_limit_s)
+    try:
+        answer = {"ok": True, "result": TASKS[request["kind"]](**request["arguments"])}
+    except MemoryError:
+        answer = {"ok": False, "error": "checking the upload needed more memory than the "
+                  f"{settings.upload_memory_bytes} byte limit (REPSCOPE_UPLOAD_MEMORY_BYTES)"}
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        answer = {"ok": False, "error": str(error.args[0] if isinstance(error, KeyError) else error)}
+    print(json.dumps(answer), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main())

@@ -1,0 +1,49 @@
+"""Curves of a per-model summary against accuracy, one curve per layer depth."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures.scatter import CATEGORICAL
+
+
+def mean_dissimilarity(matrix: np.ndarray) -> np.ndarray:
+    """Each item's mean dissimilarity to all the others: the off-diagonal mean of each row of
+    an (n x n) model RDM, n >= 2. Higher = the model's representation is more unlike the rest."""
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
+        raise ValueError(f"mean_dissimilarity needs a square matrix of at least 2 x 2, got {matrix.shape}")
+    n = matrix.shape[0]
+    return (matrix.sum(axis=1) - np.diag(matrix)) / (n - 1)
+
+
+def layer_curves(
+    curves: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[str]]],
+    title: str,
+    y_title: str,
+) -> go.Figure:
+    """One line per ``(label, accuracies, values, names)``, its points in order of accuracy;
+    models without an accuracy (None) are left out of their curve."""
+    figure = go.Figure()
+    for index, (label, accuracy, values, names) in enumerate(curves):
+        if not (len(accuracy) == len(values) == len(names)):
+            raise ValueError(f"curve {label!r}: {len(accuracy)} accuracies, {len(values)} values, {len(names)} names")
+        known = [i for i, a in enumerate(accuracy) if a is not None]
+        known.sort(key=lambda i: (accuracy[i], names[i]))
+        figure.add_trace(
+            go.Scatter(
+                x=[accuracy[i] for i in known], y=[values[i] for i in known], mode="lines+markers", name=label,
+                text=[names[i] for i in known],
+                hovertemplate="%{text}<br>accuracy %{x:.3f}<br>" + y_title + " %{y:.4f}<extra>" + label + "</extra>",
+                line={"color": CATEGORICAL[index % len(CATEGORICAL)], "width": 1},
+                marker={"size": 6, "color": CATEGORICAL[index % len(CATEGORICAL)]},
+            )
+        )
+    figure.update_layout(
+        title=title, xaxis={"title": "accuracy", "tickformat": ".0%"}, yaxis={"title": y_title},
+        legend={"title": {"text": "layer depth"}}, margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        template="plotly_white",
+    )
+    return figure

@@ -1,0 +1,117 @@
+"""A model's input RDM beside its top-1 and top-5 confusion matrices: how its representation's
+geometry relates to the mistakes it makes (the RSA-vs-performance paper's comparison).
+
+Below, every model three times: MDS of the models by their input RDMs (as on the model-space
+page), and by their top-1 and top-5 confusion matrices (each turned into a class RDM,
+``compute.measures.confusion.confusion_rdm``), all compared with Spearman's rho.
+"""
+from __future__ import annotations
+
+from dash import Input, Output, dcc, html, no_update
+from scipy.spatial.distance import squareform
+
+from compute.engine import artifacts
+from dashboard import jobs_ui, services, state as url_state
+from dashboard.figures.heatmap import labelled_heatmap, rdm_heatmap
+from dashboard.views import model_space
+from dashboard.views.input_rdm import MAX_SIDE, RDM_CHOICES, best_model
+from dashboard.widgets import dropdown, model_dropdown
+
+PATH = "/confusion"
+TITLE = "RDM vs confusion"
+_ID = "confusion"
+_MODELS_ID = "confusion-models"  # the all-models section: a job of its own
+
+TOP_K = (1, 5)
+_MODEL_FIGURES = ("rdm", *(f"top{k}" for k in TOP_K))
+
+
+def defaults(models) -> dict:
+    return {"model": best_model(models).name, "rdm": "correlation"}
+
+
+def read_state(search: str | None, models) -> dict:
+    return url_state.decode(search, defaults(models), {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES})
+
+
+def specs(model, stimuli, view: dict) -> dict[str, artifacts.Spec]:
+    named = {"rdm": artifacts.rdm_spec(model.key, stimuli, "penultimate", "none", view["rdm"])}
+    named.update({f"top{k}": artifacts.confusion_spec(model.key, stimuli, k) for k in TOP_K})
+    return named
+
+
+def figures(stimuli, arrays: dict, view: dict):
+    """The class-sorted input RDM, then one confusion heatmap per k in ``TOP_K``."""
+    heatmap = rdm_heatmap(squareform(arrays["rdm"], checks=False), stimuli.labels, stimuli.class_names,
+                          title=f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer</sup>",
+                          colorbar_title=view["rdm"], max_side=MAX_SIDE)
+    classes = [str(name) for name in stimuli.class_names]
+    confusions = tuple(
+        labelled_heatmap(arrays[f"top{k}"], classes, classes,
+                         title=f"Top-{k} confusion (rows: true class)<br><sup>{view['model']}</sup>",
+                         colorbar_title="fraction", hover_label=f"fraction in top {k}", zrange=(0.0, 1.0),
+                         annotate=len(classes) <= 20)
+        for k in TOP_K
+    )
+    return (heatmap, *confusions)
+
+
+def models_specs(models, stimuli, rdm_method: str) -> dict[str, artifacts.Spec]:
+    """MDS of ``models`` by input RDM (shared with the model-space page) and by confusion."""
+    view = {**model_space.DEFAULTS, "rdm": rdm_method}
+    named = {"rdm": model_space.specs(models, stimuli, view)[1]}
+    for k in TOP_K:
+        matrix = artifacts.confusion_model_rdm_spec([m.key for m in models], stimuli, k, view["compare"])
+        named[f"top{k}"] = artifacts.mds_spec(matrix, method=view["mds"])
+    return named
+
+
+def models_figures(models, arrays: dict, rdm_method: str):
+    return (model_space.models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})"),
+            *(model_space.models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion")
+              for k in TOP_K))
+
+
+def layout(search: str | None = None) -> html.Div:
+    models = services.models()
+    view = read_state(search, models)
+    controls = [model_dropdown(f"{_ID}-model-choice", "Model", models, view["model"]),
+                dropdown(f"{_ID}-rdm-choice", "RDM method", RDM_CHOICES, view["rdm"])]
+    hint = ("Layer: penultimate. Stimuli: digits test set. Confusion rows are the true class, "
+            "normalised: each row of top-k sums to k.")
+    more = [html.H3("All models: MDS by input RDM and by confusion (Spearman, SMACOF)"),
+            *jobs_ui.job_components(_MODELS_ID),
+            html.Div([dcc.Graph(id=f"{_MODELS_ID}-{name}", className="figure") for name in _MODEL_FIGURES],
+                     className="figures")]
+    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["rdm", *(f"top{k}" for k in TOP_K)], more)
+
+
+def plan(model_name, rdm_method):
+    view = {"model": model_name, "rdm": rdm_method}
+    named = specs(services.model_named(model_name), services.stimuli(), view)
+    # The model is always written: the default (the most accurate) may change as models are added.
+    return named, list(named), {"view": view}, url_state.encode(view, {**defaults(services.models()), "model": None})
+
+
+def draw(context: dict, arrays: dict):
+    return figures(services.stimuli(), arrays, context["view"])
+
+
+jobs_ui.register_submit(_ID, [Input(f"{_ID}-model-choice", "value"), Input(f"{_ID}-rdm-choice", "value")], plan)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_ID}-top{k}", "figure") for k in TOP_K],
+                      draw)
+
+
+def plan_models(rdm_method):
+    models = model_space.ordered_models(services.models())
+    named = models_specs(models, services.stimuli(), rdm_method)
+    return named, list(named), {"rdm": rdm_method, "models": [m.key for m in models]}, no_update
+
+
+def draw_models(context: dict, arrays: dict):
+    by_key = {m.key: m for m in services.models()}
+    return models_figures([by_key[key] for key in context["models"]], arrays, context["rdm"])
+
+
+jobs_ui.register_submit(_MODELS_ID, [Input(f"{_ID}-rdm-choice", "value")], plan_models)
+jobs_ui.register_poll(_MODELS_ID, [Output(f"{_MODELS_ID}-{name}", "figure") for name in _MODEL_FIGURES], draw_models)

@@ -1,0 +1,84 @@
+"""Layer curves: how unlike the other models each model is, against its accuracy, per depth.
+
+At each depth (the d-th of each model's default layers: the zoo's activations after each
+block) the models' input RDMs are compared into a model RDM; each model's mean dissimilarity
+to all others is plotted against its accuracy, one curve per depth.
+"""
+from __future__ import annotations
+
+from dash import Input, Output, html
+
+from compute.engine import artifacts
+from dashboard import jobs_ui, services, state as url_state
+from dashboard.figures.curves import layer_curves, mean_dissimilarity
+from dashboard.views.input_rdm import RDM_CHOICES
+from dashboard.views.model_space import COMPARE_CHOICES, ordered_models
+from dashboard.widgets import dropdown
+
+PATH = "/curves"
+TITLE = "Layer curves"
+_ID = "curves"
+
+# Euclidean by default: correlation-type RDMs are undefined for all-zero patterns, which the
+# zoo's cnn-w2-s0-untrained has at depth 1 (55 stimuli silent after its first ReLU).
+DEFAULTS = {"rdm": "euclidean", "compare": "spearman"}
+CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES}
+
+
+def depth_layers(layers) -> list[str]:
+    """A model's default layers in order, the penultimate one named "penultimate" so that its
+    artifacts are shared with the other views."""
+    return ["penultimate" if info.penultimate else info.name for info in layers if info.default]
+
+
+def depths(models) -> list[list[tuple]]:
+    """For each depth d, the (model, layer) pairs of the models with a d-th default layer."""
+    per_model = [(m, depth_layers(services.layers(m.key))) for m in models]
+    deepest = max((len(layers) for _, layers in per_model), default=0)
+    return [[(m, layers[d]) for m, layers in per_model if len(layers) > d] for d in range(deepest)]
+
+
+def specs(models, stimuli, view: dict) -> dict[str, artifacts.Spec]:
+    named = {}
+    for d, pairs in enumerate(depths(models)):
+        if len(pairs) < 2:
+            continue
+        named[f"depth{d + 1}"] = artifacts.model_rdm_spec([m.key for m, _ in pairs], stimuli,
+                                                          [layer for _, layer in pairs], "none",
+                                                          view["rdm"], view["compare"])
+    return named
+
+
+def figure(models_by_depth: dict, arrays: dict, view: dict):
+    curves = [(f"depth {name.removeprefix('depth')}", [m.accuracy for m in models],
+               mean_dissimilarity(arrays[name]).tolist(), [m.name for m in models])
+              for name, models in models_by_depth.items()]
+    return layer_curves(curves, title=f"Mean dissimilarity to all other models ({view['rdm']} RDMs, "
+                        f"{view['compare']}) against accuracy", y_title="mean dissimilarity")
+
+
+def layout(search: str | None = None) -> html.Div:
+    view = url_state.decode(search, DEFAULTS, CHOICES)
+    controls = [dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
+                dropdown(f"{_ID}-compare-choice", "Compare RDMs with", COMPARE_CHOICES, view["compare"])]
+    hint = "Depth d: each model's d-th default layer (the last is the penultimate). Stimuli: digits test set."
+    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["curves"])
+
+
+def plan(rdm_method, compare_method):
+    view = {"rdm": rdm_method, "compare": compare_method}
+    models = ordered_models(services.models())
+    named = specs(models, services.stimuli(), view)
+    by_depth = {f"depth{d + 1}": [m.key for m, _ in pairs] for d, pairs in enumerate(depths(models))}
+    context = {"view": view, "models": {name: by_depth[name] for name in named}}
+    return named, list(named), context, url_state.encode(view, DEFAULTS)
+
+
+def draw(context: dict, arrays: dict):
+    by_key = {m.key: m for m in services.models()}
+    models = {name: [by_key[key] for key in keys] for name, keys in context["models"].items()}
+    return (figure(models, arrays, context["view"]),)
+
+
+jobs_ui.register_submit(_ID, [Input(f"{_ID}-rdm-choice", "value"), Input(f"{_ID}-compare-choice", "value")], plan)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw)

@@ -1,0 +1,132 @@
+"""Layer-by-layer similarity: every layer of model A against every layer of model B.
+
+One similarity measure (CKA, RV, CCA family, Procrustes; see ``compute.MEASURES``) over the
+stimuli's activations; "vs random-init twin" compares a trained model with its own
+architecture before training (the zoo's untrained models).
+"""
+from __future__ import annotations
+
+from dash import Input, Output, State, callback, html
+
+from compute.engine import artifacts
+from compute.measures.similarity import MEASURES
+from dashboard import jobs_ui, services, state as url_state
+from dashboard.figures.heatmap import labelled_heatmap
+from dashboard.views.input_rdm import best_model
+from dashboard.widgets import dropdown, model_dropdown
+
+PATH = "/layers"
+TITLE = "Layer grid"
+_ID = "layer-grid"
+
+MEASURE_CHOICES = ("cka_linear", "cka_rbf", "cka_debiased", "rv", "rv2", "svcca", "pwcca", "cca_mean", "procrustes")
+LAYER_SETS = {"default": "default layers", "all": "every named layer"}
+_ANNOTATE_UP_TO = 20
+
+
+def random_init_twin(model, models):
+    """The untrained model (0 epochs) of ``model``'s architecture and hyperparameters, the same
+    seed preferred; None when there is none or ``model`` is itself untrained."""
+    if model.tags.get("epochs") == 0:
+        return None
+    twins = [m for m in models if m.key != model.key and m.tags.get("epochs") == 0
+             and m.architecture == model.architecture and m.hparams == model.hparams]
+    twins.sort(key=lambda m: (m.tags.get("seed") != model.tags.get("seed"), m.name))
+    return twins[0] if twins else None
+
+
+def chosen_layers(layers, layer_set: str) -> list[str]:
+    """Names of a model's layers in registration order: its default selection, or all of them."""
+    return [info.name for info in layers if layer_set == "all" or info.default]
+
+
+def defaults(models) -> dict:
+    best = best_model(models)
+    twin = random_init_twin(best, models)
+    return {"a": best.name, "b": (twin or best).name, "measure": "cka_linear", "layers": "default"}
+
+
+def read_state(search: str | None, models) -> dict:
+    names = tuple(m.name for m in models)
+    return url_state.decode(search, defaults(models),
+                            {"a": names, "b": names, "measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS)})
+
+
+def spec(model_a, model_b, stimuli, view: dict) -> artifacts.Spec:
+    layers_a = chosen_layers(services.layers(model_a.key), view["layers"])
+    layers_b = chosen_layers(services.layers(model_b.key), view["layers"])
+    return artifacts.layer_grid_spec(model_a.key, layers_a, model_b.key, layers_b, stimuli, view["measure"])
+
+
+def figure(grid, layers_a, layers_b, view: dict):
+    """The L_A x L_B heatmap on the measure's own range."""
+    measure = MEASURES[view["measure"]]
+    small = len(layers_a) <= _ANNOTATE_UP_TO and len(layers_b) <= _ANNOTATE_UP_TO
+    return labelled_heatmap(
+        grid, [f"A: {name}" for name in layers_a], [f"B: {name}" for name in layers_b],
+        title=f"{measure.name}: {view['a']} (rows) × {view['b']} (columns)",
+        colorbar_title=f"{measure.name} ({measure.kind})", hover_label=measure.name,
+        zrange=measure.range, annotate=small,
+    )
+
+
+def _twin_button(model, models) -> tuple[bool, str]:
+    twin = random_init_twin(model, models)
+    return twin is None, f"B = random-init twin ({twin.name})" if twin else "no random-init twin"
+
+
+def layout(search: str | None = None) -> html.Div:
+    models = services.models()
+    view = read_state(search, models)
+    disabled, label = _twin_button(services.model_named(view["a"]), models)
+    controls = [
+        model_dropdown(f"{_ID}-a-choice", "Model A (rows)", models, view["a"]),
+        model_dropdown(f"{_ID}-b-choice", "Model B (columns)", models, view["b"]),
+        html.Button(label, id=f"{_ID}-twin", disabled=disabled, className="control button"),
+        dropdown(f"{_ID}-measure-choice", "Measure", MEASURE_CHOICES, view["measure"]),
+        dropdown(f"{_ID}-layers-choice", "Layers",
+                 [{"label": text, "value": value} for value, text in LAYER_SETS.items()], view["layers"]),
+    ]
+    return jobs_ui.view_page(_ID, TITLE, controls,
+                             "Stimuli: digits test set. Activations are flattened (no pooling).", ["heatmap"])
+
+
+@callback(
+    Output(f"{_ID}-twin", "disabled"),
+    Output(f"{_ID}-twin", "children"),
+    Input(f"{_ID}-a-choice", "value"),
+    prevent_initial_call=True,
+)
+def follow_model_a(name):
+    return _twin_button(services.model_named(name), services.models())
+
+
+@callback(
+    Output(f"{_ID}-b-choice", "value"),
+    Input(f"{_ID}-twin", "n_clicks"),
+    State(f"{_ID}-a-choice", "value"),
+    prevent_initial_call=True,
+)
+def use_twin(_, name):
+    models = services.models()
+    twin = random_init_twin(services.model_named(name), models)
+    return twin.name if twin else services.model_named(name).name
+
+
+def plan(a, b, measure, layer_set):
+    models = services.models()
+    view = {"a": a, "b": b, "measure": measure, "layers": layer_set}
+    grid = spec(services.model_named(a), services.model_named(b), services.stimuli(), view)
+    context = {"view": view, "layers_a": grid.params["layers_a"], "layers_b": grid.params["layers_b"]}
+    # Both models are always written: the defaults (most accurate, its twin) may change.
+    search = url_state.encode(view, {**defaults(models), "a": None, "b": None})
+    return {"grid": grid}, ["grid"], context, search
+
+
+def draw(context: dict, arrays: dict):
+    return (figure(arrays["grid"], context["layers_a"], context["layers_b"], context["view"]),)
+
+
+jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("a", "b", "measure", "layers")],
+                        plan)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure")], draw)

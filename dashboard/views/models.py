@@ -1,0 +1,126 @@
+"""Models: the registry as a sortable table, and uploads of checkpoints and stimulus sets.
+
+Files go to the chunked upload route (``assets/upload.js``, never ``dcc.Upload``); the server
+checks them in a limited worker process, and the table lists a new model once it is registered.
+"""
+from __future__ import annotations
+
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dash_table, dcc, html
+
+from dashboard import services
+from dashboard.widgets import dropdown
+
+PATH = "/models"
+TITLE = "Models"
+_ID = "models"
+
+COLUMNS = [
+    {"name": "Name", "id": "name"},
+    {"name": "Architecture", "id": "architecture"},
+    {"name": "Source", "id": "source"},
+    {"name": "Tags", "id": "tags"},
+    {"name": "Accuracy", "id": "accuracy", "type": "numeric",
+     "format": dash_table.FormatTemplate.percentage(1).nully("n/a")},
+    {"name": "Top-5", "id": "top5", "type": "numeric",
+     "format": dash_table.FormatTemplate.percentage(1).nully("n/a")},
+]
+
+
+def table_rows(models) -> list[dict]:
+    """One row per model: accuracy and top-5 as fractions in [0, 1] (None: n/a), tags as k=v."""
+    return [{"name": m.name, "architecture": m.architecture, "source": m.source,
+             "tags": ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items())),
+             "accuracy": m.accuracy, "top5": m.top5} for m in models]
+
+
+def upload_message(result: dict | None) -> html.Div | str:
+    """What an upload's answer from the server means, in one line."""
+    if not result:
+        return ""
+    if not result.get("ok"):
+        return html.Div(f"Refused: {result.get('error')}", className="alert alert-error", role="alert")
+    if "model" in result:
+        return html.Div(f"Registered model {result['model']} ({result['architecture']})", className="status-done")
+    return html.Div(f"Stimulus set ready: {result['images']} images in {result['num_classes']} classes "
+                    f"({result['stimulus_set']})", className="status-done")
+
+
+def _file_form(kind: str, label: str, accept: str, controls: list) -> html.Div:
+    """A file slot (upload.js puts the <input type=file> in it), controls, a button and progress."""
+    prefix = f"{_ID}-{kind}"
+    return html.Div(
+        [html.H3(label),
+         html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
+         *controls,
+         html.Button("Upload", id=f"{prefix}-send", n_clicks=0, className="button"),
+         html.Progress(id=f"{prefix}-progress", value="0", max="1", className="upload-progress"),
+         html.Span(id=f"{prefix}-progress-text", className="hint"),
+         html.Div(id=f"{prefix}-message", className="upload-message"),
+         dcc.Store(id=f"{prefix}-result")],
+        className="upload-form",
+    )
+
+
+def _architecture_options() -> list[str]:
+    from compute.sources.uploads import architecture_choices
+
+    return architecture_choices()
+
+
+def _stimulus_options() -> list[str]:
+    from compute.sources.uploads import uploaded_stimulus_sets
+
+    return ["digits", *uploaded_stimulus_sets()]
+
+
+def layout(search: str | None = None) -> html.Div:
+    checkpoint = _file_form("checkpoint", "Upload a checkpoint", ".safetensors,.pt,.pth", [
+        dropdown(f"{_ID}-architecture", "Architecture", _architecture_options(), "cnn-w16", searchable=True),
+        html.Div([html.Label("Classes", htmlFor=f"{_ID}-classes"),
+                  dcc.Input(id=f"{_ID}-classes", type="number", min=2, step=1, value=10)], className="control"),
+        dropdown(f"{_ID}-stimuli", "Stimulus set (accuracy, input size)", _stimulus_options(), "digits"),
+    ])
+    stimuli = _file_form("stimuli", "Upload a stimulus set (.zip of class folders)", ".zip", [])
+    return html.Div(
+        [
+            html.Div([html.H2(TITLE), checkpoint, stimuli,
+                      html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules "
+                             "are refused.", className="hint")],
+                     className="panel panel-wide"),
+            html.Div(
+                dash_table.DataTable(id=f"{_ID}-table", columns=COLUMNS, data=table_rows(services.models(None)),
+                                     sort_action="native", filter_action="native", page_size=25,
+                                     style_cell={"textAlign": "left", "fontFamily": "inherit"}),
+                className="main",
+            ),
+        ],
+        className="view",
+    )
+
+
+for _kind, _function, _states in (
+    ("checkpoint", "uploadCheckpoint", [State(f"{_ID}-architecture", "value"), State(f"{_ID}-classes", "value"),
+                                        State(f"{_ID}-stimuli", "value")]),
+    ("stimuli", "uploadStimuli", []),
+):
+    clientside_callback(
+        ClientsideFunction("repscope", _function),
+        Output(f"{_ID}-{_kind}-result", "data"),
+        Input(f"{_ID}-{_kind}-send", "n_clicks"),
+        *_states,
+        prevent_initial_call=True,
+    )
+
+
+@callback(
+    Output(f"{_ID}-checkpoint-message", "children"),
+    Output(f"{_ID}-stimuli-message", "children"),
+    Output(f"{_ID}-table", "data"),
+    Output(f"{_ID}-stimuli", "options"),
+    Input(f"{_ID}-checkpoint-result", "data"),
+    Input(f"{_ID}-stimuli-result", "data"),
+    prevent_initial_call=True,
+)
+def uploaded(checkpoint, stimuli):
+    return (upload_message(checkpoint), upload_message(stimuli), table_rows(services.models(None)),
+            _stimulus_options())

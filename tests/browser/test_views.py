@@ -1,0 +1,145 @@
+"""Every view in headless Chromium on the built-in zoo: load a URL state, wait for the figures,
+and check their numbers against what ``compute`` gives for the same inputs."""
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+from scipy.spatial.distance import squareform
+
+import compute
+from compute.sources.activations import extract, predict
+from compute.sources.models import list_layers, load_model
+from compute.sources.stimuli import get_stimulus_set
+from tests.browser.support import choose, wait_for_figures, wait_for_title
+
+
+def _activations(name, layers):
+    model = load_model(name)
+    resolved = [next(i.name for i in list_layers(model) if i.penultimate) if layer == "penultimate" else layer
+                for layer in layers]
+    acts = extract(model, get_stimulus_set("digits").images, sorted(set(resolved)))
+    return [acts[layer] for layer in resolved]
+
+
+def _query(page):
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_input_rdm_is_sorted_by_class_and_matches_compute(app_server, page):
+    page.goto(app_server.url + "/rdm?model=cnn-w4-s0-e25&layer=fc2&rdm=euclidean")
+    heatmap, scatter = wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
+    stimuli = get_stimulus_set("digits")
+    (acts,) = _activations("cnn-w4-s0-e25", ["fc2"])
+    order = np.argsort(stimuli.labels, kind="stable")
+    expected = compute.rdm(acts, method="euclidean")[np.ix_(order, order)]
+    np.testing.assert_allclose(np.array(heatmap[0]["z"]), expected, rtol=1e-4, atol=1e-4)
+    # One trace per class, every stimulus once, where classical MDS of the same RDM puts it.
+    assert [t["name"] for t in scatter] == list(stimuli.class_names)
+    counts = np.bincount(stimuli.labels)
+    assert [len(t["x"]) for t in scatter] == counts.tolist()
+    coords = compute.mds(squareform(compute.rdm(acts, method="euclidean", condensed=True)), method="classical")
+    got = np.concatenate([np.column_stack([t["x"], t["y"]]) for t in scatter])
+    np.testing.assert_allclose(got, coords[order], atol=1e-3 * np.abs(coords).max())
+    assert _query(page) == {"model": "cnn-w4-s0-e25", "layer": "fc2", "rdm": "euclidean"}
+
+
+def test_input_rdm_offers_the_layers_of_the_chosen_model(app_server, page):
+    page.goto(app_server.url + "/rdm?model=mlp-w8-s0-e25&layer=act1")
+    wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
+    choose(page, "input-rdm-model-choice", "cnn-w2-s0-e25 (")
+    wait_for_title(page, "input-rdm-heatmap", "cnn-w2-s0-e25, layer penultimate")
+    # The MLP's act1 does not exist in the CNN: back to penultimate, and the CNN's layers offered.
+    choose(page, "input-rdm-layer-choice", "conv1 (Conv2d)")
+    wait_for_title(page, "input-rdm-heatmap", "cnn-w2-s0-e25, layer conv1")
+    assert _query(page) == {"model": "cnn-w2-s0-e25", "layer": "conv1"}
+
+
+def _default_layers(name):
+    return [info.name for info in list_layers(load_model(name)) if info.default]
+
+
+def test_layer_grid_matches_compute(app_server, page):
+    page.goto(app_server.url + "/layers?a=cnn-w4-s0-e25&b=mlp-w8-s1-e25&measure=cka_linear")
+    (heatmap,) = wait_for_figures(page, "layer-grid", ("heatmap",))
+    layers_a, layers_b = _default_layers("cnn-w4-s0-e25"), _default_layers("mlp-w8-s1-e25")
+    acts_a = dict(zip(layers_a, _activations("cnn-w4-s0-e25", layers_a)))
+    acts_b = dict(zip(layers_b, _activations("mlp-w8-s1-e25", layers_b)))
+    expected = compute.layer_grid(acts_a, acts_b, measure="cka_linear")
+    np.testing.assert_allclose(np.array(heatmap[0]["z"]), expected, atol=1e-6)
+    assert heatmap[0]["y"] == [f"A: {name}" for name in layers_a]
+    assert heatmap[0]["x"] == [f"B: {name}" for name in layers_b]
+
+
+def test_layer_grid_twin_button_compares_with_the_untrained_model(app_server, page):
+    page.goto(app_server.url + "/layers?a=mlp-w16-s0-e25&b=cnn-w2-s0-e25&measure=rv2")
+    wait_for_figures(page, "layer-grid", ("heatmap",))
+    page.click("#layer-grid-twin")
+    wait_for_title(page, "layer-grid-heatmap", "mlp-w16-s0-e25 (rows) × mlp-w16-s0-untrained (columns)")
+    assert _query(page) == {"a": "mlp-w16-s0-e25", "b": "mlp-w16-s0-untrained", "measure": "rv2"}
+    (heatmap,) = wait_for_figures(page, "layer-grid", ("heatmap",))
+    layers = _default_layers("mlp-w16-s0-e25")
+    expected = compute.layer_grid(dict(zip(layers, _activations("mlp-w16-s0-e25", layers))),
+                                  dict(zip(layers, _activations("mlp-w16-s0-untrained", layers))), measure="rv2")
+    np.testing.assert_allclose(np.array(heatmap[0]["z"]), expected, atol=1e-6)
+
+
+def test_confusion_view_matches_compute(app_server, page):
+    page.goto(app_server.url + "/confusion?model=cnn-w8-s1-e5&rdm=cosine")
+    rdm, top1, top5 = wait_for_figures(page, "confusion", ("rdm", "top1", "top5"))
+    stimuli = get_stimulus_set("digits")
+    scores = predict(load_model("cnn-w8-s1-e5"), stimuli.images)
+    for k, figure in ((1, top1), (5, top5)):
+        expected = compute.confusion_matrix(scores, stimuli.labels, k)
+        np.testing.assert_allclose(np.array(figure[0]["z"]), expected, atol=1e-6)
+        np.testing.assert_allclose(np.array(figure[0]["z"]).sum(axis=1), k, atol=1e-5)
+    (acts,) = _activations("cnn-w8-s1-e5", ["penultimate"])
+    order = np.argsort(stimuli.labels, kind="stable")
+    np.testing.assert_allclose(np.array(rdm[0]["z"]), compute.rdm(acts, "cosine")[np.ix_(order, order)], atol=1e-4)
+    assert _query(page) == {"model": "cnn-w8-s1-e5", "rdm": "cosine"}
+
+
+def test_confusion_view_places_every_model_by_rdm_and_by_confusion(app_server, page):
+    from compute.measures.confusion import confusion_rdm
+    from compute.sources.models import list_models
+    from dashboard.views.model_space import ordered_models
+
+    page.goto(app_server.url + "/confusion?model=mlp-w16-s1-e25")
+    by_rdm, by_top1, by_top5 = wait_for_figures(page, "confusion-models", ("rdm", "top1", "top5"))
+    models = ordered_models(list_models("digits"))
+    for figure in (by_rdm, by_top1, by_top5):
+        assert sum(len(trace["x"]) for trace in figure) == len(models)
+    stimuli = get_stimulus_set("digits")
+    # Stored as float32 at each step, as the artifacts are: the many ties in these RDMs make
+    # Spearman's ranks sensitive to the last bit.
+    rdms = np.stack([confusion_rdm(compute.confusion_matrix(predict(load_model(m.name), stimuli.images),
+                                                            stimuli.labels, 5).astype(np.float32)).astype(np.float32)
+                     for m in models])
+    coords = compute.mds(compute.model_rdm(rdms, "spearman"), method="smacof")
+    families = [m.tags.get("family", m.architecture) for m in models]
+    members = [i for family in dict.fromkeys(families) for i, f in enumerate(families) if f == family]
+    got = np.concatenate([np.column_stack([t["x"], t["y"]]) for t in by_top5])
+    np.testing.assert_allclose(got, coords[members], atol=1e-3 * np.abs(coords).max())
+
+
+def test_layer_curves_show_each_models_mean_dissimilarity_per_depth(app_server, page):
+    from compute.sources.models import list_models
+
+    page.goto(app_server.url + "/curves?compare=pearson")
+    (curves,) = wait_for_figures(page, "curves", ("curves",))
+    models = list_models("digits")
+    assert [t["name"] for t in curves] == ["depth 1", "depth 2", "depth 3"]
+    assert all(len(t["x"]) == len(models) for t in curves)
+    firsts = [_default_layers(m.name)[0] for m in models]
+    rdms = np.stack([compute.rdm(_activations(m.name, [layer])[0], "euclidean", condensed=True) for m, layer in zip(models, firsts)])
+    matrix = compute.model_rdm(rdms, "pearson")
+    expected = (matrix.sum(axis=1) - np.diag(matrix)) / (len(models) - 1)
+    order = sorted(range(len(models)), key=lambda i: (models[i].accuracy, models[i].name))
+    np.testing.assert_allclose(curves[0]["x"], [models[i].accuracy for i in order], rtol=1e-6)
+    np.testing.assert_allclose(curves[0]["y"], expected[order], atol=1e-4)
+    assert _query(page) == {"compare": "pearson"}
+
+
+def test_a_failing_job_says_why_in_the_page(app_server, page):
+    # 55 stimuli are all zero after this untrained CNN's first block: correlation is undefined.
+    page.goto(app_server.url + "/rdm?model=cnn-w2-s0-untrained&layer=bn1")
+    alert = page.wait_for_selector("#input-rdm-progress .status-failed", timeout=240_000)
+    assert "constant activation patterns" in alert.inner_text()

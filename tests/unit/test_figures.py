@@ -1,0 +1,140 @@
+"""Figure functions and the views' pure helpers, without a browser."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dashboard.figures.heatmap import block_downsample, class_order, labelled_heatmap, matrix_heatmap, rdm_heatmap
+from dashboard.figures.scatter import class_scatter
+from dashboard.jobs_ui import combined_status
+
+
+@pytest.mark.parametrize("n, max_side", [(10, 10), (10, 3), (1001, 1000), (7, 1)])
+def test_block_downsample_keeps_means_and_size(n, max_side):
+    rng = np.random.default_rng(n)
+    matrix = rng.random((n, n))
+    small, centres = block_downsample(matrix, max_side)
+    factor = -(-n // max_side)
+    assert small.shape[0] == small.shape[1] == len(centres) <= max_side
+    assert small[0, 0] == pytest.approx(matrix[:factor, :factor].mean())
+    last = (len(centres) - 1) * factor
+    assert small[-1, -1] == pytest.approx(matrix[last:, last:].mean())
+    assert centres[0] == pytest.approx((factor - 1) / 2)
+    # Weighted by block sizes, the blocks' means give back the whole matrix's mean.
+    sizes = np.diff(np.append(np.arange(0, n, factor), n))
+    assert (small * np.outer(sizes, sizes)).sum() / n**2 == pytest.approx(matrix.mean())
+
+
+def test_block_downsample_leaves_small_matrices_alone():
+    matrix = np.arange(16.0).reshape(4, 4)
+    small, centres = block_downsample(matrix, 1000)
+    assert np.array_equal(small, matrix) and np.array_equal(centres, np.arange(4))
+
+
+def test_block_downsample_refuses_non_square():
+    with pytest.raises(ValueError, match="square"):
+        block_downsample(np.zeros((3, 4)))
+
+
+def test_rdm_heatmap_sorts_by_class_and_marks_boundaries():
+    labels = np.array([1, 0, 1, 0, 2])
+    matrix = np.abs(np.subtract.outer(np.arange(5.0), np.arange(5.0)))
+    figure = rdm_heatmap(matrix, labels, ["zero", "one", "two"], "t", "c")
+    order = class_order(labels)
+    assert order.tolist() == [1, 3, 0, 2, 4]
+    assert np.array_equal(np.asarray(figure.data[0].z), matrix[np.ix_(order, order)])
+    assert list(figure.layout.xaxis.ticktext) == ["zero", "one", "two"]
+    assert list(figure.layout.xaxis.tickvals) == [0.5, 2.5, 4.0]
+    # Two boundaries (after 2 and 4 sorted stimuli), one line per axis each.
+    assert sorted({shape.x0 for shape in figure.layout.shapes if shape.x0 == shape.x1}) == [1.5, 3.5]
+    assert len(figure.layout.shapes) == 4
+
+
+def test_rdm_heatmap_downsamples_large_rdms():
+    n = 2500
+    labels = np.repeat(np.arange(5), n // 5)
+    figure = rdm_heatmap(np.zeros((n, n)), labels, list("abcde"), "t", "c", max_side=1000)
+    assert np.asarray(figure.data[0].z).shape == (834, 834)
+    assert figure.layout.xaxis.tickvals[0] == pytest.approx(249.5)
+
+
+def test_labelled_heatmap_is_rectangular_with_a_fixed_range():
+    figure = labelled_heatmap(np.ones((2, 3)), ["r1", "r2"], ["c1", "c2", "c3"], "t", "c",
+                              zrange=(0.0, 1.0), annotate=True)
+    trace = figure.data[0]
+    assert list(trace.y) == ["r1", "r2"] and list(trace.x) == ["c1", "c2", "c3"]
+    assert (trace.zmin, trace.zmax) == (0.0, 1.0) and trace.texttemplate
+    with pytest.raises(ValueError, match="does not match"):
+        labelled_heatmap(np.ones((2, 3)), ["r1"], ["c1", "c2", "c3"], "t", "c")
+
+
+def test_matrix_heatmap_stays_square():
+    figure = matrix_heatmap(np.eye(3), ["a", "b", "c"], "t", "c")
+    assert figure.layout.yaxis.scaleanchor == "x" and figure.layout.yaxis.autorange == "reversed"
+
+
+def test_class_scatter_has_one_trace_per_class_in_class_order():
+    coords = np.arange(12.0).reshape(6, 2)
+    labels = np.array([2, 0, 2, 1, 0, 2])
+    figure = class_scatter(coords, labels, ["a", "b", "c"], [f"s{i}" for i in range(6)], "t")
+    assert [trace.name for trace in figure.data] == ["a", "b", "c"]
+    assert [len(trace.x) for trace in figure.data] == [2, 1, 3]
+    assert list(figure.data[2].text) == ["s0", "s2", "s5"]
+    assert len({trace.marker.color for trace in figure.data}) == 3
+
+
+def test_combined_status_waits_for_every_job():
+    done = {"state": "done", "progress": 1.0, "message": "done"}
+    running = {"state": "running", "progress": 0.5, "message": "extracting"}
+    assert combined_status([done, done])["state"] == "done"
+    both = combined_status([done, running])
+    assert both["state"] == "running" and both["progress"] == 0.75 and both["message"] == "extracting"
+    failed = {"state": "failed", "progress": 0.1, "message": "boom"}
+    assert combined_status([running, failed]) == failed
+
+
+def _model(name, epochs, seed=0, width=8, arch="mlp"):
+    return SimpleNamespace(name=name, key=name, architecture=arch, hparams={"hidden": [width]},
+                           tags={"epochs": epochs, "seed": seed})
+
+
+def test_random_init_twin_is_the_untrained_model_of_the_same_architecture():
+    from dashboard.views.layer_grid import random_init_twin
+
+    trained = _model("t", 25, seed=1)
+    models = [trained, _model("u-other-width", 0, width=4), _model("u-s0", 0, seed=0),
+              _model("u-s1", 0, seed=1), _model("cnn-u", 0, arch="cnn")]
+    assert random_init_twin(trained, models).name == "u-s1"
+    assert random_init_twin(trained, models[:3]).name == "u-s0"
+    assert random_init_twin(models[2], models) is None
+    assert random_init_twin(trained, [trained, models[1]]) is None
+
+
+def test_mean_dissimilarity_leaves_out_the_diagonal():
+    from dashboard.figures.curves import mean_dissimilarity
+
+    matrix = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 4.0], [2.0, 4.0, 0.0]])
+    assert mean_dissimilarity(matrix).tolist() == [1.5, 2.5, 3.0]
+    with pytest.raises(ValueError, match="square"):
+        mean_dissimilarity(np.zeros((1, 1)))
+
+
+def test_layer_curves_order_points_by_accuracy_and_skip_unknown():
+    from dashboard.figures.curves import layer_curves
+
+    figure = layer_curves([("depth 1", [0.9, None, 0.1], [3.0, 2.0, 1.0], ["a", "b", "c"]),
+                           ("depth 2", [0.5], [0.2], ["a"])], "t", "y")
+    assert [trace.name for trace in figure.data] == ["depth 1", "depth 2"]
+    assert list(figure.data[0].x) == [0.1, 0.9] and list(figure.data[0].y) == [1.0, 3.0]
+    assert list(figure.data[0].text) == ["c", "a"]
+    with pytest.raises(ValueError, match="curve 'x'"):
+        layer_curves([("x", [0.1], [1.0, 2.0], ["a"])], "t", "y")
+
+
+def test_depth_layers_name_the_penultimate_layer_as_the_other_views_do():
+    from compute.sources.models import LayerInfo
+    from dashboard.views.curves import depth_layers
+
+    layers = [LayerInfo("fc1", "Linear", False, False), LayerInfo("act1", "ReLU", True, False),
+              LayerInfo("act2", "ReLU", True, True), LayerInfo("out", "Linear", False, False)]
+    assert depth_layers(layers) == ["act1", "penultimate"]
