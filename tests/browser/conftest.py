@@ -32,12 +32,15 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    """A fresh browser context; fails the test on any console error or page error."""
+    """A fresh browser context; fails the test on any console error or page error, except those
+    containing a text the test lists in ``page.allowed_errors`` (e.g. an HTTP status it provokes)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.allowed_errors = []
     yield page
     context.close()
+    errors = [e for e in errors if not any(allowed in e for allowed in page.allowed_errors)]
     assert errors == [], f"browser console errors: {errors}"
