@@ -16,6 +16,7 @@ from flask import has_request_context, request
 from compute.engine import artifacts
 from compute.engine.limits import LimitExceeded
 from dashboard import services
+from dashboard.share import register_share, share_components
 from dashboard.widgets import describe_status, progress_area
 
 POLL_MS = 400
@@ -28,8 +29,9 @@ def _client() -> str | None:
 
 
 def job_components(prefix: str) -> list:
-    """The progress line, the job record and the poll timer of one view."""
-    return [progress_area(prefix), dcc.Store(id=f"{prefix}-job"),
+    """The progress line, the share bar (copy link, download data, show code), the job record
+    and the poll timer of one view."""
+    return [progress_area(prefix), share_components(prefix), dcc.Store(id=f"{prefix}-job"),
             dcc.Interval(id=f"{prefix}-poll", interval=POLL_MS, disabled=True)]
 
 
@@ -95,8 +97,11 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple]) 
     return (*figures, describe_status(status), True)
 
 
-def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict], tuple]) -> None:
-    """The view's poll callback: on each tick, the job's progress, then its figures."""
+def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict], tuple],
+                  code: Callable[[dict], str] | None = None) -> None:
+    """The view's poll callback: on each tick, the job's progress, then its figures; and its
+    share callbacks (see :mod:`dashboard.share`), with ``code(context)`` the "Show code" snippet."""
+    register_share(prefix, code)
 
     @callback(
         *outputs,

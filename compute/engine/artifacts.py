@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
@@ -249,6 +250,20 @@ def _load(spec: Spec, store, ctx: Context) -> np.ndarray:
         return store.get(spec.kind, spec.key)[0]
 
 
+@contextmanager
+def _naming(spec: Spec):
+    """Prefix a ValueError of an activations or RDM step with the model and layer it was for."""
+    acts = spec if spec.kind == "activations" else (
+        spec.inputs[0] if spec.kind == "rdm" and spec.inputs and spec.inputs[0].kind == "activations" else None)
+    try:
+        yield
+    except ValueError as error:
+        if acts is None:
+            raise
+        layer = acts.params.get("layer")
+        raise ValueError(f"model {acts.params['model']}, layer {layer!r} ({spec.kind}): {error}") from error
+
+
 def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
     """Compute ``spec`` and whatever of its inputs is missing from ``store``; return its key.
 
@@ -272,7 +287,9 @@ def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
             groups.setdefault((s.params["model"], s.params["stimuli"], s.params["pooling"]), []).append(s)
     for group in groups.values():
         ctx.check()
-        for s, (array, meta) in zip(group, compute_activations(group, ctx)):
+        with _naming(group[0]):
+            computed = compute_activations(group, ctx)
+        for s, (array, meta) in zip(group, computed):
             store.put(s.kind, s.key, array, meta)
             step(f"activations {done + 1}/{total}")
     for s in missing:
@@ -280,7 +297,8 @@ def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
             continue
         ctx.check()
         inputs = [_load(i, store, ctx) for i in s.inputs]
-        array, meta = RECIPES[s.kind](s, inputs, ctx)
+        with _naming(s):
+            array, meta = RECIPES[s.kind](s, inputs, ctx)
         store.put(s.kind, s.key, array, meta)
         step(f"{s.kind} {done + 1}/{total}")
     return spec.key

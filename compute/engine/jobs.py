@@ -236,6 +236,16 @@ def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = No
         _update(states, key, state="failed", message=str(error), retryable=False)
         return "failed"
     except Exception as error:  # noqa: BLE001 - the job must end with a visible reason
+        if type(error).__name__ == "SoftTimeLimitExceeded":  # Celery's soft time limit
+            from compute.settings import get_settings
+
+            limit = get_settings().job_time_limit_s
+            log.warning("job %s ran past its time limit of %s s", key, limit)
+            _update(states, key, state="failed", retryable=False,
+                    message=f"stopped: the job ran past its time limit of {limit} s "
+                            "(REPSCOPE_JOB_TIME_LIMIT); ask for less (fewer stimuli or models) "
+                            "or raise the limit")
+            return "failed"
         log.exception("job %s failed", key)
         _update(states, key, state="failed", message=f"{type(error).__name__}: {error}", retryable=True)
         return "failed"
@@ -439,9 +449,25 @@ class CeleryBackend(Backend):
         states = RedisStates(redis_url)
         states.ping()
         super().__init__(ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes), states, **limits)
+        self._dispatched: dict[str, dict] = {}  # key -> spec of the jobs queued from here
+
+    def status(self, key: str) -> dict[str, Any]:
+        """As :meth:`Backend.status`; a job this backend queued that Redis has since lost (a
+        restart without persistence drops the queue and the records) is queued again."""
+        spec_json = self._dispatched.get(key)
+        if spec_json is None or self.states.get(key) is not None:
+            return super().status(key)
+        spec = Spec.from_json(spec_json)
+        if not self.store.has(spec.kind, key):
+            log.warning("job %s is unknown to Redis (restarted?); queueing it again", key)
+            self.submit(spec)
+        return super().status(key) if self.states.get(key) else {
+            "state": "done", "progress": 1.0, "message": "done", "kind": spec.kind}
 
     def _dispatch(self, spec: Spec, task: str) -> None:
         from compute.engine.tasks import TASK, celery_app, queue_for
+
+        self._dispatched[spec.key] = spec.to_json()
 
         celery_app(self._redis_url).send_task(TASK, args=[spec.to_json()], task_id=task, queue=queue_for(spec))
 

@@ -10,6 +10,7 @@ a read refreshes at most once a minute.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,6 +27,10 @@ _STALE_TEMP_S = 3600.0
 
 class CorruptArtifact(RuntimeError):
     """An artifact failed its integrity check; it has been deleted and must be recomputed."""
+
+
+class DiskFull(OSError):
+    """The cache directory's disk (or quota) is full; nothing partial was kept."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -109,6 +114,19 @@ class ArtifactStore:
             writer_box.append(writer)
             np.lib.format.write_array(writer, array, allow_pickle=False)
 
+        try:
+            self._write(kind, key, array_path, meta_path, write_array, writer_box, array, meta)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.delete(kind, key)
+            raise DiskFull(error.errno, f"disk full: no space left on the device of the cache "
+                           f"directory {self.root} while writing {kind}/{key}; free some space there "
+                           "or lower REPSCOPE_CACHE_MAX_BYTES") from error
+        if self.max_bytes:
+            self.evict(self.max_bytes)
+
+    def _write(self, kind, key, array_path, meta_path, write_array, writer_box, array, meta) -> None:
         _atomic_write(array_path, write_array)
         record = {
             "kind": kind,
@@ -122,8 +140,6 @@ class ArtifactStore:
         }
         payload = json.dumps(record, sort_keys=True).encode()
         _atomic_write(meta_path, lambda handle: handle.write(payload))
-        if self.max_bytes:
-            self.evict(self.max_bytes)
 
     def meta(self, kind: str, key: str) -> dict[str, Any]:
         """The metadata record of an artifact; ``KeyError`` when it is missing."""

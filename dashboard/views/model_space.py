@@ -6,7 +6,10 @@ other model's (Spearman by default) into a model RDM; its MDS is coloured by acc
 """
 from __future__ import annotations
 
-from dash import Input, Output, html
+from urllib.parse import urlencode
+
+import dash
+from dash import Input, Output, callback, html, no_update
 
 from compute.engine import artifacts
 from dashboard import jobs_ui, services, state as url_state
@@ -87,5 +90,52 @@ def draw(context: dict, arrays: dict):
     return figures([by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"], context["view"])
 
 
+def code(context: dict) -> str:
+    """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
+    view = context["view"]
+    by_key = {m.key: m.name for m in services.models()}
+    names = [by_key.get(key, key) for key in context["models"]]
+    listing = "".join(f"    {name!r},\n" for name in names)
+    return f"""import numpy as np
+
+import compute
+from compute.sources.activations import extract
+from compute.sources.models import list_layers, load_model
+from compute.sources.stimuli import get_stimulus_set
+
+stimuli = get_stimulus_set("digits")
+models = [  # ordered by accuracy, as in the figures
+{listing}]
+rdms = []
+for name in models:
+    model = load_model(name)
+    layer = next(info.name for info in list_layers(model) if info.penultimate)
+    acts = extract(model, stimuli.images, [layer])[layer]
+    rdms.append(compute.rdm(acts, method={view["rdm"]!r}, condensed=True).astype(np.float32))
+matrix = compute.model_rdm(np.stack(rdms), method={view["compare"]!r})  # the heatmap
+coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row per model
+"""
+
+
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds")], plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
+
+
+def model_link(click_data: dict | None) -> tuple:
+    """Where a click on the MDS goes: the input RDM view of the clicked model (its name is the
+    point's ``customdata``), as (pathname, search); nothing for a click off the points."""
+    points = (click_data or {}).get("points") or []
+    name = points[0].get("customdata") if points else None
+    if not isinstance(name, str) or not name:
+        return no_update, no_update
+    return dash.get_relative_path("/rdm"), "?" + urlencode({"model": name})
+
+
+@callback(
+    Output("url", "pathname", allow_duplicate=True),
+    Output("url", "search", allow_duplicate=True),
+    Input(f"{_ID}-mds", "clickData"),
+    prevent_initial_call=True,
+)
+def _open_clicked_model(click_data):
+    return model_link(click_data)

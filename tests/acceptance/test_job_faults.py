@@ -4,6 +4,7 @@ submissions, corrupt artifacts, and (embedded) a corrupt job-state index.
 These are the fault tests of the job layer, in one place; tests/integration/test_jobs.py
 covers the ordinary job life (results, caching, bad input, cancel).
 """
+import errno
 import json
 import os
 import signal
@@ -127,3 +128,74 @@ def test_corrupt_artifact_and_corrupt_job_index_are_rebuilt_and_recomputed(cache
     np.testing.assert_allclose(backend.compute(spec, timeout=180), first, atol=1e-7)
     assert len(list(cache_dir.glob("jobs.corrupt-*"))) == 2
     backend.close()
+
+
+def test_disk_full_while_writing_an_artifact_fails_the_job_clearly_and_keeps_earlier_ones(
+        cache_dir, zoo_dir, monkeypatch):
+    from compute.engine import store as store_module
+    from compute.engine.jobs import run_job
+
+    backend = EmbeddedBackend(cache_dir)
+    earlier = artifacts.rdm_spec(three_models()[0], stimuli())
+    expected = np.array(backend.compute(earlier, timeout=180))
+    backend.close()
+
+    # The disk fills mid-write: the worker's low-level write gets half its bytes out, then ENOSPC.
+    real_write = store_module._HashingWriter.write
+
+    def write_until_full(self, data):
+        real_write(self, bytes(data)[: max(1, len(data) // 2)])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    spec = artifacts.rdm_spec(three_models()[0], stimuli(), method="euclidean")  # cached activations
+    backend = EmbeddedBackend(cache_dir)
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module._HashingWriter, "write", write_until_full)
+        worker_store = ArtifactStore(backend.store.root)
+        assert run_job(spec.to_json(), backend.states, worker_store) == "failed"  # the worker-side call
+        status = backend.status(spec.key)
+        assert status["state"] == "failed"
+        assert "disk full" in status["message"] and str(backend.store.root) in status["message"]
+        assert list(backend.store.root.rglob("*.tmp")) == []
+        assert artifact_files(backend.store, spec) == []
+
+    fresh = ArtifactStore(backend.store.root)
+    np.testing.assert_array_equal(fresh.get(earlier.kind, earlier.key)[0], expected)
+    assert backend.compute(spec, timeout=180).shape == expected.shape  # space freed: it completes
+    backend.close()
+
+
+def test_bad_activations_fail_naming_the_model_and_layer_and_cache_nothing(backend):
+    from compute.engine.artifacts import Spec, activations_spec, rdm_spec
+
+    model, digits = three_models()[0], stimuli()
+    rng = np.random.default_rng(0)
+    nan = rng.normal(size=(50, 16)).astype(np.float32)
+    nan[7, 3] = np.nan
+    bad = {  # layer name -> stored activations an RDM step cannot use
+        "nan-layer": (nan, "nan"),
+        "constant-layer": (np.ones((50, 16), np.float32), "constant"),
+        "tiny-layer": (rng.normal(size=(2, 16)).astype(np.float32), "at least 3"),
+    }
+    cases = []
+    for layer, (array, says) in bad.items():
+        acts = activations_spec(model, digits, layer)
+        backend.store.put(acts.kind, acts.key, array, {"layer": layer})
+        cases.append((rdm_spec(model, digits, layer), layer, says))
+    stale = Spec("activations", {"model": model, "stimuli": "0" * 40, "layer": "penultimate", "pooling": "none"},
+                 locate={"stimuli": digits.name})  # the stimulus set changed since it was asked for
+    cases.append((Spec("rdm", {"method": "correlation"}, (stale,)), "penultimate", "changed"))
+
+    for spec, _, _ in cases:
+        backend.submit(spec)
+    for spec, layer, says in cases:
+        status = wait_until(lambda: (s := backend.status(spec.key))["state"] not in ("queued", "running") and s,
+                            180, f"the job on {layer}")
+        assert status["state"] == "failed", status
+        message = status["message"]
+        assert message.startswith(f"model {model}, layer {layer!r}"), message
+        assert says in message.lower(), message
+        assert status["retryable"] is False
+        assert not backend.store.has(spec.kind, spec.key)
+    assert not backend.store.has(stale.kind, stale.key)
+    assert list(backend.store.root.rglob("*.tmp")) == []
