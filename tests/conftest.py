@@ -6,12 +6,11 @@ skipped: a missing one fails with the command that installs it.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, require_program, wait_until
+from tests.support import free_port, start_redis
 
 
 @pytest.fixture(scope="session")
@@ -42,24 +41,8 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def redis_url(tmp_path):
     """A real redis-server on a free loopback port, stopped after the test."""
-    binary = require_program("redis-server", "redis-server")
     port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-
-    def up():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_until(up, 10, "redis-server")
+    process = start_redis(port, tmp_path)
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(10)

@@ -53,3 +53,24 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait(timeout)
+
+
+def start_redis(port: int, folder: Path) -> subprocess.Popen:
+    """A real redis-server on 127.0.0.1:``port`` with nothing persisted, once it answers."""
+    import redis
+
+    process = subprocess.Popen(
+        [require_program("redis-server", "redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+
+    def up():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_until(up, 10, "redis-server")
+    client.close()
+    return process

@@ -6,7 +6,7 @@ from compute.engine import artifacts
 from compute.engine.jobs import CeleryBackend
 from compute.engine.limits import TooManyJobs
 from tests.integration.backends import celery_worker, slow_spec, stimuli, three_models
-from tests.support import stop_process, wait_until
+from tests.support import start_redis, stop_process, wait_until
 
 
 def test_submission_flood_from_one_client_is_refused_while_another_is_accepted(redis_url, cache_dir,
@@ -59,30 +59,6 @@ def test_job_past_its_time_limit_fails_with_the_reason_and_the_worker_runs_the_n
         print((tmp_path / "worker.log").read_text()[-3000:])
 
 
-def _redis_server(port, folder):
-    import subprocess
-
-    import redis
-
-    from tests.support import require_program
-
-    process = subprocess.Popen(
-        [require_program("redis-server", "redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-
-    def up():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_until(up, 10, "redis-server")
-    client.close()
-    return process
-
-
 def test_queued_backlog_completes_after_redis_restarts_and_loses_the_queue(cache_dir, zoo_dir, tmp_path,
                                                                           monkeypatch):
     import redis
@@ -92,7 +68,7 @@ def test_queued_backlog_completes_after_redis_restarts_and_loses_the_queue(cache
     port = free_port()
     redis_url = f"redis://127.0.0.1:{port}/0"
     monkeypatch.setenv("REDIS_URL", redis_url)
-    server = _redis_server(port, tmp_path)
+    server = start_redis(port, tmp_path)
     worker = None
     try:
         backend = CeleryBackend(cache_dir, redis_url)
@@ -102,7 +78,7 @@ def test_queued_backlog_completes_after_redis_restarts_and_loses_the_queue(cache
 
         server.terminate()  # restarted without persistence: the queue and the job records are gone
         server.wait(10)
-        server = _redis_server(port, tmp_path)
+        server = start_redis(port, tmp_path)
         assert redis.Redis(port=port).dbsize() == 0
 
         worker = celery_worker(redis_url, cache_dir, zoo_dir, tmp_path / "worker.log")
