@@ -16,7 +16,7 @@ from flask import has_request_context, request
 from compute.engine import artifacts
 from compute.engine.limits import LimitExceeded
 from dashboard import services
-from dashboard.share import register_share, share_components
+from dashboard.share import job_arrays, register_share, share_components
 from dashboard.widgets import describe_status, progress_area
 
 POLL_MS = 400
@@ -88,8 +88,8 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple]) 
     status = combined_status([backend.status(specs[name].key) for name in job["targets"]])
     if status["state"] != "done":
         return (*unchanged, describe_status(status), status["state"] in _FINISHED)
-    arrays = {name: backend.result(spec) for name, spec in specs.items()}
-    if any(array is None for array in arrays.values()):  # evicted between status and read
+    arrays = job_arrays(job)
+    if arrays is None:  # evicted between status and read
         for name in job["targets"]:
             backend.submit(specs[name], client=_client())
         return (*unchanged, "recomputing an evicted result…", False)

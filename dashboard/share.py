@@ -56,17 +56,24 @@ def archive(job: dict, arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def download(job: dict | None, prefix: str):
-    """What the download callback sends: the job's arrays once they are all computed."""
-    if not job or "specs" not in job:
-        return no_update
+def job_arrays(job: dict) -> dict | None:
+    """Every named spec's array of a job record, or ``None`` while one is not there (not
+    computed yet, or evicted)."""
     backend = services.backend()
     arrays = {}
     for name, data in job["specs"].items():
         array = backend.result(artifacts.Spec.from_json(data))
-        if array is None:  # not computed yet (or evicted): nothing to send
-            return no_update
+        if array is None:
+            return None
         arrays[name] = array
+    return arrays
+
+
+def download(job: dict | None, prefix: str):
+    """What the download callback sends: the job's arrays once they are all computed."""
+    arrays = job_arrays(job) if job and "specs" in job else None
+    if arrays is None:
+        return no_update
     return dcc.send_bytes(archive(job, arrays), f"{prefix}-data.zip")
 
 

@@ -455,14 +455,17 @@ class CeleryBackend(Backend):
         """As :meth:`Backend.status`; a job this backend queued that Redis has since lost (a
         restart without persistence drops the queue and the records) is queued again."""
         spec_json = self._dispatched.get(key)
-        if spec_json is None or self.states.get(key) is not None:
-            return super().status(key)
-        spec = Spec.from_json(spec_json)
-        if not self.store.has(spec.kind, key):
+        if spec_json is not None and self.states.get(key) is None:
+            spec = Spec.from_json(spec_json)
+            if self.store.has(spec.kind, key):
+                self._dispatched.pop(key)
+                return {"state": "done", "progress": 1.0, "message": "done", "kind": spec.kind}
             log.warning("job %s is unknown to Redis (restarted?); queueing it again", key)
             self.submit(spec)
-        return super().status(key) if self.states.get(key) else {
-            "state": "done", "progress": 1.0, "message": "done", "kind": spec.kind}
+        status = super().status(key)
+        if status["state"] not in ACTIVE:  # finished: nothing left to watch for
+            self._dispatched.pop(key, None)
+        return status
 
     def _dispatch(self, spec: Spec, task: str) -> None:
         from compute.engine.tasks import TASK, celery_app, queue_for

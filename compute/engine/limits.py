@@ -12,6 +12,7 @@ that are computed already.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -76,8 +77,6 @@ def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
     Weights do not change shapes, so models of one architecture and hyperparameters share
     the answer (the zoo's 112 models are a handful of architectures).
     """
-    import json
-
     info = _model_info(model_key)
     signature = (info.architecture, json.dumps(info.hparams, sort_keys=True), stimuli, layer, pooling)
     if signature not in _widths:

@@ -115,7 +115,19 @@ class ArtifactStore:
             np.lib.format.write_array(writer, array, allow_pickle=False)
 
         try:
-            self._write(kind, key, array_path, meta_path, write_array, writer_box, array, meta)
+            _atomic_write(array_path, write_array)
+            record = {
+                "kind": kind,
+                "key": key,
+                "shape": list(array.shape),
+                "dtype": str(array.dtype),
+                "bytes": array_path.stat().st_size,
+                "sha256": writer_box[0].sha256.hexdigest(),
+                "created": time.time(),
+                "meta": meta or {},
+            }
+            payload = json.dumps(record, sort_keys=True).encode()
+            _atomic_write(meta_path, lambda handle: handle.write(payload))
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -125,21 +137,6 @@ class ArtifactStore:
                            "or lower REPSCOPE_CACHE_MAX_BYTES") from error
         if self.max_bytes:
             self.evict(self.max_bytes)
-
-    def _write(self, kind, key, array_path, meta_path, write_array, writer_box, array, meta) -> None:
-        _atomic_write(array_path, write_array)
-        record = {
-            "kind": kind,
-            "key": key,
-            "shape": list(array.shape),
-            "dtype": str(array.dtype),
-            "bytes": array_path.stat().st_size,
-            "sha256": writer_box[0].sha256.hexdigest(),
-            "created": time.time(),
-            "meta": meta or {},
-        }
-        payload = json.dumps(record, sort_keys=True).encode()
-        _atomic_write(meta_path, lambda handle: handle.write(payload))
 
     def meta(self, kind: str, key: str) -> dict[str, Any]:
         """The metadata record of an artifact; ``KeyError`` when it is missing."""
