@@ -88,7 +88,8 @@ def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
         net = load_model(info)
         name = _resolve_layer(net, layer)
         images = get_stimulus_set(stimuli).images[:1]
-        _widths[signature] = int(extract(net, images, [name], pooling=pooling)[name].shape[1])
+        # On the CPU: this runs in the web process, which must never initialise CUDA.
+        _widths[signature] = int(extract(net, images, [name], pooling=pooling, device="cpu")[name].shape[1])
     return _widths[signature]
 
 

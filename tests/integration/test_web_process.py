@@ -1,5 +1,6 @@
 """The web process never initialises CUDA (a later fork or a GPU worker on the same host would
-break): serve pages and submit a job with CUDA initialisation made to fail loudly."""
+break): serve pages and submit a job with every CUDA entry point made to fail loudly, so the
+test fails on a machine without a GPU too."""
 import subprocess
 import sys
 
@@ -11,8 +12,11 @@ import torch
 def refuse(*args, **kwargs):
     raise SystemExit("the web process initialised CUDA")
 
+# Even asking whether a GPU is there starts the CUDA driver: the web process must not ask.
 torch.cuda._lazy_init = refuse
 torch.cuda.init = refuse
+torch.cuda.is_available = refuse
+torch.cuda.device_count = refuse
 
 import app
 from dashboard import services
