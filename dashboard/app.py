@@ -65,6 +65,11 @@ def create_app() -> dash.Dash:
         except RuntimeError as error:
             return jsonify(status="error", message=str(error)), 503
 
+    # Dash sets itself up on a worker's first request, and a second thread arriving meanwhile
+    # sees it "done" and is refused the JS bundles (500, blank page) under gunicorn's gthread
+    # workers: set up now, in every process, before any request.
+    with app.server.app_context():
+        app._setup_server()
     return app
 
 
