@@ -1,4 +1,4 @@
-/* Chunked uploads for the Models view: the file goes to the upload route in 8 MiB fetch()
+/* Chunked uploads (Models and Reference RDM views): the file goes to the upload route in 8 MiB fetch()
    requests (dcc.Upload would hold it base64-encoded in memory), with a progress bar. */
 (function () {
   // Dash has no <input type=file>: put one into every .file-slot the page renders.
@@ -29,8 +29,8 @@
     }
   }
 
-  async function upload(kind, fields) {
-    const id = 'models-' + kind;
+  // The form's element ids start with `id` (dashboard.views.models.file_form's prefix).
+  async function upload(kind, fields, id) {
     const input = document.querySelector('#' + id + '-file input[type=file]');
     const file = input && input.files[0];
     if (!file) return {ok: false, error: 'choose a file first'};
@@ -61,10 +61,15 @@
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.repscope = {
     uploadCheckpoint: function (clicks, architecture, numClasses, stimulusSet) {
-      return upload('checkpoint', {architecture: architecture, num_classes: numClasses, stimulus_set: stimulusSet});
+      return upload('checkpoint', {architecture: architecture, num_classes: numClasses, stimulus_set: stimulusSet},
+                    'models-checkpoint');
     },
     uploadStimuli: function (clicks) {
-      return upload('stimuli', {});
+      return upload('stimuli', {}, 'models-stimuli');
+    },
+    uploadReference: function (clicks, selection, name) {
+      return upload('reference', {stimulus_set: (selection && selection.set) || 'digits', name: name || null},
+                    'reference-upload');
     },
   };
 })();

@@ -36,6 +36,9 @@ class Settings:
     job_time_limit_s: int = 6 * 3600
     memory_budget_bytes: int = 16 * 2**30  # per job, pre-flight estimate; 0 = no limit
     jobs_per_client: int = 8  # queued or running jobs one client may have started; 0 = no limit
+    # Uncached work whose estimated memory (summed over its steps) is above this waits for the
+    # view's "Compute" button; 0 = always ask.
+    auto_compute_bytes: int = 2 * 2**30
 
     zoo_dir_override: Path | None = None
     upload_dir_override: Path | None = None
@@ -78,6 +81,7 @@ def get_settings() -> Settings:
         job_time_limit_s=_int("REPSCOPE_JOB_TIME_LIMIT", 6 * 3600),
         memory_budget_bytes=max(0, _int("REPSCOPE_MEMORY_BUDGET_BYTES", 16 * 2**30)),
         jobs_per_client=max(0, _int("REPSCOPE_JOBS_PER_CLIENT", 8)),
+        auto_compute_bytes=max(0, _int("REPSCOPE_AUTO_COMPUTE_BYTES", 2 * 2**30)),
         zoo_dir_override=Path(env["REPSCOPE_ZOO_DIR"]).resolve() if env.get("REPSCOPE_ZOO_DIR") else None,
         upload_dir_override=Path(env["REPSCOPE_UPLOAD_DIR"]).resolve() if env.get("REPSCOPE_UPLOAD_DIR") else None,
         max_upload_bytes=_int("REPSCOPE_MAX_UPLOAD_BYTES", 2 * 2**30),

@@ -7,11 +7,13 @@ import dash
 from dash import Input, Output, State, dcc, html
 from flask import jsonify
 
+from dashboard import selection as selection_panel
 from dashboard.security import require_auth, require_secret_key
 from dashboard.uploads import register_uploads
-from dashboard.views import confusion, curves, input_rdm, layer_grid, model_space, models
+from dashboard.views import (confusion, curves, input_rdm, jobs, layer_grid, model_space, models, reference,
+                             shared_space, training)
 
-VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, models]
+VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, reference, training, shared_space, models, jobs]
 
 
 def _frame() -> html.Div:
@@ -24,7 +26,7 @@ def _frame() -> html.Div:
                           for view in VIEWS])],
                 className="header",
             ),
-            html.Div(id="page"),
+            html.Div([selection_panel.panel(), html.Div(id="page", className="page")], className="shell"),
         ]
     )
 
@@ -48,12 +50,14 @@ def create_app() -> dash.Dash:
     require_auth(app.server, public_paths=(f"{prefix}health",))
     register_uploads(app.server, prefix)
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"), State("url", "search"))
-    def render_page(pathname, search):
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("selection", "data"),
+                  State("url", "search"))
+    def render_page(pathname, selection, search):
+        """The view at ``pathname``, drawn again whenever the selection in the left panel changes."""
         path = "/" + (dash.strip_relative_path(pathname) or "")
         for view in VIEWS:
             if path == view.PATH:
-                return view.layout(search)
+                return view.layout(search, selection_panel.Selection.from_state(selection))
         return html.Div([html.H2("Page not found"), dcc.Link("Back to the start", href=dash.get_relative_path("/"))])
 
     @app.server.route(f"{prefix}health")

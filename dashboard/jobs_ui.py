@@ -4,7 +4,12 @@
 A view calls :func:`job_components` in its layout and, once at import, :func:`register_submit`
 with its control inputs and a pure ``plan`` function (which artifacts, and the URL state) and
 :func:`register_poll` with its figure outputs and a pure ``draw`` function.
-Component ids: ``<prefix>-job`` (the job record), ``<prefix>-poll``, ``<prefix>-progress``.
+Component ids: ``<prefix>-job`` (the job record), ``<prefix>-poll``, ``<prefix>-progress``,
+``<prefix>-compute`` (the button that starts uncached heavy work).
+
+Work that is cached is drawn at once; uncached work starts by itself when its estimated size is
+at most ``REPSCOPE_AUTO_COMPUTE_BYTES``, and otherwise waits for the "Compute" button, shown with
+the estimate.
 """
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from flask import has_request_context, request
 
 from compute.engine import artifacts
-from compute.engine.limits import LimitExceeded
-from dashboard import services
+from compute.engine.limits import LimitExceeded, missing_work
+from dashboard import services, state as url_state
+from dashboard.selection import Selection
 from dashboard.share import job_arrays, register_share, share_components
 from dashboard.widgets import describe_status, progress_area
 
@@ -46,20 +52,41 @@ def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[
     )
 
 
-def start(specs: Mapping[str, artifacts.Spec], targets, context: dict | None = None) -> dict:
+def estimate(specs: Mapping[str, artifacts.Spec], targets):
+    """The :class:`~compute.engine.limits.Work` the targets need beyond the cache."""
+    backend = services.backend()
+    return missing_work([specs[name] for name in targets], lambda s: backend.store.has(s.kind, s.key),
+                        backend.shape_of)
+
+
+def start(specs: Mapping[str, artifacts.Spec], targets, context: dict | None = None,
+          auto_bytes: int | None = None) -> dict:
     """Submit the ``targets`` (names in ``specs``; their inputs come with them) and return the
     job record the poll reads: every named spec, the targets, and the view's ``context``.
 
+    With ``auto_bytes`` given, uncached work estimated above it is not submitted: the record
+    holds ``confirm`` (the estimate) and the poll shows the Compute button instead.
     A backend that is down, or a job over the client's cap or the memory budget, gives a record
     with ``error`` (shown by the poll), never an exception.
     """
+    record = {"specs": {name: spec.to_json() for name, spec in specs.items()}, "targets": list(targets),
+              "context": context or {}}
     try:
+        if auto_bytes is not None:
+            work = estimate(specs, targets)
+            if work.artifacts and work.bytes > auto_bytes:
+                return {**record, "confirm": work.describe()}
         for name in targets:
             services.backend().submit(specs[name], client=_client())
     except (RuntimeError, LimitExceeded) as error:  # say why, keep the page alive
         return {"error": str(error)}
-    return {"specs": {name: spec.to_json() for name, spec in specs.items()}, "targets": list(targets),
-            "context": context or {}}
+    return record
+
+
+def confirm_area(prefix: str, what: str) -> html.Div:
+    return html.Div([html.Span(f"Not computed yet: {what}. "),
+                     html.Button("Compute", id=f"{prefix}-compute", n_clicks=0, className="compute-button")],
+                    className="status-confirm")
 
 
 def combined_status(statuses: list[dict]) -> dict:
@@ -75,7 +102,7 @@ def combined_status(statuses: list[dict]) -> dict:
     return {**pending[0], "progress": progress / len(statuses)}
 
 
-def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple]) -> tuple:
+def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], prefix: str = "") -> tuple:
     """What the poll callback returns: ``n_figures`` figures (or no_update), the progress line,
     and whether to stop polling. ``draw(context, arrays)`` gets every named spec's array."""
     unchanged = (no_update,) * n_figures
@@ -83,6 +110,8 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple]) 
         return (*unchanged, no_update, True)
     if "error" in job:
         return (*unchanged, describe_status({"state": "failed", "message": job["error"]}), True)
+    if "confirm" in job:
+        return (*unchanged, confirm_area(prefix, job["confirm"]), True)
     backend = services.backend()
     specs = {name: artifacts.Spec.from_json(data) for name, data in job["specs"].items()}
     status = combined_status([backend.status(specs[name].key) for name in job["targets"]])
@@ -112,21 +141,54 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
         prevent_initial_call=True,
     )
     def _poll(_, job):
-        return poll(job, len(outputs), draw)
+        return poll(job, len(outputs), draw, prefix)
+
+    @callback(
+        Output(f"{prefix}-job", "data", allow_duplicate=True),
+        Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
+        Input(f"{prefix}-compute", "n_clicks"),
+        State(f"{prefix}-job", "data"),
+        prevent_initial_call=True,
+    )
+    def _compute(clicks, job):
+        if not clicks or not job or "confirm" not in job:
+            return no_update, no_update
+        specs = {name: artifacts.Spec.from_json(data) for name, data in job["specs"].items()}
+        return start(specs, job["targets"], job["context"]), False
+
+
+def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> tuple:
+    """The job record and the URL query string for the controls' ``values``: ``plan(selection,
+    *values)`` gives ``(specs, targets, context, search)``; the selection joins the context and
+    the URL (``search`` None: the URL is not written). A ``ValueError`` from ``plan`` (say, too few models selected) becomes the record's
+    error, shown in the view."""
+    from compute.settings import get_settings
+
+    selection = Selection.from_state(selection_data)
+    try:
+        specs, targets, context, search = plan(selection, *values)
+    except ValueError as error:
+        return {"error": str(error)}, no_update
+    context = {**context, "selection": selection.state()}
+    record = start(specs, targets, context, auto_bytes=get_settings().auto_compute_bytes)
+    # A view's second job (``search`` None) leaves the URL to the view's first.
+    return record, no_update if search is None else url_state.join(selection.search(), search)
 
 
 def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple]) -> None:
-    """The view's submit callback: on any control change, ``plan(*values)`` returns
-    ``(specs, targets, context, search)``; the targets are submitted, polling starts and the
-    URL query string becomes ``search``. Several views write the URL, hence the duplicate."""
+    """The view's submit callback: on any control change (and when the view is drawn for a new
+    selection), ``plan(selection, *values)`` returns ``(specs, targets, context, search)``; the
+    targets are submitted, polling starts and the URL query string becomes the selection's and
+    ``search``. Several views write the URL, hence the duplicate."""
 
     @callback(
         Output(f"{prefix}-job", "data"),
         Output(f"{prefix}-poll", "disabled"),
         Output("url", "search", allow_duplicate=True),
         *inputs,
+        State("selection", "data"),
         prevent_initial_call="initial_duplicate",
     )
     def _submit(*values):
-        specs, targets, context, search = plan(*values)
-        return start(specs, targets, context), False, search
+        record, search = submit(plan, values[-1], values[:-1])
+        return record, False, search

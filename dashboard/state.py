@@ -9,10 +9,21 @@ def decode(search: str | None, defaults: Mapping[str, str], choices: Mapping[str
     """Read ``?a=1&b=2`` into a dict over ``defaults``' keys; unknown keys and values not in
     ``choices`` (where given) fall back to the defaults, so an edited link never breaks a page."""
     state = dict(defaults)
-    for name, value in parse_qsl((search or "").lstrip("?")):
+    for name, value in parse(search):
         if name in state and (name not in choices or value in choices[name]):
             state[name] = value
     return state
+
+
+def parse(search: str | None) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a query string, in order."""
+    return parse_qsl((search or "").lstrip("?"))
+
+
+def join(*searches: str | None) -> str:
+    """Several query strings as one (a later one's value wins for a name given twice)."""
+    merged = dict(pair for search in searches for pair in parse(search))
+    return "?" + urlencode(sorted(merged.items())) if merged else ""
 
 
 def encode(state: Mapping[str, str], defaults: Mapping[str, str]) -> str:

@@ -1,9 +1,10 @@
-"""The chunked upload route: large checkpoints and stimulus zips sent in pieces by assets/upload.js.
+"""The chunked upload route: checkpoints, stimulus zips and reference RDMs sent in pieces by assets/upload.js.
 
 ``POST <prefix>upload/start`` -> ``{"upload_id", "chunk_bytes", "max_bytes"}`` (a random token);
 ``POST <prefix>upload/<id>/<index>`` with raw bytes, chunks in order; ``POST <prefix>upload/<id>/finish``
-with JSON ``{"filename", "kind": "checkpoint"|"stimuli", "architecture", "num_classes",
-"stimulus_set"?, "name"?}`` checks the file in a limited worker process and answers
+with JSON ``{"filename", "kind": "checkpoint"|"stimuli"|"reference", "architecture", "num_classes",
+"stimulus_set"?, "name"?}`` (a reference needs only ``stimulus_set`` and ``name``) checks the file in
+a limited worker process and answers
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. A chunk over ``CHUNK_LIMIT`` or an
 upload over ``REPSCOPE_MAX_UPLOAD_BYTES`` gets 413 and its partial file is removed.
 """
@@ -126,6 +127,8 @@ def blueprint() -> Blueprint:
         if kind == "checkpoint":
             arguments = {"architecture": fields.get("architecture"), "num_classes": fields.get("num_classes"),
                          "stimulus_set": fields.get("stimulus_set") or "digits", "name": fields.get("name")}
+        elif kind == "reference":
+            arguments = {"stimulus_set": fields.get("stimulus_set") or "digits", "name": fields.get("name")}
         else:
             arguments = {}
         try:

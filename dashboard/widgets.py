@@ -4,11 +4,12 @@ from __future__ import annotations
 from dash import dcc, html
 
 
-def dropdown(component_id: str, label: str, options, value, **kwargs) -> html.Div:
-    """A labelled, non-clearable dropdown; ``options`` are values or ``{"label", "value"}`` dicts."""
+def dropdown(component_id: str, label: str, options, value, clearable: bool = False, **kwargs) -> html.Div:
+    """A labelled dropdown (not clearable unless asked); ``options`` are values or
+    ``{"label", "value"}`` dicts."""
     return html.Div(
         [html.Label(label, htmlFor=component_id),
-         dcc.Dropdown(id=component_id, options=list(options), value=value, clearable=False, **kwargs)],
+         dcc.Dropdown(id=component_id, options=list(options), value=value, clearable=clearable, **kwargs)],
         className="control",
     )
 
@@ -39,10 +40,14 @@ def accuracy_text(model) -> str:
     return "n/a" if model.accuracy is None else f"{100 * model.accuracy:.1f} %"
 
 
+def model_options(models) -> list[dict]:
+    """Dropdown options for models: the name (the URL's vocabulary), accuracy in the label."""
+    return [{"label": f"{m.name} ({accuracy_text(m)})", "value": m.name} for m in models]
+
+
 def model_dropdown(component_id: str, label: str, models, value: str) -> html.Div:
-    """A searchable dropdown of models by name (the URL's vocabulary), accuracy in the label."""
-    options = [{"label": f"{m.name} ({accuracy_text(m)})", "value": m.name} for m in models]
-    return dropdown(component_id, label, options, value, searchable=True)
+    """A searchable dropdown of models."""
+    return dropdown(component_id, label, model_options(models), value, searchable=True)
 
 
 def layer_options(layers) -> list[dict]:

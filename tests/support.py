@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -74,3 +75,11 @@ def start_redis(port: int, folder: Path) -> subprocess.Popen:
     wait_until(up, 10, "redis-server")
     client.close()
     return process
+
+
+def compose_command(service: str) -> list[str]:
+    """The command of a docker-compose.yml service, run with this checkout's Python (``-m``)."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return [sys.executable, "-m", *compose["services"][service]["command"].split()]

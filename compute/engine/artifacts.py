@@ -20,7 +20,8 @@ from compute.errors import Cancelled
 
 # Bump a kind's version when its recipe's numbers change: old artifacts are then never served.
 CODE_VERSION = {"activations": 1, "predictions": 1, "rdm": 1, "model_rdm": 1, "mds": 1,
-                "layer_grid": 1, "confusion": 1, "confusion_rdm": 1}
+                "layer_grid": 1, "similarities": 1, "confusion": 1, "confusion_rdm": 1, "srm_fit": 1,
+                "reference_fit": 1}
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,20 @@ def layer_grid_spec(model_a: str, layers_a, model_b: str, layers_b, stimuli,
     return Spec("layer_grid", {"measure": measure, "layers_a": layers_a, "layers_b": layers_b}, inputs)
 
 
+def similarities_spec(pairs, stimuli, measure: str = "cka_linear", pooling: str = "none") -> Spec:
+    """``measure`` for each pair ``((model_a, layer_a), (model_b, layer_b))`` of ``pairs``: a
+    vector, one entry per pair, in order. Each distinct (model, layer) is one shared activations
+    input, listed once."""
+    pairs = [(tuple(a), tuple(b)) for a, b in pairs]
+    if not pairs:
+        raise ValueError("similarities_spec needs at least one pair of (model key, layer) sides")
+    index: dict[tuple, int] = {}
+    for side in (side for pair in pairs for side in pair):
+        index.setdefault(side, len(index))
+    inputs = tuple(activations_spec(model, stimuli, layer, pooling) for model, layer in index)
+    return Spec("similarities", {"measure": measure, "pairs": [[index[a], index[b]] for a, b in pairs]}, inputs)
+
+
 def confusion_spec(model_key: str, stimuli, k: int = 1) -> Spec:
     """The row-normalised top-``k`` confusion matrix (C x C) of a model on ``stimuli``."""
     return Spec("confusion", {"k": int(k), "stimuli": stimuli.key}, (predictions_spec(model_key, stimuli),),
@@ -120,6 +135,44 @@ def confusion_model_rdm_spec(model_keys, stimuli, k: int = 1, compare_method: st
     """The model RDM of the models' class RDMs from their top-``k`` confusion matrices."""
     rdms = tuple(Spec("confusion_rdm", {}, (confusion_spec(key, stimuli, k),)) for key in model_keys)
     return Spec("model_rdm", {"method": compare_method}, rdms)
+
+
+# The entries of an srm_fit artifact (a float64 vector), in order.
+SRM_FIT_FIELDS = ("variance_explained", "native_agreement", "shared_agreement", "train_variance_explained", "k")
+
+
+def srm_fit_spec(model_keys, stimuli, layers, pooling: str = "none", k: int = 10, train_fraction: float = 0.5,
+                 seed: int = 0, n_iter: int = 10) -> Spec:
+    """An SRM across models (one layer each; widths may differ) fitted with ``k`` shared
+    dimensions on a class-stratified ``train_fraction`` of the stimuli (``stratified_split``;
+    ``seed`` also seeds SRM) and evaluated on the rest. Its vector holds, as SRM_FIT_FIELDS:
+    held-out variance explained; Pearson r of the inter-network RSM with the mean within-network
+    RSM in the native spaces (NaN when widths differ) and in the shared space; variance
+    explained on the training stimuli; the k used, min(k, smallest width, training stimuli)."""
+    model_keys, layers = list(model_keys), list(layers)
+    if len(model_keys) < 2 or len(layers) != len(model_keys):
+        raise ValueError(f"srm_fit_spec needs at least two models and one layer per model, got "
+                         f"{len(model_keys)} models and {len(layers)} layers")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer number of shared dimensions, got {k!r}")
+    inputs = tuple(activations_spec(key, stimuli, layer, pooling) for key, layer in zip(model_keys, layers))
+    params = {"k": k, "train_fraction": float(train_fraction), "seed": int(seed), "n_iter": int(n_iter),
+              "stimuli": stimuli.key}
+    return Spec("srm_fit", params, inputs, locate={"stimuli": stimuli.name})
+
+
+def reference_fit_spec(reference: str, rdms, method: str = "spearman", n_boot: int = 1000, seed: int = 0) -> Spec:
+    """Each input RDM (``rdm_spec``s over one stimulus set) against the uploaded reference RDM
+    ``reference`` (its key, compute.sources.references): an (R, 5) float64 array, one row per
+    input RDM, columns compute.measures.reference.FIT_COLUMNS (mean comparison with the
+    subjects' RDMs, bootstrap CI over stimuli, noise ceiling lower/upper)."""
+    rdms = tuple(rdms)
+    if not rdms:
+        raise ValueError("reference_fit_spec needs at least one RDM to compare with the reference")
+    if not isinstance(n_boot, int) or isinstance(n_boot, bool) or n_boot < 0:
+        raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
+    return Spec("reference_fit", {"reference": reference, "method": method, "n_boot": n_boot, "seed": int(seed)},
+                rdms)
 
 
 # ---- recipes ----
@@ -214,6 +267,24 @@ def _layer_grid(spec: Spec, inputs, ctx: Context):
     return layer_grid(acts_a, acts_b, measure=spec.params["measure"]), {}
 
 
+def _similarities(spec: Spec, inputs, ctx: Context):
+    from compute.measures.similarity import layer_grid
+
+    # Pairs sharing their second side form one column of a layer grid: that side is prepared once.
+    by_second: dict[int, list[tuple[int, int]]] = {}
+    for row, (a, b) in enumerate(spec.params["pairs"]):
+        by_second.setdefault(b, []).append((row, a))
+    out = np.empty(len(spec.params["pairs"]))
+    for b, members in by_second.items():
+        ctx.check()
+        firsts = list(dict.fromkeys(a for _, a in members))
+        column = layer_grid({str(a): inputs[a] for a in firsts}, {str(b): inputs[b]},
+                            measure=spec.params["measure"])[:, 0]
+        for row, a in members:
+            out[row] = column[firsts.index(a)]
+    return out, {}
+
+
 def _confusion(spec: Spec, inputs, ctx: Context):
     from compute.measures.confusion import confusion_matrix
 
@@ -228,14 +299,48 @@ def _confusion_rdm(spec: Spec, inputs, ctx: Context):
     return confusion_rdm(np.asarray(inputs[0])).astype(np.float32), {}
 
 
+def _srm_fit(spec: Spec, inputs, ctx: Context):
+    from compute.measures.srm import fit_srm, shared_space_rsm_agreement, srm_variance_explained, stratified_split
+
+    p = spec.params
+    train, test = stratified_split(_stimuli(spec).labels, p["train_fraction"], p["seed"])
+    Xs = [np.asarray(x) for x in inputs]
+    k = min(p["k"], train.size, *(X.shape[1] for X in Xs))
+    held_out = [X[test] for X in Xs]
+    try:
+        fit = fit_srm([X[train] for X in Xs], k, n_iter=p["n_iter"], seed=p["seed"])
+        agreement = shared_space_rsm_agreement(fit, held_out)
+        explained = srm_variance_explained(fit, held_out)
+    except ValueError as error:
+        raise ValueError(f"SRM across layers {[s.params['layer'] for s in spec.inputs]}: {error}") from error
+    native = np.nan if agreement.native is None else agreement.native
+    values = np.array([explained, native, agreement.shared, fit.variance_explained, k], dtype=np.float64)
+    return values, {"fields": list(SRM_FIT_FIELDS), "n_train": int(train.size), "n_test": int(test.size),
+                    "widths": [int(X.shape[1]) for X in Xs]}
+
+
+def _reference_fit(spec: Spec, inputs, ctx: Context):
+    from compute.measures.reference import FIT_COLUMNS, fit_reference
+    from compute.sources.references import load_reference
+
+    p = spec.params
+    fit = fit_reference([np.asarray(x) for x in inputs], load_reference(p["reference"]), p["method"],
+                        n_boot=p["n_boot"], seed=p["seed"], should_stop=ctx.should_stop,
+                        progress=lambda f: ctx.report(f, "comparing with the reference"))
+    return fit, {"columns": list(FIT_COLUMNS)}
+
+
 RECIPES: dict[str, Callable] = {
     "predictions": _predictions,
     "rdm": _rdm,
     "model_rdm": _model_rdm,
     "mds": _mds,
     "layer_grid": _layer_grid,
+    "similarities": _similarities,
     "confusion": _confusion,
     "confusion_rdm": _confusion_rdm,
+    "srm_fit": _srm_fit,
+    "reference_fit": _reference_fit,
 }
 
 

@@ -9,10 +9,12 @@ reloaded page re-attaches to it. Two backends share everything but the transport
   state in Redis, workers anywhere that share the artifact store.
 
 Job records are plain JSON-able dicts: ``state`` (queued, running, done, failed, cancelled),
-``progress`` in [0, 1], ``message``, ``retryable``, ``spec``.
+``progress`` in [0, 1], ``message``, ``retryable``, ``spec``, and the times (``time.time()``)
+it was ``submitted``, ``started`` and ``finished``.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
@@ -34,6 +36,7 @@ from compute.engine.store import ArtifactStore, CorruptArtifact
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
+ENDED = ("done", "failed", "cancelled")
 MAX_ATTEMPTS = 3
 _PROGRESS_EVERY_S = 0.25
 
@@ -150,12 +153,13 @@ class RedisStates:
     def add(self, key: str, record: dict) -> bool:
         return bool(self._redis.set(f"repscope:job:{key}", json.dumps(record), nx=True, ex=self._TTL_S))
 
-    def records(self):
-        for name in self._redis.scan_iter("repscope:job:*"):
-            key = name.decode().rsplit(":", 1)[1]
-            record = self.get(key)
-            if record:
-                yield key, record
+    def records(self, batch: int = 500):
+        names = list(self._redis.scan_iter("repscope:job:*", count=batch))
+        for start in range(0, len(names), batch):  # one round trip per batch, not per job
+            chunk = names[start:start + batch]
+            for name, raw in zip(chunk, self._redis.mget(chunk)):
+                if raw:
+                    yield name.decode().rsplit(":", 1)[1], json.loads(raw)
 
     def set_cancel(self, key: str, value: bool) -> None:
         if value:
@@ -183,8 +187,11 @@ class RedisStates:
 
 
 def _update(states, key: str, **fields) -> dict:
+    now = time.time()
+    if "state" in fields:  # a job that ends records when; one that (re)starts has not ended
+        fields.setdefault("finished", now if fields["state"] in ENDED else None)
     record = states.get(key) or {}
-    record.update(fields, updated=time.time())
+    record.update(fields, updated=now)
     states.put(key, record)
     return record
 
@@ -249,7 +256,7 @@ def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = No
         log.exception("job %s failed", key)
         _update(states, key, state="failed", message=f"{type(error).__name__}: {error}", retryable=True)
         return "failed"
-    _update(states, key, state="done", progress=1.0, message="done", finished=time.time())
+    _update(states, key, state="done", progress=1.0, message="done")
     return "done"
 
 
@@ -258,6 +265,9 @@ def _embedded_worker(spec_json: dict, task: str, jobs_dir: str, artifacts_dir: s
 
 
 # ---- the web side ----
+
+_LISTED = ("kind", "state", "progress", "message", "retryable", "spec", "submitted", "started", "finished")
+
 
 class Backend:
     """What the dashboard and the CLI call; subclasses only dispatch."""
@@ -306,10 +316,11 @@ class Backend:
             mine = {k for k in self.states.client_jobs(client)
                     if (self.states.get(k) or {}).get("state") in ACTIVE}
             check_client(client, len(mine), self.jobs_per_client)
-        check_memory(spec, self.memory_budget, self._shape_of)
+        check_memory(spec, self.memory_budget, self.shape_of)
         return mine
 
-    def _shape_of(self, spec: Spec) -> tuple[int, ...] | None:
+    def shape_of(self, spec: Spec) -> tuple[int, ...] | None:
+        """An artifact's shape: stored, or estimated for activations/predictions; None if unknown."""
         if self.store.has(spec.kind, spec.key):
             try:
                 return tuple(self.store.meta(spec.kind, spec.key)["shape"])
@@ -327,6 +338,17 @@ class Backend:
         if record.get("state") == "done":  # evicted or deleted since
             return {"state": "missing", "progress": 0.0, "message": "evicted from the cache", "kind": kind}
         return {k: record.get(k) for k in ("state", "progress", "message", "retryable", "kind")}
+
+    def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The ``limit`` most recently submitted job records, newest first, as stored (a done
+        job's artifact may have been evicted since; :meth:`status` checks the store).
+
+        Each is a dict of ``key``, ``kind``, ``state``, ``progress``, ``message``, ``retryable``,
+        ``spec`` (JSON) and the times ``submitted``, ``started``, ``finished`` (None if not yet).
+        """
+        newest = heapq.nlargest(limit, self.states.records(),
+                                key=lambda item: item[1].get("submitted") or item[1].get("updated") or 0.0)
+        return [{"key": key, **{name: record.get(name) for name in _LISTED}} for key, record in newest]
 
     def result(self, spec: Spec):
         """The array of a finished job (memory-mapped), or ``None`` when it is not there."""
@@ -363,6 +385,34 @@ class Backend:
         self.states.close()
 
 
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, Linux), so a reused pid is told
+    apart from the process that had it; "" when unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _owner() -> str:
+    """This process as a job owner: "host:pid:start:random"."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}:{uuid.uuid4().hex}"
+
+
+def _alive(owner: str | None) -> bool:
+    """Whether the embedded backend ``owner`` (see :func:`_owner`) is a live process here."""
+    host, pid, started, *_ = (owner or "").split(":") + ["", "", ""]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return _started(int(pid)) == started
+
+
 class EmbeddedBackend(Backend):
     """A bounded pool of spawned processes on this machine; no Redis needed.
 
@@ -374,7 +424,7 @@ class EmbeddedBackend(Backend):
     name = "embedded"
 
     def __init__(self, cache_dir: Path, workers: int = 1, max_bytes: int | None = None, **limits):
-        self.instance = uuid.uuid4().hex
+        self.instance = _owner()
         self._jobs_dir = Path(cache_dir) / "jobs"
         store = ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes)
         super().__init__(store, DiskStates(self._jobs_dir), **limits)
@@ -389,9 +439,11 @@ class EmbeddedBackend(Backend):
         return ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"))
 
     def _mark_interrupted(self) -> None:
-        """Jobs a previous run of the app left queued or running can never finish: say so."""
+        """Jobs a previous run of the app left queued or running can never finish: say so.
+        Jobs of another live process sharing this cache (several gunicorn workers) are its own."""
         for key, record in self.states.records():
-            if record.get("state") in ACTIVE and record.get("owner") != self.instance:
+            if record.get("state") in ACTIVE and record.get("owner") != self.instance \
+                    and not _alive(record.get("owner")):
                 _update(self.states, key, state="failed", retryable=True,
                         message="interrupted by a restart of the app; compute again to retry")
 

@@ -13,7 +13,7 @@ that are computed already.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
@@ -51,6 +51,7 @@ class Step:
     bytes: int
     what: str
     fix: str
+    key: str = ""  # the artifact's key
 
 
 def _pairs(n: int) -> int:
@@ -130,7 +131,7 @@ def job_steps(spec, shape_of: Callable) -> list[Step]:
         step, shape = _step(s, known, inputs)
         shapes[s.key] = known or shape
         if step is not None:
-            steps.append(step)
+            steps.append(replace(step, key=s.key))
     return steps
 
 
@@ -160,6 +161,30 @@ def _step(spec, known, inputs) -> tuple[Step | None, tuple[int, ...] | None]:
         return Step(kind, 4 * p * p * _F64, f"an MDS of {p:,} points ({p:,} x {p:,} float64 distances)",
                     "use fewer stimuli (n_per_class)"), (p, 2)
     return None, known  # a kind this estimate does not know: no bound for it
+
+
+@dataclass(frozen=True)
+class Work:
+    """What computing a spec would take beyond what is cached: artifacts to compute, forward
+    passes among them (one per model, stimulus set and pooling) and the steps' summed bytes."""
+
+    artifacts: int
+    forward_passes: int
+    bytes: int
+
+    def describe(self) -> str:
+        passes = f", {self.forward_passes} forward pass{'es' if self.forward_passes != 1 else ''}" \
+            if self.forward_passes else ""
+        return f"{self.artifacts} result{'s' if self.artifacts != 1 else ''} to compute{passes}, about {_gib(self.bytes)}"
+
+
+def missing_work(specs, has: Callable, shape_of: Callable) -> Work:
+    """The :class:`Work` of computing ``specs`` given ``has(spec)`` (cached) and ``shape_of``."""
+    missing = {s.key: s for spec in specs for s in spec.walk() if not has(s)}
+    passes = {(s.params["model"], s.params["stimuli"], s.params["pooling"])
+              for s in missing.values() if s.kind == "activations"}
+    sizes = {step.key: step.bytes for spec in specs for step in job_steps(spec, shape_of) if step.key in missing}
+    return Work(len(missing), len(passes), sum(sizes.values()))
 
 
 def check_memory(spec, budget: int | None, shape_of: Callable) -> None:

@@ -160,6 +160,35 @@ def srm_variance_explained(result: SRMResult, Xs_test: Sequence[Any]) -> float:
     return 1.0 - _residual(Zs, Ws, _shared(Zs, Ws)) / total
 
 
+def stratified_split(labels: Any, train_fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed, class-stratified split of stimuli into an SRM-fitting and a held-out set.
+
+    In each class of ``labels`` (shape (N,)), ``round(train_fraction * n_c)`` stimuli, drawn by
+    ``np.random.default_rng(seed)``, go to training, bounded to leave at least one on each side.
+    Returns the sorted (train, test) stimulus indices; every stimulus is in exactly one.
+    Needs at least two stimuli per class and 0 < train_fraction < 1.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(f"labels must be a non-empty 1-D array of class labels, got shape {labels.shape}")
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must be strictly between 0 and 1, got {train_fraction!r}")
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(
+            f"class {classes[counts.argmin()]!r} has a single stimulus; a held-out split needs at least "
+            "two stimuli per class"
+        )
+    rng = np.random.default_rng(int(seed))
+    train = []
+    for label, count in zip(classes, counts):
+        members = np.flatnonzero(labels == label)
+        size = min(max(int(round(train_fraction * count)), 1), count - 1)
+        train.append(rng.permutation(members)[:size])
+    train = np.sort(np.concatenate(train))
+    return train, np.setdiff1d(np.arange(labels.size), train)
+
+
 @dataclass
 class RSMAgreement:
     """How well the shared space aligns the networks (Lu et al. 2018, Fig. 1B / 2).

@@ -63,17 +63,20 @@ class StimulusSet:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def thumbnail_array(self, size: int = 32) -> np.ndarray:
-        """uint8 thumbnails (N x size x size x C), nearest-neighbour resized (crisp for 8x8 digits)."""
-        images = torch.nn.functional.interpolate(self.images, size=(size, size), mode="nearest")
+    def thumbnail_array(self, size: int = 32, indices=None) -> np.ndarray:
+        """uint8 thumbnails (n x size x size x C) of the images at ``indices`` (all by default),
+        nearest-neighbour resized (crisp for 8x8 digits)."""
+        images = self.images if indices is None else self.images[torch.as_tensor(indices, dtype=torch.long)]
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="nearest")
         return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
-    def thumbnails(self, size: int = 32) -> list[str]:
-        """One PNG data URI (``data:image/png;base64,...``) per image, for hover in the UI."""
+    def thumbnails(self, size: int = 32, indices=None) -> list[str]:
+        """One PNG data URI (``data:image/png;base64,...``) per image (at ``indices``; all by
+        default), for hover in the UI."""
         from PIL import Image
 
         uris = []
-        for array in self.thumbnail_array(size):
+        for array in self.thumbnail_array(size, indices):
             image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")

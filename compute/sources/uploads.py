@@ -10,7 +10,9 @@ limit (``REPSCOPE_UPLOAD_TIME_LIMIT``). The worker
   the chosen architecture (:func:`resolve_architecture`), keeps it as
   ``<upload_dir>/checkpoints/<sha256>.<ext>`` and registers it (:func:`accept_checkpoint`);
 - or unpacks a zip of class folders of images into ``<upload_dir>/stimuli/<sha256>/`` with caps
-  against zip bombs and path escapes, usable as ``"folder:<path>"`` (:func:`accept_stimulus_zip`).
+  against zip bombs and path escapes, usable as ``"folder:<path>"`` (:func:`accept_stimulus_zip`);
+- or reads a reference RDM (``.npy``, ``.csv``, ``.mat``, rsatoolbox ``.hdf5``; never unpickled)
+  for a stimulus set and stores it by content hash (:func:`accept_reference`).
 
 Stored names are content hashes, never the user's file names.
 """
@@ -182,6 +184,10 @@ def check_filename(kind: str, filename: str) -> str:
         return _suffix(filename, CHECKPOINT_SUFFIXES, ACCEPTED_FORMATS)
     if kind == "stimuli":
         return _suffix(filename, (".zip",), "a .zip of one folder of images per class")
+    if kind == "reference":
+        from compute.sources.references import FORMATS, SUFFIXES
+
+        return _suffix(filename, SUFFIXES, FORMATS)
     raise UploadError(f"unknown upload kind {kind!r}; use one of {sorted(TASKS)}")
 
 
@@ -333,9 +339,25 @@ def uploaded_stimulus_sets() -> list[str]:
     return [f"folder:{p}" for p in sorted(directory.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
 
+# --- reference RDMs -------------------------------------------------------------------------
+
+def accept_reference(path: str | Path, filename: str, stimulus_set: str = "digits", name: str | None = None) -> dict:
+    """Read an uploaded reference RDM for ``stimulus_set`` and store it; runs in the worker.
+    Returns ``{"reference": key, "name", "subjects", "stimuli", "stimulus_set"}``."""
+    from compute.sources.references import read_reference, save_reference
+    from compute.sources.stimuli import get_stimulus_set
+
+    suffix = check_filename("reference", filename)
+    stimuli = get_stimulus_set(stimulus_set)
+    rdms = read_reference(path, suffix, len(stimuli), f"stimulus set {stimuli.name!r}")
+    info = save_reference(rdms, model_name(filename, name), stimuli)
+    return {"reference": info.key, "name": info.name, "subjects": info.subjects, "stimuli": info.stimuli,
+            "stimulus_set": info.stimulus_set}
+
+
 # --- the worker -----------------------------------------------------------------------------
 
-TASKS = {"checkpoint": accept_checkpoint, "stimuli": accept_stimulus_zip}
+TASKS = {"checkpoint": accept_checkpoint, "stimuli": accept_stimulus_zip, "reference": accept_reference}
 
 
 def run_in_worker(kind: str, **arguments) -> dict:
@@ -382,8 +404,10 @@ def _limit_self(budget: int, seconds: int) -> None:
 def _worker_main() -> int:
     request = json.loads(sys.stdin.buffer.read())
     # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
+    import h5py  # noqa: F401
     import PIL.Image  # noqa: F401
     import safetensors.torch  # noqa: F401
+    import scipy.io  # noqa: F401
     import scipy.special  # noqa: F401
     import sklearn.datasets  # noqa: F401
     import torch

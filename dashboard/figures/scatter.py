@@ -77,7 +77,7 @@ def class_scatter(
     title: str,
 ) -> go.Figure:
     """An embedding of stimuli (``coords`` n x 2), one trace (colour) per class in class order;
-    ``hover`` is per-point HTML."""
+    ``hover`` is per-point HTML; each point's ``customdata`` is its stimulus index."""
     coords = np.asarray(coords, dtype=float)
     labels = np.asarray(labels)
     if coords.ndim != 2 or coords.shape[1] < 2 or coords.shape[0] != len(labels) or len(hover) != len(labels):
@@ -88,7 +88,7 @@ def class_scatter(
         figure.add_trace(
             go.Scatter(
                 x=coords[members, 0], y=coords[members, 1], mode="markers", name=str(class_names[cls]),
-                text=[hover[i] for i in members], hovertemplate="%{text}<extra></extra>",
+                customdata=members.tolist(), text=[hover[i] for i in members], hovertemplate="%{text}<extra></extra>",
                 marker={"size": 6, "color": CATEGORICAL[index % len(CATEGORICAL)], "opacity": 0.85},
             )
         )

@@ -7,12 +7,13 @@ page), and by their top-1 and top-5 confusion matrices (each turned into a class
 """
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html, no_update
+from dash import Input, Output, dcc, html
 from scipy.spatial.distance import squareform
 
 from compute.engine import artifacts
-from dashboard import jobs_ui, services, state as url_state
+from dashboard import jobs_ui, state as url_state
 from dashboard.figures.heatmap import labelled_heatmap, rdm_heatmap
+from dashboard.selection import Selection, need_models
 from dashboard.views import model_space
 from dashboard.views.input_rdm import MAX_SIDE, RDM_CHOICES, best_model
 from dashboard.widgets import dropdown, model_dropdown
@@ -34,8 +35,8 @@ def read_state(search: str | None, models) -> dict:
     return url_state.decode(search, defaults(models), {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES})
 
 
-def specs(model, stimuli, view: dict) -> dict[str, artifacts.Spec]:
-    named = {"rdm": artifacts.rdm_spec(model.key, stimuli, "penultimate", "none", view["rdm"])}
+def specs(model, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:
+    named = {"rdm": artifacts.rdm_spec(model.key, stimuli, "penultimate", pooling, view["rdm"])}
     named.update({f"top{k}": artifacts.confusion_spec(model.key, stimuli, k) for k in TOP_K})
     return named
 
@@ -56,28 +57,28 @@ def figures(stimuli, arrays: dict, view: dict):
     return (heatmap, *confusions)
 
 
-def models_specs(models, stimuli, rdm_method: str) -> dict[str, artifacts.Spec]:
+def models_specs(models, stimuli, rdm_method: str, pooling: str = "none") -> dict[str, artifacts.Spec]:
     """MDS of ``models`` by input RDM (shared with the model-space page) and by confusion."""
     view = {**model_space.DEFAULTS, "rdm": rdm_method}
-    named = {"rdm": model_space.specs(models, stimuli, view)[1]}
+    named = {"rdm": model_space.specs(models, stimuli, view, pooling)[1]}
     for k in TOP_K:
         matrix = artifacts.confusion_model_rdm_spec([m.key for m in models], stimuli, k, view["compare"])
         named[f"top{k}"] = artifacts.mds_spec(matrix, method=view["mds"])
     return named
 
 
-def models_figures(models, arrays: dict, rdm_method: str):
-    return (model_space.models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})"),
-            *(model_space.models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion")
+def models_figures(models, arrays: dict, rdm_method: str, group_of):
+    return (model_space.models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})", group_of),
+            *(model_space.models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion", group_of)
               for k in TOP_K))
 
 
-def layout(search: str | None = None) -> html.Div:
-    models = services.models()
+def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
+    models = selection.choices
     view = read_state(search, models)
     controls = [model_dropdown(f"{_ID}-model-choice", "Model", models, view["model"]),
                 dropdown(f"{_ID}-rdm-choice", "RDM method", RDM_CHOICES, view["rdm"])]
-    hint = ("Layer: penultimate. Stimuli: digits test set. Confusion rows are the true class, "
+    hint = (f"Layer: penultimate. {selection.describe()}. Confusion rows are the true class, "
             "normalised: each row of top-k sums to k.")
     more = [html.H3("All models: MDS by input RDM and by confusion (Spearman, SMACOF)"),
             *jobs_ui.job_components(_MODELS_ID),
@@ -86,15 +87,15 @@ def layout(search: str | None = None) -> html.Div:
     return jobs_ui.view_page(_ID, TITLE, controls, hint, ["rdm", *(f"top{k}" for k in TOP_K)], more)
 
 
-def plan(model_name, rdm_method):
+def plan(selection: Selection, model_name, rdm_method):
     view = {"model": model_name, "rdm": rdm_method}
-    named = specs(services.model_named(model_name), services.stimuli(), view)
+    named = specs(selection.named(model_name), selection.stimuli, view, selection.pooling)
     # The model is always written: the default (the most accurate) may change as models are added.
-    return named, list(named), {"view": view}, url_state.encode(view, {**defaults(services.models()), "model": None})
+    return named, list(named), {"view": view}, url_state.encode(view, {**defaults(selection.choices), "model": None})
 
 
 def draw(context: dict, arrays: dict):
-    return figures(services.stimuli(), arrays, context["view"])
+    return figures(Selection.from_state(context["selection"]).stimuli, arrays, context["view"])
 
 
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-model-choice", "value"), Input(f"{_ID}-rdm-choice", "value")], plan)
@@ -102,15 +103,16 @@ jobs_ui.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_ID}-to
                       draw)
 
 
-def plan_models(rdm_method):
-    models = model_space.ordered_models(services.models())
-    named = models_specs(models, services.stimuli(), rdm_method)
-    return named, list(named), {"rdm": rdm_method, "models": [m.key for m in models]}, no_update
+def plan_models(selection: Selection, rdm_method):
+    models = need_models(selection, 3)
+    named = models_specs(models, selection.stimuli, rdm_method, selection.pooling)
+    return named, list(named), {"rdm": rdm_method, "models": [m.key for m in models]}, None
 
 
 def draw_models(context: dict, arrays: dict):
-    by_key = {m.key: m for m in services.models()}
-    return models_figures([by_key[key] for key in context["models"]], arrays, context["rdm"])
+    selection = Selection.from_state(context["selection"])
+    return models_figures([selection.by_key[key] for key in context["models"]], arrays, context["rdm"],
+                          selection.group_of)
 
 
 jobs_ui.register_submit(_MODELS_ID, [Input(f"{_ID}-rdm-choice", "value")], plan_models)

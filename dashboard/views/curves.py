@@ -11,8 +11,9 @@ from dash import Input, Output, html
 from compute.engine import artifacts
 from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.curves import layer_curves, mean_dissimilarity
+from dashboard.selection import Selection, need_models
 from dashboard.views.input_rdm import RDM_CHOICES
-from dashboard.views.model_space import COMPARE_CHOICES, ordered_models
+from dashboard.views.model_space import COMPARE_CHOICES
 from dashboard.widgets import dropdown
 
 PATH = "/curves"
@@ -38,13 +39,13 @@ def depths(models) -> list[list[tuple]]:
     return [[(m, layers[d]) for m, layers in per_model if len(layers) > d] for d in range(deepest)]
 
 
-def specs(models, stimuli, view: dict) -> dict[str, artifacts.Spec]:
+def specs(models, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:
     named = {}
     for d, pairs in enumerate(depths(models)):
         if len(pairs) < 2:
             continue
         named[f"depth{d + 1}"] = artifacts.model_rdm_spec([m.key for m, _ in pairs], stimuli,
-                                                          [layer for _, layer in pairs], "none",
+                                                          [layer for _, layer in pairs], pooling,
                                                           view["rdm"], view["compare"])
     return named
 
@@ -57,25 +58,25 @@ def figure(models_by_depth: dict, arrays: dict, view: dict):
                         f"{view['compare']}) against accuracy", y_title="mean dissimilarity")
 
 
-def layout(search: str | None = None) -> html.Div:
+def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
     view = url_state.decode(search, DEFAULTS, CHOICES)
     controls = [dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
                 dropdown(f"{_ID}-compare-choice", "Compare RDMs with", COMPARE_CHOICES, view["compare"])]
-    hint = "Depth d: each model's d-th default layer (the last is the penultimate). Stimuli: digits test set."
+    hint = f"Depth d: each model's d-th default layer (the last is the penultimate). {selection.describe()}."
     return jobs_ui.view_page(_ID, TITLE, controls, hint, ["curves"])
 
 
-def plan(rdm_method, compare_method):
+def plan(selection: Selection, rdm_method, compare_method):
     view = {"rdm": rdm_method, "compare": compare_method}
-    models = ordered_models(services.models())
-    named = specs(models, services.stimuli(), view)
+    models = need_models(selection, 3)
+    named = specs(models, selection.stimuli, view, selection.pooling)
     by_depth = {f"depth{d + 1}": [m.key for m, _ in pairs] for d, pairs in enumerate(depths(models))}
     context = {"view": view, "models": {name: by_depth[name] for name in named}}
     return named, list(named), context, url_state.encode(view, DEFAULTS)
 
 
 def draw(context: dict, arrays: dict):
-    by_key = {m.key: m for m in services.models()}
+    by_key = Selection.from_state(context["selection"]).by_key
     models = {name: [by_key[key] for key in keys] for name, keys in context["models"].items()}
     return (figure(models, arrays, context["view"]),)
 

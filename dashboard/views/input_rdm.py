@@ -5,13 +5,14 @@ gets an N x N matrix with N in the thousands); the MDS embeds every stimulus, co
 """
 from __future__ import annotations
 
-from dash import Input, Output, State, callback, html
+from dash import Input, Output, State, callback, html, no_update
 from scipy.spatial.distance import squareform
 
 from compute.engine import artifacts
 from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.heatmap import rdm_heatmap
 from dashboard.figures.scatter import class_scatter
+from dashboard.selection import Selection
 from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
@@ -32,20 +33,21 @@ def defaults(models) -> dict:
     return {"model": best_model(models).name, "layer": "penultimate", "rdm": "correlation", "mds": "classical"}
 
 
-def read_state(search: str | None, models) -> dict:
+def read_state(search: str | None, selection: Selection) -> dict:
     """The view state from the URL; a layer the model does not have falls back to penultimate."""
+    models = selection.choices
     view = url_state.decode(search, defaults(models),
                             {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES, "mds": MDS_CHOICES})
-    return {**view, "layer": valid_layer(view["model"], view["layer"])}
+    return {**view, "layer": valid_layer(selection.named(view["model"]), view["layer"])}
 
 
-def valid_layer(model_name: str, layer: str | None) -> str:
-    names = {o["value"] for o in layer_options(services.layers(services.model_named(model_name).key))}
+def valid_layer(model, layer: str | None) -> str:
+    names = {o["value"] for o in layer_options(services.layers(model.key))}
     return layer if layer in names else "penultimate"
 
 
-def specs(model, stimuli, view: dict) -> dict[str, artifacts.Spec]:
-    matrix = artifacts.rdm_spec(model.key, stimuli, view["layer"], "none", view["rdm"])
+def specs(model, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:
+    matrix = artifacts.rdm_spec(model.key, stimuli, view["layer"], pooling, view["rdm"])
     return {"rdm": matrix, "mds": artifacts.mds_spec(matrix, method=view["mds"])}
 
 
@@ -61,16 +63,18 @@ def figures(stimuli, condensed, coords, view: dict):
     return heatmap, scatter
 
 
-def layout(search: str | None = None) -> html.Div:
-    models = services.models()
-    view = read_state(search, models)
-    layers = services.layers(services.model_named(view["model"]).key)
-    controls = [model_dropdown(f"{_ID}-model-choice", "Model", models, view["model"]),
+def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
+    view = read_state(search, selection)
+    layers = services.layers(selection.named(view["model"]).key)
+    controls = [model_dropdown(f"{_ID}-model-choice", "Model", selection.choices, view["model"]),
                 dropdown(f"{_ID}-layer-choice", "Layer", layer_options(layers), view["layer"]),
                 dropdown(f"{_ID}-rdm-choice", "RDM method", RDM_CHOICES, view["rdm"]),
                 dropdown(f"{_ID}-mds-choice", "MDS", MDS_CHOICES, view["mds"])]
-    hint = f"Stimuli: digits test set. Large RDMs are block-averaged to ≤ {MAX_SIDE} per side."
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
+    hint = (f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}. "
+            f"Large RDMs are block-averaged to ≤ {MAX_SIDE} per side.")
+    thumbnail = html.Figure([html.Img(id=f"{_ID}-thumbnail", alt=""), html.Figcaption(id=f"{_ID}-thumbnail-caption")],
+                            className="thumbnail")
+    return jobs_ui.view_page(_ID, TITLE, controls + [thumbnail], hint, ["heatmap", "mds"])
 
 
 @callback(
@@ -78,23 +82,48 @@ def layout(search: str | None = None) -> html.Div:
     Output(f"{_ID}-layer-choice", "value"),
     Input(f"{_ID}-model-choice", "value"),
     State(f"{_ID}-layer-choice", "value"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def follow_model(model_name, layer):
+def follow_model(model_name, layer, selection):
     """Another model has other layers: offer them, keeping the layer when it has one so named."""
-    return layer_options(services.layers(services.model_named(model_name).key)), valid_layer(model_name, layer)
+    model = Selection.from_state(selection).named(model_name)
+    return layer_options(services.layers(model.key)), valid_layer(model, layer)
 
 
-def plan(model_name, layer, rdm_method, mds_method):
-    models = services.models()
-    view = {"model": model_name, "layer": valid_layer(model_name, layer), "rdm": rdm_method, "mds": mds_method}
-    named = specs(services.model_named(model_name), services.stimuli(), view)
+def hovered_stimulus(hover: dict | None, selection: Selection) -> tuple:
+    """The thumbnail (a PNG data URI) and caption of the stimulus under the pointer on the MDS
+    (its index in the stimulus set is the point's ``customdata``)."""
+    points = (hover or {}).get("points") or []
+    index = points[0].get("customdata") if points else None
+    stimuli = selection.stimuli
+    if not isinstance(index, int) or not 0 <= index < len(stimuli):
+        return no_update, no_update
+    label = stimuli.class_names[stimuli.labels[index]]
+    return stimuli.thumbnails(64, [index])[0], f"{stimuli.ids[index]} (class {label})"
+
+
+@callback(
+    Output(f"{_ID}-thumbnail", "src"),
+    Output(f"{_ID}-thumbnail-caption", "children"),
+    Input(f"{_ID}-mds", "hoverData"),
+    State("selection", "data"),
+    prevent_initial_call=True,
+)
+def _show_thumbnail(hover, selection):
+    return hovered_stimulus(hover, Selection.from_state(selection))
+
+
+def plan(selection: Selection, model_name, layer, rdm_method, mds_method):
+    model = selection.named(model_name)
+    view = {"model": model_name, "layer": valid_layer(model, layer), "rdm": rdm_method, "mds": mds_method}
+    named = specs(model, selection.stimuli, view, selection.pooling)
     # The model is always written: the default (the most accurate) may change as models are added.
-    return named, ["mds"], {"view": view}, url_state.encode(view, {**defaults(models), "model": None})
+    return named, ["mds"], {"view": view}, url_state.encode(view, {**defaults(selection.choices), "model": None})
 
 
 def draw(context: dict, arrays: dict):
-    return figures(services.stimuli(), arrays["rdm"], arrays["mds"], context["view"])
+    return figures(Selection.from_state(context["selection"]).stimuli, arrays["rdm"], arrays["mds"], context["view"])
 
 
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("model", "layer", "rdm", "mds")],

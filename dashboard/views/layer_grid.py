@@ -12,8 +12,9 @@ from compute.engine import artifacts
 from compute.measures.similarity import MEASURES
 from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.heatmap import labelled_heatmap
+from dashboard.selection import Selection
 from dashboard.views.input_rdm import best_model
-from dashboard.widgets import dropdown, model_dropdown
+from dashboard.widgets import dropdown, model_dropdown, model_options
 
 PATH = "/layers"
 TITLE = "Layer grid"
@@ -40,22 +41,23 @@ def chosen_layers(layers, layer_set: str) -> list[str]:
     return [info.name for info in layers if layer_set == "all" or info.default]
 
 
-def defaults(models) -> dict:
-    best = best_model(models)
-    twin = random_init_twin(best, models)
+def defaults(selection: Selection) -> dict:
+    """A: the most accurate selected model; B: its random-init twin (selected or not)."""
+    best = best_model(selection.choices)
+    twin = random_init_twin(best, services.models(selection.stimulus_set))
     return {"a": best.name, "b": (twin or best).name, "measure": "cka_linear", "layers": "default"}
 
 
-def read_state(search: str | None, models) -> dict:
-    names = tuple(m.name for m in models)
-    return url_state.decode(search, defaults(models),
+def read_state(search: str | None, selection: Selection) -> dict:
+    names = tuple(m.name for m in services.models(selection.stimulus_set))
+    return url_state.decode(search, defaults(selection),
                             {"a": names, "b": names, "measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS)})
 
 
-def spec(model_a, model_b, stimuli, view: dict) -> artifacts.Spec:
+def spec(model_a, model_b, stimuli, view: dict, pooling: str = "none") -> artifacts.Spec:
     layers_a = chosen_layers(services.layers(model_a.key), view["layers"])
     layers_b = chosen_layers(services.layers(model_b.key), view["layers"])
-    return artifacts.layer_grid_spec(model_a.key, layers_a, model_b.key, layers_b, stimuli, view["measure"])
+    return artifacts.layer_grid_spec(model_a.key, layers_a, model_b.key, layers_b, stimuli, view["measure"], pooling)
 
 
 def figure(grid, layers_a, layers_b, view: dict):
@@ -75,10 +77,11 @@ def _twin_button(model, models) -> tuple[bool, str]:
     return twin is None, f"B = random-init twin ({twin.name})" if twin else "no random-init twin"
 
 
-def layout(search: str | None = None) -> html.Div:
-    models = services.models()
-    view = read_state(search, models)
-    disabled, label = _twin_button(services.model_named(view["a"]), models)
+def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
+    view = read_state(search, selection)
+    chosen = [selection.named(view[side]) for side in ("a", "b")]
+    models = selection.choices + [m for m in chosen if m not in selection.choices]  # a twin left out
+    disabled, label = _twin_button(chosen[0], services.models(selection.stimulus_set))
     controls = [
         model_dropdown(f"{_ID}-a-choice", "Model A (rows)", models, view["a"]),
         model_dropdown(f"{_ID}-b-choice", "Model B (columns)", models, view["b"]),
@@ -88,38 +91,45 @@ def layout(search: str | None = None) -> html.Div:
                  [{"label": text, "value": value} for value, text in LAYER_SETS.items()], view["layers"]),
     ]
     return jobs_ui.view_page(_ID, TITLE, controls,
-                             "Stimuli: digits test set. Activations are flattened (no pooling).", ["heatmap"])
+                             f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.", ["heatmap"])
 
 
 @callback(
     Output(f"{_ID}-twin", "disabled"),
     Output(f"{_ID}-twin", "children"),
     Input(f"{_ID}-a-choice", "value"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def follow_model_a(name):
-    return _twin_button(services.model_named(name), services.models())
+def follow_model_a(name, selection):
+    selection = Selection.from_state(selection)
+    return _twin_button(selection.named(name), services.models(selection.stimulus_set))
 
 
 @callback(
+    Output(f"{_ID}-b-choice", "options"),
     Output(f"{_ID}-b-choice", "value"),
     Input(f"{_ID}-twin", "n_clicks"),
     State(f"{_ID}-a-choice", "value"),
+    State(f"{_ID}-b-choice", "options"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def use_twin(_, name):
-    models = services.models()
-    twin = random_init_twin(services.model_named(name), models)
-    return twin.name if twin else services.model_named(name).name
+def use_twin(_, name, options, selection):
+    """B becomes A's random-init twin (offered in B's list even when the selection leaves it out)."""
+    selection = Selection.from_state(selection)
+    model = selection.named(name)
+    twin = random_init_twin(model, services.models(selection.stimulus_set)) or model
+    offered = {o["value"] for o in options}
+    return options + ([] if twin.name in offered else model_options([twin])), twin.name
 
 
-def plan(a, b, measure, layer_set):
-    models = services.models()
+def plan(selection: Selection, a, b, measure, layer_set):
     view = {"a": a, "b": b, "measure": measure, "layers": layer_set}
-    grid = spec(services.model_named(a), services.model_named(b), services.stimuli(), view)
+    grid = spec(selection.named(a), selection.named(b), selection.stimuli, view, selection.pooling)
     context = {"view": view, "layers_a": grid.params["layers_a"], "layers_b": grid.params["layers_b"]}
     # Both models are always written: the defaults (most accurate, its twin) may change.
-    search = url_state.encode(view, {**defaults(models), "a": None, "b": None})
+    search = url_state.encode(view, {**defaults(selection), "a": None, "b": None})
     return {"grid": grid}, ["grid"], context, search
 
 

@@ -12,9 +12,10 @@ import dash
 from dash import Input, Output, callback, html, no_update
 
 from compute.engine import artifacts
-from dashboard import jobs_ui, services, state as url_state
+from dashboard import jobs_ui, state as url_state
 from dashboard.figures.heatmap import matrix_heatmap
 from dashboard.figures.scatter import embedding_scatter
+from dashboard.selection import Selection, need_models
 from dashboard.widgets import accuracy_text, dropdown
 
 PATH = "/"
@@ -27,19 +28,14 @@ DEFAULTS = {"compare": "spearman", "rdm": "correlation", "mds": "smacof"}
 CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": ("smacof", "classical")}
 
 
-def ordered_models(models):
-    """Models in the order every figure shows them: by accuracy (unknown last), then name."""
-    return sorted(models, key=lambda m: (m.accuracy is None, m.accuracy or 0.0, m.name))
-
-
-def specs(models, stimuli, view: dict) -> tuple[artifacts.Spec, artifacts.Spec]:
+def specs(models, stimuli, view: dict, pooling: str = "none") -> tuple[artifacts.Spec, artifacts.Spec]:
     """The model RDM and its MDS for ``models`` (already ordered) under ``view``."""
-    matrix = artifacts.model_rdm_spec([m.key for m in models], stimuli, "penultimate", "none",
+    matrix = artifacts.model_rdm_spec([m.key for m in models], stimuli, "penultimate", pooling,
                                       view["rdm"], view["compare"])
     return matrix, artifacts.mds_spec(matrix, method=view["mds"])
 
 
-def figures(models, matrix, coords, view: dict):
+def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.get("family", m.architecture))):
     """The heatmap and the MDS scatter for computed arrays."""
     names = [m.name for m in models]
     direction = "distance" if view["compare"] in ("euclidean", "manhattan") else f"1 − {view['compare']}"
@@ -47,11 +43,11 @@ def figures(models, matrix, coords, view: dict):
         matrix, names, title=f"Model RDM ({direction} of input RDMs), sorted by accuracy",
         colorbar_title=direction,
     )
-    return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy")
+    return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy", group_of)
 
 
-def models_scatter(models, coords, title: str):
-    """An embedding of models (n x 2), coloured by accuracy, one symbol per family."""
+def models_scatter(models, coords, title: str, group_of=lambda m: str(m.tags.get("family", m.architecture))):
+    """An embedding of models (n x 2), coloured by accuracy, one symbol per group (``group_of``)."""
     hover = [
         f"<b>{m.name}</b><br>architecture: {m.architecture}<br>accuracy: {accuracy_text(m)}"
         + "".join(f"<br>{k}: {v}" for k, v in sorted(m.tags.items()) if k != "family")
@@ -59,7 +55,7 @@ def models_scatter(models, coords, title: str):
     ]
     return embedding_scatter(
         coords, [m.name for m in models], [m.accuracy for m in models], "accuracy",
-        groups=[str(m.tags.get("family", m.architecture)) for m in models], hover=hover, title=title,
+        groups=[group_of(m) for m in models], hover=hover, title=title,
     )
 
 
@@ -67,34 +63,36 @@ def _dropdown(name: str, label: str, value: str) -> html.Div:
     return dropdown(f"{_ID}-{name}-choice", label, CHOICES[name], value)
 
 
-def layout(search: str | None = None) -> html.Div:
+def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
     view = url_state.decode(search, DEFAULTS, CHOICES)
     controls = [_dropdown("rdm", "Input RDM (per model)", view["rdm"]),
                 _dropdown("compare", "Compare RDMs with", view["compare"]),
                 _dropdown("mds", "MDS", view["mds"])]
-    return jobs_ui.view_page(_ID, TITLE, controls, "Layer: penultimate. Stimuli: digits test set.",
-                             ["heatmap", "mds"])
+    hint = (f"Layer: penultimate. {selection.describe()}. Click a model to open its input RDM; "
+            "lasso-select models to make them the selection.")
+    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
 
 
-def plan(rdm_method, compare_method, mds_method):
+def plan(selection: Selection, rdm_method, compare_method, mds_method):
     """The model RDM and its MDS for the controls' values, and the URL state."""
     view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method}
-    models = ordered_models(services.models())
-    matrix, embedding = specs(models, services.stimuli(), view)
+    models = need_models(selection, 3)
+    matrix, embedding = specs(models, selection.stimuli, view, selection.pooling)
     context = {"view": view, "models": [m.key for m in models]}
     return {"matrix": matrix, "mds": embedding}, ["mds"], context, url_state.encode(view, DEFAULTS)
 
 
 def draw(context: dict, arrays: dict):
-    by_key = {m.key: m for m in services.models()}
-    return figures([by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"], context["view"])
+    selection = Selection.from_state(context["selection"])
+    return figures([selection.by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"],
+                   context["view"], selection.group_of)
 
 
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
     view = context["view"]
-    by_key = {m.key: m.name for m in services.models()}
-    names = [by_key.get(key, key) for key in context["models"]]
+    selection = Selection.from_state(context["selection"])
+    names = [selection.by_key[key].name for key in context["models"]]
     listing = "".join(f"    {name!r},\n" for name in names)
     return f"""import numpy as np
 
@@ -103,14 +101,14 @@ from compute.sources.activations import extract
 from compute.sources.models import list_layers, load_model
 from compute.sources.stimuli import get_stimulus_set
 
-stimuli = get_stimulus_set("digits")
+stimuli = get_stimulus_set({selection.stimulus_set!r})
 models = [  # ordered by accuracy, as in the figures
 {listing}]
 rdms = []
 for name in models:
     model = load_model(name)
     layer = next(info.name for info in list_layers(model) if info.penultimate)
-    acts = extract(model, stimuli.images, [layer])[layer]
+    acts = extract(model, stimuli.images, [layer], pooling={selection.pooling!r})[layer]
     rdms.append(compute.rdm(acts, method={view["rdm"]!r}, condensed=True).astype(np.float32))
 matrix = compute.model_rdm(np.stack(rdms), method={view["compare"]!r})  # the heatmap
 coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row per model
@@ -139,3 +137,21 @@ def model_link(click_data: dict | None) -> tuple:
 )
 def _open_clicked_model(click_data):
     return model_link(click_data)
+
+
+def lassoed_models(selected: dict | None):
+    """The names of the models in a lasso or box selection on the MDS (each point's
+    ``customdata``), in the order given; no_update for an empty selection."""
+    names = [p.get("customdata") for p in (selected or {}).get("points") or []]
+    names = [n for n in dict.fromkeys(names) if isinstance(n, str) and n]
+    return names or no_update
+
+
+@callback(
+    Output("selection-models", "value", allow_duplicate=True),
+    Input(f"{_ID}-mds", "selectedData"),
+    prevent_initial_call=True,
+)
+def _select_lassoed_models(selected):
+    """Lasso-selecting models on the MDS makes them the selection of every view."""
+    return lassoed_models(selected)

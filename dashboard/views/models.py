@@ -45,9 +45,9 @@ def upload_message(result: dict | None) -> html.Div | str:
                     f"({result['stimulus_set']})", className="status-done")
 
 
-def _file_form(kind: str, label: str, accept: str, controls: list) -> html.Div:
-    """A file slot (upload.js puts the <input type=file> in it), controls, a button and progress."""
-    prefix = f"{_ID}-{kind}"
+def file_form(prefix: str, label: str, accept: str, controls: list) -> html.Div:
+    """A file slot (upload.js puts the <input type=file> in it), controls, a button and progress;
+    ids ``<prefix>-file``, ``-send``, ``-progress``, ``-progress-text``, ``-message``, ``-result``."""
     return html.Div(
         [html.H3(label),
          html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
@@ -73,14 +73,14 @@ def _stimulus_options() -> list[str]:
     return ["digits", *uploaded_stimulus_sets()]
 
 
-def layout(search: str | None = None) -> html.Div:
-    checkpoint = _file_form("checkpoint", "Upload a checkpoint", ".safetensors,.pt,.pth", [
+def layout(search: str | None = None, selection=None) -> html.Div:
+    checkpoint = file_form(f"{_ID}-checkpoint", "Upload a checkpoint", ".safetensors,.pt,.pth", [
         dropdown(f"{_ID}-architecture", "Architecture", _architecture_options(), "cnn-w16", searchable=True),
         html.Div([html.Label("Classes", htmlFor=f"{_ID}-classes"),
                   dcc.Input(id=f"{_ID}-classes", type="number", min=2, step=1, value=10)], className="control"),
         dropdown(f"{_ID}-stimuli", "Stimulus set (accuracy, input size)", _stimulus_options(), "digits"),
     ])
-    stimuli = _file_form("stimuli", "Upload a stimulus set (.zip of class folders)", ".zip", [])
+    stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders)", ".zip", [])
     return html.Div(
         [
             html.Div([html.H2(TITLE), checkpoint, stimuli,

@@ -1,22 +1,13 @@
 """The deployment of docker-compose.yml as plain processes: gunicorn + a Celery worker + Redis."""
 import json
-import sys
 import urllib.request
 
 import pytest
-import yaml
 
 from tests.browser.support import wait_for_figures
-from tests.support import ROOT, free_port, start_process, stop_process
+from tests.support import compose_command, free_port, start_process, stop_process
 from compute.sources.models import list_models
 
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-
-
-def compose_command(service: str) -> list[str]:
-    """The service's command from docker-compose.yml, run with this checkout's Python."""
-    words = COMPOSE["services"][service]["command"].split()
-    return [sys.executable, "-m", *words]
 
 
 @pytest.fixture

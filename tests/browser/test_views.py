@@ -100,7 +100,7 @@ def test_confusion_view_matches_compute(app_server, page):
 def test_confusion_view_places_every_model_by_rdm_and_by_confusion(app_server, page):
     from compute.measures.confusion import confusion_rdm
     from compute.sources.models import list_models
-    from dashboard.views.model_space import ordered_models
+    from dashboard.selection import ordered as ordered_models
 
     page.goto(app_server.url + "/confusion?model=mlp-w16-s1-e25")
     by_rdm, by_top1, by_top5 = wait_for_figures(page, "confusion-models", ("rdm", "top1", "top5"))

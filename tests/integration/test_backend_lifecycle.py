@@ -1,4 +1,7 @@
 """Backend life cycle: restarts, a Redis that is down, the choice of backend, stale deliveries."""
+import socket
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,32 @@ def test_restart_marks_interrupted_jobs_failed_and_retryable(cache_dir):
     status = backend.status("abc")
     assert status["state"] == "failed" and status["retryable"]
     assert "restart" in status["message"]
+    backend.close()
+
+
+def test_a_second_process_on_the_same_cache_leaves_the_live_one_s_jobs_alone(cache_dir):
+    """Several gunicorn workers share one embedded cache: a worker starting its backend must
+    not fail jobs another live worker runs; a dead one's (or a reused pid's) are interrupted."""
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = Path(f"/proc/{other.pid}/stat").read_text().rpartition(")")[2].split()[19]
+        host = socket.gethostname()
+        states = DiskStates(cache_dir / "jobs")
+        states.put("live", {"state": "running", "kind": "rdm", "owner": f"{host}:{other.pid}:{started}:x"})
+        states.put("reused", {"state": "running", "kind": "rdm", "owner": f"{host}:{other.pid}:1:x"})
+        states.close()
+        backend = EmbeddedBackend(cache_dir)
+        assert backend.status("live")["state"] == "running"
+        assert backend.status("reused")["state"] == "failed"
+        backend.close()
+    finally:
+        other.kill()
+        other.wait()
+    backend = EmbeddedBackend(cache_dir)
+    assert backend.status("live")["state"] == "failed"
     backend.close()
 
 

@@ -66,3 +66,20 @@ def test_cancel_stops_within_one_batch_and_a_queued_job_never_starts(backend, tm
     np.testing.assert_allclose(backend.compute(queued, timeout=180), compute.model_rdm(np.stack(
         [backend.store.get("rdm", rdm.key)[0] for rdm in queued.inputs])), atol=1e-6)
     assert backend.states.get(queued.key)["attempts"] == 1
+
+
+def test_jobs_lists_the_recent_records_newest_first_with_their_times(backend):
+    done_spec = artifacts.model_rdm_spec(three_models()[:2], stimuli())
+    failing = artifacts.model_rdm_spec(three_models(), stimuli(), layer="no_such_layer")
+    backend.compute(done_spec, timeout=180)
+    backend.submit(failing)
+    wait_until(lambda: backend.status(failing.key)["state"] == "failed", 180, "the failure")
+    jobs = backend.jobs()
+    assert [job["key"] for job in jobs] == [failing.key, done_spec.key]
+    failed, done = jobs
+    assert (done["kind"], done["state"], done["progress"]) == ("model_rdm", "done", 1.0)
+    assert done["spec"] == done_spec.to_json()
+    assert failed["state"] == "failed" and "no_such_layer" in failed["message"]
+    assert done["submitted"] <= done["started"] <= done["finished"] <= failed["submitted"]
+    assert failed["started"] <= failed["finished"]
+    assert backend.jobs(limit=1) == jobs[:1]

@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import ortho_group
 
 import compute
-from compute.measures.srm import shared_space_rsm_agreement, srm_variance_explained
+from compute.measures.srm import shared_space_rsm_agreement, srm_variance_explained, stratified_split
 
 
 def rotated_copies(seed=0, n=300, d=10, m=4, rank=None, noise=0.0):
@@ -102,3 +102,26 @@ def test_bad_input():
         srm_variance_explained(fit, [Y, Y])
     with pytest.raises(ValueError, match="list of 2"):
         shared_space_rsm_agreement(fit, [X])
+
+
+@pytest.mark.parametrize("fraction, seed", [(0.5, 0), (0.3, 1), (0.8, 2)])
+def test_stratified_split_keeps_class_proportions(fraction, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat([3, 7, 9], [10, 21, 4]))
+    train, test = stratified_split(labels, fraction, seed)
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(labels.size))
+    for label, count in ((3, 10), (7, 21), (9, 4)):
+        assert np.sum(labels[train] == label) == min(max(round(fraction * count), 1), count - 1)
+    again = stratified_split(labels, fraction, seed)
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
+    assert not np.array_equal(stratified_split(labels, fraction, seed + 1)[0], train)
+
+
+def test_stratified_split_bad_input():
+    with pytest.raises(ValueError, match="single stimulus"):
+        stratified_split(np.array([0, 0, 1]))
+    with pytest.raises(ValueError, match="train_fraction"):
+        stratified_split(np.array([0, 0, 1, 1]), 1.0)
+    with pytest.raises(ValueError, match="1-D"):
+        stratified_split(np.zeros((2, 2)))

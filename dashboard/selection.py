@@ -1,0 +1,239 @@
+"""The selection every view works on: a stimulus set, the models (filtered by tag or picked by
+name), the pooling of activations and the tag that groups models in figures.
+
+It is chosen in the left panel present on every page (:func:`panel`) and kept in the URL beside
+the view's own state, under the keys of :data:`DEFAULTS`:
+
+- ``set``: the stimulus set; ``pooling``: how activations are pooled (``none``, ``avg``, ``proj:<k>``);
+- ``where``: tag filters ``tag:value`` joined by ``;`` (values of one tag are alternatives, tags
+  must all match), e.g. ``family:cnn;group:trained``;
+- ``models``: model names joined by ``,``; empty means every model that passes the filters;
+- ``group``: the tag whose values give models their symbol (MDS) or group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from dashboard import services, state as url_state
+from dashboard.widgets import dropdown, model_options
+
+DEFAULTS = {"set": "digits", "where": "", "models": "", "group": "family", "pooling": "none"}
+POOLING_CHOICES = ("none", "avg", "proj:64", "proj:256")
+FILTER_TAGS = ("family", "group", "width", "seed", "epochs", "labels", "series", "source")
+GROUP_TAGS = ("family", "group", "width", "seed", "epochs", "labels", "architecture")
+_ID = "selection"
+
+
+def tag_value(model, tag: str) -> str:
+    """A model's value of ``tag`` as text; ``family`` falls back to the architecture and
+    ``source``/``architecture`` are the model's own fields."""
+    if tag in ("source", "architecture"):
+        return str(getattr(model, tag))
+    if tag == "family":
+        return str(model.tags.get("family", model.architecture))
+    value = model.tags.get(tag)
+    return "" if value is None else str(value)
+
+
+def ordered(models) -> list:
+    """Models in the order every figure shows them: by accuracy (unknown last), then name."""
+    return sorted(models, key=lambda m: (m.accuracy is None, m.accuracy or 0.0, m.name))
+
+
+def parse_where(text: str) -> dict[str, set[str]]:
+    """``"family:cnn;family:mlp;group:trained"`` -> ``{"family": {"cnn", "mlp"}, "group": {"trained"}}``."""
+    filters: dict[str, set[str]] = {}
+    for item in (text or "").split(";"):
+        tag, sep, value = item.partition(":")
+        if sep and tag:
+            filters.setdefault(tag, set()).add(value)
+    return filters
+
+
+def matches(model, filters: dict[str, set[str]]) -> bool:
+    return all(tag_value(model, tag) in values for tag, values in filters.items())
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One selection, from the URL's strings (see the module docstring); unknown values fall back
+    to the defaults when read by :meth:`from_state`."""
+
+    stimulus_set: str = DEFAULTS["set"]
+    where: str = ""
+    names: tuple[str, ...] = ()
+    group: str = DEFAULTS["group"]
+    pooling: str = DEFAULTS["pooling"]
+
+    @classmethod
+    def from_state(cls, state: dict | None) -> "Selection":
+        state = {**DEFAULTS, **(state or {})}
+        names = tuple(n for n in str(state["models"]).split(",") if n)
+        pooling = state["pooling"] if state["pooling"] in POOLING_CHOICES else DEFAULTS["pooling"]
+        group = state["group"] if state["group"] in GROUP_TAGS else DEFAULTS["group"]
+        return cls(str(state["set"] or DEFAULTS["set"]), str(state["where"] or ""), names, group, pooling)
+
+    @classmethod
+    def from_search(cls, search: str | None) -> "Selection":
+        return cls.from_state(url_state.decode(search, DEFAULTS))
+
+    def state(self) -> dict[str, str]:
+        return {"set": self.stimulus_set, "where": self.where, "models": ",".join(self.names),
+                "group": self.group, "pooling": self.pooling}
+
+    def search(self) -> str:
+        """The selection's part of a query string (only what differs from the defaults)."""
+        return url_state.encode(self.state(), DEFAULTS)
+
+    @property
+    def stimuli(self):
+        return services.stimuli(self.stimulus_set)
+
+    @cached_property
+    def available(self) -> list:
+        """Every model of the stimulus set that passes the tag filters, ordered."""
+        filters = parse_where(self.where)
+        return ordered(m for m in services.models(self.stimulus_set) if matches(m, filters))
+
+    @cached_property
+    def models(self) -> list:
+        """The selected models, ordered by accuracy: the named ones (those that exist and pass
+        the filters), or all that pass the filters when none is named."""
+        if not self.names:
+            return self.available
+        wanted = set(self.names)
+        return [m for m in self.available if m.name in wanted]
+
+    @property
+    def choices(self) -> list:
+        """Models a single-model control offers: the selected ones, or every model of the set
+        when the filters leave none (a control is never empty)."""
+        return self.models or ordered(services.models(self.stimulus_set))
+
+    @cached_property
+    def by_key(self) -> dict:
+        """Every model of the stimulus set by weights key (to read a job's models back)."""
+        return {m.key: m for m in services.models(self.stimulus_set)}
+
+    def named(self, name: str):
+        """The model called ``name`` among the stimulus set's models (selected or not)."""
+        return services.model_named(name, self.stimulus_set)
+
+    def group_of(self, model) -> str:
+        return tag_value(model, self.group) or "(none)"
+
+    def describe(self) -> str:
+        """One line for hints: how many models, on which stimuli."""
+        return f"{len(self.models)} models; stimuli: {self.stimulus_set} ({len(self.stimuli)} images)"
+
+
+def need_models(selection: Selection, at_least: int) -> list:
+    """The selected models, or a ``ValueError`` saying how to select enough of them."""
+    models = selection.models
+    if len(models) < at_least:
+        raise ValueError(f"this view needs at least {at_least} models and the selection has {len(models)}; "
+                         "widen the filters or pick more models in the left panel")
+    return models
+
+
+def filter_options(models) -> list[dict]:
+    """``tag:value`` options for every filter tag value the models have, with counts."""
+    counts: dict[tuple[str, str], int] = {}
+    for model in models:
+        for tag in FILTER_TAGS:
+            value = tag_value(model, tag)
+            if value:
+                counts[(tag, value)] = counts.get((tag, value), 0) + 1
+    return [{"label": f"{tag}: {value} ({count})", "value": f"{tag}:{value}"}
+            for (tag, value), count in sorted(counts.items(), key=lambda item: (FILTER_TAGS.index(item[0][0]),
+                                                                                  _natural(item[0][1])))]
+
+
+def _natural(value: str):
+    return (0, float(value), "") if value.replace(".", "", 1).lstrip("-").isdigit() else (1, 0.0, value)
+
+
+def summary(selection: Selection) -> str:
+    models = selection.models
+    known = [m.accuracy for m in models if m.accuracy is not None]
+    accuracy = f", accuracy {100 * min(known):.1f}–{100 * max(known):.1f} %" if known else ""
+    return f"{len(models)} of {len(services.models(selection.stimulus_set))} models selected{accuracy}"
+
+
+def _stimulus_sets() -> list[str]:
+    from compute.sources.stimuli import list_stimulus_sets
+    from compute.sources.uploads import uploaded_stimulus_sets
+
+    return list(dict.fromkeys([*list_stimulus_sets(), *uploaded_stimulus_sets()]))
+
+
+def panel() -> html.Aside:
+    """The left panel: stimulus set, tag filters, models, grouping, pooling; its values are
+    set from the URL by :func:`_from_url` and gathered into the ``selection`` store."""
+    default = Selection()
+    everything = services.models(default.stimulus_set)
+    return html.Aside(
+        [
+            html.H2("Selection"),
+            dropdown(f"{_ID}-set", "Stimulus set", _stimulus_sets(), default.stimulus_set),
+            dropdown(f"{_ID}-where", "Filter models by tag", filter_options(everything), [], multi=True,
+                     clearable=True, placeholder="all models"),
+            dropdown(f"{_ID}-models", "Models", model_options(default.available), [], multi=True,
+                     clearable=True, searchable=True, placeholder="all that pass the filters"),
+            html.P(summary(default), id=f"{_ID}-summary", className="hint"),
+            dropdown(f"{_ID}-group", "Group models by", GROUP_TAGS, default.group),
+            dropdown(f"{_ID}-pooling", "Pooling of activations", POOLING_CHOICES, default.pooling),
+            dcc.Store(id=_ID),
+        ],
+        className="panel sidebar",
+    )
+
+
+_CONTROLS = ("set", "where", "models", "group", "pooling")
+
+
+def control_values(selection: Selection) -> dict:
+    """The panel's component values for a selection (multi-selects as lists)."""
+    return {"set": selection.stimulus_set, "where": [w for w in selection.where.split(";") if w],
+            "models": list(selection.names), "group": selection.group, "pooling": selection.pooling}
+
+
+def from_controls(stimulus_set, where, names, group, pooling) -> Selection:
+    return Selection.from_state({"set": stimulus_set, "where": ";".join(where or []),
+                                 "models": ",".join(names or []), "group": group, "pooling": pooling})
+
+
+@callback(
+    *[Output(f"{_ID}-{name}", "value") for name in _CONTROLS],
+    Input("url", "search"),
+    *[State(f"{_ID}-{name}", "value") for name in _CONTROLS],
+)
+def _from_url(search, *current):
+    """A link's selection into the panel; a link without selection keys (the navigation bar's)
+    keeps the panel as it is. Unchanged values are not written, so nothing recomputes."""
+    given = {k for k, _ in url_state.parse(search)} & set(DEFAULTS)
+    if not given:
+        return (no_update,) * len(_CONTROLS)
+    wanted = control_values(Selection.from_search(search))
+    return tuple(no_update if wanted[name] == value else wanted[name] for name, value in zip(_CONTROLS, current))
+
+
+@callback(
+    Output(_ID, "data"),
+    Output(f"{_ID}-models", "options"),
+    Output(f"{_ID}-where", "options"),
+    Output(f"{_ID}-summary", "children"),
+    *[Input(f"{_ID}-{name}", "value") for name in _CONTROLS],
+    State(_ID, "data"),
+)
+def _gather(stimulus_set, where, names, group, pooling, stored):
+    """The panel's values into the ``selection`` store (only when they changed: every view
+    redraws on it), with the model options that pass the filters and the summary line."""
+    selection = from_controls(stimulus_set, where, names, group, pooling)
+    data = selection.state()
+    everything = services.models(selection.stimulus_set)
+    return (no_update if data == stored else data, model_options(selection.available),
+            filter_options(everything), summary(selection))

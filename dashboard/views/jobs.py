@@ -1,0 +1,150 @@
+"""Jobs: running and recent background jobs, with their progress, a cancel button each, and the
+message of those that failed.
+
+The table is rebuilt from the backend's job records every ``POLL_MS``; :func:`rows` turns the
+records into what a row shows and :func:`table` draws them.
+"""
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+from dash import ALL, Input, Output, callback, ctx, dcc, html, no_update
+
+from compute.engine.jobs import ACTIVE
+from dashboard import services
+
+PATH = "/jobs"
+TITLE = "Jobs"
+_ID = "jobs"
+
+POLL_MS = 1000
+LIMIT = 50
+COLUMNS = ("What", "State", "Progress", "Message", "Submitted", "Run time", "")
+
+
+def _model(spec: dict, names: Mapping[str, str]) -> str:
+    """The model a per-model spec is about: its own ``model`` parameter, else its first input's."""
+    while "model" not in spec["params"] and spec.get("inputs"):
+        spec = spec["inputs"][0]
+    key = spec["params"].get("model", "?")
+    return names.get(key, key[:10])
+
+
+def describe(spec: dict, names: Mapping[str, str] = {}) -> str:
+    """What a job computes, in a few words, from its spec JSON, naming models by ``names``
+    (weights key -> name; an unknown key shows its first 10 characters).
+
+    E.g. "rdm correlation of cnn-w4-s0-e25, layer penultimate", "model_rdm spearman of 40 RDMs".
+    """
+    kind, params, inputs = spec["kind"], spec["params"], spec.get("inputs", [])
+    if kind == "activations":
+        pooled = "" if params["pooling"] == "none" else f", {params['pooling']} pooling"
+        return f"activations of {_model(spec, names)}, layer {params['layer']}{pooled}"
+    if kind == "predictions":
+        return f"predictions of {_model(spec, names)}"
+    if kind == "rdm":
+        return f"rdm {params['method']} of {_model(spec, names)}, layer {inputs[0]['params']['layer']}"
+    if kind == "model_rdm":
+        what = "confusion RDMs" if inputs and inputs[0]["kind"] == "confusion_rdm" else "RDMs"
+        return f"model_rdm {params['method']} of {len(inputs)} {what}"
+    if kind == "mds":
+        return f"mds {params['method']} of {describe(inputs[0], names)}"
+    if kind == "layer_grid":
+        a, b = len(params["layers_a"]), len(params["layers_b"])
+        return (f"layer_grid {params['measure']}: {_model(inputs[0], names)} ({a} layers) × "
+                f"{_model(inputs[-1], names)} ({b} layers)")
+    if kind == "confusion":
+        return f"top-{params['k']} confusion of {_model(spec, names)}"
+    if kind == "confusion_rdm":
+        return f"confusion_rdm of {_model(spec, names)}, top-{inputs[0]['params']['k']}"
+    return kind
+
+
+def _duration(seconds: float) -> str:
+    """ "4 s", "12 min", "3 h", "2 d": the largest whole unit."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit}"
+    return f"{max(seconds, 0.0):.0f} s"
+
+
+def rows(jobs: list[dict], names: Mapping[str, str], now: float) -> list[dict]:
+    """What each row shows for ``jobs`` (records of :meth:`Backend.jobs`, newest first), at
+    time ``now``: queued and running jobs first, then the ended ones, each newest first.
+
+    A row has ``key``, ``what`` (see :func:`describe`), ``state``, ``progress`` in [0, 1],
+    ``message``, ``submitted`` ("12 s ago"), ``took`` (run time so far or in all; "" before it
+    starts) and ``cancellable`` (queued or running).
+    """
+    out = []
+    for job in sorted(jobs, key=lambda job: job.get("state") not in ACTIVE):  # stable: keeps newest first
+        state = job.get("state") or "missing"
+        started, finished = job.get("started"), job.get("finished")
+        out.append({
+            "key": job["key"],
+            "what": describe(job["spec"], names) if job.get("spec") else job.get("kind") or "?",
+            "state": state,
+            "progress": min(max(float(job.get("progress") or 0.0), 0.0), 1.0),
+            "message": job.get("message") or state,
+            "submitted": f"{_duration(now - job['submitted'])} ago" if job.get("submitted") else "",
+            "took": _duration((finished or now) - started) if started and (finished or state == "running") else "",
+            "cancellable": state in ACTIVE,
+        })
+    return out
+
+
+def _row(row: dict) -> html.Tr:
+    message = row["message"]
+    if row["state"] == "failed":
+        message = html.Div(message, className="alert alert-error", role="alert")
+    cancel = html.Button("Cancel", id={"type": "jobs-cancel", "key": row["key"]}, n_clicks=0,
+                         className="button job-cancel") if row["cancellable"] else ""
+    return html.Tr(
+        [html.Td(row["what"], title=row["key"]),
+         html.Td(row["state"], className="job-state"),
+         html.Td([html.Progress(value=str(round(row["progress"], 3)), max="1", className="job-progress"),
+                  f" {100 * row['progress']:.0f} %"], className="job-progress-cell"),
+         html.Td(message, className="job-message"),
+         html.Td(row["submitted"]), html.Td(row["took"]), html.Td(cancel)],
+        className=f"job-row job-{row['state']}",
+    )
+
+
+def table(shown: list[dict]) -> html.Table | html.P:
+    """The jobs table for :func:`rows`, or a line saying there are none."""
+    if not shown:
+        return html.P("No jobs yet: opening a view that computes something starts one.", className="hint")
+    return html.Table([html.Thead(html.Tr([html.Th(name) for name in COLUMNS])),
+                       html.Tbody([_row(row) for row in shown])], className="jobs-table")
+
+
+def layout(search: str | None = None, selection=None) -> html.Div:
+    hint = f"The {LIMIT} most recent jobs, running and queued ones first; refreshed every second."
+    return html.Div(
+        [html.Div([html.H2(TITLE), html.P(hint, className="hint")], className="panel"),
+         html.Div([html.Div(id=f"{_ID}-note", className="progress-area"),
+                   html.Div(id=f"{_ID}-table", children="loading…"),
+                   dcc.Interval(id=f"{_ID}-poll", interval=POLL_MS)], className="main")],
+        className="view",
+    )
+
+
+@callback(Output(f"{_ID}-table", "children"), Input(f"{_ID}-poll", "n_intervals"))
+def _refresh(_):
+    try:
+        jobs = services.backend().jobs(LIMIT)
+    except RuntimeError as error:  # the backend is down: say why, keep the page
+        return html.Div(str(error), className="alert alert-error", role="alert")
+    names = {m.key: m.name for m in services.models(None)}
+    return table(rows(jobs, names, time.time()))
+
+
+@callback(Output(f"{_ID}-note", "children"), Input({"type": "jobs-cancel", "key": ALL}, "n_clicks"),
+          prevent_initial_call=True)
+def _cancel(_):
+    if not ctx.triggered_id or not ctx.triggered[0]["value"]:  # a button (re)drawn, not clicked
+        return no_update
+    key = ctx.triggered_id["key"]
+    services.backend().cancel(key)
+    return f"Asked job {key[:10]} to stop: a running job stops before its next step."

@@ -1,0 +1,196 @@
+"""Reference RDM: rank the selected models' layers by how well they match an uploaded RDM.
+
+The reference (e.g. brain data; one or several subjects' RDMs over the current stimulus set)
+is uploaded here through the chunked upload route and read in the limited worker process. Each
+selected model's default layers (or only its penultimate one) give an input RDM; each is
+compared with every subject's RDM and the mean over subjects is the bar, with a 95 % bootstrap
+interval over stimuli and, with several subjects, the noise ceiling as a shaded band. Bars are
+coloured by layer depth (the d-th default layer of each model; the last is the penultimate).
+"""
+from __future__ import annotations
+
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html, no_update
+
+from compute.engine import artifacts
+from compute.measures.compare import COMPARE_METHODS
+from compute.sources import references
+from dashboard import jobs_ui, services, state as url_state
+from dashboard.figures.bars import ranked_bars
+from dashboard.selection import Selection, need_models
+from dashboard.views.curves import depth_layers
+from dashboard.views.input_rdm import RDM_CHOICES
+from dashboard.views.model_space import COMPARE_CHOICES
+from dashboard.views.models import file_form, upload_message as refusal_message
+from dashboard.widgets import accuracy_text, dropdown
+
+PATH = "/reference"
+TITLE = "Reference RDM"
+_ID = "reference"
+_UPLOAD = f"{_ID}-upload"
+
+LAYER_CHOICES = ("default", "penultimate")
+BOOT_CHOICES = ("0", "100", "1000")
+# Euclidean input RDMs by default, as in the layer curves: correlation is undefined for the
+# all-zero patterns some untrained zoo models have at depth 1.
+# Penultimate layers and 100 resamples by default: a bootstrap of every default layer of every
+# zoo model at 1000 resamples is hours of CPU; the controls ask for more when wanted.
+DEFAULTS = {"ref": "", "rdm": "euclidean", "compare": "spearman", "layers": "penultimate", "boot": "100"}
+CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES, "layers": LAYER_CHOICES, "boot": BOOT_CHOICES}
+
+
+def reference_options(stimuli) -> list[dict]:
+    """The references stored for ``stimuli``, newest first, as dropdown options (value: key)."""
+    return [{"label": info.label, "value": info.key} for info in references.list_references(stimuli)]
+
+
+def rows(models, layers: str) -> list[tuple]:
+    """(model, layer, group) for each bar: every default layer of each model, grouped by depth,
+    or each model's penultimate layer."""
+    if layers == "penultimate":
+        return [(m, "penultimate", "penultimate") for m in models]
+    return [(m, layer, f"depth {d + 1}") for m in models
+            for d, layer in enumerate(depth_layers(services.layers(m.key)))]
+
+
+def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
+    view = url_state.decode(search, DEFAULTS, CHOICES)
+    options = reference_options(selection.stimuli)
+    keys = [o["value"] for o in options]
+    chosen = view["ref"] if view["ref"] in keys else (keys[0] if keys else None)
+    upload = file_form(_UPLOAD, "Upload a reference RDM", ",".join(references.SUFFIXES), [
+        html.Div([html.Label("Name (optional)", htmlFor=f"{_UPLOAD}-name"),
+                  dcc.Input(id=f"{_UPLOAD}-name", type="text", placeholder="the file's name")], className="control"),
+    ])
+    controls = [
+        dropdown(f"{_ID}-ref-choice", "Reference RDM", options, chosen, placeholder="upload one below"),
+        upload,
+        dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
+        dropdown(f"{_ID}-compare-choice", "Compare with the reference by", COMPARE_CHOICES, view["compare"]),
+        dropdown(f"{_ID}-layers-choice", "Layers", LAYER_CHOICES, view["layers"]),
+        dropdown(f"{_ID}-boot-choice", "Bootstrap resamples (95 % CI)", BOOT_CHOICES, view["boot"]),
+    ]
+    hint = (f"{references.FORMATS}: (N, N), condensed (K,), or one RDM per subject (S, N, N) / (S, K); "
+            f"N = the stimulus set's size. {selection.describe()}.")
+    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["bars"])
+
+
+def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_boot):
+    """The reference fit of every (model, layer) for the controls' values; with no reference
+    chosen, nothing to compute (the figure asks for an upload)."""
+    view = {"ref": reference or "", "rdm": rdm_method, "compare": compare_method, "layers": layers,
+            "boot": str(n_boot)}
+    search = url_state.encode(view, DEFAULTS)
+    if not reference:
+        return {}, [], {"view": view, "rows": [], "stimulus_set": selection.stimulus_set}, search
+    info = references.reference_info(reference)
+    stimuli = selection.stimuli
+    if info.stimulus_key != stimuli.key:
+        raise ValueError(f"the reference {info.name!r} is over stimulus set {info.stimulus_set!r} ({info.stimuli} "
+                         f"stimuli), not the selected {stimuli.name!r} ({len(stimuli)} stimuli); choose that set "
+                         "in the left panel or upload a reference for this one")
+    bars = rows(need_models(selection, 1), layers)
+    rdms = [artifacts.rdm_spec(m.key, stimuli, layer, selection.pooling, rdm_method) for m, layer, _ in bars]
+    fit = artifacts.reference_fit_spec(reference, rdms, compare_method, int(n_boot))
+    context = {"view": view, "reference": {"name": info.name, "subjects": info.subjects},
+               "rows": [[m.key, layer, group] for m, layer, group in bars]}
+    return {"fit": fit}, ["fit"], context, search
+
+
+def figure(bars: list[tuple], fit, view: dict, reference: dict):
+    """The ranked bar chart for ``bars`` ((model, layer, group)) and their (R, 5) fit."""
+    method = view["compare"]
+    distance = COMPARE_METHODS[method].kind == "distance"
+    hover = [f"<b>{m.name}</b><br>layer {layer}<br>accuracy {accuracy_text(m)}<br>{method} {row[0]:.4f}"
+             + (f"<br>95 % CI [{row[1]:.4f}, {row[2]:.4f}]" if view["boot"] != "0" else "")
+             for (m, layer, _), row in zip(bars, fit)]
+    subjects = reference["subjects"]
+    detail = (f"{view['rdm']} input RDMs; bars: 95 % bootstrap CI over stimuli ({view['boot']} resamples)"
+              if view["boot"] != "0" else f"{view['rdm']} input RDMs; no bootstrap")
+    ceiling = "; band: noise ceiling (lower–upper)" if subjects > 1 else ""
+    return ranked_bars(
+        [f"{m.name} · {layer}" for m, layer, _ in bars], fit[:, 0], fit[:, 1], fit[:, 2],
+        [group for _, _, group in bars], hover,
+        title=f"Layers ranked by {method} with {reference['name']} ({subjects} subject{'s' if subjects > 1 else ''})"
+              f"<br><sup>{detail}{ceiling}</sup>",
+        x_title=f"{method} with the reference, mean over subjects ({'lower' if distance else 'higher'} = more similar)",
+        higher_is_better=not distance, band=(fit[0, 3], fit[0, 4]) if len(fit) else None, band_label="noise ceiling",
+        legend_title="layer",
+    )
+
+
+def draw(context: dict, arrays: dict):
+    if not context["rows"]:
+        empty = ranked_bars([], [], [], [], [], [], title=f"No reference RDM chosen for "
+                            f"{context['stimulus_set']}: upload one (left)", x_title="similarity with the reference")
+        return (empty,)
+    by_key = Selection.from_state(context["selection"]).by_key
+    bars = [(by_key[key], layer, group) for key, layer, group in context["rows"]]
+    return (figure(bars, arrays["fit"], context["view"], context["reference"]),)
+
+
+def code(context: dict) -> str:
+    """A Python snippet, on the ``compute`` API, that reproduces the bars' numbers."""
+    if not context["rows"]:
+        return "# Upload a reference RDM first."
+    view, selection = context["view"], Selection.from_state(context["selection"])
+    listing = "".join(f"    ({selection.by_key[key].name!r}, {layer!r}),\n" for key, layer, _ in context["rows"])
+    return f"""import numpy as np
+
+import compute
+from compute.measures.reference import fit_reference
+from compute.sources.activations import extract
+from compute.sources.models import list_layers, load_model
+from compute.sources.references import load_reference
+from compute.sources.stimuli import get_stimulus_set
+
+stimuli = get_stimulus_set({selection.stimulus_set!r})
+subjects = load_reference({view["ref"]!r})  # (S, K): each subject's condensed RDM
+bars = [  # (model, layer), one per bar
+{listing}]
+rdms = []
+for name, layer in bars:
+    model = load_model(name)
+    if layer == "penultimate":
+        layer = next(info.name for info in list_layers(model) if info.penultimate)
+    acts = extract(model, stimuli.images, [layer], pooling={selection.pooling!r})[layer]
+    rdms.append(compute.rdm(acts, method={view["rdm"]!r}, condensed=True).astype(np.float32))
+# One row per bar: mean {view["compare"]} over subjects, 95 % CI low, high, noise ceiling lower, upper.
+fit = fit_reference(rdms, subjects, method={view["compare"]!r}, n_boot={int(view["boot"])}, seed=0)
+"""
+
+
+def upload_message(result: dict | None):
+    """What a reference upload's answer means, in one line."""
+    if result and result.get("ok"):
+        return html.Div(f"Reference ready: {result['name']} ({result['subjects']} subject(s) over "
+                        f"{result['stimuli']} stimuli of {result['stimulus_set']})", className="status-done")
+    return refusal_message(result)
+
+
+jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
+                              for name in ("ref", "rdm", "compare", "layers", "boot")], plan)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-bars", "figure")], draw, code)
+
+clientside_callback(
+    ClientsideFunction("repscope", "uploadReference"),
+    Output(f"{_UPLOAD}-result", "data"),
+    Input(f"{_UPLOAD}-send", "n_clicks"),
+    State("selection", "data"),
+    State(f"{_UPLOAD}-name", "value"),
+    prevent_initial_call=True,
+)
+
+
+@callback(
+    Output(f"{_UPLOAD}-message", "children"),
+    Output(f"{_ID}-ref-choice", "options"),
+    Output(f"{_ID}-ref-choice", "value"),
+    Input(f"{_UPLOAD}-result", "data"),
+    State("selection", "data"),
+    prevent_initial_call=True,
+)
+def _uploaded(result, selection):
+    """The upload's message, the references now stored, and the new one chosen."""
+    options = reference_options(Selection.from_state(selection).stimuli)
+    chosen = result["reference"] if result and result.get("ok") else no_update
+    return upload_message(result), options, chosen

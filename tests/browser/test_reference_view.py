@@ -1,0 +1,65 @@
+"""The Reference RDM view in headless Chromium: upload two noisy "subjects" made from one model's
+penultimate RDM through the page, and see that layer ranked first, every bar's number, its
+bootstrap interval and the noise ceiling as compute and scipy give them; then open the link."""
+import numpy as np
+import scipy.stats
+from scipy.spatial.distance import squareform
+
+import compute
+from tests.browser.support import wait_for_figures
+from tests.browser.test_views import _activations, _query
+
+TARGET = "cnn-w8-s0-e25"
+MODELS = (TARGET, "mlp-w16-s0-e25")
+
+# The bars as drawn: per trace its labels, values and error bar lengths; the rank order and shapes.
+BARS = """id => {
+  const el = document.querySelector('#' + id + ' .js-plotly-plot');
+  return {bars: el._fullData.map(t => ({name: t.name, y: Array.from(t.y), x: Array.from(t.x),
+                                        plus: Array.from(t.error_x.array), minus: Array.from(t.error_x.arrayminus)})),
+          order: Array.from(el._fullLayout.yaxis.categoryarray),
+          bands: el._fullLayout.shapes.map(s => [s.x0, s.x1])};
+}"""
+
+
+def _rdm(model, layer):
+    (acts,) = _activations(model, [layer])
+    return compute.rdm(acts, method="euclidean", condensed=True).astype(np.float32)
+
+
+def test_an_uploaded_reference_ranks_the_layer_it_was_made_from_first(app_server, page, tmp_path):
+    source = _rdm(TARGET, "penultimate").astype(np.float64)
+    rng = np.random.default_rng(0)
+    subjects = np.stack([source + 0.3 * source.std() * rng.normal(size=source.shape) for _ in range(2)])
+    np.save(tmp_path / "brain.npy", np.stack([squareform(s) for s in subjects]))  # (2, N, N)
+
+    page.goto(app_server.url + f"/reference?models={','.join(MODELS)}&layers=default")
+    page.wait_for_selector("#reference-upload-file input[type=file]", timeout=120_000)
+    page.set_input_files("#reference-upload-file input[type=file]", str(tmp_path / "brain.npy"))
+    page.click("#reference-upload-send")
+    page.wait_for_selector("#reference-upload-message .status-done", timeout=240_000)
+    assert "brain (2 subject(s) over 500 stimuli of digits)" in page.inner_text("#reference-upload-message")
+    wait_for_figures(page, "reference", ("bars",), timeout=480_000)
+
+    drawn = page.evaluate(BARS, "reference-bars")
+    assert drawn["order"][0] == f"{TARGET} · penultimate"
+    bars = [(label, x, plus, minus) for trace in drawn["bars"]
+            for label, x, plus, minus in zip(trace["y"], trace["x"], trace["plus"], trace["minus"])]
+    assert len(bars) == 6 and {label.split(" · ")[0] for label, *_ in bars} == set(MODELS)
+    for label, x, plus, minus in bars:
+        model, layer = label.split(" · ")
+        rdm = _rdm(model, layer)
+        expected = np.mean([scipy.stats.spearmanr(rdm, subject)[0] for subject in subjects])
+        assert abs(x - expected) < 1e-4, label
+        assert plus > 0 and minus > 0, label  # the 95 % interval holds the estimate
+    assert [t["name"] for t in drawn["bars"]] == ["depth 1", "depth 2", "depth 3"]
+    lower, upper = compute.noise_ceiling(subjects, "spearman")
+    np.testing.assert_allclose(drawn["bands"], [[lower, upper]], atol=1e-9)
+
+    query = _query(page)
+    assert (query["models"], query["layers"], len(query["ref"])) == (",".join(MODELS), "default", 64)
+    other = page.context.browser.new_context().new_page()  # the shared link, in a fresh browser
+    other.goto(page.url)
+    wait_for_figures(other, "reference", ("bars",))
+    assert other.evaluate(BARS, "reference-bars") == drawn
+    other.context.close()

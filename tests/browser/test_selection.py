@@ -1,0 +1,83 @@
+"""The left panel's selection in a real browser: tag filters from a link, kept across views,
+lasso-selected models, the Compute button for uncached heavy work, thumbnails on hover."""
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from compute.sources.models import list_models
+from tests.browser.support import AppServer, wait_for_figures, wait_for_title
+
+
+def _query(page):
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def _points(traces):
+    return sum(len(t["x"]) for t in traces)
+
+
+def test_a_link_s_tag_filters_select_the_models_of_every_view(app_server, page, zoo_dir):
+    cnn_trained = [m for m in list_models("digits") if m.tags.get("family") == "cnn" and m.tags.get("group") == "trained"]
+    page.goto(app_server.url + "/?where=family:cnn;group:trained")
+    heatmap, mds = wait_for_figures(page)
+    assert _points(mds) == len(cnn_trained)
+    assert page.inner_text("#selection-summary").startswith(f"{len(cnn_trained)} of ")
+    assert _query(page)["where"] == "family:cnn;group:trained"
+    # The navigation bar keeps the selection: the layer grid's model A is the best selected CNN.
+    best = min(cnn_trained, key=lambda m: (-m.accuracy, m.name))  # ties: by name, as the view does
+    page.click("a.nav-link[href='/layers']")
+    wait_for_title(page, "layer-grid-heatmap", f"{best.name} (rows)")
+    assert _query(page)["where"] == "family:cnn;group:trained"
+
+
+def test_lasso_selecting_models_on_the_mds_selects_them(app_server, page):
+    page.goto(app_server.url + "/?where=family:mlp;epochs:25")
+    _, mds = wait_for_figures(page)
+    total = _points(mds)
+    # Box-select (the lasso's sibling in Plotly's toolbar) the left half of the plot area.
+    page.hover("#model-space-mds .js-plotly-plot")
+    page.click("#model-space-mds .modebar-btn[data-val='select']")
+    box = page.locator("#model-space-mds .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2, steps=8)
+    page.mouse.up()
+    page.wait_for_function("() => new URLSearchParams(location.search).has('models')", timeout=60_000)
+    chosen = _query(page)["models"].split(",")
+    assert 0 < len(chosen) < total
+    page.wait_for_function(
+        """n => { const el = document.querySelector('#model-space-mds .js-plotly-plot');
+                  return el && el._fullData && el._fullData.reduce((s, t) => s + t._length, 0) === n; }""",
+        arg=len(chosen), timeout=120_000)
+
+
+def test_hovering_a_stimulus_shows_its_thumbnail(app_server, page):
+    page.goto(app_server.url + "/rdm?model=cnn-w4-s0-e25")
+    wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
+    point = page.locator("#input-rdm-mds .scatterlayer .point").first
+    point.hover(force=True)
+    page.wait_for_function("() => (document.querySelector('#input-rdm-thumbnail').src || '').startsWith('data:image/png')",
+                           timeout=30_000)
+    assert "class" in page.inner_text("#input-rdm-thumbnail-caption")
+
+
+@pytest.fixture(scope="module")
+def asking_server(zoo_dir, tmp_path_factory):
+    """An app that asks before computing anything (REPSCOPE_AUTO_COMPUTE_BYTES=0)."""
+    directory = tmp_path_factory.mktemp("asking")
+    server = AppServer(directory / "cache", zoo_dir, directory, env={"REPSCOPE_AUTO_COMPUTE_BYTES": "0"})
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_uncached_heavy_work_waits_for_the_compute_button_and_cached_work_does_not(asking_server, page):
+    page.goto(asking_server.url + "/rdm?model=mlp-w8-s0-e25")
+    page.wait_for_selector("#input-rdm-compute", timeout=60_000)
+    assert "Not computed yet" in page.inner_text("#input-rdm-progress")
+    assert "forward pass" in page.inner_text("#input-rdm-progress")
+    page.click("#input-rdm-compute")
+    wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
+    page.reload()  # now cached: drawn without asking
+    wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
+    assert page.locator("#input-rdm-compute").count() == 0

@@ -1,0 +1,109 @@
+"""The Reference RDM view's pure parts on the built-in zoo: plan, draw, code and messages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from compute.engine import artifacts
+from compute.engine.store import ArtifactStore
+from compute.sources.references import save_reference
+from dashboard.selection import Selection
+
+PAIR = ("cnn-w8-s0-e25", "mlp-w16-s0-e25")
+
+
+@pytest.fixture
+def view(zoo_dir, cache_dir, monkeypatch):
+    monkeypatch.setenv("REPSCOPE_UPLOAD_DIR", str(cache_dir.parent / "uploads"))
+    from dashboard.views import reference
+
+    return reference
+
+
+@pytest.fixture
+def digits(zoo_dir):
+    from dashboard import services
+
+    return services.stimuli("digits")
+
+
+def _store(stimuli, subjects=2, name="brain"):
+    rng = np.random.default_rng(subjects)
+    return save_reference(np.stack([pdist(rng.normal(size=(len(stimuli), 3))) for _ in range(subjects)]), name, stimuli)
+
+
+def test_without_a_reference_nothing_is_computed_and_the_figure_asks_for_one(view):
+    specs, targets, context, search = view.plan(Selection(), None, "euclidean", "spearman", "penultimate", "100")
+    assert (specs, targets, search) == ({}, [], "")
+    (figure,) = view.draw({**context, "selection": Selection().state()}, {})
+    assert figure.data == () and "upload one" in figure.layout.title.text
+
+
+def test_plan_compares_each_models_default_layers_in_one_artifact(view, digits):
+    info = _store(digits)
+    selection = Selection(names=PAIR)
+    specs, targets, context, search = view.plan(selection, info.key, "cosine", "pearson", "default", "100")
+    fit = specs["fit"]
+    assert targets == ["fit"] and fit.kind == "reference_fit"
+    assert fit.params == {"reference": info.key, "method": "pearson", "n_boot": 100, "seed": 0}
+    models = {m.key: m.name for m in selection.models}
+    rows = [(models[key], layer, group) for key, layer, group in context["rows"]]
+    assert [group for *_, group in rows] == ["depth 1", "depth 2", "depth 3"] * 2
+    assert {layer for _, layer, _ in rows} >= {"penultimate"}
+    assert [(s.params["method"], s.inputs[0].params["layer"]) for s in fit.inputs] == \
+        [("cosine", layer) for _, layer, _ in rows]
+    assert search == f"?compare=pearson&layers=default&rdm=cosine&ref={info.key}"
+    assert context["reference"] == {"name": "brain", "subjects": 2}
+    specs, _, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "0")
+    assert [row[1:] for row in context["rows"]] == [["penultimate", "penultimate"]] * 2
+    assert specs["fit"].params["n_boot"] == 0
+    assert view.reference_options(digits) == [{"label": f"brain (2 subjects, {info.key[:8]})", "value": info.key}]
+
+
+def test_plan_refuses_unknown_and_mismatched_references(view, digits):
+    with pytest.raises(ValueError, match="no reference RDM 000000000000… is stored"):
+        view.plan(Selection(), "0" * 64, "euclidean", "spearman", "default", "0")
+    with pytest.raises(ValueError, match="not a reference key"):
+        view.plan(Selection(), "../secret", "euclidean", "spearman", "default", "0")
+    other = type("Other", (), {"name": "other", "key": "o" * 64, "__len__": lambda self: len(digits)})()
+    info = _store(other, name="elsewhere")
+    with pytest.raises(ValueError, match=r"'elsewhere' is over stimulus set 'other' \(500 stimuli\), not the "
+                                         r"selected 'digits' \(500 stimuli\)"):
+        view.plan(Selection(), info.key, "euclidean", "spearman", "default", "0")
+    assert view.reference_options(digits) == []
+
+
+def test_draw_ranks_the_bars_and_says_which_way_is_better(view, digits):
+    info = _store(digits)
+    selection = Selection(names=PAIR)
+    _, _, context, _ = view.plan(selection, info.key, "euclidean", "euclidean", "penultimate", "100")
+    context = {**context, "selection": selection.state()}
+    fit = np.array([[2.0, 1.5, 2.5, 1.0, 0.5], [1.0, 0.8, 1.1, 1.0, 0.5]])
+    (figure,) = view.draw(context, {"fit": fit})
+    names = {m.key: m.name for m in selection.models}
+    labels = [f"{names[key]} · penultimate" for key, *_ in context["rows"]]
+    assert list(figure.layout.yaxis.categoryarray) == labels[::-1]  # a distance: the smaller first
+    assert "lower = more similar" in figure.layout.xaxis.title.text
+    assert (figure.layout.shapes[0].x0, figure.layout.shapes[0].x1) == (0.5, 1.0)
+    assert "2 subjects" in figure.layout.title.text and "100 resamples" in figure.layout.title.text
+
+
+def test_code_reproduces_the_artifact(view, digits, tmp_path):
+    info = _store(digits)
+    selection = Selection(names=PAIR[:1])
+    specs, _, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "20")
+    store = ArtifactStore(tmp_path / "artifacts")
+    artifacts.ensure(specs["fit"], store)
+    namespace = {}
+    exec(view.code({**context, "selection": selection.state()}), namespace)  # noqa: S102 - our own snippet
+    np.testing.assert_allclose(namespace["fit"], store.get("reference_fit", specs["fit"].key)[0], rtol=1e-6)
+
+
+def test_upload_messages(view):
+    done = view.upload_message({"ok": True, "reference": "k", "name": "brain", "subjects": 3, "stimuli": 500,
+                                "stimulus_set": "digits"})
+    assert done.children == "Reference ready: brain (3 subject(s) over 500 stimuli of digits)"
+    refused = view.upload_message({"ok": False, "error": "the reference has shape (4, 4)"})
+    assert refused.children == "Refused: the reference has shape (4, 4)" and "alert-error" in refused.className
+    assert view.upload_message(None) == ""
