@@ -14,6 +14,7 @@ from compute.engine import artifacts
 from dashboard import jobs_ui, state as url_state
 from dashboard.figures.heatmap import labelled_heatmap, rdm_heatmap
 from dashboard.selection import Selection, need_models
+from dashboard.snippets import prelude
 from dashboard.views import model_space
 from dashboard.views.input_rdm import MAX_SIDE, RDM_CHOICES, best_model
 from dashboard.widgets import dropdown, model_dropdown
@@ -98,9 +99,20 @@ def draw(context: dict, arrays: dict):
     return figures(Selection.from_state(context["selection"]).stimuli, arrays, context["view"])
 
 
+def code(context: dict) -> str:
+    """A Python snippet, on the public ``compute`` API, that reproduces the RDM and confusions."""
+    view = context["view"]
+    return prelude(Selection.from_state(context["selection"]),
+                   "from compute.sources.activations import predict") + f"""(acts,) = activations({view["model"]!r}, ["penultimate"])
+rdm = compute.rdm(acts, method={view["rdm"]!r})  # drawn sorted by class
+scores = predict(load_model({view["model"]!r}), stimuli.images)
+confusions = {{k: compute.confusion_matrix(scores, stimuli.labels, k=k) for k in {TOP_K!r}}}  # rows: true class
+"""
+
+
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-model-choice", "value"), Input(f"{_ID}-rdm-choice", "value")], plan)
 jobs_ui.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_ID}-top{k}", "figure") for k in TOP_K],
-                      draw)
+                      draw, code)
 
 
 def plan_models(selection: Selection, rdm_method):

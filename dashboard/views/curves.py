@@ -12,6 +12,7 @@ from compute.engine import artifacts
 from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.curves import layer_curves, mean_dissimilarity
 from dashboard.selection import Selection, need_models
+from dashboard.snippets import prelude
 from dashboard.views.input_rdm import RDM_CHOICES
 from dashboard.views.model_space import COMPARE_CHOICES
 from dashboard.widgets import dropdown
@@ -70,8 +71,9 @@ def plan(selection: Selection, rdm_method, compare_method):
     view = {"rdm": rdm_method, "compare": compare_method}
     models = need_models(selection, 3)
     named = specs(models, selection.stimuli, view, selection.pooling)
-    by_depth = {f"depth{d + 1}": [m.key for m, _ in pairs] for d, pairs in enumerate(depths(models))}
-    context = {"view": view, "models": {name: by_depth[name] for name in named}}
+    by_depth = {f"depth{d + 1}": pairs for d, pairs in enumerate(depths(models))}
+    context = {"view": view, "models": {name: [m.key for m, _ in by_depth[name]] for name in named},
+               "pairs": {name: [(m.key, layer) for m, layer in by_depth[name]] for name in named}}
     return named, list(named), context, url_state.encode(view, DEFAULTS)
 
 
@@ -82,4 +84,22 @@ def draw(context: dict, arrays: dict):
 
 
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-rdm-choice", "value"), Input(f"{_ID}-compare-choice", "value")], plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw)
+def code(context: dict) -> str:
+    """A Python snippet, on the public ``compute`` API, that reproduces the curves."""
+    view = context["view"]
+    selection = Selection.from_state(context["selection"])
+    depths = {name: [(selection.by_key[key].name, layer) for key, layer in pairs]
+              for name, pairs in context["pairs"].items()}
+    listing = "".join(f"    {name!r}: {pairs!r},\n" for name, pairs in depths.items())
+    return prelude(selection) + f"""depths = {{  # depth -> (model, layer) pairs, models ordered by accuracy
+{listing}}}
+curves = {{}}
+for depth, pairs in depths.items():
+    rdms = np.stack([compute.rdm(activations(name, [layer])[0], method={view["rdm"]!r}, condensed=True)
+                     .astype(np.float32) for name, layer in pairs])
+    matrix = compute.model_rdm(rdms, method={view["compare"]!r})
+    curves[depth] = (matrix.sum(axis=1) - np.diag(matrix)) / (len(pairs) - 1)  # mean dissimilarity to the others
+"""
+
+
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw, code)

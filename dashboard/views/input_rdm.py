@@ -13,6 +13,7 @@ from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.heatmap import rdm_heatmap
 from dashboard.figures.scatter import class_scatter
 from dashboard.selection import Selection
+from dashboard.snippets import prelude
 from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
@@ -126,6 +127,17 @@ def draw(context: dict, arrays: dict):
     return figures(Selection.from_state(context["selection"]).stimuli, arrays["rdm"], arrays["mds"], context["view"])
 
 
+def code(context: dict) -> str:
+    """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
+    view = context["view"]
+    return prelude(Selection.from_state(context["selection"])) + f"""(acts,) = activations({view["model"]!r}, [{view["layer"]!r}])
+rdm = compute.rdm(acts, method={view["rdm"]!r})  # N x N, in stimulus order
+order = np.argsort(stimuli.labels, kind="stable")
+heatmap = rdm[np.ix_(order, order)]  # sorted by class, as drawn (block-averaged when N > {MAX_SIDE})
+coords = compute.mds(rdm, method={view["mds"]!r})  # the stimulus MDS, one row per stimulus
+"""
+
+
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("model", "layer", "rdm", "mds")],
                         plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)

@@ -13,6 +13,7 @@ from compute.measures.similarity import MEASURES
 from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.heatmap import labelled_heatmap
 from dashboard.selection import Selection
+from dashboard.snippets import prelude
 from dashboard.views.input_rdm import best_model
 from dashboard.widgets import dropdown, model_dropdown, model_options
 
@@ -139,4 +140,15 @@ def draw(context: dict, arrays: dict):
 
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("a", "b", "measure", "layers")],
                         plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure")], draw)
+def code(context: dict) -> str:
+    """A Python snippet, on the public ``compute`` API, that reproduces the grid."""
+    view = context["view"]
+    return prelude(Selection.from_state(context["selection"])) + f"""layers_a = {context["layers_a"]!r}
+layers_b = {context["layers_b"]!r}
+acts_a = dict(zip(layers_a, activations({view["a"]!r}, layers_a)))
+acts_b = dict(zip(layers_b, activations({view["b"]!r}, layers_b)))
+grid = compute.layer_grid(acts_a, acts_b, measure={view["measure"]!r})  # rows: A's layers, columns: B's
+"""
+
+
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure")], draw, code)

@@ -16,6 +16,7 @@ from dashboard import jobs_ui, state as url_state
 from dashboard.figures.heatmap import matrix_heatmap
 from dashboard.figures.scatter import embedding_scatter
 from dashboard.selection import Selection, need_models
+from dashboard.snippets import prelude
 from dashboard.widgets import accuracy_text, dropdown
 
 PATH = "/"
@@ -94,23 +95,11 @@ def code(context: dict) -> str:
     selection = Selection.from_state(context["selection"])
     names = [selection.by_key[key].name for key in context["models"]]
     listing = "".join(f"    {name!r},\n" for name in names)
-    return f"""import numpy as np
-
-import compute
-from compute.sources.activations import extract
-from compute.sources.models import list_layers, load_model
-from compute.sources.stimuli import get_stimulus_set
-
-stimuli = get_stimulus_set({selection.stimulus_set!r})
-models = [  # ordered by accuracy, as in the figures
+    return prelude(selection) + f"""models = [  # ordered by accuracy, as in the figures
 {listing}]
-rdms = []
-for name in models:
-    model = load_model(name)
-    layer = next(info.name for info in list_layers(model) if info.penultimate)
-    acts = extract(model, stimuli.images, [layer], pooling={selection.pooling!r})[layer]
-    rdms.append(compute.rdm(acts, method={view["rdm"]!r}, condensed=True).astype(np.float32))
-matrix = compute.model_rdm(np.stack(rdms), method={view["compare"]!r})  # the heatmap
+rdms = np.stack([compute.rdm(activations(name, ["penultimate"])[0], method={view["rdm"]!r}, condensed=True)
+                 .astype(np.float32) for name in models])
+matrix = compute.model_rdm(rdms, method={view["compare"]!r})  # the heatmap
 coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row per model
 """
 

@@ -4,20 +4,52 @@ import json
 import zipfile
 
 import numpy as np
+import pytest
 
-from dashboard import services, share
+from dashboard import share
 from dashboard.views import model_space
 
 
-def test_model_space_snippet_is_valid_python_on_the_public_api(monkeypatch):
-    monkeypatch.setattr(services, "models", lambda: [])
-    context = {"view": {"rdm": "euclidean", "compare": "kendall_tau_a", "mds": "classical"},
-               "models": ["cnn-w4-s0-e25", "mlp-w8-s1-e25"]}
-    snippet = model_space.code(context)
-    compile(snippet, "<model-space snippet>", "exec")
-    for text in ("compute.rdm(", "compute.model_rdm(", "compute.mds(", "'euclidean'", "'kendall_tau_a'",
-                 "'classical'", "'cnn-w4-s0-e25'", "'mlp-w8-s1-e25'"):
-        assert text in snippet
+SNIPPET_MODELS = ("mlp-w8-s0-e25", "cnn-w4-s0-e25", "mlp-w16-s1-e5")
+# view -> (control values, the snippet's variable for each array of the job)
+SNIPPET_CASES = {
+    "model_space": (("euclidean", "kendall_tau_a", "classical"), {"matrix": "matrix", "mds": "coords"}),
+    "input_rdm": (("cnn-w4-s0-e25", "fc1", "cosine", "classical"), {"mds": "coords"}),
+    "layer_grid": (("mlp-w8-s0-e25", "cnn-w4-s0-e25", "rv2", "default"), {"grid": "grid"}),
+    "confusion": (("cnn-w4-s0-e25", "euclidean"), {"top1": "confusions[1]", "top5": "confusions[5]"}),
+    "curves": (("euclidean", "spearman"), {"depth1": "curves['depth1']", "depth3": "curves['depth3']"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SNIPPET_CASES))
+def test_show_code_reproduces_the_view_s_numbers(name, zoo_dir, tmp_path):
+    """Each view's "Show code" snippet, run as a user would, gives the arrays its job stored."""
+    import importlib
+
+    from compute.engine.artifacts import ensure
+    from compute.engine.store import ArtifactStore
+    from dashboard.figures.curves import mean_dissimilarity
+    from dashboard.selection import Selection
+
+    view = importlib.import_module(f"dashboard.views.{name}")
+    values, variables = SNIPPET_CASES[name]
+    selection = Selection(names=SNIPPET_MODELS, pooling="avg")
+    specs, targets, context, _ = view.plan(selection, *values)
+    context = {**context, "selection": selection.state()}
+    store = ArtifactStore(tmp_path / "artifacts")
+    for target in targets:
+        ensure(specs[target], store)
+    namespace = {}
+    exec(compile(view.code(context), f"<{name} snippet>", "exec"), namespace)
+    for array_name, expression in variables.items():
+        stored = np.asarray(store.get(specs[array_name].kind, specs[array_name].key)[0])
+        if name == "curves":
+            stored = mean_dissimilarity(stored)
+        got = np.asarray(eval(expression, namespace))
+        if array_name in ("mds", "coords"):  # an embedding: compare distances (sign conventions aside)
+            from scipy.spatial.distance import pdist
+            stored, got = pdist(stored), pdist(got)
+        np.testing.assert_allclose(got, stored, rtol=1e-4, atol=1e-4, err_msg=f"{name}: {array_name}")
 
 
 def test_archive_holds_each_array_as_npy_and_the_view_state():
