@@ -39,7 +39,8 @@ def request(url, data=None, credentials=None, content_type="application/json"):
 
 RENDER_MODELS_PAGE = json.dumps({
     "output": "page.children", "outputs": {"id": "page", "property": "children"},
-    "inputs": [{"id": "url", "property": "pathname", "value": PREFIX + "models"}],
+    "inputs": [{"id": "url", "property": "pathname", "value": PREFIX + "models"},
+               {"id": "selection", "property": "data", "value": None}],
     "state": [{"id": "url", "property": "search", "value": ""}], "changedPropIds": ["url.pathname"],
 }).encode()
 
