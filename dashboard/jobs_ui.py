@@ -102,9 +102,11 @@ def combined_status(statuses: list[dict]) -> dict:
     return {**pending[0], "progress": progress / len(statuses)}
 
 
-def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], prefix: str = "") -> tuple:
+def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], prefix: str = "",
+         needs=None) -> tuple:
     """What the poll callback returns: ``n_figures`` figures (or no_update), the progress line,
-    and whether to stop polling. ``draw(context, arrays)`` gets every named spec's array."""
+    and whether to stop polling. ``draw(context, arrays)`` gets the arrays of the named specs in
+    ``needs`` (all by default; a view that draws from small derived arrays never reads big ones)."""
     unchanged = (no_update,) * n_figures
     if not job:
         return (*unchanged, no_update, True)
@@ -114,10 +116,17 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
         return (*unchanged, confirm_area(prefix, job["confirm"]), True)
     backend = services.backend()
     specs = {name: artifacts.Spec.from_json(data) for name, data in job["specs"].items()}
-    status = combined_status([backend.status(specs[name].key) for name in job["targets"]])
+    statuses = {name: backend.spec_status(specs[name]) for name in job["targets"]}
+    missing = [name for name, s in statuses.items() if s["state"] == "missing"]
+    try:  # no record and no artifact (evicted, or the job states were lost): ask again
+        for name in missing:
+            backend.submit(specs[name], client=_client())
+    except (RuntimeError, LimitExceeded) as error:
+        return (*unchanged, describe_status({"state": "failed", "message": str(error)}), True)
+    status = combined_status(list(statuses.values()))
     if status["state"] != "done":
         return (*unchanged, describe_status(status), status["state"] in _FINISHED)
-    arrays = job_arrays(job)
+    arrays = job_arrays(job, needs)
     if arrays is None:  # evicted between status and read
         for name in job["targets"]:
             backend.submit(specs[name], client=_client())
@@ -127,9 +136,10 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
 
 
 def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict], tuple],
-                  code: Callable[[dict], str] | None = None) -> None:
-    """The view's poll callback: on each tick, the job's progress, then its figures; and its
-    share callbacks (see :mod:`dashboard.share`), with ``code(context)`` the "Show code" snippet."""
+                  code: Callable[[dict], str] | None = None, needs=None) -> None:
+    """The view's poll callback: on each tick, the job's progress, then its figures (drawn from
+    the arrays named in ``needs``, all by default); and its share callbacks (see
+    :mod:`dashboard.share`), with ``code(context)`` the "Show code" snippet."""
     register_share(prefix, code)
 
     @callback(
@@ -141,7 +151,7 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
         prevent_initial_call=True,
     )
     def _poll(_, job):
-        return poll(job, len(outputs), draw, prefix)
+        return poll(job, len(outputs), draw, prefix, needs)
 
     @callback(
         Output(f"{prefix}-job", "data", allow_duplicate=True),

@@ -56,12 +56,14 @@ def archive(job: dict, arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def job_arrays(job: dict) -> dict | None:
-    """Every named spec's array of a job record, or ``None`` while one is not there (not
-    computed yet, or evicted)."""
+def job_arrays(job: dict, names=None) -> dict | None:
+    """The arrays of a job record's named specs (``names``, or all), or ``None`` while one is
+    not there (not computed yet, or evicted)."""
     backend = services.backend()
     arrays = {}
     for name, data in job["specs"].items():
+        if names is not None and name not in names:
+            continue
         array = backend.result(artifacts.Spec.from_json(data))
         if array is None:
             return None

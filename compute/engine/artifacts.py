@@ -21,7 +21,7 @@ from compute.errors import Cancelled
 # Bump a kind's version when its recipe's numbers change: old artifacts are then never served.
 CODE_VERSION = {"activations": 1, "predictions": 1, "rdm": 1, "model_rdm": 1, "mds": 1,
                 "layer_grid": 1, "similarities": 1, "confusion": 1, "confusion_rdm": 1, "srm_fit": 1,
-                "reference_fit": 1}
+                "reference_fit": 1, "rdm_blocks": 1}
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,12 @@ def predictions_spec(model_key: str, stimuli) -> Spec:
 
 def rdm_spec(model_key: str, stimuli, layer="penultimate", pooling="none", method="correlation") -> Spec:
     return Spec("rdm", {"method": method}, (activations_spec(model_key, stimuli, layer, pooling),))
+
+
+def rdm_blocks_spec(rdm: Spec, stimuli, max_side: int = 1000) -> Spec:
+    """The class-sorted picture of an input RDM: block means, at most ``max_side`` per side."""
+    return Spec("rdm_blocks", {"max_side": int(max_side), "stimuli": stimuli.key}, (rdm,),
+                locate={"stimuli": stimuli.name})
 
 
 def model_rdm_spec(model_keys, stimuli, layer="penultimate", pooling="none",
@@ -238,6 +244,13 @@ def _rdm(spec: Spec, inputs, ctx: Context):
     return rdm(inputs[0], method=spec.params["method"], condensed=True), {"n": int(inputs[0].shape[0])}
 
 
+def _rdm_blocks(spec: Spec, inputs, ctx: Context):
+    from compute.measures.blocks import sorted_blocks
+
+    blocks, _ = sorted_blocks(inputs[0], _stimuli(spec).labels, spec.params["max_side"])
+    return blocks, {}
+
+
 def _model_rdm(spec: Spec, inputs, ctx: Context):
     from compute.measures.compare import model_rdm
 
@@ -333,6 +346,7 @@ def _reference_fit(spec: Spec, inputs, ctx: Context):
 RECIPES: dict[str, Callable] = {
     "predictions": _predictions,
     "rdm": _rdm,
+    "rdm_blocks": _rdm_blocks,
     "model_rdm": _model_rdm,
     "mds": _mds,
     "layer_grid": _layer_grid,

@@ -6,6 +6,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from compute.measures.blocks import class_order
+
 # Perceptually uniform and colour-blind safe.
 SEQUENTIAL = "Viridis"
 
@@ -69,51 +71,24 @@ def matrix_heatmap(
     return figure
 
 
-def block_downsample(matrix: np.ndarray, max_side: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Average ``matrix`` (n x n) over square blocks of ``f = ceil(n / max_side)`` rows and
-    columns, so that at most ``max_side`` remain per side; the last block may be smaller.
-
-    Returns the (m x m) block means and the (m,) centre of each block in original row units
-    (so class boundaries and labels keep their positions). ``f = 1`` returns the matrix as is.
-    """
-    matrix = np.asarray(matrix, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"block_downsample needs a square matrix, got shape {matrix.shape}")
-    if max_side < 1:
-        raise ValueError(f"max_side must be at least 1, got {max_side}")
-    n = matrix.shape[0]
-    factor = -(-n // max_side)
-    starts = np.arange(0, n, factor)
-    sizes = np.diff(np.append(starts, n))
-    centres = starts + (sizes - 1) / 2.0
-    if factor == 1:
-        return matrix, centres
-    sums = np.add.reduceat(np.add.reduceat(matrix, starts, axis=0), starts, axis=1)
-    return sums / np.outer(sizes, sizes), centres
-
-
-def class_order(labels: Sequence[int]) -> np.ndarray:
-    """Stimulus indices sorted by class, keeping the stimulus order within a class."""
-    return np.argsort(np.asarray(labels), kind="stable")
-
-
 def rdm_heatmap(
-    matrix: np.ndarray,
+    blocks: np.ndarray,
+    centres: Sequence[float],
     labels: Sequence[int],
     class_names: Sequence[str],
     title: str,
     colorbar_title: str,
-    max_side: int = 1000,
 ) -> go.Figure:
-    """An input RDM (N x N) with the stimuli sorted by class, lines at the class boundaries and
-    each class named at its centre; block-averaged to at most ``max_side`` per side."""
-    matrix = np.asarray(matrix, dtype=float)
+    """An input RDM over the stimuli sorted by class, drawn from its block means (``blocks``,
+    m x m, at ``centres`` in sorted-stimulus units; see :mod:`compute.measures.blocks`), with
+    lines at the class boundaries and each class named at its centre. ``labels`` are the
+    stimuli's classes in their original order. Zooming keeps its state (``uirevision``), so a
+    full-resolution window can replace the blocks (see :func:`replace_heatmap`)."""
+    blocks = np.asarray(blocks, dtype=float)
     labels = np.asarray(labels)
-    if matrix.ndim != 2 or matrix.shape != (len(labels), len(labels)):
-        raise ValueError(f"matrix of shape {matrix.shape} does not match {len(labels)} labels")
-    order = class_order(labels)
-    z, centres = block_downsample(matrix[np.ix_(order, order)], max_side)
-    sorted_labels = labels[order]
+    if blocks.ndim != 2 or blocks.shape != (len(centres), len(centres)):
+        raise ValueError(f"blocks of shape {blocks.shape} do not match {len(centres)} block centres")
+    sorted_labels = labels[class_order(labels)]
     present = list(dict.fromkeys(sorted_labels.tolist()))
     starts = [int(np.searchsorted(sorted_labels, c, side="left")) for c in present]
     ends = [int(np.searchsorted(sorted_labels, c, side="right")) for c in present]
@@ -121,22 +96,35 @@ def rdm_heatmap(
     names = [str(class_names[c]) for c in present]
     figure = go.Figure(
         go.Heatmap(
-            z=z, x=centres, y=centres, colorscale=SEQUENTIAL,
+            z=blocks.astype(np.float32), x=np.asarray(centres), y=np.asarray(centres), colorscale=SEQUENTIAL,
             colorbar={"title": {"text": colorbar_title}},
             hovertemplate="stimulus %{y:.0f} × %{x:.0f}<br>dissimilarity: %{z:.4f}<extra></extra>",
         )
     )
-    lines = {"color": "white", "width": 1}
-    for boundary in starts[1:]:
-        edge = boundary - 0.5
-        figure.add_shape(type="line", x0=edge, x1=edge, y0=-0.5, y1=len(labels) - 0.5, line=lines)
-        figure.add_shape(type="line", y0=edge, y1=edge, x0=-0.5, x1=len(labels) - 0.5, line=lines)
+    lines, end = {"color": "white", "width": 1}, len(labels) - 0.5
+    shapes = [shape for boundary in starts[1:] for shape in (  # built at once: add_shape copies all
+        {"type": "line", "x0": boundary - 0.5, "x1": boundary - 0.5, "y0": -0.5, "y1": end, "line": lines},
+        {"type": "line", "y0": boundary - 0.5, "y1": boundary - 0.5, "x0": -0.5, "x1": end, "line": lines})]
     axis = {"tickmode": "array", "tickvals": ticks, "ticktext": names, "showgrid": False, "zeroline": False}
     figure.update_layout(
         title=title,
+        shapes=shapes,
         xaxis=axis,
         yaxis={**axis, "autorange": "reversed", "scaleanchor": "x"},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},
         template="plotly_white",
+        uirevision=title,
     )
     return figure
+
+
+def replace_heatmap(z: np.ndarray, rows: Sequence[float], cols: Sequence[float]):
+    """A Dash ``Patch`` swapping a heatmap's cells (its first trace) for ``z`` at ``rows`` x
+    ``cols``, leaving the layout (and the user's zoom) as it is."""
+    from dash import Patch
+
+    patch = Patch()
+    patch["data"][0]["z"] = np.asarray(z, dtype=float)
+    patch["data"][0]["x"] = list(cols)
+    patch["data"][0]["y"] = list(rows)
+    return patch

@@ -8,15 +8,14 @@ page), and by their top-1 and top-5 confusion matrices (each turned into a class
 from __future__ import annotations
 
 from dash import Input, Output, dcc, html
-from scipy.spatial.distance import squareform
-
 from compute.engine import artifacts
+from compute.settings import get_settings
 from dashboard import jobs_ui, state as url_state
-from dashboard.figures.heatmap import labelled_heatmap, rdm_heatmap
+from dashboard.figures.heatmap import labelled_heatmap
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.views import model_space
-from dashboard.views.input_rdm import MAX_SIDE, RDM_CHOICES, best_model
+from dashboard.views.input_rdm import RDM_CHOICES, best_model, sorted_heatmap
 from dashboard.widgets import dropdown, model_dropdown
 
 PATH = "/confusion"
@@ -36,17 +35,17 @@ def read_state(search: str | None, models) -> dict:
     return url_state.decode(search, defaults(models), {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES})
 
 
-def specs(model, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:
-    named = {"rdm": artifacts.rdm_spec(model.key, stimuli, "penultimate", pooling, view["rdm"])}
+def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 1000) -> dict[str, artifacts.Spec]:
+    rdm = artifacts.rdm_spec(model.key, stimuli, "penultimate", pooling, view["rdm"])
+    named = {"rdm": rdm, "blocks": artifacts.rdm_blocks_spec(rdm, stimuli, max_side)}
     named.update({f"top{k}": artifacts.confusion_spec(model.key, stimuli, k) for k in TOP_K})
     return named
 
 
-def figures(stimuli, arrays: dict, view: dict):
+def figures(stimuli, arrays: dict, view: dict, max_side: int = 1000):
     """The class-sorted input RDM, then one confusion heatmap per k in ``TOP_K``."""
-    heatmap = rdm_heatmap(squareform(arrays["rdm"], checks=False), stimuli.labels, stimuli.class_names,
-                          title=f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer</sup>",
-                          colorbar_title=view["rdm"], max_side=MAX_SIDE)
+    heatmap = sorted_heatmap(stimuli, arrays["blocks"], max_side,
+                             f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer</sup>", view["rdm"])
     classes = [str(name) for name in stimuli.class_names]
     confusions = tuple(
         labelled_heatmap(arrays[f"top{k}"], classes, classes,
@@ -90,13 +89,15 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
 
 def plan(selection: Selection, model_name, rdm_method):
     view = {"model": model_name, "rdm": rdm_method}
-    named = specs(selection.named(model_name), selection.stimuli, view, selection.pooling)
+    max_side = get_settings().rdm_max_side
+    named = specs(selection.named(model_name), selection.stimuli, view, selection.pooling, max_side)
     # The model is always written: the default (the most accurate) may change as models are added.
-    return named, list(named), {"view": view}, url_state.encode(view, {**defaults(selection.choices), "model": None})
+    search = url_state.encode(view, {**defaults(selection.choices), "model": None})
+    return named, ["blocks", *(f"top{k}" for k in TOP_K)], {"view": view, "max_side": max_side}, search
 
 
 def draw(context: dict, arrays: dict):
-    return figures(Selection.from_state(context["selection"]).stimuli, arrays, context["view"])
+    return figures(Selection.from_state(context["selection"]).stimuli, arrays, context["view"], context["max_side"])
 
 
 def code(context: dict) -> str:
@@ -112,7 +113,7 @@ confusions = {{k: compute.confusion_matrix(scores, stimuli.labels, k=k) for k in
 
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-model-choice", "value"), Input(f"{_ID}-rdm-choice", "value")], plan)
 jobs_ui.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_ID}-top{k}", "figure") for k in TOP_K],
-                      draw, code)
+                      draw, code, needs=("blocks", *(f"top{k}" for k in TOP_K)))
 
 
 def plan_models(selection: Selection, rdm_method):

@@ -1,16 +1,18 @@
 """Input RDM of one model and layer: the stimuli sorted by class, beside their MDS.
 
-The RDM is drawn block-averaged to at most ``MAX_SIDE`` stimuli per side (the browser never
-gets an N x N matrix with N in the thousands); the MDS embeds every stimulus, coloured by class.
+The RDM is drawn as block means, at most ``REPSCOPE_RDM_MAX_SIDE`` (1,000) per side, computed by
+the job (the browser never gets an N x N matrix with N in the thousands, and a cached view never
+reads the whole RDM); zooming in redraws the window at full resolution from the condensed RDM.
+The MDS embeds every stimulus, coloured by class, its thumbnail shown on hover.
 """
 from __future__ import annotations
 
 from dash import Input, Output, State, callback, html, no_update
-from scipy.spatial.distance import squareform
-
 from compute.engine import artifacts
+from compute.measures.blocks import block_factor, block_layout, side_of, sorted_window
+from compute.settings import get_settings
 from dashboard import jobs_ui, services, state as url_state
-from dashboard.figures.heatmap import rdm_heatmap
+from dashboard.figures.heatmap import rdm_heatmap, replace_heatmap
 from dashboard.figures.scatter import class_scatter
 from dashboard.selection import Selection
 from dashboard.snippets import prelude
@@ -22,7 +24,6 @@ _ID = "input-rdm"
 
 RDM_CHOICES = ("correlation", "cosine", "euclidean", "sqeuclidean", "spearman")
 MDS_CHOICES = ("classical", "smacof")
-MAX_SIDE = 1000
 
 
 def best_model(models):
@@ -47,17 +48,24 @@ def valid_layer(model, layer: str | None) -> str:
     return layer if layer in names else "penultimate"
 
 
-def specs(model, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:
+def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 1000) -> dict[str, artifacts.Spec]:
     matrix = artifacts.rdm_spec(model.key, stimuli, view["layer"], pooling, view["rdm"])
-    return {"rdm": matrix, "mds": artifacts.mds_spec(matrix, method=view["mds"])}
+    return {"rdm": matrix, "mds": artifacts.mds_spec(matrix, method=view["mds"]),
+            "blocks": artifacts.rdm_blocks_spec(matrix, stimuli, max_side)}
 
 
-def figures(stimuli, condensed, coords, view: dict):
+def sorted_heatmap(stimuli, blocks, max_side: int, title: str, colorbar_title: str):
+    """The class-sorted RDM heatmap of ``stimuli`` from its block means (an ``rdm_blocks`` artifact)."""
+    n = len(stimuli)
+    _, _, centres = block_layout(n, block_factor(n, max_side))
+    return rdm_heatmap(blocks, centres, stimuli.labels, stimuli.class_names, title, colorbar_title)
+
+
+def figures(stimuli, blocks, coords, view: dict, max_side: int = 1000):
     """The class-sorted RDM heatmap and the stimulus MDS for computed arrays."""
     where = f"{view['model']}, layer {view['layer']}"
-    heatmap = rdm_heatmap(squareform(condensed, checks=False), stimuli.labels, stimuli.class_names,
-                          title=f"Input RDM ({view['rdm']}), sorted by class<br><sup>{where}</sup>",
-                          colorbar_title=view["rdm"], max_side=MAX_SIDE)
+    heatmap = sorted_heatmap(stimuli, blocks, max_side, f"Input RDM ({view['rdm']}), sorted by class<br><sup>{where}</sup>",
+                             view["rdm"])
     hover = [f"{stimulus}<br>class {stimuli.class_names[label]}" for stimulus, label in zip(stimuli.ids, stimuli.labels)]
     scatter = class_scatter(coords, stimuli.labels, stimuli.class_names, hover,
                             title=f"MDS of the stimuli ({view['mds']})<br><sup>{where}</sup>")
@@ -71,8 +79,8 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
                 dropdown(f"{_ID}-layer-choice", "Layer", layer_options(layers), view["layer"]),
                 dropdown(f"{_ID}-rdm-choice", "RDM method", RDM_CHOICES, view["rdm"]),
                 dropdown(f"{_ID}-mds-choice", "MDS", MDS_CHOICES, view["mds"])]
-    hint = (f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}. "
-            f"Large RDMs are block-averaged to ≤ {MAX_SIDE} per side.")
+    hint = (f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}. Large RDMs are "
+            f"block-averaged to ≤ {get_settings().rdm_max_side} per side; zoom in for full resolution.")
     thumbnail = html.Figure([html.Img(id=f"{_ID}-thumbnail", alt=""), html.Figcaption(id=f"{_ID}-thumbnail-caption")],
                             className="thumbnail")
     return jobs_ui.view_page(_ID, TITLE, controls + [thumbnail], hint, ["heatmap", "mds"])
@@ -118,13 +126,72 @@ def _show_thumbnail(hover, selection):
 def plan(selection: Selection, model_name, layer, rdm_method, mds_method):
     model = selection.named(model_name)
     view = {"model": model_name, "layer": valid_layer(model, layer), "rdm": rdm_method, "mds": mds_method}
-    named = specs(model, selection.stimuli, view, selection.pooling)
+    max_side = get_settings().rdm_max_side
+    named = specs(model, selection.stimuli, view, selection.pooling, max_side)
     # The model is always written: the default (the most accurate) may change as models are added.
-    return named, ["mds"], {"view": view}, url_state.encode(view, {**defaults(selection.choices), "model": None})
+    context = {"view": view, "max_side": max_side}
+    return named, ["mds", "blocks"], context, url_state.encode(view, {**defaults(selection.choices), "model": None})
 
 
 def draw(context: dict, arrays: dict):
-    return figures(Selection.from_state(context["selection"]).stimuli, arrays["rdm"], arrays["mds"], context["view"])
+    return figures(Selection.from_state(context["selection"]).stimuli, arrays["blocks"], arrays["mds"],
+                   context["view"], context["max_side"])
+
+
+def zoom_window(relayout: dict | None, n: int, max_side: int):
+    """What a zoom (Plotly's ``relayoutData``) asks of a heatmap over ``n`` sorted stimuli
+    drawn as blocks: ``"overview"`` (autorange: the blocks again), a ``((r0, r1), (c0, c1))``
+    window in sorted positions, or None (nothing to redraw: no range, or nothing was averaged)."""
+    relayout = relayout or {}
+    if n <= max_side:
+        return None
+    if relayout.get("xaxis.autorange") or relayout.get("yaxis.autorange"):
+        return "overview"
+    spans = []
+    for axis in ("yaxis", "xaxis"):  # rows, columns
+        ends = [relayout.get(f"{axis}.range[0]"), relayout.get(f"{axis}.range[1]")]
+        if None in ends:
+            ends = relayout.get(f"{axis}.range") or [None, None]
+        if None in ends:
+            spans.append((0, n))
+        else:
+            low, high = sorted(float(e) for e in ends)
+            spans.append((int(max(0, low + 0.5)), int(min(n, high + 0.5)) + 1))
+    if spans == [(0, n), (0, n)]:
+        return None
+    return tuple(spans)
+
+
+def zoomed(job: dict | None, relayout: dict | None):
+    """The heatmap patch for a zoom: the window at full resolution (block means while it is
+    wider than the view's ``max_side``), or the blocks back for an autorange."""
+    if not job or "specs" not in job or "max_side" not in job.get("context", {}):
+        return no_update
+    backend = services.backend()
+    condensed = backend.result(artifacts.Spec.from_json(job["specs"]["rdm"]))
+    if condensed is None:
+        return no_update
+    n, max_side = side_of(condensed), job["context"]["max_side"]
+    wanted = zoom_window(relayout, n, max_side)
+    if wanted is None:
+        return no_update
+    labels = Selection.from_state(job["context"]["selection"]).stimuli.labels
+    if wanted == "overview":
+        blocks = backend.result(artifacts.Spec.from_json(job["specs"]["blocks"]))
+        _, _, centres = block_layout(n, block_factor(n, max_side))
+        return replace_heatmap(blocks, centres, centres)
+    z, rows, cols = sorted_window(condensed, labels, *wanted, max_side=max_side)
+    return replace_heatmap(z, rows, cols)
+
+
+@callback(
+    Output(f"{_ID}-heatmap", "figure", allow_duplicate=True),
+    Input(f"{_ID}-heatmap", "relayoutData"),
+    State(f"{_ID}-job", "data"),
+    prevent_initial_call=True,
+)
+def _zoom(relayout, job):
+    return zoomed(job, relayout)
 
 
 def code(context: dict) -> str:
@@ -133,11 +200,12 @@ def code(context: dict) -> str:
     return prelude(Selection.from_state(context["selection"])) + f"""(acts,) = activations({view["model"]!r}, [{view["layer"]!r}])
 rdm = compute.rdm(acts, method={view["rdm"]!r})  # N x N, in stimulus order
 order = np.argsort(stimuli.labels, kind="stable")
-heatmap = rdm[np.ix_(order, order)]  # sorted by class, as drawn (block-averaged when N > {MAX_SIDE})
+heatmap = rdm[np.ix_(order, order)]  # sorted by class, as drawn (block-averaged when N > {context["max_side"]})
 coords = compute.mds(rdm, method={view["mds"]!r})  # the stimulus MDS, one row per stimulus
 """
 
 
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("model", "layer", "rdm", "mds")],
                         plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
+jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code,
+                      needs=("blocks", "mds"))

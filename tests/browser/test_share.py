@@ -64,7 +64,7 @@ def test_show_code_reveals_a_compute_snippet_for_the_view(app_server, page):
     page.click("#model-space-code-box summary")
     code = page.inner_text("#model-space-code")
     compile(code, "<snippet>", "exec")
-    assert "compute.model_rdm(np.stack(rdms), method='pearson')" in code
+    assert "compute.model_rdm(rdms, method='pearson')" in code
     assert "compute.mds(matrix, method='classical')" in code
 
 

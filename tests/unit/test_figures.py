@@ -4,43 +4,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dashboard.figures.heatmap import block_downsample, class_order, labelled_heatmap, matrix_heatmap, rdm_heatmap
+from compute.measures.blocks import class_order
+from dashboard.figures.heatmap import labelled_heatmap, matrix_heatmap, rdm_heatmap, replace_heatmap
 from dashboard.figures.scatter import class_scatter
 from dashboard.jobs_ui import combined_status
-
-
-@pytest.mark.parametrize("n, max_side", [(10, 10), (10, 3), (1001, 1000), (7, 1)])
-def test_block_downsample_keeps_means_and_size(n, max_side):
-    rng = np.random.default_rng(n)
-    matrix = rng.random((n, n))
-    small, centres = block_downsample(matrix, max_side)
-    factor = -(-n // max_side)
-    assert small.shape[0] == small.shape[1] == len(centres) <= max_side
-    assert small[0, 0] == pytest.approx(matrix[:factor, :factor].mean())
-    last = (len(centres) - 1) * factor
-    assert small[-1, -1] == pytest.approx(matrix[last:, last:].mean())
-    assert centres[0] == pytest.approx((factor - 1) / 2)
-    # Weighted by block sizes, the blocks' means give back the whole matrix's mean.
-    sizes = np.diff(np.append(np.arange(0, n, factor), n))
-    assert (small * np.outer(sizes, sizes)).sum() / n**2 == pytest.approx(matrix.mean())
-
-
-def test_block_downsample_leaves_small_matrices_alone():
-    matrix = np.arange(16.0).reshape(4, 4)
-    small, centres = block_downsample(matrix, 1000)
-    assert np.array_equal(small, matrix) and np.array_equal(centres, np.arange(4))
-
-
-def test_block_downsample_refuses_non_square():
-    with pytest.raises(ValueError, match="square"):
-        block_downsample(np.zeros((3, 4)))
 
 
 def test_rdm_heatmap_sorts_by_class_and_marks_boundaries():
     labels = np.array([1, 0, 1, 0, 2])
     matrix = np.abs(np.subtract.outer(np.arange(5.0), np.arange(5.0)))
-    figure = rdm_heatmap(matrix, labels, ["zero", "one", "two"], "t", "c")
     order = class_order(labels)
+    figure = rdm_heatmap(matrix[np.ix_(order, order)], np.arange(5.0), labels, ["zero", "one", "two"], "t", "c")
     assert order.tolist() == [1, 3, 0, 2, 4]
     assert np.array_equal(np.asarray(figure.data[0].z), matrix[np.ix_(order, order)])
     assert list(figure.layout.xaxis.ticktext) == ["zero", "one", "two"]
@@ -48,14 +22,15 @@ def test_rdm_heatmap_sorts_by_class_and_marks_boundaries():
     # Two boundaries (after 2 and 4 sorted stimuli), one line per axis each.
     assert sorted({shape.x0 for shape in figure.layout.shapes if shape.x0 == shape.x1}) == [1.5, 3.5]
     assert len(figure.layout.shapes) == 4
+    assert figure.layout.uirevision == "t"  # a zoom survives the full-resolution patch
+    with pytest.raises(ValueError, match="block centres"):
+        rdm_heatmap(matrix, np.arange(3.0), labels, ["zero", "one", "two"], "t", "c")
 
 
-def test_rdm_heatmap_downsamples_large_rdms():
-    n = 2500
-    labels = np.repeat(np.arange(5), n // 5)
-    figure = rdm_heatmap(np.zeros((n, n)), labels, list("abcde"), "t", "c", max_side=1000)
-    assert np.asarray(figure.data[0].z).shape == (834, 834)
-    assert figure.layout.xaxis.tickvals[0] == pytest.approx(249.5)
+def test_replace_heatmap_patches_only_the_cells():
+    patch = replace_heatmap(np.ones((2, 3)), [4, 5], [7, 8, 9])
+    operations = patch.to_plotly_json()["operations"]
+    assert {tuple(op["location"]) for op in operations} == {("data", 0, "z"), ("data", 0, "x"), ("data", 0, "y")}
 
 
 def test_labelled_heatmap_is_rectangular_with_a_fixed_range():
