@@ -23,7 +23,7 @@ from compute.engine.limits import LimitExceeded, missing_work
 from dashboard import services, state as url_state
 from dashboard.selection import Selection
 from dashboard.share import job_arrays, register_share, share_components
-from dashboard.widgets import describe_status, progress_area
+from dashboard.widgets import describe_status, figure_slot, progress_area
 
 POLL_MS = 400
 _FINISHED = ("failed", "cancelled")
@@ -44,7 +44,7 @@ def job_components(prefix: str) -> list:
 def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=()) -> html.Div:
     """The page every computed view shares: a panel of controls ending in a hint, then the job's
     progress and one graph per name in ``figures`` (id ``<prefix>-<name>``), then ``more``."""
-    graphs = [dcc.Graph(id=f"{prefix}-{name}", className="figure") for name in figures]
+    graphs = [figure_slot(f"{prefix}-{name}") for name in figures]
     return html.Div(
         [html.Div([html.H2(title), *controls, html.P(hint, className="hint")], className="panel"),
          html.Div([*job_components(prefix), html.Div(graphs, className="figures"), *more], className="main")],

@@ -14,6 +14,21 @@ def dropdown(component_id: str, label: str, options, value, clearable: bool = Fa
     )
 
 
+# What a figure shows until its job's arrays are drawn: never a blank plot.
+PENDING_FIGURE = {
+    "data": [],
+    "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "template": "plotly_white",
+               "annotations": [{"text": "Computing… (progress above)", "showarrow": False,
+                                "font": {"size": 15, "color": "#6b7385"}, "xref": "paper", "yref": "paper",
+                                "x": 0.5, "y": 0.5}]},
+}
+
+
+def figure_slot(component_id: str) -> dcc.Graph:
+    """A view's graph, showing :data:`PENDING_FIGURE` until its figure arrives."""
+    return dcc.Graph(id=component_id, className="figure", figure=PENDING_FIGURE)
+
+
 def progress_area(prefix: str) -> html.Div:
     """Where a view shows the state of its background job (id ``<prefix>-progress``)."""
     return html.Div(id=f"{prefix}-progress", className="progress-area", children="waiting…")

@@ -7,7 +7,7 @@ page), and by their top-1 and top-5 confusion matrices (each turned into a class
 """
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import Input, Output, html
 from compute.engine import artifacts
 from compute.settings import get_settings
 from dashboard import jobs_ui, state as url_state
@@ -16,7 +16,7 @@ from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.views import model_space
 from dashboard.views.input_rdm import RDM_CHOICES, best_model, sorted_heatmap
-from dashboard.widgets import dropdown, model_dropdown
+from dashboard.widgets import dropdown, figure_slot, model_dropdown
 
 PATH = "/confusion"
 TITLE = "RDM vs confusion"
@@ -82,7 +82,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
             "normalised: each row of top-k sums to k.")
     more = [html.H3("All models: MDS by input RDM and by confusion (Spearman, SMACOF)"),
             *jobs_ui.job_components(_MODELS_ID),
-            html.Div([dcc.Graph(id=f"{_MODELS_ID}-{name}", className="figure") for name in _MODEL_FIGURES],
+            html.Div([figure_slot(f"{_MODELS_ID}-{name}") for name in _MODEL_FIGURES],
                      className="figures")]
     return jobs_ui.view_page(_ID, TITLE, controls, hint, ["rdm", *(f"top{k}" for k in TOP_K)], more)
 

@@ -15,7 +15,7 @@ from collections import Counter
 from itertools import combinations, product
 
 import numpy as np
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, html
 
 from compute.engine import artifacts
 from compute.measures.similarity import MEASURES
@@ -23,7 +23,7 @@ from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.training import over_training, within_between
 from dashboard.selection import Selection, tag_value
 from dashboard.views.curves import depth_layers
-from dashboard.widgets import dropdown
+from dashboard.widgets import dropdown, figure_slot
 
 PATH = "/training"
 TITLE = "Training dynamics"
@@ -313,7 +313,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
             "the models with that series tag, by step; groups are values of the group tag. Layers: "
             f"the default ones. Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.")
     more = [html.H3("Within and between groups"), *jobs_ui.job_components(_GROUPS_ID),
-            html.Div([dcc.Graph(id=f"{_GROUPS_ID}-bars", className="figure")], className="figures")]
+            html.Div([figure_slot(f"{_GROUPS_ID}-bars")], className="figures")]
     return jobs_ui.view_page(_ID, TITLE, controls, hint, ["curves"], more)
 
 
