@@ -58,6 +58,15 @@ def describe(spec: dict, names: Mapping[str, str] = {}) -> str:
         return f"top-{params['k']} confusion of {_model(spec, names)}"
     if kind == "confusion_rdm":
         return f"confusion_rdm of {_model(spec, names)}, top-{inputs[0]['params']['k']}"
+    if kind == "rdm_blocks":
+        return f"RDM picture ({params['max_side']} blocks per side) of {describe(inputs[0], names)}"
+    if kind == "similarities":
+        return f"{params['measure']} of {len(params['pairs'])} layer pairs"
+    if kind == "srm_fit":
+        return f"SRM (k = {params['k']}) of {len(inputs)} models"
+    if kind == "reference_fit":
+        return (f"{len(inputs)} RDMs against reference {params['reference'][:8]} ({params['method']}, "
+                f"{params['n_boot']} resamples)")
     return kind
 
 

@@ -41,7 +41,7 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
     names = [m.name for m in models]
     direction = "distance" if view["compare"] in ("euclidean", "manhattan") else f"1 − {view['compare']}"
     heatmap = matrix_heatmap(
-        matrix, names, title=f"Model RDM ({direction} of input RDMs), sorted by accuracy",
+        matrix, names, title=f"Model RDM ({direction})<br><sup>input RDMs compared; models sorted by accuracy</sup>",
         colorbar_title=direction,
     )
     return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy", group_of)

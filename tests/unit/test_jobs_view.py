@@ -30,6 +30,14 @@ def test_describe_names_the_kind_its_parameters_and_models():
     assert describe(confusion.inputs[0].to_json(), NAMES) == "confusion_rdm of cnn-a, top-5"
     assert describe(confusion.inputs[0].inputs[0].to_json(), NAMES) == "top-5 confusion of cnn-a"
     assert describe(artifacts.predictions_spec("b" * 64, STIMULI).to_json(), NAMES) == "predictions of mlp-b"
+    blocks = artifacts.rdm_blocks_spec(rdm, STIMULI, 1000)
+    assert describe(blocks.to_json(), NAMES) == "RDM picture (1000 blocks per side) of rdm euclidean of cnn-a, layer fc1"
+    pairs = [(("a" * 64, "fc1"), ("b" * 64, "fc1")), (("a" * 64, "fc2"), ("b" * 64, "fc2"))]
+    assert describe(artifacts.similarities_spec(pairs, STIMULI, "pwcca").to_json(), NAMES) == "pwcca of 2 layer pairs"
+    srm = artifacts.srm_fit_spec(["a" * 64, "b" * 64], STIMULI, ["fc1", "fc1"], k=5)
+    assert describe(srm.to_json(), NAMES) == "SRM (k = 5) of 2 models"
+    fit = artifacts.reference_fit_spec("f" * 64, [rdm], "kendall_tau_a", n_boot=100)
+    assert describe(fit.to_json(), NAMES) == "1 RDMs against reference ffffffff (kendall_tau_a, 100 resamples)"
 
 
 def test_rows_put_active_jobs_first_then_keep_newest_first():
