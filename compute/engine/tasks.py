@@ -2,14 +2,16 @@
 
 Run a worker with ``celery -A compute.engine.tasks worker -Q gpu,cpu -c 1``. The worker imports
 the same code as the web process and reads the same settings (``REDIS_URL``,
-``REPSCOPE_CACHE_DIR`` on a shared volume). Torch is imported only inside task execution, so
-the worker's parent process never initialises CUDA.
+``REPSCOPE_CACHE_DIR`` on a shared volume). Torch is imported in each pool process as it starts
+(never in the worker's parent, which forks them), and before any task: a job's time limit that
+struck during ``import torch`` would leave torch half-initialised for every later job.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from compute.settings import get_settings
 
@@ -54,6 +56,13 @@ def celery_app(broker: str = "") -> Celery:
 
 
 app = celery_app()
+
+
+@worker_process_init.connect
+def _import_before_any_task(**_) -> None:
+    import compute.engine.artifacts  # noqa: F401
+    import compute.measures.similarity  # noqa: F401
+    import compute.sources.activations  # noqa: F401 (torch, torchvision)
 
 
 @app.task(name=TASK, bind=True)

@@ -89,7 +89,7 @@ def class_scatter(
         traces.append(
             go.Scatter(
                 x=coords[members, 0], y=coords[members, 1], mode="markers", name=str(class_names[cls]),
-                customdata=members, text=hover[members], hovertemplate="%{text}<extra></extra>",
+                customdata=members.tolist(), text=hover[members], hovertemplate="%{text}<extra></extra>",
                 marker={"size": 6, "color": CATEGORICAL[index % len(CATEGORICAL)], "opacity": 0.85},
             )
         )

@@ -1,7 +1,7 @@
 """Fixtures: a real app process and a real headless Debian Chromium (never a downloaded one)."""
 import pytest
 
-from tests.browser.support import AppServer
+from tests.browser.support import running_app
 from tests.support import require_program
 
 CHROMIUM_ARGS = [
@@ -12,11 +12,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def app_server(zoo_dir, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("app")
-    server = AppServer(directory / "cache", zoo_dir, directory)
-    server.start()
-    yield server
-    server.stop()
+    with running_app(zoo_dir, tmp_path_factory.mktemp("app")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

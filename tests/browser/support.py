@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 
 from tests.support import free_port, start_process, stop_process, wait_until
 
@@ -45,6 +46,17 @@ class AppServer:
         text = (self.log_dir / f"app{self.starts}.log").read_text(errors="replace")
         return text[-tail:] if tail else text
 
+
+
+@contextmanager
+def running_app(zoo_dir, directory, env=None):
+    """The app started on a cache in ``directory`` (with extra ``env``), stopped afterwards."""
+    server = AppServer(directory / "cache", zoo_dir, directory, env=env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # Plotly 6 ships arrays base64-encoded ("bdata"); _fullData holds them decoded, as typed arrays.

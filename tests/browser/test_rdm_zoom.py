@@ -8,7 +8,7 @@ from scipy.spatial.distance import squareform
 import compute
 from compute.measures.blocks import class_order
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import PLOT_DATA, AppServer, wait_for_figures
+from tests.browser.support import PLOT_DATA, running_app, wait_for_figures
 from tests.browser.test_views import _activations
 
 MODEL, LAYER = "cnn-w4-s0-e25", "fc2"
@@ -16,11 +16,8 @@ MODEL, LAYER = "cnn-w4-s0-e25", "fc2"
 
 @pytest.fixture(scope="module")
 def small_blocks_server(zoo_dir, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("zoom")
-    server = AppServer(directory / "cache", zoo_dir, directory, env={"REPSCOPE_RDM_MAX_SIDE": "100"})
-    server.start()
-    yield server
-    server.stop()
+    with running_app(zoo_dir, tmp_path_factory.mktemp("zoom"), {"REPSCOPE_RDM_MAX_SIDE": "100"}) as server:
+        yield server
 
 
 def _heatmap(page):

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from compute.sources.models import list_models
-from tests.browser.support import AppServer, wait_for_figures, wait_for_title
+from tests.browser.support import running_app, wait_for_figures, wait_for_title
 
 
 def _query(page):
@@ -64,11 +64,8 @@ def test_hovering_a_stimulus_shows_its_thumbnail(app_server, page):
 @pytest.fixture(scope="module")
 def asking_server(zoo_dir, tmp_path_factory):
     """An app that asks before computing anything (REPSCOPE_AUTO_COMPUTE_BYTES=0)."""
-    directory = tmp_path_factory.mktemp("asking")
-    server = AppServer(directory / "cache", zoo_dir, directory, env={"REPSCOPE_AUTO_COMPUTE_BYTES": "0"})
-    server.start()
-    yield server
-    server.stop()
+    with running_app(zoo_dir, tmp_path_factory.mktemp("asking"), {"REPSCOPE_AUTO_COMPUTE_BYTES": "0"}) as server:
+        yield server
 
 
 def test_uncached_heavy_work_waits_for_the_compute_button_and_cached_work_does_not(asking_server, page):
