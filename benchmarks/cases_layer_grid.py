@@ -91,7 +91,7 @@ def grid_case(measure: str, n: int, with_extraction: bool, peer: bool, times_of:
 
 
 def cases(quick: bool) -> list[Case]:
-    n = 128 if quick else 512
+    n = 64 if quick else 512
     first = grid_case("cka_debiased", n, with_extraction=True, peer=True)
     # torch-cka has no biased linear CKA: the time to beat is the same, the answers differ.
     second = grid_case("cka_linear", n, with_extraction=True, peer=False, times_of=first.name)

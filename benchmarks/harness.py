@@ -1,8 +1,9 @@
 """Timing, peak memory, the GEMM roofline, the case runner and the result tables.
 
 Every case runs in its own Python process (``python -m benchmarks --worker GROUP NAME``), so its peak memory is measured from a clean start and a case that crashes or hangs
-takes only its own row with it. Inside that process RepScope and its peers see the same
-data, one after another, on the same cores.
+takes only its own row with it (``--quick``: the cases share one process, whose start-up would
+otherwise dominate; a group judged on peak memory gets its own). Inside that process RepScope
+and its peers see the same data, one after another, on the same cores.
 
 Honesty rules the code below keeps:
 
@@ -16,7 +17,8 @@ Honesty rules the code below keeps:
   from its largest smaller measurement in this run, scaled by the case's cost model; the
   table marks estimates with "~" and says which measurement they come from.
 * The GEMM bound of a row is its GEMM flop count divided by the float32 ``torch.mm`` rate
-  measured for the row's dominant GEMM shape in this run, on this machine (its fastest call).
+  measured for the row's dominant GEMM shape in this run, on this machine (its fastest call);
+  rows of the same shape share one measurement (the orchestrator hands it to later workers).
 * The machine may be shared: each row records the share of CPU time other processes used
   while it ran (``/proc/stat`` minus this process), and the table flags rows above 10 %.
 """
@@ -42,12 +44,13 @@ RAW = Path(__file__).resolve().parent / "out"  # raw records of the last runs (g
 # Hand-written analysis of the missed targets, appended to RESULTS.md.
 MISSED = Path(__file__).resolve().parent / "MISSED.md"
 
-GROUPS = ("rdm", "model_rdm", "similarity", "layer_grid", "extraction", "mds", "memory", "store")
-PEER_LIMIT_S = 15.0
+GROUPS = ("rdm", "model_rdm", "similarity", "layer_grid", "extraction", "mds", "memory", "store", "dashboard")
+PEER_LIMIT_S = 10.0
 QUICK_PEER_LIMIT_S = 3.0  # --quick must finish in 3 minutes
 SLOW_S = 5.0  # from here the warm-up call counts as a repeat
 VERY_SLOW_S = 20.0  # from here a call runs once
-PEER_SLOW_S = 2.0  # a peer call from here runs twice (n = 2), from VERY_SLOW_S / 2 once
+PEER_SLOW_S = 2.0  # a peer call from here runs twice (n = 2)
+PEER_ONCE_S = 5.0  # ... and from here once: a peer's time needs less precision than ours
 _MARK = "@@BENCH-RESULT@@"
 LOADED = 0.1  # flag a row when other processes used more than this share of the CPUs
 RERUNS = 1  # extra runs of a row measured under load
@@ -55,7 +58,7 @@ RERUN_WAIT_S = 5.0
 RERUN_UNDER_S = 30.0
 # Reruns stop once the whole run has taken this long, so that a busy machine cannot push the
 # full run past 20 minutes (quick: 3 minutes).
-RERUN_BUDGET_S = {False: 600.0, True: 60.0}
+RERUN_BUDGET_S = {False: 300.0, True: 60.0}
 
 
 # ---- measuring ----
@@ -102,7 +105,7 @@ def measure(
     seconds (for latencies measured between two processes).
     """
     result, t0 = first if first is not None else _call_seconds(fn, self_timed)
-    if t0 >= VERY_SLOW_S or (peer and t0 >= VERY_SLOW_S / 2):
+    if t0 >= VERY_SLOW_S or (peer and t0 >= PEER_ONCE_S):
         return result, Timing.of([t0])
     if peer and t0 >= PEER_SLOW_S:
         # A slow peer's time needs less precision than ours: its first call and one more.
@@ -165,6 +168,18 @@ def peak_rss_during(fn: Callable[[], Any]) -> tuple[Any, float, int | None, str]
 
 
 _GEMM_RATES: dict[tuple[int, int, int], float] = {}
+
+
+def _learn_rates(records: list[dict]) -> None:
+    """Keep the GEMM rates these records measured, for the workers started after them."""
+    for record in records:
+        if "gemm" in record:
+            _GEMM_RATES.setdefault(tuple(record["gemm"]["shape"]), record["gemm"]["rate"])
+
+
+def _rates_argument() -> list[str]:
+    """The GEMM rates measured so far, for a worker's command line (``--rates``)."""
+    return ["--rates", json.dumps([[list(shape), rate] for shape, rate in _GEMM_RATES.items()])]
 
 
 def gemm_rate(shape: tuple[int, int, int], quick: bool = False) -> float:
@@ -333,7 +348,7 @@ def _worker(group: str, name: str, quick: bool, skip: dict) -> None:
 
 def _run_in_subprocess(case: Case, quick: bool, skip: dict) -> dict:
     command = [sys.executable, "-m", "benchmarks", "--worker", case.group, case.name,
-               "--skip", json.dumps(skip)] + (["--quick"] if quick else [])
+               "--skip", json.dumps(skip)] + _rates_argument() + (["--quick"] if quick else [])
     base = {"group": case.group, "name": case.name, "peers": {}, "agreement": {}, "notes": []}
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=case.timeout_s)
@@ -407,6 +422,7 @@ def run_group(cases: list[Case], quick: bool, runner: Callable[[Case, dict], dic
                 record["notes"].append(f"peer times from the row '{case.reuse_peers}'")
         record["target_kind"], record["tolerance"] = case.target, case.tolerance
         record["output_bytes"], record["items"] = case.output_bytes, case.items
+        _learn_rates([record])
         for peer, (family, units) in case.cost.items():
             timing = record["peers"].get(peer, {})
             if "median" in timing:
@@ -416,25 +432,28 @@ def run_group(cases: list[Case], quick: bool, runner: Callable[[Case, dict], dic
     return group_records
 
 
-def _group_worker(group: str, names: list[str], quick: bool) -> None:
-    cases = [c for c in load_cases(group, quick) if c.name in names]
-
+def _group_worker(selection: dict[str, list[str]], quick: bool) -> None:
+    """Run the named cases of each group, group by group, in this one process."""
     def runner(case: Case, skip: dict) -> dict:
         before = _cpu_seconds()
         record = run_case(case, quick, skip)
         record["others_cpu"] = others_cpu_share(before, _cpu_seconds()) if case.calm_check else None
         return record
 
-    for record in run_group(cases, quick, runner):
-        print(_MARK + json.dumps(record), flush=True)
+    for group, names in selection.items():
+        cases = [c for c in load_cases(group, quick) if c.name in names]
+        for record in run_group(cases, quick, runner):
+            print(_MARK + json.dumps(record), flush=True)
 
 
-def _run_group_in_subprocess(group: str, cases: list[Case], quick: bool) -> list[dict]:
-    command = [sys.executable, "-m", "benchmarks", "--group-worker", group,
-               json.dumps([c.name for c in cases])] + (["--quick"] if quick else [])
+def _run_groups_in_subprocess(selected: dict[str, list[Case]], quick: bool) -> dict[str, list[dict]]:
+    """Records of the selected cases, by group, from one worker process."""
+    selection = {group: [c.name for c in cases] for group, cases in selected.items()}
+    command = [sys.executable, "-m", "benchmarks", "--group-worker", json.dumps(selection)]
+    command += _rates_argument() + (["--quick"] if quick else [])
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                              timeout=sum(c.timeout_s for c in cases))
+                              timeout=sum(c.timeout_s for cases in selected.values() for c in cases))
         stdout, stderr = done.stdout, done.stderr
     except subprocess.TimeoutExpired as error:
         stdout, stderr = error.stdout or "", "timed out"
@@ -444,11 +463,12 @@ def _run_group_in_subprocess(group: str, cases: list[Case], quick: bool) -> list
     for line in stdout.splitlines():
         if line.startswith(_MARK):
             record = json.loads(line[len(_MARK):])
-            found[record["name"]] = record
+            found[(record["group"], record["name"])] = record
     tail = " | ".join((stderr or "").strip().splitlines()[-3:]) if isinstance(stderr, str) else ""
-    return [found.get(c.name) or {"group": group, "name": c.name, "peers": {}, "agreement": {}, "notes": [],
-                                  "error": f"group worker failed: {tail}", "target_kind": c.target}
-            for c in cases]
+    return {group: [found.get((group, c.name)) or {
+                "group": group, "name": c.name, "peers": {}, "agreement": {}, "notes": [],
+                "error": f"group worker failed: {tail}", "target_kind": c.target} for c in cases]
+            for group, cases in selected.items()}
 
 
 def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[dict]:
@@ -456,21 +476,30 @@ def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[d
     machine = machine_info()
     print(render_machine(machine, quick), flush=True)
     records: list[dict] = []
+    selected = {}
     for group in GROUPS:
         if only in GROUPS and only != group:
             continue
         cases = [c for c in load_cases(group, quick)
                  if not only or only == group or only.lower() in c.name.lower()]
-        if not cases:
-            continue
+        if cases:
+            selected[group] = cases
+    by_group: dict[str, list[dict]] = {}
+    if quick:
+        # Quick sizes: the rows share one worker process (process start-up would dominate),
+        # except a group judged on peak memory: memory freed by earlier rows would hide its peak.
+        shared = {g: cases for g, cases in selected.items()
+                  if not any((c.target or "").startswith("memory:") for c in cases)}
+        for batch in [shared] + [{g: cases} for g, cases in selected.items() if g not in shared]:
+            if batch:
+                by_group.update(_run_groups_in_subprocess(batch, quick))
+    for group, cases in selected.items():
         if quick:
-            # Quick sizes: one worker process per group (process start-up would dominate).
-            group_records = _run_group_in_subprocess(group, cases, quick)
+            group_records = by_group[group]
         else:
             group_records = run_group(cases, quick, lambda case, skip: _run_measured_calmly(case, quick, skip, started))
-        if group_records:
-            records += group_records
-            print(render_group(group, group_records), flush=True)
+        records += group_records
+        print(render_group(group, group_records), flush=True)
     machine["elapsed_s"] = time.time() - started
     machine["load_after"] = _loadavg()
     saved = RAW / ("quick.json" if quick else "full.json")
@@ -481,7 +510,9 @@ def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[d
         previous = json.loads(saved.read_text())
         fresh = {(r["group"], r["name"]): r for r in records}
         records = [fresh.pop((r["group"], r["name"]), r) for r in previous["records"]] + list(fresh.values())
-        machine = {**previous["machine"], "rerun": f"{machine['date']}: rows matching '{only}'"}
+        rerun = f"{machine['date']}: rows matching '{only}'"
+        earlier = previous["machine"].get("rerun")
+        machine = {**previous["machine"], "rerun": f"{earlier}; {rerun}" if earlier else rerun}
     shares = [r["others_cpu"] for r in records if r.get("others_cpu") is not None]
     if shares:
         machine["others_cpu"] = {"mean": sum(shares) / len(shares), "max": max(shares)}
@@ -532,7 +563,7 @@ def machine_info() -> dict:
         "torch_threads": torch.get_num_threads(),
         "load_before": _loadavg(),
         "policy": {"slow": SLOW_S, "very_slow": VERY_SLOW_S, "peer_limit": PEER_LIMIT_S,
-                   "peer_slow": PEER_SLOW_S},
+                   "peer_slow": PEER_SLOW_S, "peer_once": PEER_ONCE_S},
     }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -586,7 +617,7 @@ def render_machine(info: dict, quick: bool) -> str:
         "Times are the median over n calls after a warm-up, ± half the range (max - min) / 2;",
         f"calls over {policy['slow']:.0f} s count their first call (n = 3), calls over "
         f"{policy['very_slow']:.0f} s run once (n = 1); peer calls over {policy.get('peer_slow', SLOW_S):.0f} s "
-        f"run twice (n = 2), over {policy['very_slow'] / 2:.0f} s once.",
+        f"run twice (n = 2), over {policy.get('peer_once', policy['very_slow'] / 2):.0f} s once.",
         "A peer cell shows its time and, in brackets, peer time / RepScope time (higher = RepScope",
         f"faster). Peers predicted to exceed {policy['peer_limit']:.0f} s are skipped; `~` marks the estimate, scaled",
         "from that peer's largest smaller measurement in this run by the row's cost model.",
@@ -778,14 +809,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="store_true",
                         help="rewrite RESULTS.md from the last saved run without measuring")
     parser.add_argument("--worker", nargs=2, metavar=("GROUP", "NAME"), help=argparse.SUPPRESS)
-    parser.add_argument("--group-worker", nargs=2, metavar=("GROUP", "NAMES"), help=argparse.SUPPRESS)
+    parser.add_argument("--group-worker", metavar="SELECTION", help=argparse.SUPPRESS)
     parser.add_argument("--skip", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--rates", default="[]", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    _GEMM_RATES.update({tuple(shape): rate for shape, rate in json.loads(args.rates)})
     if args.worker:
         _worker(args.worker[0], args.worker[1], args.quick, json.loads(args.skip))
         return 0
     if args.group_worker:
-        _group_worker(args.group_worker[0], json.loads(args.group_worker[1]), args.quick)
+        _group_worker(json.loads(args.group_worker), args.quick)
         return 0
     if args.render:
         rerender(args.quick)

@@ -2,6 +2,10 @@
 
 Every method is one GEMM of centred or normalised patterns, computed in row blocks written
 straight into the (host) result, so peak memory stays near the size of the output itself.
+
+On the CPU only the GEMMs use torch's threads; the O(N D) and O(N^2) passes around them run in
+numpy. On a shared 2-core machine each multi-threaded torch pass waits for a core held by
+another process, and the dozen such passes of a small RDM cost more than its GEMM.
 """
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from compute.measures.registry import Measure
 from compute.measures.validate import (
     _listed,
     as_matrix,
-    check_nonconstant_rows,
     resolve_device,
     resolve_dtype,
 )
@@ -51,8 +54,13 @@ RDM_METHODS: dict[str, Measure] = {
 BLOCK_ELEMENTS = 1 << 24
 
 # Rows per block at most: each block also computes its (rows x rows) lower triangle, which is
-# thrown away; 512 rows keep that waste small and the GEMM near its peak rate.
+# thrown away; 512 rows keep that waste small and the GEMM near its peak rate. Smaller blocks
+# would waste less, but each GEMM call waits for both threads: on a shared machine four calls
+# of N = 1,000 took twice as long as two.
 _MAX_ROWS = 512
+
+# Entries per chunk of the host-side pattern passes: their float64 temporaries stay in cache.
+_CACHE_ELEMENTS = 1 << 16
 
 # Below this fraction of |x_i|^2 + |x_j|^2 the norm trick loses most digits of a squared
 # distance to cancellation; those (rare: near-duplicate stimuli) entries are recomputed directly.
@@ -99,25 +107,27 @@ def rdm(
         raise ValueError(f"unknown RDM method {method!r}; choose one of {sorted(RDM_METHODS)}")
     torch_dtype = resolve_dtype(dtype)
     X = as_matrix(X, "X", dtype=torch_dtype, device=resolve_device(device))
-    A, B = _augmented_patterns(X, method)
+    A, B, sq_norms = _augmented_patterns(X, method)
     n, d = X.shape
     np_dtype = np.float64 if torch_dtype == torch.float64 else np.float32
     out = np.empty(n * (n - 1) // 2 if condensed else (n, n), dtype=np_dtype)
     if not condensed:
         out.fill(0)
+    blocks = list(_row_blocks(n))
+    work = torch.empty(max((stop - start) * (n - start) for start, stop in blocks),
+                       dtype=X.dtype, device=X.device)
     offset = 0
-    for start, stop in _row_blocks(n):
-        block = _dissimilarity_block(A, B, d, start, stop, method).cpu()
+    for start, stop in blocks:
+        values = _dissimilarity_block(A, B, d, sq_norms, start, stop, method, work)
         if condensed:
             # Row i of the upper triangle is one contiguous run of the condensed vector.
-            values = block.numpy()
             for row in range(stop - start):
                 length = n - start - row - 1
                 out[offset:offset + length] = values[row, row + 1:]
                 offset += length
         else:
             # Write the upper part, then its transpose: symmetry is exact by construction.
-            values = block.triu_(1).numpy()
+            values = np.triu(values, 1)
             out[start:stop, start:] = values
             out[start:, start:stop] += values.T
     return out
@@ -132,100 +142,136 @@ def _row_blocks(n: int) -> Iterator[tuple[int, int]]:
         start = stop
 
 
-def _row_chunks(n: int, width: int) -> Iterator[slice]:
-    rows = max(1, BLOCK_ELEMENTS // max(1, width))
+def _row_chunks(n: int, width: int, elements: int) -> Iterator[slice]:
+    rows = max(1, min(elements, BLOCK_ELEMENTS) // max(1, width))
     for start in range(0, n, rows):
         yield slice(start, min(n, start + rows))
 
 
-def _augmented_patterns(X: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A, B) with A[i] . B[j] = the dissimilarity of stimuli i and j before clamping.
+def _host(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
 
-    The patterns z are unit-norm (centred) rows for the correlation-type methods and centred
-    columns for the Euclidean ones. The constant and norm terms ride along as extra columns, so
-    each block is one GEMM with nothing added afterwards: correlation-type A = [-z, 1],
-    B = [z, 1] (1 - z_i.z_j); Euclidean A = [-2z, |z|^2, 1], B = [z, 1, |z|^2]. Zero columns pad
-    the width to a multiple of 16 (aligned rows); ``B[:, :D]`` holds z itself. Means and norms
-    are summed in float64, the patterns are formed in X's dtype, in row chunks.
+
+def _augmented_patterns(X: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+    """(A, B, squared norms): one GEMM A[i] . B[j] gives the dissimilarities of a block of pairs.
+
+    Correlation-type methods: A = B = z, the unit-norm (centred) patterns, so A[i] . B[j] is the
+    correlation r_ij and the dissimilarity 1 - r_ij. Euclidean methods: z are the patterns with
+    their columns centred, and the norm terms ride along as extra columns, A = [-2z, |z|^2, 1],
+    B = [z, 1, |z|^2], so that A[i] . B[j] is the squared distance itself. Zero columns pad the
+    width to a multiple of 16 (aligned rows); ``B[:, :D]`` holds z. Each row chunk is centred and
+    normed in float64, then rounded to X's dtype. The squared norms (float64, host) are those of
+    the centred patterns (Euclidean methods; None for the others).
+    Raises ``ValueError`` naming the patterns the method cannot normalise.
     """
     n, d = X.shape
-    if method in ("correlation", "spearman"):
-        what = "correlation distance" if method == "correlation" else "spearman distance"
-        check_nonconstant_rows(X, "X", what)
-    width = -(-(d + 2) // 16) * 16
-    B = torch.empty(n, width, dtype=X.dtype, device=X.device)
-    B[:, d:] = 0
-    Z = B[:, :d]
     euclidean = method in ("euclidean", "sqeuclidean")
+    width = -(-(d + 2 * euclidean) // 16) * 16
+    B = torch.empty(n, width, dtype=X.dtype, device=X.device)
+    # One formula for both: numpy arrays on the CPU (see the module docstring), tensors elsewhere.
+    host = X.device.type == "cpu"
+    Xv, Bv = (X.numpy(), B.numpy()) if host else (X, B)
+    xp = np if host else torch
+    Z = Bv[:, :d]
+    Bv[:, d:] = 0
     if euclidean:
         # Centring the columns changes no distance but shrinks the norms, and with them the
         # cancellation error of |x|^2 + |y|^2 - 2 x.y.
-        mean = (X.sum(dim=0, dtype=torch.float64) / n).to(X.dtype)
-        sq_norms = torch.empty(n, dtype=torch.float64, device=X.device)
-    for rows in _row_chunks(n, d):
-        chunk = X[rows]
-        if euclidean:
-            chunk = torch.sub(chunk, mean, out=Z[rows])
-            sq_norms[rows] = torch.linalg.vector_norm(chunk, dim=1, dtype=torch.float64).square_()
-            continue
+        mean = Xv.sum(0, dtype=xp.float64) / n
+    sq_norms, means = np.empty(n), np.zeros(n)
+    # Ranking sorts whole rows in threads: it takes large chunks.
+    small = host and method != "spearman"
+    for rows in _row_chunks(n, d, _CACHE_ELEMENTS if small else BLOCK_ELEMENTS):
         if method == "spearman":
-            chunk = rank_rows(chunk.double()).to(X.dtype)
-        if method != "cosine":
-            chunk = chunk - chunk.mean(dim=1, keepdim=True, dtype=torch.float64).to(X.dtype)
-        norms = torch.linalg.vector_norm(chunk, dim=1, keepdim=True, dtype=torch.float64)
-        if method == "cosine" and bool((norms == 0).any()):
-            zero = torch.nonzero(norms.flatten() == 0).flatten().cpu().numpy() + rows.start
+            chunk = rank_rows(X[rows])
+            chunk = chunk.numpy() if host else chunk
+        else:
+            chunk = Xv[rows].astype(np.float64) if host else Xv[rows].to(torch.float64, copy=True)
+        if euclidean:
+            chunk -= mean
+        elif method != "cosine":
+            row_means = chunk.mean(1)
+            chunk -= row_means[:, None]
+            means[rows] = _host(row_means)
+        sq = xp.einsum("ij,ij->i", chunk, chunk)
+        sq_norms[rows] = _host(sq)
+        if not euclidean:
+            with np.errstate(divide="ignore", invalid="ignore"):  # bad patterns are named below
+                chunk *= 1.0 / xp.sqrt(sq)[:, None]
+        Z[rows] = chunk
+    if not euclidean:
+        _check_patterns(X, sq_norms, means, method)
+        return B, B, None
+    A = torch.empty_like(B)
+    Av = A.numpy() if host else A
+    xp.multiply(Z, -2.0, out=Av[:, :d])
+    Av[:, d + 2:] = 0
+    Av[:, d] = Bv[:, d + 1] = sq_norms if host else torch.from_numpy(sq_norms).to(A)
+    Av[:, d + 1] = Bv[:, d] = 1.0
+    return A, B, sq_norms
+
+
+def _check_patterns(X: torch.Tensor, sq: np.ndarray, means: np.ndarray, method: str) -> None:
+    """Name the constant (correlation, spearman) or all-zero (cosine) patterns of ``X``.
+
+    ``sq``, ``means``: the patterns' squared norms after centring, and their means. A constant
+    float32 row centres to exact zeros; a constant float64 row may keep a rounding residue of
+    its mean, so rows with a norm that small are candidates, checked exactly.
+    """
+    if method == "cosine":
+        zero = np.flatnonzero(sq == 0)
+        if len(zero):
             raise ValueError(
                 f"X has all-zero activation patterns (stimuli {_listed(zero)}); cosine "
                 "distance is undefined for them: drop those stimuli or use a euclidean method"
             )
-        torch.mul(chunk, norms.reciprocal_().to(X.dtype), out=Z[rows])
-    A = torch.empty_like(B)
-    A[:, d:] = 0
-    if euclidean:
-        torch.mul(Z, -2.0, out=A[:, :d])
-        A[:, d] = sq_norms
-        A[:, d + 1] = 1.0
-        B[:, d] = 1.0
-        B[:, d + 1] = sq_norms
-    else:
-        torch.neg(Z, out=A[:, :d])
-        A[:, d] = 1.0
-        B[:, d] = 1.0
-    return A, B
+        return
+    candidates = np.flatnonzero(sq <= 1e-20 * X.shape[1] * means * means)
+    if len(candidates):
+        values = _host(X[torch.from_numpy(candidates).to(X.device)])
+        constant = candidates[values.max(axis=1) == values.min(axis=1)]
+        if len(constant):
+            raise ValueError(
+                f"X has {len(constant)} constant activation patterns (stimuli {_listed(constant)}); "
+                f"{method} distance is undefined for them: drop those stimuli, pick another layer, "
+                "or use a euclidean method"
+            )
 
 
 def _dissimilarity_block(
-    A: torch.Tensor, B: torch.Tensor, d: int, start: int, stop: int, method: str
-) -> torch.Tensor:
-    """Dissimilarities of rows start:stop against rows start:N, shape (stop-start, N-start).
+    A: torch.Tensor, B: torch.Tensor, d: int, sq_norms: np.ndarray | None, start: int, stop: int,
+    method: str, work: torch.Tensor,
+) -> np.ndarray:
+    """Dissimilarities of rows start:stop against rows start:N, shape (stop-start, N-start), on the host.
 
-    ``A``, ``B`` from ``_augmented_patterns`` over patterns of width ``d``.
-
+    ``A``, ``B``, ``sq_norms`` from ``_augmented_patterns`` over patterns of width ``d``;
+    ``work`` is scratch for the GEMM.
     Entries on and below the block's diagonal (column j <= row i) are not meaningful.
     """
-    block = A[start:stop] @ B[start:].T
-    if method not in ("euclidean", "sqeuclidean"):
-        return block.clamp_(0.0, 2.0)
-    left = A[start:stop, d]
-    right = B[start:, d + 1]
+    rows, cols = stop - start, A.shape[0] - start
+    block = torch.mm(A[start:stop], B[start:].T, out=work[:rows * cols].view(rows, cols))
+    values = _host(block)
+    if sq_norms is None:
+        np.clip(values, -1.0, 1.0, out=values)
+        return np.subtract(1.0, values, out=values)
     # Near-duplicate stimuli lose their squared distance to cancellation: one cheap test
     # against the largest possible threshold, then the exact test on the few candidates.
-    block.diagonal().fill_(float("inf"))
+    np.fill_diagonal(values, np.inf)
     cancellation = _CANCELLATION[A.dtype]
-    bound = cancellation * (float(left.max()) + float(right.max()))
-    if float(block.min()) < bound:
-        candidates = torch.nonzero(block < bound)
-        i, j = candidates[:, 0], candidates[:, 1]
-        keep = (j > i) & (block[i, j] < cancellation * (left[i] + right[j]))
-        suspect = candidates[keep]
+    bound = cancellation * (sq_norms[start:stop].max() + sq_norms[start:].max())
+    if values.min() < bound:
+        i, j = np.nonzero(values < bound)
+        keep = (j > i) & (values[i, j] < cancellation * (sq_norms[start + i] + sq_norms[start + j]))
+        i, j = i[keep], j[keep]
         Z = B[:, :d]
-        for chunk in torch.split(suspect, max(1, BLOCK_ELEMENTS // d)):
-            i, j = chunk[:, 0], chunk[:, 1]
-            diff = Z[start + i].double() - Z[start + j].double()
-            block[i, j] = (diff * diff).sum(dim=1).to(A.dtype)
-    block.clamp_(min=0.0)
-    return block if method == "sqeuclidean" else block.sqrt_()
+        step = max(1, BLOCK_ELEMENTS // d)
+        for first in range(0, len(i), step):
+            left = torch.from_numpy(start + i[first:first + step]).to(Z.device)
+            right = torch.from_numpy(start + j[first:first + step]).to(Z.device)
+            diff = Z[left].double() - Z[right].double()
+            values[i[first:first + step], j[first:first + step]] = _host((diff * diff).sum(dim=1))
+        np.maximum(values, 0.0, out=values)  # otherwise every entry is at least the bound
+    return np.sqrt(values, out=values) if method == "euclidean" else values
 
 
 def rank_rows(X: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ similarity (higher = more alike) or a distance (lower = more alike), its range a
 Numerics: the data are held in ``dtype`` (float32 by default) on ``device``; every long reduction
 (over stimuli, features or Gram entries) is accumulated in float64 by summing float32 GEMMs over
 row blocks, and the small (D x D or N x N) linear algebra after it runs in float64.
+On the CPU the elementwise passes between the GEMMs run in numpy, in one thread: torch's
+two-thread passes stall on a machine whose cores other processes share (see ``rdm``).
 
 ``layer_grid`` prepares each layer once (its centred kernel, feature factor, whitened basis...)
 and then forms every pair from those; ``similarity(X, Y)`` is the 1 x 1 case of the same code.
@@ -90,6 +92,8 @@ _ROW_BLOCK = 4096
 _EXACT_KERNEL_ELEMENTS = 1 << 22
 # Above this many (block x Da x Db) partial-product entries, loop over blocks instead of batching.
 _BATCHED_ELEMENTS = 1 << 22
+# Least multiply-adds per GEMM call of a symmetric product split into column blocks.
+_SELF_BLOCK_WORK = 1 << 28
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,26 +108,40 @@ def tn_float64(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     if A.dtype == torch.float64 and B.dtype == torch.float64:
         return A.T @ B
     rows, blocks = A.shape[0], A.shape[0] // _ROW_BLOCK
+    host = A.device.type == "cpu"
     if blocks > 1 and blocks * A.shape[1] * B.shape[1] <= _BATCHED_ELEMENTS:
         # Skinny operands (flattened Gram matrices): one batched GEMM instead of a Python loop.
         whole = blocks * _ROW_BLOCK
         parts = torch.bmm(
             A[:whole].reshape(blocks, _ROW_BLOCK, -1).transpose(1, 2),
             B[:whole].reshape(blocks, _ROW_BLOCK, -1),
-        ).sum(dim=0, dtype=torch.float64)
-        if whole < rows:
-            parts += (A[whole:].T @ B[whole:]).to(torch.float64)
-        return parts
-    out = None
-    for start in range(0, rows, _ROW_BLOCK):
-        part = (A[start:start + _ROW_BLOCK].T @ B[start:start + _ROW_BLOCK]).to(torch.float64)
-        out = part if out is None else out.add_(part)
-    return out
+        )
+        out = parts.numpy().sum(0, dtype=np.float64) if host else parts.sum(dim=0, dtype=torch.float64)
+        starts = range(whole, rows, _ROW_BLOCK)
+    else:
+        out, starts = None, range(0, rows, _ROW_BLOCK)
+    for start in starts:
+        part = A[start:start + _ROW_BLOCK].T @ B[start:start + _ROW_BLOCK]
+        part = part.numpy().astype(np.float64) if host else part.to(torch.float64)
+        if out is None:
+            out = part
+        else:
+            out += part
+    return torch.from_numpy(out) if host else out
 
 
 def centre_columns(X: torch.Tensor) -> torch.Tensor:
     """Subtract each feature's mean over stimuli (the mean summed in float64)."""
+    if X.device.type == "cpu":
+        values = X.numpy()
+        return torch.from_numpy(values - values.mean(0, dtype=np.float64).astype(values.dtype))
     return X - X.mean(dim=0, dtype=torch.float64).to(X.dtype)
+
+
+def _sum_squares(M: torch.Tensor) -> float:
+    """Sum of the squared entries of a float64 tensor."""
+    values = M.numpy() if M.device.type == "cpu" else M
+    return float((values * values).sum())
 
 
 def _rtol(X: torch.Tensor) -> float:
@@ -149,16 +167,33 @@ class _Features:
 
     F: torch.Tensor  # (N, D) centred, dtype
     row_sq: torch.Tensor  # (N,) float64 squared row norms = diag(Xc Xc'); 0 for cka_linear/rv
-    fro_sq: torch.Tensor  # float64 ||Xc||_F^2 = trace(Xc Xc'); 0 for cka_linear/rv
+    fro_sq: float  # ||Xc||_F^2 = trace(Xc Xc'); 0 for cka_linear/rv
     self_stat: float = 0.0
 
 
-def _linear_stat(measure: str, a: _Features, b: _Features) -> torch.Tensor:
+def _gram_sq_norm(F: torch.Tensor) -> float:
+    """||F'F||_F^2 from the column blocks on and above the diagonal of the symmetric F'F.
+
+    At most 8 blocks (9/16 of the full GEMM's work), each GEMM call at least N x 128 x D and
+    ``_SELF_BLOCK_WORK`` multiply-adds: on a shared machine every call waits for both threads,
+    and four calls at N = 2,000, D = 512 took longer than the one full product.
+    """
+    n, d = F.shape
+    width = max(128, -(-d // 8), -(-_SELF_BLOCK_WORK // (n * d)))
+    total = 0.0
+    for start in range(0, d, width):
+        G = tn_float64(F[:, start:start + width], F[:, start:])
+        w = min(width, d - start)
+        total += _sum_squares(G[:, :w]) + 2.0 * _sum_squares(G[:, w:])
+    return total
+
+
+def _linear_stat(measure: str, a: _Features, b: _Features) -> float:
     """The (unnormalised) HSIC-type inner product of two layers' linear kernels."""
-    cross = tn_float64(a.F, b.F).pow_(2).sum()  # trace(Kx Ky)
+    cross = _gram_sq_norm(a.F) if a is b else _sum_squares(tn_float64(a.F, b.F))  # trace(Kx Ky)
     if measure in ("cka_linear", "rv"):
         return cross
-    diag = a.row_sq @ b.row_sq  # sum_i Kx_ii Ky_ii
+    diag = float(a.row_sq @ b.row_sq)  # sum_i Kx_ii Ky_ii
     if measure == "rv2":
         return cross - diag
     # Unbiased HSIC x n(n-3) for centred data (1'K1 = 0, K1 = 0), Song et al. 2012.
@@ -170,12 +205,15 @@ def _prepare_features(X: torch.Tensor, measure: str, options: dict) -> _Features
     Xc = centre_columns(X)
     if measure in ("cka_linear", "rv"):
         # Only ||Xc'Yc||^2 is needed: no per-stimulus norms (a pass over the data saved).
-        row_sq = fro_sq = torch.zeros((), dtype=torch.float64, device=X.device)
+        row_sq, fro_sq = torch.zeros((), dtype=torch.float64, device=X.device), 0.0
     else:
-        row_sq = Xc.pow(2).sum(dim=1, dtype=torch.float64)
-        fro_sq = row_sq.sum()
+        if X.device.type == "cpu":
+            row_sq = torch.from_numpy(np.square(Xc.numpy()).sum(1, dtype=np.float64))
+        else:
+            row_sq = Xc.pow(2).sum(dim=1, dtype=torch.float64)
+        fro_sq = float(row_sq.sum())
     state = _Features(Xc, row_sq, fro_sq)
-    state.self_stat = float(_linear_stat(measure, state, state))
+    state.self_stat = _linear_stat(measure, state, state)
     _check_self(measure, state.self_stat)
     return state
 

@@ -42,6 +42,14 @@ def test_harness_runs_a_trivial_case_and_renders_its_row():
     assert harness.judge(record).startswith(("met", "missed"))
 
 
+def test_rows_of_one_gemm_shape_share_its_measured_rate(monkeypatch):
+    monkeypatch.setattr(harness, "_GEMM_RATES", {})
+    harness._learn_rates([{"gemm": {"shape": [8, 8, 8], "rate": 123.0}}])
+    assert harness._rates_argument() == ["--rates", "[[[8, 8, 8], 123.0]]"]
+    record = harness.run_case(toy_case(), quick=True, repeats=1)
+    assert record["gemm"]["rate"] == 123.0  # taken, not measured again
+
+
 def test_timing_summary_is_median_and_half_range():
     timing = harness.Timing.of([3.0, 1.0, 2.0, 10.0])
     assert timing.median == 2.5 and timing.spread == 4.5 and timing.n == 4
@@ -111,7 +119,7 @@ def test_slow_peers_are_timed_fewer_times():
     """Self-timed calls make the repeat policy testable without a clock."""
     _, timing = harness.measure(lambda: 3.0, self_timed=True, peer=True)
     assert timing.n == 2
-    _, timing = harness.measure(lambda: 12.0, self_timed=True, peer=True)
+    _, timing = harness.measure(lambda: 6.0, self_timed=True, peer=True)
     assert timing.n == 1
     _, timing = harness.measure(lambda: 6.0, self_timed=True)
     assert timing.n == 3

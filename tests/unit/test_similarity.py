@@ -350,3 +350,15 @@ def test_float32_blocks_are_summed_in_float64(batched, monkeypatch):
 
     got = module.tn_float64(torch.from_numpy(A), torch.from_numpy(B)).numpy()
     np.testing.assert_allclose(got, A.astype(np.float64).T @ B.astype(np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("measure", ["cka_linear", "rv2", "cka_debiased"])
+def test_self_terms_from_column_blocks_equal_the_full_product(measure, monkeypatch):
+    """||X'X||^2 from the blocks on and above the diagonal of X'X, as from the full X'X."""
+    from compute.measures import similarity as module
+
+    X, Y = related(5, n=300, dx=290, dy=140, offset=1.5)
+    whole = compute.similarity(X, Y, measure, dtype=np.float64)
+    monkeypatch.setattr(module, "_SELF_BLOCK_WORK", 1)  # 128-column blocks: 3 for X, 2 for Y
+    assert compute.similarity(X, Y, measure, dtype=np.float64) == pytest.approx(whole, abs=1e-12)
+    assert compute.similarity(X, Y, measure) == pytest.approx(REFERENCES[measure](X, Y), abs=1e-5)
