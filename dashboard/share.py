@@ -1,11 +1,13 @@
 """Sharing a computed view: a "Copy link" button (the full URL, query string included), a
-"Download data" button (every array of the view's job as ``.npy`` in a ``.zip``, with the view
-state as JSON) and a collapsible "Show code" snippet that reproduces the numbers with the public
-``compute`` API. :func:`share_components` goes into a view's layout (``jobs_ui.job_components``
+"Download data" button (every array of the view's job as ``.npy`` in a ``.zip``, and as ``.csv``
+when it has at most :data:`CSV_MAX_CELLS` cells, with the view state as JSON), a "Download SVG"
+button (every figure of the view as a vector image; the Plotly toolbar gives PNG) and a
+collapsible "Show code" snippet that reproduces the numbers with the public ``compute`` API. :func:`share_components` goes into a view's layout (``jobs_ui.job_components``
 adds it), :func:`register_share` once per view (``jobs_ui.register_poll`` calls it).
 
 Component ids: ``<prefix>-link`` (the URL, the clipboard's target), ``<prefix>-copy-link``,
-``<prefix>-download-button``, ``<prefix>-download``, ``<prefix>-code-box``, ``<prefix>-code``.
+``<prefix>-download-button``, ``<prefix>-download``, ``<prefix>-svg``, ``<prefix>-code-box``,
+``<prefix>-code``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,19 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html,
 
 from compute.engine import artifacts
 from dashboard import services
+
+CSV_MAX_CELLS = 1_000_000  # beyond, a text table is no use to anyone: the .npy is there
+
+# Every figure of the view (the graphs whose id starts with the prefix) as an SVG file.
+_SVG_JS = """function(clicks, prefix) {
+    if (!clicks) { return window.dash_clientside.no_update; }
+    document.querySelectorAll('[id^="' + prefix + '-"] > .js-plotly-plot').forEach(function(el) {
+        if (el.data && el.data.length) {
+            window.Plotly.downloadImage(el, {format: 'svg', filename: el.parentElement.id});
+        }
+    });
+    return '';
+}"""
 
 _LINK_JS = """function(pathname, search, _job) {
     return window.location.origin + (pathname || window.location.pathname) + (search || '');
@@ -34,6 +49,8 @@ def share_components(prefix: str) -> html.Div:
             dcc.Clipboard(id=f"{prefix}-copy-link", target_id=f"{prefix}-link", title="Copy link",
                           className="share-copy", style={"display": "inline-block", "cursor": "pointer"}),
             html.Button("Download data", id=f"{prefix}-download-button", className="share-download"),
+            html.Button("Download SVG", id=f"{prefix}-svg", className="share-download"),
+            dcc.Store(id=f"{prefix}-svg-prefix", data=prefix),
             dcc.Download(id=f"{prefix}-download"),
             html.Details([html.Summary("Show code"), html.Pre(id=f"{prefix}-code", className="share-code")],
                          id=f"{prefix}-code-box", style={"display": "none"}),
@@ -50,6 +67,11 @@ def archive(job: dict, arrays: dict) -> bytes:
             data = io.BytesIO()
             np.save(data, np.asarray(array), allow_pickle=False)
             archive_file.writestr(f"{name}.npy", data.getvalue())
+            if np.ndim(array) <= 2 and np.size(array) <= CSV_MAX_CELLS:
+                text = io.StringIO()
+                np.savetxt(text, np.atleast_2d(np.asarray(array)) if np.ndim(array) else np.reshape(array, (1, 1)),
+                           delimiter=",", fmt="%.9g")
+                archive_file.writestr(f"{name}.csv", text.getvalue())
         state = {"context": job.get("context", {}), "targets": job.get("targets", []),
                  "arrays": sorted(arrays)}
         archive_file.writestr("view.json", json.dumps(state, indent=2, default=str))
@@ -81,6 +103,13 @@ def download(job: dict | None, prefix: str):
 
 def register_share(prefix: str, code: Callable[[dict], str] | None = None) -> None:
     """The link, download and (when the view gives ``code(context)``) code callbacks of a view."""
+    clientside_callback(
+        _SVG_JS,
+        Output(f"{prefix}-svg", "title"),
+        Input(f"{prefix}-svg", "n_clicks"),
+        State(f"{prefix}-svg-prefix", "data"),
+        prevent_initial_call=True,
+    )
     clientside_callback(
         _LINK_JS,
         Output(f"{prefix}-link", "children"),

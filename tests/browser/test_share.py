@@ -48,12 +48,18 @@ def test_download_data_gives_the_figures_numbers(app_server, browser):
             matrix = np.load(io.BytesIO(archive.read("matrix.npy")), allow_pickle=False)
             coords = np.load(io.BytesIO(archive.read("mds.npy")), allow_pickle=False)
             assert b'"compare": "pearson"' in archive.read("view.json")
+            np.testing.assert_allclose(np.loadtxt(io.BytesIO(archive.read("matrix.csv")), delimiter=","), matrix,
+                                       rtol=1e-6)
         np.testing.assert_allclose(matrix, np.array(heatmap[0]["z"]), rtol=1e-6, atol=1e-6)
         got = np.concatenate([np.column_stack([t["x"], t["y"]]) for t in scatter])
         assert coords.shape == got.shape
         # The scatter groups points by family; every plotted point is a row of the downloaded MDS.
         for point in got:
             assert np.min(np.abs(coords - point).max(axis=1)) < 1e-5
+        with page.expect_download(timeout=60_000) as info:
+            page.click("#model-space-svg")
+        assert info.value.suggested_filename.endswith(".svg")
+        assert b"<svg" in open(info.value.path(), "rb").read(2000)
     finally:
         context.close()
 

@@ -56,11 +56,13 @@ def test_archive_holds_each_array_as_npy_and_the_view_state():
     arrays = {"matrix": np.arange(9, dtype=np.float32).reshape(3, 3), "mds": np.ones((3, 2))}
     job = {"context": {"view": {"compare": "pearson"}}, "targets": ["mds"]}
     with zipfile.ZipFile(io.BytesIO(share.archive(job, arrays))) as archive:
-        assert sorted(archive.namelist()) == ["matrix.npy", "mds.npy", "view.json"]
+        assert sorted(archive.namelist()) == ["matrix.csv", "matrix.npy", "mds.csv", "mds.npy", "view.json"]
         for name, array in arrays.items():
             loaded = np.load(io.BytesIO(archive.read(f"{name}.npy")), allow_pickle=False)
             np.testing.assert_array_equal(loaded, array)
             assert loaded.dtype == array.dtype
+            text = np.loadtxt(io.BytesIO(archive.read(f"{name}.csv")), delimiter=",", ndmin=2)
+            np.testing.assert_array_equal(text, array)
         state = json.loads(archive.read("view.json"))
     assert state["context"] == job["context"] and state["arrays"] == ["matrix", "mds"]
 
