@@ -14,14 +14,16 @@ def dropdown(component_id: str, label: str, options, value, clearable: bool = Fa
     )
 
 
+def message_figure(text: str) -> dict:
+    """An empty figure that says ``text`` where the plot would be."""
+    return {"data": [],
+            "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "template": "plotly_white",
+                       "annotations": [{"text": text, "showarrow": False, "font": {"size": 15, "color": "#6b7385"},
+                                        "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]}}
+
+
 # What a figure shows until its job's arrays are drawn: never a blank plot.
-PENDING_FIGURE = {
-    "data": [],
-    "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "template": "plotly_white",
-               "annotations": [{"text": "Computing… (progress above)", "showarrow": False,
-                                "font": {"size": 15, "color": "#6b7385"}, "xref": "paper", "yref": "paper",
-                                "x": 0.5, "y": 0.5}]},
-}
+PENDING_FIGURE = message_figure("Computing… (progress above)")
 
 
 def figure_slot(component_id: str) -> dcc.Graph:

@@ -55,6 +55,35 @@ def labelled_heatmap(
     return figure
 
 
+def small_multiples(panels, colorbar_title: str, zrange: tuple[float, float] | None, title: str,
+                    columns: int = 4) -> go.Figure:
+    """Several labelled heatmaps side by side on one colour scale: ``panels`` is a list of
+    ``(matrix, row_labels, column_labels, panel_title)``; ``columns`` panels per row."""
+    from plotly.subplots import make_subplots
+
+    if not panels:
+        raise ValueError("small_multiples needs at least one panel")
+    rows = -(-len(panels) // columns)
+    cols = min(columns, len(panels))
+    figure = make_subplots(rows=rows, cols=cols, subplot_titles=[p[3] for p in panels],
+                           horizontal_spacing=0.06, vertical_spacing=0.18)
+    scale = {} if zrange is None else {"cmin": zrange[0], "cmax": zrange[1]}
+    for index, (matrix, row_labels, column_labels, _) in enumerate(panels):
+        matrix = np.asarray(matrix, dtype=float)
+        if matrix.shape != (len(row_labels), len(column_labels)):
+            raise ValueError(f"panel {index}: matrix of shape {matrix.shape} does not match its labels")
+        figure.add_trace(go.Heatmap(z=matrix, x=list(column_labels), y=list(row_labels), coloraxis="coloraxis",
+                                    hovertemplate="%{y}<br>%{x}<br>%{z:.4f}<extra></extra>"),
+                         row=index // cols + 1, col=index % cols + 1)
+    figure.update_yaxes(autorange="reversed", type="category")
+    figure.update_xaxes(type="category", showticklabels=False)
+    figure.update_layout(title=title, coloraxis={"colorscale": SEQUENTIAL, "colorbar": {"title": {"text": colorbar_title}},
+                                                 **scale},
+                         height=max(420, 300 * rows), margin={"l": 40, "r": 20, "t": 80, "b": 40},
+                         template="plotly_white")
+    return figure
+
+
 def matrix_heatmap(
     matrix: np.ndarray,
     labels: Sequence[str],

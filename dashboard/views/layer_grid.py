@@ -11,11 +11,11 @@ from dash import Input, Output, State, callback, html
 from compute.engine import artifacts
 from compute.measures.similarity import MEASURES
 from dashboard import jobs_ui, services, state as url_state
-from dashboard.figures.heatmap import labelled_heatmap
+from dashboard.figures.heatmap import labelled_heatmap, small_multiples
 from dashboard.selection import Selection
 from dashboard.snippets import prelude
 from dashboard.views.input_rdm import best_model
-from dashboard.widgets import dropdown, model_dropdown, model_options
+from dashboard.widgets import dropdown, figure_slot, message_figure, model_dropdown, model_options
 
 PATH = "/layers"
 TITLE = "Layer grid"
@@ -23,6 +23,9 @@ _ID = "layer-grid"
 
 MEASURE_CHOICES = ("cka_linear", "cka_rbf", "cka_debiased", "rv", "rv2", "svcca", "pwcca", "cca_mean", "procrustes")
 LAYER_SETS = {"default": "default layers", "all": "every named layer"}
+MULTIPLES = {"off": "off", "selected": "A against each selected model", "twins": "each selected model against its random-init twin"}
+MAX_MULTIPLES = 8
+_MULTIPLES_ID = "layer-grid-multiples"  # the small multiples: a job of their own
 _ANNOTATE_UP_TO = 20
 
 
@@ -46,13 +49,14 @@ def defaults(selection: Selection) -> dict:
     """A: the most accurate selected model; B: its random-init twin (selected or not)."""
     best = best_model(selection.choices)
     twin = random_init_twin(best, services.models(selection.stimulus_set))
-    return {"a": best.name, "b": (twin or best).name, "measure": "cka_linear", "layers": "default"}
+    return {"a": best.name, "b": (twin or best).name, "measure": "cka_linear", "layers": "default", "multiples": "off"}
 
 
 def read_state(search: str | None, selection: Selection) -> dict:
     names = tuple(m.name for m in services.models(selection.stimulus_set))
     return url_state.decode(search, defaults(selection),
-                            {"a": names, "b": names, "measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS)})
+                            {"a": names, "b": names, "measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS),
+                             "multiples": tuple(MULTIPLES)})
 
 
 def spec(model_a, model_b, stimuli, view: dict, pooling: str = "none") -> artifacts.Spec:
@@ -90,9 +94,12 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
         dropdown(f"{_ID}-measure-choice", "Measure", MEASURE_CHOICES, view["measure"]),
         dropdown(f"{_ID}-layers-choice", "Layers",
                  [{"label": text, "value": value} for value, text in LAYER_SETS.items()], view["layers"]),
+        dropdown(f"{_ID}-multiples-choice", f"Small multiples (up to {MAX_MULTIPLES})",
+                 [{"label": text, "value": value} for value, text in MULTIPLES.items()], view["multiples"]),
     ]
+    more = [html.H3("Small multiples"), *jobs_ui.job_components(_MULTIPLES_ID), figure_slot(f"{_MULTIPLES_ID}-grid")]
     return jobs_ui.view_page(_ID, TITLE, controls,
-                             f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.", ["heatmap"])
+                             f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.", ["heatmap"], more)
 
 
 @callback(
@@ -125,8 +132,8 @@ def use_twin(_, name, options, selection):
     return options + ([] if twin.name in offered else model_options([twin])), twin.name
 
 
-def plan(selection: Selection, a, b, measure, layer_set):
-    view = {"a": a, "b": b, "measure": measure, "layers": layer_set}
+def plan(selection: Selection, a, b, measure, layer_set, multiples="off"):
+    view = {"a": a, "b": b, "measure": measure, "layers": layer_set, "multiples": multiples}
     grid = spec(selection.named(a), selection.named(b), selection.stimuli, view, selection.pooling)
     context = {"view": view, "layers_a": grid.params["layers_a"], "layers_b": grid.params["layers_b"]}
     # Both models are always written: the defaults (most accurate, its twin) may change.
@@ -138,8 +145,8 @@ def draw(context: dict, arrays: dict):
     return (figure(arrays["grid"], context["layers_a"], context["layers_b"], context["view"]),)
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("a", "b", "measure", "layers")],
-                        plan)
+jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
+                              for name in ("a", "b", "measure", "layers", "multiples")], plan)
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the grid."""
     view = context["view"]
@@ -152,3 +159,43 @@ grid = compute.layer_grid(acts_a, acts_b, measure={view["measure"]!r})  # rows: 
 
 
 jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure")], draw, code)
+
+
+def multiple_pairs(selection: Selection, a: str, multiples: str) -> list[tuple]:
+    """The (model A, model B) pairs of the small multiples: A against each selected model, or
+    each selected model with a random-init twin against it; at most ``MAX_MULTIPLES``."""
+    everything = services.models(selection.stimulus_set)
+    if multiples == "selected":
+        model_a = selection.named(a)
+        pairs = [(model_a, m) for m in selection.models if m.key != model_a.key]
+    elif multiples == "twins":
+        pairs = [(m, twin) for m in selection.models if (twin := random_init_twin(m, everything))]
+    else:
+        return []
+    return pairs[-MAX_MULTIPLES:]  # the most accurate (models are ordered by accuracy)
+
+
+def plan_multiples(selection: Selection, a, measure, layer_set, multiples):
+    view = {"a": a, "measure": measure, "layers": layer_set, "multiples": multiples}
+    pairs = multiple_pairs(selection, a, multiples)
+    if multiples != "off" and not pairs:
+        raise ValueError("no pairs for small multiples: select more models (or models with a random-init twin)")
+    named = {f"grid{i}": spec(ma, mb, selection.stimuli, view, selection.pooling) for i, (ma, mb) in enumerate(pairs)}
+    context = {"view": view, "pairs": [[ma.name, mb.name] for ma, mb in pairs],
+               "layers": [[g.params["layers_a"], g.params["layers_b"]] for g in named.values()]}
+    return named, list(named), context, None
+
+
+def draw_multiples(context: dict, arrays: dict):
+    if not context["pairs"]:
+        return (message_figure("Choose small multiples in the panel to compare several pairs at once."),)
+    measure = MEASURES[context["view"]["measure"]]
+    panels = [(arrays[f"grid{i}"], [f"A: {n}" for n in la], [f"B: {n}" for n in lb], f"{a} × {b}")
+              for i, ((a, b), (la, lb)) in enumerate(zip(context["pairs"], context["layers"]))]
+    return (small_multiples(panels, f"{measure.name} ({measure.kind})", measure.range,
+                            f"{measure.name}, layers (rows) × layers (columns), one panel per pair"),)
+
+
+jobs_ui.register_submit(_MULTIPLES_ID, [Input(f"{_ID}-{name}-choice", "value")
+                                        for name in ("a", "measure", "layers", "multiples")], plan_multiples)
+jobs_ui.register_poll(_MULTIPLES_ID, [Output(f"{_MULTIPLES_ID}-grid", "figure")], draw_multiples)

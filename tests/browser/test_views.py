@@ -7,7 +7,7 @@ from scipy.spatial.distance import squareform
 
 import compute
 from compute.sources.activations import extract, predict
-from compute.sources.models import list_layers, load_model
+from compute.sources.models import list_layers, list_models, load_model
 from compute.sources.stimuli import get_stimulus_set
 from tests.browser.support import choose, wait_for_figures, wait_for_title
 
@@ -67,6 +67,24 @@ def test_layer_grid_matches_compute(app_server, page):
     np.testing.assert_allclose(np.array(heatmap[0]["z"]), expected, atol=1e-6)
     assert heatmap[0]["y"] == [f"A: {name}" for name in layers_a]
     assert heatmap[0]["x"] == [f"B: {name}" for name in layers_b]
+
+
+def test_layer_grid_small_multiples_show_each_selected_model_against_its_twin(app_server, page):
+    page.goto(app_server.url + "/layers?a=cnn-w4-s0-e25&measure=cka_linear&multiples=twins"
+              "&where=family:cnn;width:4;epochs:25")
+    (panels,) = wait_for_figures(page, "layer-grid-multiples", ("grid",))
+    trained = sorted(m.name for m in list_models("digits")
+                     if m.tags.get("family") == "cnn" and m.tags.get("width") == 4 and m.tags.get("epochs") == 25)
+    assert len(panels) == len(trained) == 3  # one heatmap per (seed, its untrained twin)
+    titles = page.evaluate("() => document.querySelector('#layer-grid-multiples-grid .js-plotly-plot')"
+                           "._fullLayout.annotations.map(a => a.text)")
+    assert sorted(t.split(" × ")[0] for t in titles) == trained
+    layers = _default_layers("cnn-w4-s0-e25")
+    for title, panel in zip(titles, panels):
+        model, twin = title.split(" × ")
+        expected = compute.layer_grid(dict(zip(layers, _activations(model, layers))),
+                                      dict(zip(layers, _activations(twin, layers))), measure="cka_linear")
+        np.testing.assert_allclose(np.array(panel["z"]), expected, atol=1e-6)
 
 
 def test_layer_grid_twin_button_compares_with_the_untrained_model(app_server, page):

@@ -113,3 +113,16 @@ def test_depth_layers_name_the_penultimate_layer_as_the_other_views_do():
     layers = [LayerInfo("fc1", "Linear", False, False), LayerInfo("act1", "ReLU", True, False),
               LayerInfo("act2", "ReLU", True, True), LayerInfo("out", "Linear", False, False)]
     assert depth_layers(layers) == ["act1", "penultimate"]
+
+
+def test_small_multiples_share_one_colour_scale_and_name_each_panel():
+    from dashboard.figures.heatmap import small_multiples
+
+    panels = [(np.full((2, 3), i / 10), ["r1", "r2"], ["c1", "c2", "c3"], f"pair {i}") for i in range(5)]
+    figure = small_multiples(panels, "CKA", (0.0, 1.0), "t", columns=4)
+    assert len(figure.data) == 5 and {t.coloraxis for t in figure.data} == {"coloraxis"}
+    assert (figure.layout.coloraxis.cmin, figure.layout.coloraxis.cmax) == (0.0, 1.0)
+    assert [a.text for a in figure.layout.annotations] == [f"pair {i}" for i in range(5)]
+    assert figure.data[4].xaxis == "x5"  # second row
+    with pytest.raises(ValueError, match="at least one panel"):
+        small_multiples([], "CKA", None, "t")
