@@ -307,8 +307,20 @@ def _cholesky_whitener(S: torch.Tensor, rtol: float) -> torch.Tensor | None:
     return torch.linalg.solve_triangular(L, eye, upper=False).T
 
 
-def _basis(X: torch.Tensor, keep: float | None) -> torch.Tensor:
-    """(N x r) orthonormal basis of the centred column space of X.
+@dataclass
+class _CCASide:
+    """One side of the CCA family as ``F`` (N x k, the centred data or an orthonormal basis) and
+    ``T`` (k x r, float64) such that ``F @ T`` is an orthonormal basis of the data's centred
+    column space; ``T`` None means the identity. The basis itself is never formed: a pair's
+    canonical correlations are the singular values of ``T_a' (F_a' F_b) T_b``, so the N-sized
+    work is the one cross GEMM per pair (and each side's Gram matrix, once)."""
+
+    F: torch.Tensor
+    T: torch.Tensor | None
+
+
+def _basis(X: torch.Tensor, keep: float | None) -> _CCASide:
+    """An orthonormal basis of the centred column space of X, as a :class:`_CCASide`.
 
     ``keep=None``: every direction with variance above rounding noise (mean CCA). ``keep``: the
     fewest leading singular directions whose variance fraction reaches ``keep`` (SVCCA).
@@ -321,17 +333,17 @@ def _basis(X: torch.Tensor, keep: float | None) -> torch.Tensor:
         if keep is None:
             W = _cholesky_whitener(S, rtol)
             if W is not None:
-                return Xc @ W.to(Xc.dtype)
+                return _CCASide(Xc, W)
         values, vectors = _eigh_desc(S)
         values, vectors = values[_kept(values, rtol)], vectors[:, _kept(values, rtol)]
         if keep is not None:
             values, vectors = _leading(values, vectors, keep)
-        return Xc @ (vectors / values.sqrt()).to(Xc.dtype)
+        return _CCASide(Xc, vectors / values.sqrt())
     values, vectors = _eigh_desc(tn_float64(Xc.T, Xc.T))
     values, vectors = values[_kept(values, rtol)], vectors[:, _kept(values, rtol)]
     if keep is not None:
         values, vectors = _leading(values, vectors, keep)
-    return vectors.to(Xc.dtype)
+    return _CCASide(vectors.to(Xc.dtype), None)
 
 
 def _leading(values: torch.Tensor, vectors: torch.Tensor, keep: float):
@@ -340,15 +352,20 @@ def _leading(values: torch.Tensor, vectors: torch.Tensor, keep: float):
     return values[:k], vectors[:, :k]
 
 
-def _canonical_correlations(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.svdvals(tn_float64(a, b)).clamp_(0, 1)
+def _canonical_correlations(a: _CCASide, b: _CCASide) -> torch.Tensor:
+    M = tn_float64(a.F, b.F)
+    if a.T is not None:
+        M = a.T.T @ M
+    if b.T is not None:
+        M = M @ b.T
+    return torch.linalg.svdvals(M).clamp_(0, 1)
 
 
-def _prepare_cca(X: torch.Tensor, measure: str, options: dict) -> torch.Tensor:
+def _prepare_cca(X: torch.Tensor, measure: str, options: dict) -> _CCASide:
     return _basis(X, options.get("keep") if measure == "svcca" else None)
 
 
-def _pair_cca(measure: str, a: torch.Tensor, b: torch.Tensor, options: dict) -> float:
+def _pair_cca(measure: str, a: _CCASide, b: _CCASide, options: dict) -> float:
     return float(_canonical_correlations(a, b).mean())
 
 
