@@ -37,15 +37,20 @@ def cached_view_case(n: int) -> Case:
         from dashboard.views import input_rdm
 
         root = tempfile.TemporaryDirectory(prefix="repscope-bench-")
+        previous = os.environ.get("REPSCOPE_CACHE_DIR")
         os.environ["REPSCOPE_CACHE_DIR"] = str(Path(root.name) / "cache")
         services.backend.cache_clear()
+        store = services.backend().store  # made now, on the private cache; later rows see theirs
+        if previous is None:
+            os.environ.pop("REPSCOPE_CACHE_DIR")
+        else:
+            os.environ["REPSCOPE_CACHE_DIR"] = previous
         name = _image_folder(Path(root.name) / "images", n)
         stimuli = get_stimulus_set(name)
         selection = Selection(stimulus_set=name)
         model = SimpleNamespace(key="b" * 64, name="bench-model")  # artifacts are stored below
         view = {"model": model.name, "layer": "penultimate", "rdm": "correlation", "mds": "classical"}
         specs = input_rdm.specs(model, stimuli, view, "none", 1000)
-        store = services.backend().store
         condensed = np.random.default_rng(1).random(n * (n - 1) // 2, dtype=np.float32)
         store.put("rdm", specs["rdm"].key, condensed, {})
         store.put("rdm_blocks", specs["blocks"].key, sorted_blocks(condensed, stimuli.labels, 1000)[0], {})

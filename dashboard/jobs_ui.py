@@ -84,6 +84,7 @@ def start(specs: Mapping[str, artifacts.Spec], targets, context: dict | None = N
 
 
 def confirm_area(prefix: str, what: str) -> html.Div:
+    """The progress line of work waiting to be asked for: its estimate and the Compute button."""
     return html.Div([html.Span(f"Not computed yet: {what}. "),
                      html.Button("Compute", id=f"{prefix}-compute", n_clicks=0, className="compute-button")],
                     className="status-confirm")
@@ -117,22 +118,29 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
     backend = services.backend()
     specs = {name: artifacts.Spec.from_json(data) for name, data in job["specs"].items()}
     statuses = {name: backend.spec_status(specs[name]) for name in job["targets"]}
-    missing = [name for name, s in statuses.items() if s["state"] == "missing"]
-    try:  # no record and no artifact (evicted, or the job states were lost): ask again
-        for name in missing:
-            backend.submit(specs[name], client=_client())
-    except (RuntimeError, LimitExceeded) as error:
-        return (*unchanged, describe_status({"state": "failed", "message": str(error)}), True)
+    # No record and no artifact (evicted, or the job states were lost): ask again.
+    refused = _resubmit(backend, specs, [name for name, s in statuses.items() if s["state"] == "missing"])
+    if refused:
+        return (*unchanged, describe_status({"state": "failed", "message": refused}), True)
     status = combined_status(list(statuses.values()))
     if status["state"] != "done":
         return (*unchanged, describe_status(status), status["state"] in _FINISHED)
     arrays = job_arrays(job, needs)
     if arrays is None:  # evicted between status and read
-        for name in job["targets"]:
-            backend.submit(specs[name], client=_client())
-        return (*unchanged, "recomputing an evicted result…", False)
+        refused = _resubmit(backend, specs, job["targets"])
+        return (*unchanged, refused or "recomputing an evicted result…", bool(refused))
     figures = draw(job["context"], arrays)
     return (*figures, describe_status(status), True)
+
+
+def _resubmit(backend, specs: dict, names) -> str | None:
+    """Submit the named specs again; the reason when the backend or a limit refuses."""
+    try:
+        for name in names:
+            backend.submit(specs[name], client=_client())
+    except (RuntimeError, LimitExceeded) as error:
+        return str(error)
+    return None
 
 
 def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict], tuple],
