@@ -1,17 +1,21 @@
 """compute.similarity / layer_grid / MEASURES against independent references, properties and claims."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import hoggorm
 import numpy as np
 import pytest
 import scipy.linalg
+import torch
 from hypothesis import given, settings, strategies as st
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import ortho_group
 
 import compute
+from compute.measures import similarity as similarity_module
+from compute.measures.threads import one_blas_thread
 
 SIMILARITIES = sorted(m for m in compute.MEASURES if compute.MEASURES[m].kind == "similarity")
 SYMMETRIC = sorted(set(compute.MEASURES) - {"pwcca"})
@@ -173,6 +177,46 @@ def test_wide_layers_use_gram_factors():
         ref_procrustes(X, Y), abs=1e-9)
     with pytest.raises(ValueError, match="pwcca needs more stimuli"):
         compute.similarity(X, Y, "pwcca")
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e2, 1e4, 1e6])
+def test_pwcca_weights_without_the_n_by_d_qr(offset, monkeypatch):
+    """compute_pwcca's N x D QR of the directions is replaced by D x D algebra while the
+    directions are well conditioned (neuron means up to ~1e4 x their spread here) and kept
+    beyond: either way the reference's value to 1e-9."""
+    X, Y = related(21, 200, 15, 6, offset=offset)
+    qr_calls, real_qr = [], torch.linalg.qr
+    monkeypatch.setattr(torch.linalg, "qr", lambda *a, **k: qr_calls.append(1) or real_qr(*a, **k))
+    assert compute.similarity(X, Y, "pwcca", dtype=np.float64) == pytest.approx(ref_pwcca(X, Y), abs=1e-9)
+    assert bool(qr_calls) == (offset >= 1e6)
+
+
+def test_pwcca_weights_from_dxd_equal_the_qr_route():
+    X, _ = related(22, 300, 12, 5, offset=3.0)
+    state = similarity_module._prepare_pwcca(torch.from_numpy(X), "pwcca", {})
+    U = ortho_group.rvs(12, random_state=1)
+    fast = similarity_module._projection_weights(state, U)
+    qr = similarity_module._projection_weights(dataclasses.replace(state, full_rank=False), U)
+    np.testing.assert_allclose(fast, qr, rtol=1e-11)
+
+
+def test_gram_from_upper_blocks_equals_the_full_product():
+    F = torch.from_numpy(np.random.default_rng(6).standard_normal((2000, 1000)).astype(np.float32))
+    G = similarity_module.gram_float64(F).numpy()  # 135-column blocks, the last one 55 wide
+    F64 = F.numpy().astype(np.float64)
+    np.testing.assert_allclose(G, F64.T @ F64, rtol=0, atol=2e-6 * np.abs(F64.T @ F64).max())
+
+
+def test_host_blas_on_one_thread_only_inside_the_measures():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
 
 
 # --- properties (hypothesis) ----------------------------------------------------------------
