@@ -94,6 +94,8 @@ def test_similarity_agrees_with_hoggorm_and_the_svcca_references(measure):
     record = harness.run_case(similarity_case(measure, 50, 8), quick=True, repeats=1)
     assert record["error"] is None
     assert record["agreement"] and max(record["agreement"].values()) < 1e-5
+    if measure in ("cca_mean", "svcca", "pwcca"):  # the exact-computation floor is noted
+        assert any(note.startswith("floor: bare GEMMs") for note in record["notes"])
 
 
 def test_classical_mds_matches_the_textbook_version():
