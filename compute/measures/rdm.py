@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from compute.measures.host import column_means
 from compute.measures.registry import Measure
 from compute.measures.validate import (
     _listed,
@@ -177,7 +178,9 @@ def _augmented_patterns(X: torch.Tensor, method: str) -> tuple[torch.Tensor, tor
     if euclidean:
         # Centring the columns changes no distance but shrinks the norms, and with them the
         # cancellation error of |x|^2 + |y|^2 - 2 x.y.
-        mean = Xv.sum(0, dtype=xp.float64) / n
+        mean = column_means(Xv) if host else Xv.sum(0, dtype=torch.float64) / n
+        A = torch.empty_like(B)
+        Av = A.numpy() if host else A
     sq_norms, means = np.empty(n), np.zeros(n)
     # Ranking sorts whole rows in threads: it takes large chunks.
     small = host and method != "spearman"
@@ -199,12 +202,11 @@ def _augmented_patterns(X: torch.Tensor, method: str) -> tuple[torch.Tensor, tor
             with np.errstate(divide="ignore", invalid="ignore"):  # bad patterns are named below
                 chunk *= 1.0 / xp.sqrt(sq)[:, None]
         Z[rows] = chunk
+        if euclidean:  # -2z while the chunk is in cache (x2 is exact: the same rounding as z)
+            Av[rows, :d] = -2.0 * chunk
     if not euclidean:
         _check_patterns(X, sq_norms, means, method)
         return B, B, None
-    A = torch.empty_like(B)
-    Av = A.numpy() if host else A
-    xp.multiply(Z, -2.0, out=Av[:, :d])
     Av[:, d + 2:] = 0
     Av[:, d] = Bv[:, d + 1] = sq_norms if host else torch.from_numpy(sq_norms).to(A)
     Av[:, d + 1] = Bv[:, d] = 1.0

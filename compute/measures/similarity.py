@@ -9,7 +9,7 @@ Numerics: the data are held in ``dtype`` (float32 by default) on ``device``; eve
 row blocks, and the small (D x D or N x N) linear algebra after it runs in float64.
 On the CPU the elementwise passes between the GEMMs run in numpy, in one thread: torch's
 two-thread passes stall on a machine whose cores other processes share (see ``rdm``). The
-D x D factorisations run in scipy's LAPACK on the host, on one OpenBLAS thread (``threads``).
+D x D factorisations run in scipy's LAPACK on the host, on one OpenBLAS thread (``host``).
 
 ``layer_grid`` prepares each layer once (its centred kernel, feature factor, whitened basis...)
 and then forms every pair from those; ``similarity(X, Y)`` is the 1 x 1 case of the same code.
@@ -27,7 +27,7 @@ import scipy.linalg.lapack
 import torch
 
 from compute.measures.registry import Measure
-from compute.measures.threads import one_blas_thread
+from compute.measures.host import column_means, one_blas_thread
 from compute.measures.validate import (
     as_matrix,
     check_not_constant,
@@ -96,8 +96,6 @@ _ROW_BLOCK = 4096
 _EXACT_KERNEL_ELEMENTS = 1 << 22
 # Above this many (block x Da x Db) partial-product entries, loop over blocks instead of batching.
 _BATCHED_ELEMENTS = 1 << 22
-# Rows per float32 partial sum of a column mean (then added in float64).
-_MEAN_BLOCK = 256
 # Least multiply-adds per GEMM call of a symmetric product split into column blocks.
 _SELF_BLOCK_WORK = 1 << 28
 
@@ -154,17 +152,6 @@ def gram_float64(F: torch.Tensor) -> torch.Tensor:
         G[start:stop, start:] = block
         G[stop:, start:stop] = block[:, stop - start:].T
     return G
-
-
-def column_means(values: np.ndarray) -> np.ndarray:
-    """Float64 column means of a host array; float32 data are summed in float32 over blocks of
-    ``_MEAN_BLOCK`` rows (cache-sized, vectorised) and the block sums added in float64."""
-    if values.dtype != np.float32:
-        return values.mean(0, dtype=np.float64)
-    total = np.zeros(values.shape[1])
-    for start in range(0, values.shape[0], _MEAN_BLOCK):
-        total += values[start:start + _MEAN_BLOCK].sum(0)
-    return total / values.shape[0]
 
 
 def centre_columns(X: torch.Tensor, return_mean: bool = False):

@@ -15,7 +15,7 @@ from scipy.stats import ortho_group
 
 import compute
 from compute.measures import similarity as similarity_module
-from compute.measures.threads import one_blas_thread
+from compute.measures.host import one_blas_thread
 
 SIMILARITIES = sorted(m for m in compute.MEASURES if compute.MEASURES[m].kind == "similarity")
 SYMMETRIC = sorted(set(compute.MEASURES) - {"pwcca"})
