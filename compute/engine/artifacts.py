@@ -19,8 +19,10 @@ import numpy as np
 from compute.errors import Cancelled
 
 # Bump a kind's version when its recipe's numbers change: old artifacts are then never served.
-CODE_VERSION = {"activations": 1, "predictions": 1, "rdm": 1, "model_rdm": 1, "mds": 1,
-                "layer_grid": 1, "similarities": 1, "confusion": 1, "confusion_rdm": 1, "srm_fit": 1,
+# 2026-11-23: activations 2 (channels_last on the CPU: conv rounding differs by <= 2e-5),
+# layer_grid and similarities 2 (the CCA family's whitening and PWCCA's weights in float64 D x D).
+CODE_VERSION = {"activations": 2, "predictions": 1, "rdm": 1, "model_rdm": 1, "mds": 1,
+                "layer_grid": 2, "similarities": 2, "confusion": 1, "confusion_rdm": 1, "srm_fit": 1,
                 "reference_fit": 1, "rdm_blocks": 1}
 
 
