@@ -135,6 +135,12 @@ def extract(model: nn.Module, images, layers: list[str] | str, pooling: str = "n
     was_training = model.training
     first_param = next(model.parameters(), None)
     original_device = first_param.device if first_param is not None else torch.device("cpu")
+    def forward(batch: torch.Tensor, channels_last: bool) -> None:
+        if channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda") if use_amp else contextlib.nullcontext():
+            model(batch)
+
     handles = [modules[name].register_forward_hook(hook_for(name)) for name in dict.fromkeys(layers)]
     try:
         model.eval()
@@ -148,10 +154,15 @@ def extract(model: nn.Module, images, layers: list[str] | str, pooling: str = "n
                 stop = min(start + batch_size, n)
                 window.update(start=start, stop=stop)
                 batch = images[start:stop].to(device)
-                if channels_last:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cuda") if use_amp else contextlib.nullcontext():
-                    model(batch)
+                try:
+                    forward(batch, channels_last)
+                except RuntimeError:
+                    if not (channels_last and start == 0):
+                        raise
+                    # A model that .view()s its feature maps needs the plain layout.
+                    model.to(memory_format=torch.contiguous_format)
+                    channels_last = False
+                    forward(batch, channels_last)
                 if progress is not None:
                     progress(stop / n)
     finally:

@@ -106,6 +106,29 @@ def test_batches_progress_cancel_and_cleanup():
     assert all(not m._forward_hooks for m in model.modules())
 
 
+class ViewsItsMaps(torch.nn.Module):
+    """Flattens with .view(), which a channels_last feature map refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        maps = self.conv(x)
+        return self.fc(maps.view(maps.shape[0], -1))
+
+
+def test_models_that_view_their_maps_fall_back_to_the_plain_layout():
+    torch.manual_seed(0)
+    model, x = ViewsItsMaps().eval(), images(5)
+    acts = extract(model, x, ["conv", "fc"], batch_size=2)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(acts["fc"], expected, atol=1e-6)
+    assert model.conv.weight.is_contiguous()
+
+
 def test_bad_arguments_are_refused():
     model = mlp()
     with pytest.raises(ValueError, match="unknown layers: fc9; valid names: flatten, fc1, act1"):
