@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from benchmarks import peers
-from benchmarks.harness import Case, Prepared
+from benchmarks.harness import Case, Prepared, measure as time_calls
 
 # measure -> {peer name: callable(X, Y) -> float}
 PEERS = {
@@ -34,18 +34,6 @@ def gemm_work(measure: str, n: int, d1: int, d2: int) -> tuple[float, tuple[int,
     return gram, (n, max(d1, d2), n)
 
 
-def _median_seconds(fn, repeats: int = 5) -> float:
-    import time
-
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
-
 def cca_floor(measure: str, n: int, d: int) -> dict[str, float]:
     """Bare seconds of the work an exact CCA-family measure cannot avoid at this size: three
     float32 GEMMs (two Grams, one cross product) and its float64 D x D factorisations, on the
@@ -72,8 +60,13 @@ def cca_floor(measure: str, n: int, d: int) -> dict[str, float]:
         "pwcca": [lambda: scipy.linalg.eigh(S, driver="evd")] * 2 + [lambda: np.linalg.svd(M)],
     }[measure]
     with one_blas_thread():
-        lapack = sum(_median_seconds(step) for step in steps)
-    return {"gemm": 3 * _median_seconds(lambda: A.T @ A), "lapack": lapack}
+        lapack = sum(_seconds(step) for step in steps)
+    return {"gemm": 3 * _seconds(lambda: A.T @ A), "lapack": lapack}
+
+
+def _seconds(fn) -> float:
+    """Median seconds per call, timed as every row is (``harness.measure``)."""
+    return time_calls(fn, max_repeats=5)[1].median
 
 
 def similarity_case(measure: str, n: int, d: int) -> Case:
@@ -87,7 +80,7 @@ def similarity_case(measure: str, n: int, d: int) -> Case:
         if measure in CCA:
             def after(result, peer_results):
                 floor = cca_floor(measure, n, d)
-                ours = _median_seconds(lambda: similarity(X, Y, measure=measure))
+                ours = _seconds(lambda: similarity(X, Y, measure=measure))
                 total = floor["gemm"] + floor["lapack"]
                 return {"notes": [
                     f"floor: bare GEMMs {floor['gemm'] * 1e3:.1f} ms + the float64 LAPACK it needs "

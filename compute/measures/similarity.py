@@ -469,9 +469,9 @@ def _projection_weights(state: _PWState, U: np.ndarray) -> np.ndarray:
             ones = scipy.linalg.solve_triangular(R, n * mean, trans="T", check_finite=False)  # P'1
             return np.abs(R @ U.T + np.outer(ones, mean - U @ mean)).sum(axis=1)
     X64 = Xc.to(torch.float64)
-    dirns = X64 @ torch.from_numpy(U).to(X64.device) + torch.from_numpy(mean).to(X64.device)
-    P, _ = torch.linalg.qr(dirns)
-    return (P.T @ (X64 + torch.from_numpy(mean).to(X64.device))).abs().sum(dim=1).cpu().numpy()
+    mu = torch.from_numpy(mean).to(X64.device)
+    P, _ = torch.linalg.qr(X64 @ torch.from_numpy(U).to(X64.device) + mu)
+    return (P.T @ (X64 + mu)).abs().sum(dim=1).cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------------
