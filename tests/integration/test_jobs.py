@@ -72,6 +72,8 @@ def test_jobs_lists_the_recent_records_newest_first_with_their_times(backend):
     done_spec = artifacts.model_rdm_spec(three_models()[:2], stimuli())
     failing = artifacts.model_rdm_spec(three_models(), stimuli(), layer="no_such_layer")
     backend.compute(done_spec, timeout=180)
+    # compute() returns once the artifact is stored; the worker records "done" a moment later.
+    wait_until(lambda: backend.states.get(done_spec.key)["state"] == "done", 60, "the done record")
     backend.submit(failing)
     wait_until(lambda: backend.status(failing.key)["state"] == "failed", 180, "the failure")
     jobs = backend.jobs()
