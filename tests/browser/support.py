@@ -6,6 +6,8 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 from tests.support import free_port, start_process, stop_process, wait_until
 
 
@@ -85,6 +87,22 @@ def wait_for_figures(page, prefix="model-space", figures=("mds", "heatmap"), tim
     failed = page.query_selector(f"#{prefix}-progress .status-failed")
     assert failed is None, "the job failed: " + failed.inner_text()
     return tuple(page.evaluate(PLOT_DATA, figure_id) for figure_id in ids)
+
+
+def double_click_to_autorange(page, figure_id, tries=3):
+    """Double-click a figure's plot area until Plotly has autoranged it. Plotly tells a double
+    click from two single clicks by the time between the two mousedown handlers (300 ms), so a
+    busy page (a callback's response rendered between them) can split the gesture in two;
+    the gesture is then repeated, as a user would."""
+    autoranged = f"() => document.querySelector('#{figure_id} .js-plotly-plot')._fullLayout.xaxis.autorange === true"
+    for _ in range(tries):
+        page.dblclick(f"#{figure_id} .nsewdrag")
+        try:
+            page.wait_for_function(autoranged, timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError(f"{tries} double clicks on {figure_id} never autoranged it")
 
 
 def wait_for_title(page, figure_id, text, timeout=240_000):

@@ -8,7 +8,7 @@ from scipy.spatial.distance import squareform
 import compute
 from compute.measures.blocks import class_order
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import PLOT_DATA, running_app, wait_for_figures
+from tests.browser.support import PLOT_DATA, double_click_to_autorange, running_app, wait_for_figures
 from tests.browser.test_views import _activations
 
 MODEL, LAYER = "cnn-w4-s0-e25", "fc2"
@@ -52,7 +52,7 @@ def test_zooming_into_a_block_averaged_rdm_shows_the_window_at_full_resolution(s
     assert abs(rows[0] - 40) <= 1 and abs(rows[-1] - 90) <= 1 and 60 <= len(cols) < 100
     np.testing.assert_allclose(np.array(zoomed["z"]), full[np.ix_(rows, cols)], rtol=1e-4, atol=1e-4)
 
-    page.dblclick("#input-rdm-heatmap .nsewdrag")  # autorange: the blocks again
+    double_click_to_autorange(page, "input-rdm-heatmap")  # the blocks again
     page.wait_for_function(
         "() => document.querySelector('#input-rdm-heatmap .js-plotly-plot')._fullData[0].x.length === 100",
         timeout=60_000)
