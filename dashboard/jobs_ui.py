@@ -4,8 +4,9 @@
 A view calls :func:`job_components` in its layout and, once at import, :func:`register_submit`
 with its control inputs and a pure ``plan`` function (which artifacts, and the URL state) and
 :func:`register_poll` with its figure outputs and a pure ``draw`` function.
-Component ids: ``<prefix>-job`` (the job record), ``<prefix>-poll``, ``<prefix>-progress``,
-``<prefix>-compute`` (the button that starts uncached heavy work).
+Component ids: ``<prefix>-job`` (the job record), ``<prefix>-poll`` (with the stores of
+:mod:`dashboard.polling`), ``<prefix>-progress``, ``<prefix>-compute`` (the button that starts
+uncached heavy work).
 
 Work that is cached is drawn at once; uncached work starts by itself when its estimated size is
 at most ``REPSCOPE_AUTO_COMPUTE_BYTES``, and otherwise waits for the "Compute" button, shown with
@@ -21,6 +22,7 @@ from flask import has_request_context, request
 from compute.engine import artifacts
 from compute.engine.limits import LimitExceeded, missing_work
 from dashboard import services, state as url_state
+from dashboard.polling import poll_components, register_poll_callback
 from dashboard.selection import Selection
 from dashboard.share import job_arrays, register_share, share_components
 from dashboard.widgets import describe_status, figure_slot, progress_area
@@ -38,7 +40,7 @@ def job_components(prefix: str) -> list:
     """The progress line, the share bar (copy link, download data, show code), the job record
     and the poll timer of one view."""
     return [progress_area(prefix), share_components(prefix), dcc.Store(id=f"{prefix}-job"),
-            dcc.Interval(id=f"{prefix}-poll", interval=POLL_MS, disabled=True)]
+            *poll_components(prefix, POLL_MS, disabled=True)]
 
 
 def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=()) -> html.Div:
@@ -149,17 +151,12 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
     the arrays named in ``needs``, all by default); and its share callbacks (see
     :mod:`dashboard.share`), with ``code(context)`` the "Show code" snippet."""
     register_share(prefix, code)
-
-    @callback(
-        *outputs,
-        Output(f"{prefix}-progress", "children"),
-        Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
-        Input(f"{prefix}-poll", "n_intervals"),
-        State(f"{prefix}-job", "data"),
-        prevent_initial_call=True,
+    register_poll_callback(
+        prefix,
+        [*outputs, Output(f"{prefix}-progress", "children"), Output(f"{prefix}-poll", "disabled", allow_duplicate=True)],
+        [State(f"{prefix}-job", "data")],
+        lambda job: poll(job, len(outputs), draw, prefix, needs),
     )
-    def _poll(_, job):
-        return poll(job, len(outputs), draw, prefix, needs)
 
     @callback(
         Output(f"{prefix}-job", "data", allow_duplicate=True),

@@ -13,6 +13,7 @@ from dash import ALL, Input, Output, callback, ctx, dcc, html, no_update
 
 from compute.engine.jobs import ACTIVE
 from dashboard import services
+from dashboard.polling import poll_components, register_poll_callback
 
 PATH = "/jobs"
 TITLE = "Jobs"
@@ -134,19 +135,22 @@ def layout(search: str | None = None, selection=None) -> html.Div:
         [html.Div([html.H2(TITLE), html.P(hint, className="hint")], className="panel"),
          html.Div([html.Div(id=f"{_ID}-note", className="progress-area"),
                    html.Div(id=f"{_ID}-table", children="loading…"),
-                   dcc.Interval(id=f"{_ID}-poll", interval=POLL_MS)], className="main")],
+                   *poll_components(_ID, POLL_MS)], className="main")],
         className="view",
     )
 
 
-@callback(Output(f"{_ID}-table", "children"), Input(f"{_ID}-poll", "n_intervals"))
-def _refresh(_):
+def refreshed_table():
+    """The jobs table now, or why the backend cannot say."""
     try:
         jobs = services.backend().jobs(LIMIT)
     except RuntimeError as error:  # the backend is down: say why, keep the page
         return html.Div(str(error), className="alert alert-error", role="alert")
     names = {m.key: m.name for m in services.models(None)}
     return table(rows(jobs, names, time.time()))
+
+
+register_poll_callback(_ID, [Output(f"{_ID}-table", "children")], [], lambda: (refreshed_table(),), at_start=True)
 
 
 @callback(Output(f"{_ID}-note", "children"), Input({"type": "jobs-cancel", "key": ALL}, "n_clicks"),

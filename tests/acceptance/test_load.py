@@ -122,14 +122,14 @@ class Browser:
             job = self.callback("compute", compute, {f"{prefix}-compute.n_clicks": 1, f"{prefix}-job.data": job},
                                 [f"{prefix}-compute.n_clicks"])[f"{prefix}-job"]["data"]
         assert "specs" in job and "error" not in job and "confirm" not in job, f"{path}{search}: {job}"
-        self.draw(find(dependencies, inputs=[f"{prefix}-poll.n_intervals"]), prefix, figures, job, wait_s)
+        self.draw(find(dependencies, inputs=[f"{prefix}-tick.data"]), prefix, figures, job, wait_s)
         return answer.get("url", {}).get("search", search)
 
     def draw(self, poll: dict, prefix: str, figures, job: dict, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
-        for tick in itertools.count(1):
-            drawn = self.callback("poll", poll, {f"{prefix}-poll.n_intervals": tick, f"{prefix}-job.data": job},
-                                  [f"{prefix}-poll.n_intervals"])
+        for tick in itertools.count(1):  # each tick once the last was answered, as the page's gate
+            drawn = self.callback("poll", poll, {f"{prefix}-tick.data": {"n": tick, "at": 0}, f"{prefix}-job.data": job},
+                                  [f"{prefix}-tick.data"])
             if all((drawn.get(f"{prefix}-{name}", {}).get("figure") or {}).get("data") for name in figures):
                 return
             if drawn.get(f"{prefix}-poll", {}).get("disabled") or time.monotonic() >= deadline:
