@@ -6,8 +6,8 @@ Dash drops the response of a callback that is fired again before it returned
 never updates the page, nor can it disable itself: on a busy server a view whose figures take
 longer than a tick to draw would poll forever and never show them. Here the Interval drives a
 client-side gate that writes ``<prefix>-tick`` only when ``<prefix>-answered`` holds the last
-tick (or it is older than ``STALE_MS``: an answer lost to a server error or restart is not
-waited for forever), and the server callback answers each tick.
+tick (or it is older than ``stale_ms``, ``STALE_MS`` by default: an answer lost to a server error
+or restart is not waited for forever), and the server callback answers each tick.
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ STALE_MS = 30_000
 
 _GATE_JS = """function (_, tick, answered) {
     const now = Date.now();
-    if (tick && answered !== tick.n && now - tick.at < %d) {
+    if (tick && answered !== tick.n && now - tick.at < STALE_MS) {
         return window.dash_clientside.no_update;
     }
     return {n: tick ? tick.n + 1 : 1, at: now};
-}""" % STALE_MS
+}"""
 
 
 def poll_components(prefix: str, interval_ms: int, disabled: bool = False) -> list:
@@ -33,12 +33,13 @@ def poll_components(prefix: str, interval_ms: int, disabled: bool = False) -> li
 
 
 def register_poll_callback(prefix: str, outputs: list[Output], states: list[State], respond: Callable[..., tuple],
-                           at_start: bool = False) -> None:
+                           at_start: bool = False, stale_ms: int = STALE_MS) -> None:
     """Call ``respond(*state values)`` on each answered tick, its values going to ``outputs``;
-    with ``at_start`` the first call comes as the page is drawn, not one interval later."""
-    clientside_callback(_GATE_JS, Output(f"{prefix}-tick", "data"), Input(f"{prefix}-poll", "n_intervals"),
-                        State(f"{prefix}-tick", "data"), State(f"{prefix}-answered", "data"),
-                        prevent_initial_call=not at_start)
+    with ``at_start`` the first call comes as the page is drawn, not one interval later; a tick
+    left unanswered for ``stale_ms`` is given up and the next one sent."""
+    clientside_callback(_GATE_JS.replace("STALE_MS", str(int(stale_ms))), Output(f"{prefix}-tick", "data"),
+                        Input(f"{prefix}-poll", "n_intervals"), State(f"{prefix}-tick", "data"),
+                        State(f"{prefix}-answered", "data"), prevent_initial_call=not at_start)
 
     @callback(*outputs, Output(f"{prefix}-answered", "data"), Input(f"{prefix}-tick", "data"), *states,
               prevent_initial_call=True)

@@ -1,6 +1,7 @@
 """The view's poll in a real browser when the server answers slower than the timer ticks: each
 answer lands (Dash would drop a response overtaken by the next tick), one request at a time,
-and the answer that disables the timer stops it."""
+and the answer that disables the timer stops it; an answer lost to a server error holds the poll
+up only until its tick goes stale."""
 import sys
 import time
 import urllib.request
@@ -12,28 +13,43 @@ from tests.support import free_port, start_process, stop_process, wait_until
 
 
 @pytest.fixture
-def slow_app(tmp_path):
-    port = free_port()
-    process = start_process([sys.executable, "-m", "tests.browser.slow_poll_app", str(port)], {}, tmp_path / "app.log")
-    url = f"http://127.0.0.1:{port}"
+def poll_app(tmp_path):
+    """Start the test app with the named poll (see tests/browser/slow_poll_app.py); its URL."""
+    processes = []
 
-    def up():
-        try:
-            return urllib.request.urlopen(url, timeout=2).status == 200
-        except OSError:
-            return False
+    def start(poll):
+        port = free_port()
+        processes.append(start_process([sys.executable, "-m", "tests.browser.slow_poll_app", str(port), poll], {},
+                                       tmp_path / f"{poll}.log"))
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: up(url), 60, f"the {poll}-poll app")
+        return url
 
     try:
-        wait_until(up, 60, "the slow-poll app")
-        yield url
+        yield start
     finally:
-        stop_process(process)
+        for process in processes:
+            stop_process(process)
 
 
-def test_a_poll_slower_than_its_timer_still_draws_and_stops(slow_app, page):
-    page.goto(slow_app)
+def up(url):
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def test_a_poll_slower_than_its_timer_still_draws_and_stops(poll_app, page):
+    page.goto(poll_app("slow"))
     final = f"answer {ANSWERS}, at most 1 at once"
     page.wait_for_function("text => document.querySelector('#slow-out').textContent === text", arg=final,
                            timeout=60_000)
     time.sleep(1.0)  # ten more ticks of the timer, had the last answer not disabled it
     assert page.inner_text("#slow-out") == final
+
+
+def test_a_lost_answer_is_given_up_and_the_poll_goes_on(poll_app, page):
+    page.allowed_errors = ["500", "Callback error updating"]  # the lost answer, as the browser reports it
+    page.goto(poll_app("lost"))
+    page.wait_for_function("() => document.querySelector('#lost-out').textContent === 'answered call 2'",
+                           timeout=60_000)
