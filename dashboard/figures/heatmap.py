@@ -47,8 +47,9 @@ def labelled_heatmap(
     )
     figure.update_layout(
         title=title,
-        yaxis={"autorange": "reversed", "showticklabels": len(row_labels) <= 40, "type": "category"},
-        xaxis={"showticklabels": len(column_labels) <= 40, "type": "category"},
+        yaxis={"autorange": "reversed", "showticklabels": len(row_labels) <= 40, "type": "category",
+               "showgrid": False},
+        xaxis={"showticklabels": len(column_labels) <= 40, "type": "category", "showgrid": False},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},
         template="plotly_white",
     )
@@ -75,8 +76,8 @@ def small_multiples(panels, colorbar_title: str, zrange: tuple[float, float] | N
         figure.add_trace(go.Heatmap(z=matrix, x=list(column_labels), y=list(row_labels), coloraxis="coloraxis",
                                     hovertemplate="%{y}<br>%{x}<br>%{z:.4f}<extra></extra>"),
                          row=index // cols + 1, col=index % cols + 1)
-    figure.update_yaxes(autorange="reversed", type="category")
-    figure.update_xaxes(type="category", showticklabels=False)
+    figure.update_yaxes(autorange="reversed", type="category", showgrid=False)
+    figure.update_xaxes(type="category", showticklabels=False, showgrid=False)
     figure.update_layout(title=title, coloraxis={"colorscale": SEQUENTIAL, "colorbar": {"title": {"text": colorbar_title}},
                                                  **scale},
                          height=max(420, 300 * rows), margin={"l": 40, "r": 20, "t": 80, "b": 40},

@@ -46,6 +46,8 @@ def test_labelled_heatmap_is_rectangular_with_a_fixed_range():
 def test_matrix_heatmap_stays_square():
     figure = matrix_heatmap(np.eye(3), ["a", "b", "c"], "t", "c")
     assert figure.layout.yaxis.scaleanchor == "x" and figure.layout.yaxis.autorange == "reversed"
+    # a square plot in a wider area: category gridlines would stick out above and below it
+    assert figure.layout.xaxis.showgrid is False and figure.layout.yaxis.showgrid is False
 
 
 def test_class_scatter_has_one_trace_per_class_in_class_order():
@@ -124,5 +126,6 @@ def test_small_multiples_share_one_colour_scale_and_name_each_panel():
     assert (figure.layout.coloraxis.cmin, figure.layout.coloraxis.cmax) == (0.0, 1.0)
     assert [a.text for a in figure.layout.annotations] == [f"pair {i}" for i in range(5)]
     assert figure.data[4].xaxis == "x5"  # second row
+    assert all(axis.showgrid is False for axis in (figure.layout.xaxis, figure.layout.yaxis5))
     with pytest.raises(ValueError, match="at least one panel"):
         small_multiples([], "CKA", None, "t")
