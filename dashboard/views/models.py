@@ -18,11 +18,11 @@ COLUMNS = [
     {"name": "Name", "id": "name"},
     {"name": "Architecture", "id": "architecture"},
     {"name": "Source", "id": "source"},
-    {"name": "Tags", "id": "tags"},
     {"name": "Accuracy", "id": "accuracy", "type": "numeric",
      "format": dash_table.FormatTemplate.percentage(1).nully("n/a")},
     {"name": "Top-5", "id": "top5", "type": "numeric",
      "format": dash_table.FormatTemplate.percentage(1).nully("n/a")},
+    {"name": "Tags", "id": "tags"},  # last and wrapped: the longest cell
 ]
 
 
@@ -90,7 +90,10 @@ def layout(search: str | None = None, selection=None) -> html.Div:
             html.Div(
                 dash_table.DataTable(id=f"{_ID}-table", columns=COLUMNS, data=table_rows(services.models(None)),
                                      sort_action="native", filter_action="native", page_size=25,
-                                     style_cell={"textAlign": "left", "fontFamily": "inherit"}),
+                                     style_cell={"textAlign": "left", "fontFamily": "inherit"},
+                                     style_cell_conditional=[{"if": {"column_id": "tags"}, "whiteSpace": "normal",
+                                                              "minWidth": "16rem"}],
+                                     style_table={"overflowX": "auto"}),
                 className="main",
             ),
         ],
