@@ -32,11 +32,32 @@ def _model(spec: dict, names: Mapping[str, str]) -> str:
     return names.get(key, key[:10])
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 RDM", "3 RDMs"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _layers(specs: list[dict]) -> str:
+    """The layers of activation specs (or of specs built on one, such as RDMs), for telling apart
+    jobs that differ only there: "layer fc1", "layers bn1, bn2", "5 layers"."""
+    found = []
+    for spec in specs:
+        while spec["kind"] != "activations" and spec.get("inputs"):
+            spec = spec["inputs"][0]
+        layer = spec["params"].get("layer")
+        if layer is not None and layer not in found:
+            found.append(layer)
+    if len(found) == 1:
+        return f"layer {found[0]}"
+    return f"layers {', '.join(found)}" if len(found) <= 3 else f"{len(found)} layers"
+
+
 def describe(spec: dict, names: Mapping[str, str] = {}) -> str:
     """What a job computes, in a few words, from its spec JSON, naming models by ``names``
     (weights key -> name; an unknown key shows its first 10 characters).
 
-    E.g. "rdm correlation of cnn-w4-s0-e25, layer penultimate", "model_rdm spearman of 40 RDMs".
+    E.g. "rdm correlation of cnn-w4-s0-e25, layer penultimate", "model_rdm spearman of 40 RDMs,
+    layer penultimate".
     """
     kind, params, inputs = spec["kind"], spec["params"], spec.get("inputs", [])
     if kind == "activations":
@@ -47,14 +68,15 @@ def describe(spec: dict, names: Mapping[str, str] = {}) -> str:
     if kind == "rdm":
         return f"rdm {params['method']} of {_model(spec, names)}, layer {inputs[0]['params']['layer']}"
     if kind == "model_rdm":
-        what = "confusion RDMs" if inputs and inputs[0]["kind"] == "confusion_rdm" else "RDMs"
-        return f"model_rdm {params['method']} of {len(inputs)} {what}"
+        if inputs and inputs[0]["kind"] == "confusion_rdm":
+            return f"model_rdm {params['method']} of {_count(len(inputs), 'confusion RDM')}"
+        return f"model_rdm {params['method']} of {_count(len(inputs), 'RDM')}, {_layers(inputs)}"
     if kind == "mds":
         return f"mds {params['method']} of {describe(inputs[0], names)}"
     if kind == "layer_grid":
         a, b = len(params["layers_a"]), len(params["layers_b"])
-        return (f"layer_grid {params['measure']}: {_model(inputs[0], names)} ({a} layers) × "
-                f"{_model(inputs[-1], names)} ({b} layers)")
+        return (f"layer_grid {params['measure']}: {_model(inputs[0], names)} ({_count(a, 'layer')}) × "
+                f"{_model(inputs[-1], names)} ({_count(b, 'layer')})")
     if kind == "confusion":
         return f"top-{params['k']} confusion of {_model(spec, names)}"
     if kind == "confusion_rdm":
@@ -62,12 +84,12 @@ def describe(spec: dict, names: Mapping[str, str] = {}) -> str:
     if kind == "rdm_blocks":
         return f"RDM picture ({params['max_side']} blocks per side) of {describe(inputs[0], names)}"
     if kind == "similarities":
-        return f"{params['measure']} of {len(params['pairs'])} layer pairs"
+        return f"{params['measure']} of {_count(len(params['pairs']), 'layer pair')} ({_layers(inputs)})"
     if kind == "srm_fit":
-        return f"SRM (k = {params['k']}) of {len(inputs)} models"
+        return f"SRM (k = {params['k']}) of {len(inputs)} models, {_layers(inputs)}"
     if kind == "reference_fit":
-        return (f"{len(inputs)} RDMs against reference {params['reference'][:8]} ({params['method']}, "
-                f"{params['n_boot']} resamples)")
+        return (f"{_count(len(inputs), 'RDM')} ({_layers(inputs)}) against reference {params['reference'][:8]} "
+                f"({params['method']}, {params['n_boot']} resamples)")
     return kind
 
 

@@ -19,12 +19,12 @@ def test_describe_names_the_kind_its_parameters_and_models():
     rdm = artifacts.rdm_spec("a" * 64, STIMULI, "fc1", method="euclidean")
     matrix = artifacts.model_rdm_spec(["a" * 64, "b" * 64, "c" * 64], STIMULI, compare_method="kendall_tau_a")
     assert describe(rdm.to_json(), NAMES) == "rdm euclidean of cnn-a, layer fc1"
-    assert describe(matrix.to_json(), NAMES) == "model_rdm kendall_tau_a of 3 RDMs"
-    assert describe(artifacts.mds_spec(matrix).to_json(), NAMES) == "mds smacof of model_rdm kendall_tau_a of 3 RDMs"
+    assert describe(matrix.to_json(), NAMES) == "model_rdm kendall_tau_a of 3 RDMs, layer penultimate"
+    assert describe(artifacts.mds_spec(matrix).to_json(), NAMES) == "mds smacof of model_rdm kendall_tau_a of 3 RDMs, layer penultimate"
     assert describe(artifacts.activations_spec("c" * 64, STIMULI, "conv1", "avg").to_json(), NAMES) == \
         "activations of cccccccccc, layer conv1, avg pooling"  # an unknown model: its key's start
     grid = artifacts.layer_grid_spec("a" * 64, ["l1", "l2"], "b" * 64, ["m1"], STIMULI, measure="rv2")
-    assert describe(grid.to_json(), NAMES) == "layer_grid rv2: cnn-a (2 layers) × mlp-b (1 layers)"
+    assert describe(grid.to_json(), NAMES) == "layer_grid rv2: cnn-a (2 layers) × mlp-b (1 layer)"
     confusion = artifacts.confusion_model_rdm_spec(["a" * 64, "b" * 64], STIMULI, k=5)
     assert describe(confusion.to_json(), NAMES) == "model_rdm spearman of 2 confusion RDMs"
     assert describe(confusion.inputs[0].to_json(), NAMES) == "confusion_rdm of cnn-a, top-5"
@@ -33,11 +33,13 @@ def test_describe_names_the_kind_its_parameters_and_models():
     blocks = artifacts.rdm_blocks_spec(rdm, STIMULI, 1000)
     assert describe(blocks.to_json(), NAMES) == "RDM picture (1000 blocks per side) of rdm euclidean of cnn-a, layer fc1"
     pairs = [(("a" * 64, "fc1"), ("b" * 64, "fc1")), (("a" * 64, "fc2"), ("b" * 64, "fc2"))]
-    assert describe(artifacts.similarities_spec(pairs, STIMULI, "pwcca").to_json(), NAMES) == "pwcca of 2 layer pairs"
+    assert describe(artifacts.similarities_spec(pairs, STIMULI, "pwcca").to_json(), NAMES) == "pwcca of 2 layer pairs (layers fc1, fc2)"
     srm = artifacts.srm_fit_spec(["a" * 64, "b" * 64], STIMULI, ["fc1", "fc1"], k=5)
-    assert describe(srm.to_json(), NAMES) == "SRM (k = 5) of 2 models"
+    assert describe(srm.to_json(), NAMES) == "SRM (k = 5) of 2 models, layer fc1"
+    depths = artifacts.srm_fit_spec(["a" * 64, "b" * 64, "c" * 64, "a" * 64], STIMULI, ["l1", "l2", "l3", "l4"])
+    assert describe(depths.to_json(), NAMES) == "SRM (k = 10) of 4 models, 4 layers"
     fit = artifacts.reference_fit_spec("f" * 64, [rdm], "kendall_tau_a", n_boot=100)
-    assert describe(fit.to_json(), NAMES) == "1 RDMs against reference ffffffff (kendall_tau_a, 100 resamples)"
+    assert describe(fit.to_json(), NAMES) == "1 RDM (layer fc1) against reference ffffffff (kendall_tau_a, 100 resamples)"
 
 
 def test_rows_put_active_jobs_first_then_keep_newest_first():
