@@ -190,17 +190,19 @@ def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> t
     return record, no_update if search is None else url_state.join(selection.search(), search)
 
 
-def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple]) -> None:
+def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple], states: list[State] = ()) -> None:
     """The view's submit callback: on any control change (and when the view is drawn for a new
     selection), ``plan(selection, *values)`` returns ``(specs, targets, context, search)``; the
-    targets are submitted, polling starts and the URL query string becomes the selection's and
-    ``search``. Several views write the URL, hence the duplicate."""
+    values are the ``inputs``' then the ``states``' (view state that does not start work by
+    itself, such as a zoom); the targets are submitted, polling starts and the URL query string
+    becomes the selection's and ``search``. Several views write the URL, hence the duplicate."""
 
     @callback(
         Output(f"{prefix}-job", "data"),
         Output(f"{prefix}-poll", "disabled"),
         Output("url", "search", allow_duplicate=True),
         *inputs,
+        *states,
         State("selection", "data"),
         prevent_initial_call="initial_duplicate",
     )

@@ -22,11 +22,23 @@ def parse(search: str | None) -> list[tuple[str, str]]:
 
 def join(*searches: str | None) -> str:
     """Several query strings as one (a later one's value wins for a name given twice)."""
-    merged = dict(pair for search in searches for pair in parse(search))
-    return "?" + urlencode(sorted(merged.items())) if merged else ""
+    return _query(dict(pair for search in searches for pair in parse(search)))
 
 
 def encode(state: Mapping[str, str], defaults: Mapping[str, str]) -> str:
     """The query string for ``state``: only what differs from the defaults, in a stable order."""
-    changed = {k: state[k] for k in defaults if k in state and state[k] != defaults[k]}
-    return "?" + urlencode(sorted(changed.items())) if changed else ""
+    return _query({k: state[k] for k in defaults if k in state and state[k] != defaults[k]})
+
+
+def replace(search: str | None, name: str, value: str | None) -> str:
+    """``search`` with ``name`` set to ``value`` (removed when ``value`` is empty or None)."""
+    pairs = dict(parse(search))
+    pairs.pop(name, None)
+    if value:
+        pairs[name] = value
+    return _query(pairs)
+
+
+def _query(pairs: Mapping[str, str]) -> str:
+    """``?a=1&b=2`` in name order, or "" for no pairs."""
+    return "?" + urlencode(sorted(pairs.items())) if pairs else ""

@@ -3,11 +3,16 @@
 The RDM is drawn as block means, at most ``REPSCOPE_RDM_MAX_SIDE`` (1,000) per side, computed by
 the job (the browser never gets an N x N matrix with N in the thousands, and a cached view never
 reads the whole RDM); zooming in redraws the window at full resolution from the condensed RDM.
+The zoom is part of the view's state (URL key ``zoom``, e.g. ``40-91x10-71``: sorted rows 40 to 90
+by columns 10 to 70), so a link opens on the same window and it stays put across models and layers.
 The MDS embeds every stimulus, coloured by class, its thumbnail shown on hover.
 """
 from __future__ import annotations
 
-from dash import Input, Output, State, callback, html, no_update
+import re
+
+from dash import Input, Output, State, callback, dcc, html, no_update
+
 from compute.engine import artifacts
 from compute.measures.blocks import block_factor, block_layout, side_of, sorted_window
 from compute.settings import get_settings
@@ -32,7 +37,8 @@ def best_model(models):
 
 
 def defaults(models) -> dict:
-    return {"model": best_model(models).name, "layer": "penultimate", "rdm": "correlation", "mds": "classical"}
+    return {"model": best_model(models).name, "layer": "penultimate", "rdm": "correlation", "mds": "classical",
+            "zoom": ""}
 
 
 def read_state(search: str | None, selection: Selection) -> dict:
@@ -40,7 +46,8 @@ def read_state(search: str | None, selection: Selection) -> dict:
     models = selection.choices
     view = url_state.decode(search, defaults(models),
                             {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES, "mds": MDS_CHOICES})
-    return {**view, "layer": valid_layer(selection.named(view["model"]), view["layer"])}
+    return {**view, "layer": valid_layer(selection.named(view["model"]), view["layer"]),
+            "zoom": window_text(parse_window(view["zoom"], len(selection.stimuli)))}
 
 
 def valid_layer(model, layer: str | None) -> str:
@@ -83,7 +90,8 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
             f"block-averaged to ≤ {get_settings().rdm_max_side} per side; zoom in for full resolution.")
     thumbnail = html.Figure([html.Img(id=f"{_ID}-thumbnail", alt=""), html.Figcaption(id=f"{_ID}-thumbnail-caption")],
                             className="thumbnail")
-    return jobs_ui.view_page(_ID, TITLE, controls + [thumbnail], hint, ["heatmap", "mds"])
+    zoom = dcc.Store(id=f"{_ID}-zoom", data=view["zoom"])
+    return jobs_ui.view_page(_ID, TITLE, controls + [thumbnail, zoom], hint, ["heatmap", "mds"])
 
 
 @callback(
@@ -123,28 +131,56 @@ def _show_thumbnail(hover, selection):
     return hovered_stimulus(hover, Selection.from_state(selection))
 
 
-def plan(selection: Selection, model_name, layer, rdm_method, mds_method):
+def plan(selection: Selection, model_name, layer, rdm_method, mds_method, zoom=""):
     model = selection.named(model_name)
-    view = {"model": model_name, "layer": valid_layer(model, layer), "rdm": rdm_method, "mds": mds_method}
+    view = {"model": model_name, "layer": valid_layer(model, layer), "rdm": rdm_method, "mds": mds_method,
+            "zoom": window_text(parse_window(zoom, len(selection.stimuli)))}
     max_side = get_settings().rdm_max_side
     named = specs(model, selection.stimuli, view, selection.pooling, max_side)
     # The model is always written: the default (the most accurate) may change as models are added.
-    context = {"view": view, "max_side": max_side}
+    context = {"view": view, "max_side": max_side, "rdm": named["rdm"].to_json()}
     return named, ["mds", "blocks"], context, url_state.encode(view, {**defaults(selection.choices), "model": None})
 
 
 def draw(context: dict, arrays: dict):
-    return figures(Selection.from_state(context["selection"]).stimuli, arrays["blocks"], arrays["mds"],
-                   context["view"], context["max_side"])
+    stimuli = Selection.from_state(context["selection"]).stimuli
+    heatmap, scatter = figures(stimuli, arrays["blocks"], arrays["mds"], context["view"], context["max_side"])
+    window = parse_window(context["view"].get("zoom"), len(stimuli))
+    if window is not None:  # opened on a zoom (a link, or another model or layer at the same window)
+        (r0, r1), (c0, c1) = window
+        if len(stimuli) > context["max_side"]:
+            condensed = services.backend().result(artifacts.Spec.from_json(context["rdm"]))
+            z, rows, cols = sorted_window(condensed, stimuli.labels, *window, max_side=context["max_side"])
+            heatmap.update_traces(z=z, x=cols, y=rows)
+        heatmap.update_layout(xaxis={"range": [c0 - 0.5, c1 - 0.5], "autorange": False},
+                              yaxis={"range": [r1 - 0.5, r0 - 0.5], "autorange": False})  # rows down
+    return heatmap, scatter
 
 
-def zoom_window(relayout: dict | None, n: int, max_side: int):
-    """What a zoom (Plotly's ``relayoutData``) asks of a heatmap over ``n`` sorted stimuli
-    drawn as blocks: ``"overview"`` (autorange: the blocks again), a ``((r0, r1), (c0, c1))``
-    window in sorted positions, or None (nothing to redraw: no range, or nothing was averaged)."""
-    relayout = relayout or {}
-    if n <= max_side:
+def window_text(window) -> str:
+    """A zoom window ``((r0, r1), (c0, c1))`` (sorted positions, stop excluded) as the URL writes
+    it, "40-91x10-71"; "" for none."""
+    if window is None:
+        return ""
+    (r0, r1), (c0, c1) = window
+    return f"{r0}-{r1}x{c0}-{c1}"
+
+
+def parse_window(text: str | None, n: int):
+    """The zoom window that ``text`` (see :func:`window_text`) names within ``n`` stimuli, or None
+    (nothing, or something else: an edited link falls back to the whole RDM)."""
+    match = re.fullmatch(r"(\d+)-(\d+)x(\d+)-(\d+)", text or "")
+    if not match:
         return None
+    r0, r1, c0, c1 = map(int, match.groups())
+    return ((r0, r1), (c0, c1)) if 0 <= r0 < r1 <= n and 0 <= c0 < c1 <= n else None
+
+
+def zoom_window(relayout: dict | None, n: int):
+    """What a zoom (Plotly's ``relayoutData``) asks of a heatmap over ``n`` sorted stimuli:
+    ``"overview"`` (autorange: the whole RDM again), a ``((r0, r1), (c0, c1))`` window in sorted
+    positions, or None (no range in it, or none inside the matrix: nothing to redraw)."""
+    relayout = relayout or {}
     if relayout.get("xaxis.autorange") or relayout.get("yaxis.autorange"):
         return "overview"
     spans = []
@@ -156,42 +192,50 @@ def zoom_window(relayout: dict | None, n: int, max_side: int):
             spans.append((0, n))
         else:
             low, high = sorted(float(e) for e in ends)
-            spans.append((int(max(0, low + 0.5)), int(min(n, high + 0.5)) + 1))
-    if spans == [(0, n), (0, n)]:
+            spans.append((int(max(0, low + 0.5)), min(n, int(max(0, high + 0.5)) + 1)))
+    if spans == [(0, n), (0, n)] or any(stop <= start for start, stop in spans):
         return None
     return tuple(spans)
 
 
-def zoomed(job: dict | None, relayout: dict | None):
-    """The heatmap patch for a zoom: the window at full resolution (block means while it is
-    wider than the view's ``max_side``), or the blocks back for an autorange."""
+def zoomed(job: dict | None, relayout: dict | None, search: str | None):
+    """What a zoom changes: the heatmap (a patch with the window at full resolution, block means
+    while it is wider than the view's ``max_side``, or the blocks back for an autorange; no
+    update where nothing was averaged), the view's zoom state, and the URL's query string."""
     if not job or "specs" not in job or "max_side" not in job.get("context", {}):
-        return no_update
+        return no_update, no_update, no_update
     backend = services.backend()
     condensed = backend.result(artifacts.Spec.from_json(job["specs"]["rdm"]))
     if condensed is None:
-        return no_update
+        return no_update, no_update, no_update
     n, max_side = side_of(condensed), job["context"]["max_side"]
-    wanted = zoom_window(relayout, n, max_side)
+    wanted = zoom_window(relayout, n)
     if wanted is None:
-        return no_update
-    labels = Selection.from_state(job["context"]["selection"]).stimuli.labels
+        return no_update, no_update, no_update
+    text = "" if wanted == "overview" else window_text(wanted)
+    state = (text, url_state.replace(search, "zoom", text))
+    if n <= max_side:
+        return (no_update, *state)
     if wanted == "overview":
         blocks = backend.result(artifacts.Spec.from_json(job["specs"]["blocks"]))
         _, _, centres = block_layout(n, block_factor(n, max_side))
-        return replace_heatmap(blocks, centres, centres)
+        return (replace_heatmap(blocks, centres, centres), *state)
+    labels = Selection.from_state(job["context"]["selection"]).stimuli.labels
     z, rows, cols = sorted_window(condensed, labels, *wanted, max_side=max_side)
-    return replace_heatmap(z, rows, cols)
+    return (replace_heatmap(z, rows, cols), *state)
 
 
 @callback(
     Output(f"{_ID}-heatmap", "figure", allow_duplicate=True),
+    Output(f"{_ID}-zoom", "data"),
+    Output("url", "search", allow_duplicate=True),
     Input(f"{_ID}-heatmap", "relayoutData"),
     State(f"{_ID}-job", "data"),
+    State("url", "search"),
     prevent_initial_call=True,
 )
-def _zoom(relayout, job):
-    return zoomed(job, relayout)
+def _zoom(relayout, job, search):
+    return zoomed(job, relayout, search)
 
 
 def code(context: dict) -> str:
@@ -206,6 +250,6 @@ coords = compute.mds(rdm, method={view["mds"]!r})  # the stimulus MDS, one row p
 
 
 jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("model", "layer", "rdm", "mds")],
-                        plan)
+                        plan, states=[State(f"{_ID}-zoom", "data")])
 jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code,
                       needs=("blocks", "mds"))

@@ -62,8 +62,42 @@ def test_a_zoom_asks_for_the_window_it_shows_and_a_reset_for_the_overview():
     from dashboard.views.input_rdm import zoom_window
 
     assert zoom_window({"xaxis.range[0]": 9.6, "xaxis.range[1]": 20.2,
-                        "yaxis.range[0]": 30.4, "yaxis.range[1]": 4.5}, 500, 100) == ((5, 31), (10, 21))
-    assert zoom_window({"xaxis.range": [-3, 10]}, 500, 100) == ((0, 500), (0, 11))
-    assert zoom_window({"xaxis.autorange": True, "yaxis.autorange": True}, 500, 100) == "overview"
-    assert zoom_window({"xaxis.range[0]": 1, "xaxis.range[1]": 2}, 500, 1000) is None  # nothing averaged
-    assert zoom_window({"dragmode": "pan"}, 500, 100) is None
+                        "yaxis.range[0]": 30.4, "yaxis.range[1]": 4.5}, 500) == ((5, 31), (10, 21))
+    assert zoom_window({"xaxis.range": [-3, 10]}, 500) == ((0, 500), (0, 11))
+    assert zoom_window({"xaxis.autorange": True, "yaxis.autorange": True}, 500) == "overview"
+    assert zoom_window({"dragmode": "pan"}, 500) is None
+    assert zoom_window({"xaxis.range": [-3, 600]}, 500) is None  # the whole matrix: nothing to redraw
+    assert zoom_window({"xaxis.range": [600, 700]}, 500) is None  # beyond it
+
+
+def test_a_zoom_window_is_written_in_the_url_and_read_back():
+    from dashboard.views.input_rdm import parse_window, window_text
+
+    window = ((40, 91), (10, 71))
+    assert window_text(window) == "40-91x10-71" and parse_window("40-91x10-71", 500) == window
+    assert window_text(None) == ""
+    for edited in ("", "40-91", "91-40x10-71", "40-91x10-501", "a-bxc-d", "40-91x10-71;"):
+        assert parse_window(edited, 500) is None  # an edited link falls back to the whole RDM
+
+
+def test_the_url_keeps_a_replaced_key_and_the_others():
+    from dashboard import state
+
+    assert state.replace("?b=2&zoom=1-2x3-4", "zoom", "5-6x7-8") == "?b=2&zoom=5-6x7-8"
+    assert state.replace("?b=2&zoom=1-2x3-4", "zoom", "") == "?b=2"
+    assert state.replace(None, "zoom", None) == ""
+
+
+def test_a_view_opened_on_a_zoom_draws_that_window():
+    """Without block averaging (500 stimuli, max side 1000) the cells stay and the axes show the window."""
+    from dashboard.selection import Selection
+    from dashboard.views.input_rdm import draw
+
+    view = {"model": "m", "layer": "fc1", "rdm": "euclidean", "mds": "classical", "zoom": "40-91x10-71"}
+    context = {"view": view, "max_side": 1000, "selection": Selection().state()}
+    n = len(Selection().stimuli)
+    arrays = {"blocks": np.zeros((n, n), np.float32), "mds": np.zeros((n, 2), np.float32)}
+    heatmap, _ = draw(context, arrays)
+    assert list(heatmap.layout.xaxis.range) == [9.5, 70.5] and list(heatmap.layout.yaxis.range) == [90.5, 39.5]
+    heatmap, _ = draw({**context, "view": {**view, "zoom": ""}}, arrays)
+    assert heatmap.layout.xaxis.range is None
