@@ -85,19 +85,49 @@ def small_multiples(panels, colorbar_title: str, zrange: tuple[float, float] | N
     return figure
 
 
+def group_runs(groups: Sequence) -> tuple[list, list[int], list[int]]:
+    """The runs of equal values in ``groups`` (one per row, in display order): each run's value,
+    first position and stop (exclusive)."""
+    values = np.asarray(groups)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.array([], int)
+    stops = np.r_[starts[1:], len(values)]
+    return values[starts].tolist(), starts.tolist(), stops.tolist()
+
+
+def boundary_lines(starts: Sequence[int], n: int) -> list[dict]:
+    """White lines between groups starting at ``starts`` on both axes of an n x n heatmap whose
+    cells sit at positions 0..n-1."""
+    line, end = {"color": "white", "width": 1}, n - 0.5
+    return [shape for boundary in starts[1:] for shape in (  # built at once: add_shape copies all
+        {"type": "line", "x0": boundary - 0.5, "x1": boundary - 0.5, "y0": -0.5, "y1": end, "line": line},
+        {"type": "line", "y0": boundary - 0.5, "y1": boundary - 0.5, "x0": -0.5, "x1": end, "line": line})]
+
+
 def matrix_heatmap(
     matrix: np.ndarray,
     labels: Sequence[str],
     title: str,
     colorbar_title: str,
     hover_label: str = "dissimilarity",
+    groups: Sequence[str] | None = None,
 ) -> go.Figure:
-    """A square heatmap of ``matrix`` (n x n) with ``labels`` on both axes, row 0 at the top."""
+    """A square heatmap of ``matrix`` (n x n) with ``labels`` on both axes, row 0 at the top.
+    With ``groups`` (one per label, equal ones adjacent) lines separate the groups, and where
+    there are too many labels to print, each group is named at its middle instead."""
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(labels):
         raise ValueError(f"matrix of shape {matrix.shape} does not match {len(labels)} labels")
     figure = labelled_heatmap(matrix, labels, labels, title, colorbar_title, hover_label)
     figure.update_layout(yaxis={"scaleanchor": "x"})
+    if groups is not None:
+        if len(groups) != len(labels):
+            raise ValueError(f"{len(groups)} groups for {len(labels)} labels")
+        names, starts, stops = group_runs(groups)
+        figure.update_layout(shapes=boundary_lines(starts, len(labels)))
+        if not figure.layout.xaxis.showticklabels:
+            middles = [labels[(a + b - 1) // 2] for a, b in zip(starts, stops)]
+            axis = {"showticklabels": True, "tickmode": "array", "tickvals": middles, "ticktext": names}
+            figure.update_layout(xaxis=axis, yaxis=axis)
     return figure
 
 
@@ -118,11 +148,8 @@ def rdm_heatmap(
     labels = np.asarray(labels)
     if blocks.ndim != 2 or blocks.shape != (len(centres), len(centres)):
         raise ValueError(f"blocks of shape {blocks.shape} do not match {len(centres)} block centres")
-    sorted_labels = labels[class_order(labels)]
-    present = list(dict.fromkeys(sorted_labels.tolist()))
-    starts = [int(np.searchsorted(sorted_labels, c, side="left")) for c in present]
-    ends = [int(np.searchsorted(sorted_labels, c, side="right")) for c in present]
-    ticks = [(a + b - 1) / 2.0 for a, b in zip(starts, ends)]
+    present, starts, stops = group_runs(labels[class_order(labels)])
+    ticks = [(a + b - 1) / 2.0 for a, b in zip(starts, stops)]
     names = [str(class_names[c]) for c in present]
     figure = go.Figure(
         go.Heatmap(
@@ -131,14 +158,10 @@ def rdm_heatmap(
             hovertemplate="stimulus %{y:.0f} × %{x:.0f}<br>dissimilarity: %{z:.4f}<extra></extra>",
         )
     )
-    lines, end = {"color": "white", "width": 1}, len(labels) - 0.5
-    shapes = [shape for boundary in starts[1:] for shape in (  # built at once: add_shape copies all
-        {"type": "line", "x0": boundary - 0.5, "x1": boundary - 0.5, "y0": -0.5, "y1": end, "line": lines},
-        {"type": "line", "y0": boundary - 0.5, "y1": boundary - 0.5, "x0": -0.5, "x1": end, "line": lines})]
     axis = {"tickmode": "array", "tickvals": ticks, "ticktext": names, "showgrid": False, "zeroline": False}
     figure.update_layout(
         title=title,
-        shapes=shapes,
+        shapes=boundary_lines(starts, len(labels)),
         xaxis=axis,
         yaxis={**axis, "autorange": "reversed", "scaleanchor": "x"},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import dash
+import numpy as np
 from dash import Input, Output, callback, html, no_update
 
 from compute.engine import artifacts
@@ -25,8 +26,9 @@ _ID = "model-space"
 
 COMPARE_CHOICES = ("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "euclidean", "manhattan")
 RDM_CHOICES = ("correlation", "cosine", "euclidean", "sqeuclidean", "spearman")
-DEFAULTS = {"compare": "spearman", "rdm": "correlation", "mds": "smacof"}
-CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": ("smacof", "classical")}
+SORT_CHOICES = {"accuracy": "accuracy", "group": "group, then accuracy", "name": "name"}
+DEFAULTS = {"compare": "spearman", "rdm": "correlation", "mds": "smacof", "sort": "accuracy"}
+CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": ("smacof", "classical"), "sort": tuple(SORT_CHOICES)}
 
 
 def specs(models, stimuli, view: dict, pooling: str = "none") -> tuple[artifacts.Spec, artifacts.Spec]:
@@ -36,13 +38,35 @@ def specs(models, stimuli, view: dict, pooling: str = "none") -> tuple[artifacts
     return matrix, artifacts.mds_spec(matrix, method=view["mds"])
 
 
+def display_order(models, sort: str, group_of) -> list[int]:
+    """Positions of ``models`` (given by accuracy, best first) in the heatmap's order for ``sort``:
+    as given, grouped by ``group_of`` (groups in numeric order where they are numbers, else by
+    name; accuracy order kept within), or by name."""
+    if sort == "group":
+        return sorted(range(len(models)), key=lambda i: _group_key(group_of(models[i])))  # stable
+    if sort == "name":
+        return sorted(range(len(models)), key=lambda i: models[i].name)
+    return list(range(len(models)))
+
+
+def _group_key(value: str) -> tuple:
+    """Numbers first, in numeric order (width 2 before 16), then other names alphabetically."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
 def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.get("family", m.architecture))):
-    """The heatmap and the MDS scatter for computed arrays."""
-    names = [m.name for m in models]
+    """The heatmap (models in the order ``view["sort"]`` asks; the matrix and coordinates are in
+    ``models``' order) and the MDS scatter for computed arrays."""
+    sort = view.get("sort", "accuracy")
+    order = display_order(models, sort, group_of)
     direction = "distance" if view["compare"] in ("euclidean", "manhattan") else f"1 − {view['compare']}"
     heatmap = matrix_heatmap(
-        matrix, names, title=f"Model RDM ({direction})<br><sup>input RDMs compared; models sorted by accuracy</sup>",
-        colorbar_title=direction,
+        np.asarray(matrix)[np.ix_(order, order)], [models[i].name for i in order],
+        title=f"Model RDM ({direction})<br><sup>input RDMs compared; models sorted by {SORT_CHOICES[sort]}</sup>",
+        colorbar_title=direction, groups=[group_of(models[i]) for i in order] if sort == "group" else None,
     )
     return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy", group_of)
 
@@ -60,23 +84,26 @@ def models_scatter(models, coords, title: str, group_of=lambda m: str(m.tags.get
     )
 
 
-def _dropdown(name: str, label: str, value: str) -> html.Div:
-    return dropdown(f"{_ID}-{name}-choice", label, CHOICES[name], value)
+def _dropdown(name: str, label: str, value: str, options=None) -> html.Div:
+    return dropdown(f"{_ID}-{name}-choice", label, options or CHOICES[name], value)
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
     view = url_state.decode(search, DEFAULTS, CHOICES)
     controls = [_dropdown("rdm", "Input RDM (per model)", view["rdm"]),
                 _dropdown("compare", "Compare RDMs with", view["compare"]),
-                _dropdown("mds", "MDS", view["mds"])]
+                _dropdown("mds", "MDS", view["mds"]),
+                _dropdown("sort", "Sort the model RDM by", view["sort"],
+                          [{"label": text, "value": value} for value, text in SORT_CHOICES.items()])]
     hint = (f"Layer: penultimate. {selection.describe()}. Click a model to open its input RDM; "
             "lasso-select models to make them the selection.")
     return jobs_ui.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
 
 
-def plan(selection: Selection, rdm_method, compare_method, mds_method):
-    """The model RDM and its MDS for the controls' values, and the URL state."""
-    view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method}
+def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="accuracy"):
+    """The model RDM and its MDS for the controls' values, and the URL state (the sort only
+    reorders the drawing: the artifacts are the same)."""
+    view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method, "sort": sort}
     models = need_models(selection, 3)
     matrix, embedding = specs(models, selection.stimuli, view, selection.pooling)
     context = {"view": view, "models": [m.key for m in models]}
@@ -95,7 +122,7 @@ def code(context: dict) -> str:
     selection = Selection.from_state(context["selection"])
     names = [selection.by_key[key].name for key in context["models"]]
     listing = "".join(f"    {name!r},\n" for name in names)
-    return prelude(selection) + f"""models = [  # ordered by accuracy, as in the figures
+    return prelude(selection) + f"""models = [  # ordered by accuracy, as the arrays (the heatmap may show another order)
 {listing}]
 rdms = np.stack([compute.rdm(activations(name, ["penultimate"])[0], method={view["rdm"]!r}, condensed=True)
                  .astype(np.float32) for name in models])
@@ -104,7 +131,8 @@ coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row
 """
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds")], plan)
+jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds", "sort")],
+                        plan)
 jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
 
 

@@ -1,5 +1,7 @@
 """The model RDM & MDS page in headless Chromium, on the built-in zoo."""
-from tests.browser.support import AppServer, wait_for_figures
+from urllib.parse import parse_qsl, urlparse
+
+from tests.browser.support import AppServer, PLOT_DATA, choose, wait_for_figures, wait_for_title
 from tests.support import free_port
 from compute.sources.models import list_models
 
@@ -21,6 +23,20 @@ def test_view_state_lives_in_the_url_and_survives_a_restart(app_server, page):
     page.goto(app_server.url + "/?compare=euclidean")
     _, again = wait_for_figures(page)
     assert again[0]["z"] == heatmap[0]["z"]
+
+
+def test_sorting_by_group_reorders_the_same_model_rdm(app_server, page):
+    page.goto(app_server.url + "/")
+    _, (before,) = wait_for_figures(page)
+    choose(page, "model-space-sort-choice", "group")
+    wait_for_title(page, "model-space-heatmap", "sorted by group")
+    (after,) = page.evaluate(PLOT_DATA, "model-space-heatmap")
+    assert dict(parse_qsl(urlparse(page.url).query))["sort"] == "group"
+    families = [name.split("-")[0] for name in after["y"]]  # the zoo's names start with the family
+    assert families == sorted(families) and sorted(after["y"]) == sorted(before["y"])
+    where = {name: i for i, name in enumerate(before["y"])}
+    moved = [where[name] for name in after["y"]]
+    assert after["z"] == [[before["z"][i][j] for j in moved] for i in moved]
 
 
 def test_redis_down_shows_a_clear_error_in_the_page_and_the_log(zoo_dir, tmp_path, page):

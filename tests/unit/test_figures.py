@@ -129,3 +129,39 @@ def test_small_multiples_share_one_colour_scale_and_name_each_panel():
     assert all(axis.showgrid is False for axis in (figure.layout.xaxis, figure.layout.yaxis5))
     with pytest.raises(ValueError, match="at least one panel"):
         small_multiples([], "CKA", None, "t")
+
+
+def test_matrix_heatmap_separates_groups_and_names_them_when_labels_are_too_many():
+    labels = [f"m{i}" for i in range(50)]
+    groups = ["cnn"] * 20 + ["mlp"] * 30
+    figure = matrix_heatmap(np.zeros((50, 50)), labels, "t", "c", groups=groups)
+    lines = [(s.x0, s.x1, s.y0, s.y1) for s in figure.layout.shapes]
+    assert lines == [(19.5, 19.5, -0.5, 49.5), (-0.5, 49.5, 19.5, 19.5)]
+    assert list(figure.layout.xaxis.tickvals) == ["m9", "m34"] and list(figure.layout.yaxis.ticktext) == ["cnn", "mlp"]
+    few = matrix_heatmap(np.zeros((3, 3)), ["a", "b", "c"], "t", "c", groups=["x", "x", "y"])
+    assert len(few.layout.shapes) == 2 and few.layout.xaxis.tickvals is None  # the names themselves fit
+    with pytest.raises(ValueError, match="2 groups for 3 labels"):
+        matrix_heatmap(np.zeros((3, 3)), ["a", "b", "c"], "t", "c", groups=["x", "y"])
+
+
+def test_model_rdm_sorted_by_group_or_name_permutes_rows_and_columns_alike():
+    from types import SimpleNamespace
+
+    from dashboard.views.model_space import display_order, figures
+
+    models = [SimpleNamespace(name=n, accuracy=a, architecture=f, tags={"family": f})
+              for n, a, f in [("d", 0.9, "mlp"), ("b", 0.8, "cnn"), ("c", 0.7, "mlp"), ("a", 0.6, "cnn")]]
+    family = lambda m: m.tags["family"]  # noqa: E731
+    assert display_order(models, "accuracy", family) == [0, 1, 2, 3]
+    assert display_order(models, "group", family) == [1, 3, 0, 2]  # cnn then mlp, by accuracy within
+    assert display_order(models, "name", family) == [3, 1, 2, 0]
+    widths = {"d": "16", "b": "2", "c": "(none)", "a": "16"}
+    assert display_order(models, "group", lambda m: widths[m.name]) == [1, 0, 3, 2]  # 2 < 16, then names
+    matrix = np.arange(16.0).reshape(4, 4)
+    matrix = matrix + matrix.T
+    view = {"compare": "spearman", "mds": "classical", "sort": "group"}
+    heatmap, _ = figures(models, matrix, np.zeros((4, 2)), view, family)
+    trace = heatmap.data[0]
+    assert list(trace.y) == ["b", "a", "d", "c"] and list(trace.x) == list(trace.y)
+    np.testing.assert_array_equal(np.asarray(trace.z), matrix[np.ix_([1, 3, 0, 2], [1, 3, 0, 2])])
+    assert "sorted by group, then accuracy" in heatmap.layout.title.text and len(heatmap.layout.shapes) == 2
