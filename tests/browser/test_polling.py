@@ -12,6 +12,10 @@ from tests.browser.slow_poll_app import ANSWERS
 from tests.support import free_port, start_process, stop_process, wait_until
 
 
+# The element may not exist yet: Dash draws its layout after the page has loaded.
+SHOWS = "([id, text]) => { const el = document.getElementById(id); return !!el && el.textContent === text; }"
+
+
 @pytest.fixture
 def poll_app(tmp_path):
     """Start the test app with the named poll (see tests/browser/slow_poll_app.py); its URL."""
@@ -42,8 +46,7 @@ def up(url):
 def test_a_poll_slower_than_its_timer_still_draws_and_stops(poll_app, page):
     page.goto(poll_app("slow"))
     final = f"answer {ANSWERS}, at most 1 at once"
-    page.wait_for_function("text => document.querySelector('#slow-out').textContent === text", arg=final,
-                           timeout=60_000)
+    page.wait_for_function(SHOWS, arg=["slow-out", final], timeout=60_000)
     time.sleep(1.0)  # ten more ticks of the timer, had the last answer not disabled it
     assert page.inner_text("#slow-out") == final
 
@@ -51,5 +54,4 @@ def test_a_poll_slower_than_its_timer_still_draws_and_stops(poll_app, page):
 def test_a_lost_answer_is_given_up_and_the_poll_goes_on(poll_app, page):
     page.allowed_errors = ["500", "Callback error updating"]  # the lost answer, as the browser reports it
     page.goto(poll_app("lost"))
-    page.wait_for_function("() => document.querySelector('#lost-out').textContent === 'answered call 2'",
-                           timeout=60_000)
+    page.wait_for_function(SHOWS, arg=["lost-out", "answered call 2"], timeout=60_000)
