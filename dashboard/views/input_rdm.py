@@ -148,8 +148,10 @@ def draw(context: dict, arrays: dict):
     window = parse_window(context["view"].get("zoom"), len(stimuli))
     if window is not None:  # opened on a zoom (a link, or another model or layer at the same window)
         (r0, r1), (c0, c1) = window
-        if len(stimuli) > context["max_side"]:
+        condensed = None
+        if len(stimuli) > context["max_side"]:  # else the blocks are the cells themselves
             condensed = services.backend().result(artifacts.Spec.from_json(context["rdm"]))
+        if condensed is not None:  # (an evicted RDM: the window is shown in blocks)
             z, rows, cols = sorted_window(condensed, stimuli.labels, *window, max_side=context["max_side"])
             heatmap.update_traces(z=z, x=cols, y=rows)
         heatmap.update_layout(xaxis={"range": [c0 - 0.5, c1 - 0.5], "autorange": False},

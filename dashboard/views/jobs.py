@@ -47,8 +47,8 @@ def _layers(specs: list[dict]) -> str:
         layer = spec["params"].get("layer")
         if layer is not None and layer not in found:
             found.append(layer)
-    if len(found) == 1:
-        return f"layer {found[0]}"
+    if len(found) <= 1:
+        return f"layer {found[0]}" if found else "layer unknown"
     return f"layers {', '.join(found)}" if len(found) <= 3 else f"{len(found)} layers"
 
 

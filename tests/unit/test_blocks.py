@@ -101,3 +101,24 @@ def test_a_view_opened_on_a_zoom_draws_that_window():
     assert list(heatmap.layout.xaxis.range) == [9.5, 70.5] and list(heatmap.layout.yaxis.range) == [90.5, 39.5]
     heatmap, _ = draw({**context, "view": {**view, "zoom": ""}}, arrays)
     assert heatmap.layout.xaxis.range is None
+
+
+def test_a_zoomed_view_whose_rdm_was_evicted_shows_the_window_in_blocks(tmp_path, monkeypatch):
+    from compute.engine import artifacts
+    from dashboard import services
+    from dashboard.selection import Selection
+    from dashboard.views.input_rdm import draw
+
+    monkeypatch.setenv("REPSCOPE_CACHE_DIR", str(tmp_path / "cache"))  # an empty store
+    services.backend.cache_clear()
+    try:
+        stimuli = Selection().stimuli
+        rdm = artifacts.rdm_spec("a" * 64, stimuli, "fc1")
+        view = {"model": "m", "layer": "fc1", "rdm": "correlation", "mds": "classical", "zoom": "40-91x10-71"}
+        context = {"view": view, "max_side": 100, "rdm": rdm.to_json(), "selection": Selection().state()}
+        blocks = np.random.default_rng(0).random((100, 100)).astype(np.float32)
+        heatmap, _ = draw(context, {"blocks": blocks, "mds": np.zeros((len(stimuli), 2), np.float32)})
+    finally:
+        services.backend.cache_clear()
+    np.testing.assert_array_equal(np.asarray(heatmap.data[0].z), blocks)
+    assert list(heatmap.layout.xaxis.range) == [9.5, 70.5]
