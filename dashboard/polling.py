@@ -19,7 +19,7 @@ STALE_MS = 30_000
 
 _GATE_JS = """function (_, tick, answered) {
     const now = Date.now();
-    if (tick && answered !== tick.n && now - tick.at < STALE_MS) {
+    if (tick && answered !== tick.n && now - tick.at < %d) {
         return window.dash_clientside.no_update;
     }
     return {n: tick ? tick.n + 1 : 1, at: now};
@@ -37,7 +37,7 @@ def register_poll_callback(prefix: str, outputs: list[Output], states: list[Stat
     """Call ``respond(*state values)`` on each answered tick, its values going to ``outputs``;
     with ``at_start`` the first call comes as the page is drawn, not one interval later; a tick
     left unanswered for ``stale_ms`` is given up and the next one sent."""
-    clientside_callback(_GATE_JS.replace("STALE_MS", str(int(stale_ms))), Output(f"{prefix}-tick", "data"),
+    clientside_callback(_GATE_JS % int(stale_ms), Output(f"{prefix}-tick", "data"),
                         Input(f"{prefix}-poll", "n_intervals"), State(f"{prefix}-tick", "data"),
                         State(f"{prefix}-answered", "data"), prevent_initial_call=not at_start)
 

@@ -14,7 +14,7 @@ import re
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from compute.engine import artifacts
-from compute.measures.blocks import block_factor, block_layout, side_of, sorted_window
+from compute.measures.blocks import block_factor, block_layout, sorted_window
 from compute.settings import get_settings
 from dashboard import jobs_ui, services, state as url_state
 from dashboard.figures.heatmap import rdm_heatmap, replace_heatmap
@@ -203,14 +203,12 @@ def zoom_window(relayout: dict | None, n: int):
 def zoomed(job: dict | None, relayout: dict | None, search: str | None):
     """What a zoom changes: the heatmap (a patch with the window at full resolution, block means
     while it is wider than the view's ``max_side``, or the blocks back for an autorange; no
-    update where nothing was averaged), the view's zoom state, and the URL's query string."""
+    update where nothing was averaged or the array is gone), the view's zoom state, and the
+    URL's query string. The RDM is read only when a window must be cut from it."""
     if not job or "specs" not in job or "max_side" not in job.get("context", {}):
         return no_update, no_update, no_update
-    backend = services.backend()
-    condensed = backend.result(artifacts.Spec.from_json(job["specs"]["rdm"]))
-    if condensed is None:
-        return no_update, no_update, no_update
-    n, max_side = side_of(condensed), job["context"]["max_side"]
+    stimuli = Selection.from_state(job["context"]["selection"]).stimuli
+    n, max_side = len(stimuli), job["context"]["max_side"]
     wanted = zoom_window(relayout, n)
     if wanted is None:
         return no_update, no_update, no_update
@@ -218,13 +216,14 @@ def zoomed(job: dict | None, relayout: dict | None, search: str | None):
     state = (text, url_state.replace(search, "zoom", text))
     if n <= max_side:
         return (no_update, *state)
+    name = "blocks" if wanted == "overview" else "rdm"
+    array = services.backend().result(artifacts.Spec.from_json(job["specs"][name]))
+    if array is None:
+        return (no_update, *state)
     if wanted == "overview":
-        blocks = backend.result(artifacts.Spec.from_json(job["specs"]["blocks"]))
         _, _, centres = block_layout(n, block_factor(n, max_side))
-        return (replace_heatmap(blocks, centres, centres), *state)
-    labels = Selection.from_state(job["context"]["selection"]).stimuli.labels
-    z, rows, cols = sorted_window(condensed, labels, *wanted, max_side=max_side)
-    return (replace_heatmap(z, rows, cols), *state)
+        return (replace_heatmap(array, centres, centres), *state)
+    return (replace_heatmap(*sorted_window(array, stimuli.labels, *wanted, max_side=max_side)), *state)
 
 
 @callback(

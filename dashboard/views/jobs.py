@@ -24,11 +24,16 @@ LIMIT = 50
 COLUMNS = ("What", "State", "Progress", "Message", "Submitted", "Run time", "")
 
 
+def _first_with(spec: dict, param: str) -> dict:
+    """The spec, or the first of its chain of first inputs, that has the parameter ``param``."""
+    while param not in spec["params"] and spec.get("inputs"):
+        spec = spec["inputs"][0]
+    return spec
+
+
 def _model(spec: dict, names: Mapping[str, str]) -> str:
     """The model a per-model spec is about: its own ``model`` parameter, else its first input's."""
-    while "model" not in spec["params"] and spec.get("inputs"):
-        spec = spec["inputs"][0]
-    key = spec["params"].get("model", "?")
+    key = _first_with(spec, "model")["params"].get("model", "?")
     return names.get(key, key[:10])
 
 
@@ -42,9 +47,7 @@ def _layers(specs: list[dict]) -> str:
     jobs that differ only there: "layer fc1", "layers bn1, bn2", "5 layers"."""
     found = []
     for spec in specs:
-        while spec["kind"] != "activations" and spec.get("inputs"):
-            spec = spec["inputs"][0]
-        layer = spec["params"].get("layer")
+        layer = _first_with(spec, "layer")["params"].get("layer")
         if layer is not None and layer not in found:
             found.append(layer)
     if len(found) <= 1:
