@@ -15,13 +15,13 @@ import importlib
 
 _API = {
     "rdm": "compute.measures.rdm",
-    "RDM_METHODS": "compute.measures.rdm",
+    "RDM_METHODS": "compute.measures.registry",
     "compare_rdms": "compute.measures.compare",
     "model_rdm": "compute.measures.compare",
-    "COMPARE_METHODS": "compute.measures.compare",
+    "COMPARE_METHODS": "compute.measures.registry",
     "similarity": "compute.measures.similarity",
     "layer_grid": "compute.measures.similarity",
-    "MEASURES": "compute.measures.similarity",
+    "MEASURES": "compute.measures.registry",
     "mds": "compute.measures.embed",
     "confusion_matrix": "compute.measures.confusion",
     "fit_srm": "compute.measures.srm",

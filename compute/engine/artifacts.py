@@ -209,23 +209,15 @@ def _stimuli(spec: Spec):
     return stimuli
 
 
-def _resolve_layer(model, layer: str) -> str:
-    from compute.sources.models import list_layers
-
-    if layer != "penultimate":
-        return layer
-    return next(info.name for info in list_layers(model) if info.penultimate)
-
-
 def compute_activations(specs: list[Spec], ctx: Context) -> list[tuple[np.ndarray, dict]]:
     """Activations for several layers of one model on one stimulus set, in one forward pass."""
     from compute.sources.activations import extract
-    from compute.sources.models import load_model
+    from compute.sources.models import load_model, resolve_layer
 
     first = specs[0]
     model = load_model(first.params["model"])
     stimuli = _stimuli(first)
-    layers = [_resolve_layer(model, s.params["layer"]) for s in specs]
+    layers = [resolve_layer(model, s.params["layer"]) for s in specs]
     acts = extract(model, stimuli.images, sorted(set(layers)), pooling=first.params["pooling"],
                    progress=lambda f: ctx.report(f, "extracting activations"), should_stop=ctx.should_stop)
     return [(acts[layer], {"layer": layer, "stimuli": stimuli.name}) for layer in layers]

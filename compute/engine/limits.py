@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
+from compute.measures.condensed import condensed_size, side_from_length
+
 _F32 = 4
 _F64 = 8
 
@@ -54,10 +56,6 @@ class Step:
     key: str = ""  # the artifact's key
 
 
-def _pairs(n: int) -> int:
-    return n * (n - 1) // 2
-
-
 _models: dict[str, object] = {}
 _widths: dict[tuple, int] = {}
 
@@ -81,13 +79,12 @@ def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
     info = _model_info(model_key)
     signature = (info.architecture, json.dumps(info.hparams, sort_keys=True), stimuli, layer, pooling)
     if signature not in _widths:
-        from compute.engine.artifacts import _resolve_layer
         from compute.sources.activations import extract
-        from compute.sources.models import load_model
+        from compute.sources.models import load_model, resolve_layer
         from compute.sources.stimuli import get_stimulus_set
 
         net = load_model(info)
-        name = _resolve_layer(net, layer)
+        name = resolve_layer(net, layer)
         images = get_stimulus_set(stimuli).images[:1]
         # On the CPU: this runs in the web process, which must never initialise CUDA.
         _widths[signature] = int(extract(net, images, [name], pooling=pooling, device="cpu")[name].shape[1])
@@ -148,16 +145,16 @@ def _step(spec, known, inputs) -> tuple[Step | None, tuple[int, ...] | None]:
         return None, known
     if kind == "rdm":
         n, d = inputs[0]
-        peak = n * d * _F32 + n * n * _F32 + _pairs(n) * _F32
+        peak = n * d * _F32 + n * n * _F32 + condensed_size(n) * _F32
         return Step(kind, peak, f"an RDM of {n:,} stimuli ({n:,} x {n:,} float32 while computed)",
-                    "use fewer stimuli (n_per_class)"), (_pairs(n),)
+                    "use fewer stimuli (n_per_class)"), (condensed_size(n),)
     if kind == "model_rdm":
         m, pairs = len(inputs), inputs[0][0]
         return Step(kind, 3 * m * pairs * _F32, f"comparing {m} RDMs of {pairs:,} pairs each",
                     "use fewer stimuli (n_per_class) or fewer models"), (m, m)
     if kind == "mds":
         shape = inputs[0]
-        p = shape[0] if len(shape) == 2 else int(round((1 + (1 + 8 * shape[0]) ** 0.5) / 2))
+        p = shape[0] if len(shape) == 2 else side_from_length(shape[0])
         return Step(kind, 4 * p * p * _F64, f"an MDS of {p:,} points ({p:,} x {p:,} float64 distances)",
                     "use fewer stimuli (n_per_class)"), (p, 2)
     return None, known  # a kind this estimate does not know: no bound for it

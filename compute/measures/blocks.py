@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from compute.measures.condensed import side_of
+
 
 def class_order(labels) -> np.ndarray:
     """Stimulus indices sorted by class, keeping the stimulus order within a class."""
@@ -28,19 +30,6 @@ def block_layout(n: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     starts = np.arange(0, n, factor)
     sizes = np.diff(np.append(starts, n))
     return starts, sizes, starts + (sizes - 1) / 2.0
-
-
-def condensed_size(n: int) -> int:
-    return n * (n - 1) // 2
-
-
-def side_of(condensed) -> int:
-    """N for a condensed vector of N(N-1)/2 entries; a ``ValueError`` for any other length."""
-    k = len(condensed)
-    n = int(round((1 + np.sqrt(1 + 8 * k)) / 2))
-    if condensed_size(n) != k:
-        raise ValueError(f"a condensed RDM has N(N-1)/2 entries; {k} is not such a number")
-    return n
 
 
 def window(condensed, rows, cols) -> np.ndarray:

@@ -12,41 +12,10 @@ import scipy.stats
 import torch
 
 from compute.measures.rdm import average_ranks, for_each_row, rank_rows, sorted_order
-from compute.measures.registry import Measure
+from compute.measures.condensed import side_from_length
+from compute.measures.registry import COMPARE_METHODS
 from compute.measures.validate import _listed, resolve_device, resolve_dtype
 
-COMPARE_METHODS: dict[str, Measure] = {
-    "spearman": Measure(
-        "spearman", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
-        "Spearman rank correlation: Pearson r of the average ranks (rsatoolbox 'spearman')",
-    ),
-    "pearson": Measure(
-        "pearson", "similarity", (-1.0, 1.0), ("positive affine transforms of either RDM",),
-        "Pearson correlation of the dissimilarities (rsatoolbox 'corr')",
-    ),
-    "kendall_tau_a": Measure(
-        "kendall_tau_a", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
-        "Kendall's tau-a: (concordant - discordant pairs) / (K(K-1)/2), ties not corrected "
-        "(rsatoolbox 'tau-a')",
-    ),
-    "rho_a": Measure(
-        "rho_a", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
-        "Spearman's rho-a: 12 sum of centred average-rank products / (K^3 - K), ties not "
-        "corrected (rsatoolbox 'rho-a')",
-    ),
-    "cosine": Measure(
-        "cosine", "similarity", (-1.0, 1.0), ("positive scaling of either RDM",),
-        "cosine similarity of the dissimilarity vectors (rsatoolbox 'cosine')",
-    ),
-    "euclidean": Measure(
-        "euclidean", "distance", (0.0, float("inf")), (),
-        "Euclidean distance between the dissimilarity vectors; keeps magnitudes",
-    ),
-    "manhattan": Measure(
-        "manhattan", "distance", (0.0, float("inf")), (),
-        "sum of absolute differences between the dissimilarity vectors; keeps magnitudes",
-    ),
-}
 
 _GEMM_METHODS = ("spearman", "pearson", "rho_a", "cosine")
 _CORRELATION_METHODS = ("spearman", "pearson", "rho_a", "kendall_tau_a")
@@ -141,11 +110,6 @@ def _check_method(method: str) -> None:
         )
 
 
-def _stimuli_from_length(k: int) -> int | None:
-    n = int(round((1 + np.sqrt(1 + 8 * k)) / 2))
-    return n if n * (n - 1) // 2 == k else None
-
-
 def _as_tensor(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach().to("cpu", torch.float64)
@@ -181,7 +145,7 @@ def as_rdm_vector(rdm_: Any, name: str = "rdm") -> tuple[torch.Tensor, int]:
         i, j = torch.triu_indices(n, n, offset=1)
         t = t[i, j]
     elif t.ndim == 1:
-        n = _stimuli_from_length(t.shape[0])
+        n = side_from_length(t.shape[0])
         if n is None:
             raise ValueError(
                 f"{name} has {t.shape[0]} entries, which is not N*(N-1)/2 for any N; pass a "
@@ -223,7 +187,7 @@ def _stack_rdms(rdms: Any, name: str, keep_float32: bool) -> torch.Tensor:
         array = rdms if isinstance(rdms, np.ndarray) else None
     if (array is not None and array.ndim == 2 and len(array) >= 2
             and array.dtype in (np.float32, np.float64)
-            and (_stimuli_from_length(array.shape[1]) or 0) >= 3 and bool(np.isfinite(array).all())):
+            and (side_from_length(array.shape[1]) or 0) >= 3 and bool(np.isfinite(array).all())):
         keep = keep_float32 and array.dtype == np.float32
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32 if keep else np.float64))
     if isinstance(rdms, (np.ndarray, torch.Tensor)) and rdms.ndim in (2, 3):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from compute.measures.host import column_means
-from compute.measures.registry import Measure
+from compute.measures.registry import RDM_METHODS
 from compute.measures.validate import (
     _listed,
     as_matrix,
@@ -24,31 +24,6 @@ from compute.measures.validate import (
     resolve_dtype,
 )
 
-RDM_METHODS: dict[str, Measure] = {
-    "correlation": Measure(
-        "correlation", "distance", (0.0, 2.0),
-        ("scaling and offset of each pattern",),
-        "1 - Pearson correlation between two stimuli's activation patterns",
-    ),
-    "cosine": Measure(
-        "cosine", "distance", (0.0, 2.0), ("scaling of each pattern",),
-        "1 - cosine similarity between two stimuli's activation patterns",
-    ),
-    "euclidean": Measure(
-        "euclidean", "distance", (0.0, float("inf")),
-        ("translation", "orthogonal transforms of the features"),
-        "Euclidean distance between activation patterns",
-    ),
-    "sqeuclidean": Measure(
-        "sqeuclidean", "distance", (0.0, float("inf")),
-        ("translation", "orthogonal transforms of the features"),
-        "squared Euclidean distance between activation patterns",
-    ),
-    "spearman": Measure(
-        "spearman", "distance", (0.0, 2.0), ("monotone transforms of each pattern",),
-        "1 - Spearman rank correlation between activation patterns (ranks over features)",
-    ),
-}
 
 # Entries of one (rows x columns) block of the Gram matrix. Bounds the working memory of
 # rdm() beyond its output (~64 MiB in float32); tests lower it to exercise the blocking.

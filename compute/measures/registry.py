@@ -1,6 +1,11 @@
-"""What a measure is: its name (the same in the API, the URL, the UI and cache keys) and its facts."""
+"""The measures by name, with their facts: one table per family, read by the API, the UI and the docs.
+
+A name is the same in the API, the URL, the UI and cache keys. This module imports neither torch nor
+scipy, so the web process can show the vocabulary without loading the numerics.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -18,3 +23,115 @@ class Measure:
     range: tuple[float, float]
     invariances: tuple[str, ...] = ()
     description: str = ""
+
+
+RDM_METHODS: dict[str, Measure] = {
+    "correlation": Measure(
+        "correlation", "distance", (0.0, 2.0),
+        ("scaling and offset of each pattern",),
+        "1 - Pearson correlation between two stimuli's activation patterns",
+    ),
+    "cosine": Measure(
+        "cosine", "distance", (0.0, 2.0), ("scaling of each pattern",),
+        "1 - cosine similarity between two stimuli's activation patterns",
+    ),
+    "euclidean": Measure(
+        "euclidean", "distance", (0.0, float("inf")),
+        ("translation", "orthogonal transforms of the features"),
+        "Euclidean distance between activation patterns",
+    ),
+    "sqeuclidean": Measure(
+        "sqeuclidean", "distance", (0.0, float("inf")),
+        ("translation", "orthogonal transforms of the features"),
+        "squared Euclidean distance between activation patterns",
+    ),
+    "spearman": Measure(
+        "spearman", "distance", (0.0, 2.0), ("monotone transforms of each pattern",),
+        "1 - Spearman rank correlation between activation patterns (ranks over features)",
+    ),
+}
+
+
+COMPARE_METHODS: dict[str, Measure] = {
+    "spearman": Measure(
+        "spearman", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
+        "Spearman rank correlation: Pearson r of the average ranks (rsatoolbox 'spearman')",
+    ),
+    "pearson": Measure(
+        "pearson", "similarity", (-1.0, 1.0), ("positive affine transforms of either RDM",),
+        "Pearson correlation of the dissimilarities (rsatoolbox 'corr')",
+    ),
+    "kendall_tau_a": Measure(
+        "kendall_tau_a", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
+        "Kendall's tau-a: (concordant - discordant pairs) / (K(K-1)/2), ties not corrected "
+        "(rsatoolbox 'tau-a')",
+    ),
+    "rho_a": Measure(
+        "rho_a", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
+        "Spearman's rho-a: 12 sum of centred average-rank products / (K^3 - K), ties not "
+        "corrected (rsatoolbox 'rho-a')",
+    ),
+    "cosine": Measure(
+        "cosine", "similarity", (-1.0, 1.0), ("positive scaling of either RDM",),
+        "cosine similarity of the dissimilarity vectors (rsatoolbox 'cosine')",
+    ),
+    "euclidean": Measure(
+        "euclidean", "distance", (0.0, float("inf")), (),
+        "Euclidean distance between the dissimilarity vectors; keeps magnitudes",
+    ),
+    "manhattan": Measure(
+        "manhattan", "distance", (0.0, float("inf")), (),
+        "sum of absolute differences between the dissimilarity vectors; keeps magnitudes",
+    ),
+}
+
+
+_LINEAR_SHIFT = ("orthogonal", "isotropic scaling", "translation")
+
+MEASURES: dict[str, Measure] = {
+    "cka_linear": Measure(
+        "cka_linear", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "Linear centred kernel alignment (Kornblith et al. 2019): HSIC of the linear kernels, "
+        "normalised; equals RV on column-centred data",
+    ),
+    "cka_debiased": Measure(
+        "cka_debiased", "similarity", (-1.0, 1.0), _LINEAR_SHIFT,
+        "Linear CKA from the unbiased HSIC estimator (Song et al. 2012); near 0 for unrelated "
+        "data at any N (can be slightly negative); needs N >= 4",
+    ),
+    "cka_rbf": Measure(
+        "cka_rbf", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "CKA with RBF kernels exp(-d^2 / 2 sigma^2), sigma^2 = threshold^2 x median squared "
+        "distance (option threshold, default 1.0)",
+    ),
+    "rv": Measure(
+        "rv", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "RV coefficient (Robert & Escoufier 1976) of the column-centred data; tends to 1 for "
+        "unrelated data when features outnumber stimuli",
+    ),
+    "rv2": Measure(
+        "rv2", "similarity", (-1.0, 1.0), _LINEAR_SHIFT,
+        "Modified RV (Smilde et al. 2009): RV with the diagonals of XX' and YY' removed, on "
+        "column-centred data; near 0 for unrelated data, can be negative",
+    ),
+    "cca_mean": Measure(
+        "cca_mean", "similarity", (0.0, 1.0), ("invertible linear", "translation"),
+        "Mean canonical correlation; directions without variance (constant or collinear "
+        "features) are dropped first",
+    ),
+    "svcca": Measure(
+        "svcca", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "SVCCA (Raghu et al. 2017): each side reduced to the fewest singular directions holding "
+        "a fraction `keep` (default 0.99) of its variance, then mean canonical correlation",
+    ),
+    "pwcca": Measure(
+        "pwcca", "similarity", (0.0, 1.0), ("isotropic scaling",),
+        "Projection-weighted CCA (Morcos et al. 2018) exactly as google/svcca compute_pwcca; "
+        "weights from the narrower side; not symmetric",
+    ),
+    "procrustes": Measure(
+        "procrustes", "distance", (0.0, math.pi / 2), _LINEAR_SHIFT,
+        "Angular orthogonal-Procrustes shape distance (Williams et al. 2021), in radians: "
+        "arccos of the nuclear norm of X'Y on centred, unit-norm data",
+    ),
+}

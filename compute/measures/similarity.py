@@ -26,7 +26,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 import torch
 
-from compute.measures.registry import Measure
+from compute.measures.registry import MEASURES
 from compute.measures.host import column_means, one_blas_thread
 from compute.measures.validate import (
     as_matrix,
@@ -36,55 +36,7 @@ from compute.measures.validate import (
     resolve_dtype,
 )
 
-_LINEAR_SHIFT = ("orthogonal", "isotropic scaling", "translation")
 
-MEASURES: dict[str, Measure] = {
-    "cka_linear": Measure(
-        "cka_linear", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
-        "Linear centred kernel alignment (Kornblith et al. 2019): HSIC of the linear kernels, "
-        "normalised; equals RV on column-centred data",
-    ),
-    "cka_debiased": Measure(
-        "cka_debiased", "similarity", (-1.0, 1.0), _LINEAR_SHIFT,
-        "Linear CKA from the unbiased HSIC estimator (Song et al. 2012); near 0 for unrelated "
-        "data at any N (can be slightly negative); needs N >= 4",
-    ),
-    "cka_rbf": Measure(
-        "cka_rbf", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
-        "CKA with RBF kernels exp(-d^2 / 2 sigma^2), sigma^2 = threshold^2 x median squared "
-        "distance (option threshold, default 1.0)",
-    ),
-    "rv": Measure(
-        "rv", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
-        "RV coefficient (Robert & Escoufier 1976) of the column-centred data; tends to 1 for "
-        "unrelated data when features outnumber stimuli",
-    ),
-    "rv2": Measure(
-        "rv2", "similarity", (-1.0, 1.0), _LINEAR_SHIFT,
-        "Modified RV (Smilde et al. 2009): RV with the diagonals of XX' and YY' removed, on "
-        "column-centred data; near 0 for unrelated data, can be negative",
-    ),
-    "cca_mean": Measure(
-        "cca_mean", "similarity", (0.0, 1.0), ("invertible linear", "translation"),
-        "Mean canonical correlation; directions without variance (constant or collinear "
-        "features) are dropped first",
-    ),
-    "svcca": Measure(
-        "svcca", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
-        "SVCCA (Raghu et al. 2017): each side reduced to the fewest singular directions holding "
-        "a fraction `keep` (default 0.99) of its variance, then mean canonical correlation",
-    ),
-    "pwcca": Measure(
-        "pwcca", "similarity", (0.0, 1.0), ("isotropic scaling",),
-        "Projection-weighted CCA (Morcos et al. 2018) exactly as google/svcca compute_pwcca; "
-        "weights from the narrower side; not symmetric",
-    ),
-    "procrustes": Measure(
-        "procrustes", "distance", (0.0, math.pi / 2), _LINEAR_SHIFT,
-        "Angular orthogonal-Procrustes shape distance (Williams et al. 2021), in radians: "
-        "arccos of the nuclear norm of X'Y on centred, unit-norm data",
-    ),
-}
 
 _OPTIONS: dict[str, dict[str, float]] = {"cka_rbf": {"threshold": 1.0}, "svcca": {"keep": 0.99}}
 _SYMMETRIC = set(MEASURES) - {"pwcca"}

@@ -534,3 +534,11 @@ def list_layers(model: nn.Module) -> list[LayerInfo]:
         defaults.add(penultimate)
     return [LayerInfo(name, type(module).__name__, name in defaults, name == penultimate)
             for name, module in model.named_modules() if name]
+
+
+def resolve_layer(model: nn.Module, layer: str) -> str:
+    """The module name ``layer`` stands for: itself, or for ``"penultimate"`` the layer whose
+    output feeds the final classifier."""
+    if layer != "penultimate":
+        return layer
+    return next(info.name for info in list_layers(model) if info.penultimate)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compute.measures.condensed import side_from_length
+
 SUFFIXES = (".npy", ".csv", ".mat", ".hdf5", ".h5")
 FORMATS = ".npy, .csv, .mat (v5 or v7.3) or an rsatoolbox .hdf5 (RDMs.save)"
 MAX_VALUES = 10**8  # 800 MB of float64, in the file as read
@@ -199,8 +201,8 @@ def _side(shape) -> int | None:
     if len(shape) == 3 and shape[0] == shape[1]:
         return int(shape[0])
     k = shape[-1] if shape else 0
-    side = int(round((1 + np.sqrt(1 + 8 * k)) / 2)) if k else 0
-    return side if side * (side - 1) // 2 == k and side >= 3 else None
+    side = side_from_length(k)
+    return side if side is not None and side >= 3 else None
 
 
 def _finite(rdms: np.ndarray, form: str) -> np.ndarray:

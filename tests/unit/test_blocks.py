@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.spatial.distance import pdist, squareform
 
-from compute.measures.blocks import class_order, side_of, sorted_blocks, sorted_window, window
+from compute.measures.blocks import class_order, sorted_blocks, sorted_window, window
+from compute.measures.condensed import side_of
 
 
 def _rdm(n, seed=0, classes=4):
