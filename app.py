@@ -17,7 +17,7 @@ server = app.server
 
 def main(argv: list[str] | None = None) -> int:
     from compute.settings import get_settings
-    from compute.sources.zoo import ensure_zoo
+    from compute.sources.zoo_cache import ensure_zoo
 
     settings = get_settings()
     parser = argparse.ArgumentParser(description=__doc__)

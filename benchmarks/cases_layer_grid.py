@@ -22,7 +22,7 @@ def resnet18(seed: int):
 
 
 def default_layers(model) -> list[str]:
-    from compute.sources.models import list_layers
+    from compute.sources.layers import list_layers
 
     return [info.name for info in list_layers(model) if info.default]
 

@@ -93,6 +93,15 @@ def get_settings() -> Settings:
     )
 
 
+def upload_dir(create: bool = True) -> Path:
+    """The uploads directory (``REPSCOPE_UPLOAD_DIR``), created private (0700)."""
+    directory = get_settings().upload_dir
+    if create:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.chmod(0o700)
+    return directory
+
+
 def _prefix(raw: str) -> str:
     """``"repscope"`` or ``"/repscope"`` -> ``"/repscope/"``; empty -> ``"/"``."""
     parts = [p for p in raw.strip().split("/") if p]

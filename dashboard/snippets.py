@@ -11,7 +11,8 @@ def prelude(selection, *imports: str) -> str:
 
 import compute
 from compute.sources.activations import extract
-from compute.sources.models import list_layers, load_model
+from compute.sources.layers import list_layers
+from compute.sources.models import load_model
 from compute.sources.stimuli import get_stimulus_set
 {extra}
 stimuli = get_stimulus_set({selection.stimulus_set!r})

@@ -27,7 +27,7 @@ _ID = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 def _tmp_dir() -> Path:
-    from compute.sources.uploads import upload_dir
+    from compute.settings import upload_dir
 
     directory = upload_dir() / "tmp"
     directory.mkdir(mode=0o700, exist_ok=True)

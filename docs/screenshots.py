@@ -32,7 +32,8 @@ def _brain_like_reference(cache: Path) -> str:
     os.environ["REPSCOPE_CACHE_DIR"] = str(cache)
     import compute
     from compute.sources.activations import extract
-    from compute.sources.models import list_layers, load_model
+    from compute.sources.layers import list_layers
+    from compute.sources.models import load_model
     from compute.sources.references import save_reference
     from compute.sources.stimuli import get_stimulus_set
 

@@ -20,7 +20,7 @@ def zoo_dir(tmp_path_factory) -> Path:
     directory = Path(given) if given else tmp_path_factory.mktemp("zoo")
     previous = os.environ.get("REPSCOPE_ZOO_DIR")
     os.environ["REPSCOPE_ZOO_DIR"] = str(directory)
-    from compute.sources.zoo import ensure_zoo
+    from compute.sources.zoo_cache import ensure_zoo
 
     ensure_zoo("digits", progress=False)
     yield directory

@@ -68,7 +68,22 @@ def _first_tensor(output):
 def _unknown_layers(unknown: list[str], valid: list[str]) -> ValueError:
     shown = ", ".join(valid[:_MAX_LISTED]) + (f" and {len(valid) - _MAX_LISTED} more" if len(valid) > _MAX_LISTED else "")
     return ValueError(f"unknown layers: {', '.join(unknown)}; valid names: {shown} "
-                      "(see compute.sources.models.list_layers)")
+                      "(see compute.sources.layers.list_layers)")
+
+
+@contextlib.contextmanager
+def _evaluating(model: nn.Module, device: torch.device):
+    """``model`` in eval mode on ``device`` inside the block; its mode and device restored after."""
+    was_training = model.training
+    first_param = next(model.parameters(), None)
+    original_device = first_param.device if first_param is not None else torch.device("cpu")
+    try:
+        model.eval()
+        model.to(device)
+        yield model
+    finally:
+        model.to(original_device)
+        model.train(was_training)
 
 
 def extract(model: nn.Module, images, layers: list[str] | str, pooling: str = "none",
@@ -132,46 +147,40 @@ def extract(model: nn.Module, images, layers: list[str] | str, pooling: str = "n
             seen.add(name)
         return hook
 
-    was_training = model.training
-    first_param = next(model.parameters(), None)
-    original_device = first_param.device if first_param is not None else torch.device("cpu")
     def forward(batch: torch.Tensor, channels_last: bool) -> None:
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda") if use_amp else contextlib.nullcontext():
             model(batch)
 
-    handles = [modules[name].register_forward_hook(hook_for(name)) for name in dict.fromkeys(layers)]
-    try:
-        model.eval()
-        model.to(device)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                if should_stop is not None and should_stop():
-                    raise Cancelled(f"extraction cancelled after {start} of {n} images")
-                stop = min(start + batch_size, n)
-                window.update(start=start, stop=stop)
-                batch = images[start:stop].to(device)
-                try:
-                    forward(batch, channels_last)
-                except RuntimeError:
-                    if not (channels_last and start == 0):
-                        raise
-                    # A model that .view()s its feature maps needs the plain layout.
-                    model.to(memory_format=torch.contiguous_format)
-                    channels_last = False
-                    forward(batch, channels_last)
-                if progress is not None:
-                    progress(stop / n)
-    finally:
-        for handle in handles:
-            handle.remove()
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
-        model.to(original_device)
-        model.train(was_training)
+    with _evaluating(model, device):
+        handles = [modules[name].register_forward_hook(hook_for(name)) for name in dict.fromkeys(layers)]
+        try:
+            if channels_last:
+                model.to(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                for start in range(0, n, batch_size):
+                    if should_stop is not None and should_stop():
+                        raise Cancelled(f"extraction cancelled after {start} of {n} images")
+                    stop = min(start + batch_size, n)
+                    window.update(start=start, stop=stop)
+                    batch = images[start:stop].to(device)
+                    try:
+                        forward(batch, channels_last)
+                    except RuntimeError:
+                        if not (channels_last and start == 0):
+                            raise
+                        # A model that .view()s its feature maps needs the plain layout.
+                        model.to(memory_format=torch.contiguous_format)
+                        channels_last = False
+                        forward(batch, channels_last)
+                    if progress is not None:
+                        progress(stop / n)
+        finally:
+            for handle in handles:
+                handle.remove()
+            if channels_last:
+                model.to(memory_format=torch.contiguous_format)
     silent = [name for name in layers if name not in seen]
     if silent:
         raise ValueError(f"layers {', '.join(silent)} produced no output in the forward pass "
@@ -185,18 +194,9 @@ def predict(model: nn.Module, images, batch_size: int = 256, device=None) -> np.
 
     images = _as_images(images)
     device = resolve_device(device)
-    was_training = model.training
-    first_param = next(model.parameters(), None)
-    original_device = first_param.device if first_param is not None else torch.device("cpu")
     out = []
-    try:
-        model.eval()
-        model.to(device)
-        with torch.inference_mode():
-            for start in range(0, images.shape[0], batch_size):
-                scores = _first_tensor(model(images[start:start + batch_size].to(device)))
-                out.append(scores.reshape(scores.shape[0], -1).to("cpu", torch.float32))
-    finally:
-        model.to(original_device)
-        model.train(was_training)
+    with _evaluating(model, device), torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            scores = _first_tensor(model(images[start:start + batch_size].to(device)))
+            out.append(scores.reshape(scores.shape[0], -1).to("cpu", torch.float32))
     return torch.cat(out).numpy()

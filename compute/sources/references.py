@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from compute.measures.condensed import side_from_length
+from compute.settings import upload_dir
+from compute.sources.files import write_atomic
 
 SUFFIXES = (".npy", ".csv", ".mat", ".hdf5", ".h5")
 FORMATS = ".npy, .csv, .mat (v5 or v7.3) or an rsatoolbox .hdf5 (RDMs.save)"
@@ -243,27 +243,10 @@ def reference_key(rdms: np.ndarray) -> str:
 
 
 def _directory(create: bool = True) -> Path:
-    from compute.sources.uploads import upload_dir
-
     directory = upload_dir(create) / "references"
     if create:
         directory.mkdir(mode=0o700, exist_ok=True)
     return directory
-
-
-def _write(path: Path, write) -> None:
-    """Write a file atomically (temp file, fsync, rename), private (0600)."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save_reference(rdms: np.ndarray, name: str, stimuli) -> ReferenceInfo:
@@ -279,8 +262,8 @@ def save_reference(rdms: np.ndarray, name: str, stimuli) -> ReferenceInfo:
     if (directory / f"{key}.json").exists():
         return reference_info(key)
     info = ReferenceInfo(key, name, int(rdms.shape[0]), len(stimuli), stimuli.name, stimuli.key, time.time())
-    _write(directory / f"{key}.npy", lambda handle: np.save(handle, rdms, allow_pickle=False))
-    _write(directory / f"{key}.json", lambda handle: handle.write(json.dumps(asdict(info)).encode()))
+    write_atomic(directory / f"{key}.npy", lambda handle: np.save(handle, rdms, allow_pickle=False))
+    write_atomic(directory / f"{key}.json", lambda handle: handle.write(json.dumps(asdict(info)).encode()))
     return info
 
 

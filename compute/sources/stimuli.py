@@ -10,7 +10,8 @@ Sources:
 - ``"folder:<path>"``: an image folder with one sub-folder per class (:func:`image_folder`).
 
 Non-default options are written into the set's name (``"mnist?n_per_class=20&seed=1"``), so
-``get_stimulus_set(stimuli.name)`` always rebuilds the same set.
+``get_stimulus_set(stimuli.name)`` always rebuilds the same set. torch is imported by the
+functions that build a set, so naming the sets needs none.
 """
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 DIGITS_PER_CLASS = 50
 DEFAULT_PER_CLASS = 50
@@ -66,6 +70,8 @@ class StimulusSet:
     def thumbnail_array(self, size: int = 32, indices=None) -> np.ndarray:
         """uint8 thumbnails (n x size x size x C) of the images at ``indices`` (all by default),
         nearest-neighbour resized (crisp for 8x8 digits)."""
+        import torch
+
         images = self.images if indices is None else self.images[torch.as_tensor(indices, dtype=torch.long)]
         images = torch.nn.functional.interpolate(images, size=(size, size), mode="nearest")
         return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -86,6 +92,8 @@ class StimulusSet:
 
 def content_key(images: torch.Tensor, labels: np.ndarray) -> str:
     """sha256 of the shape, the float32 pixels and the int64 labels, in order."""
+    import torch
+
     digest = hashlib.sha256()
     digest.update(repr(tuple(images.shape)).encode())
     digest.update(images.detach().to(torch.float32).contiguous().numpy().tobytes())
@@ -95,6 +103,8 @@ def content_key(images: torch.Tensor, labels: np.ndarray) -> str:
 
 def make_stimulus_set(name: str, images, labels, class_names, ids=None) -> StimulusSet:
     """Validate and wrap images (N x C x H x W, values in [0, 1]) and labels into a StimulusSet."""
+    import torch
+
     images = torch.as_tensor(images, dtype=torch.float32).contiguous()
     labels = np.asarray(labels, dtype=np.int64)
     if images.ndim != 4:
@@ -130,6 +140,8 @@ def digits_split() -> tuple[torch.Tensor, torch.Tensor, StimulusSet]:
     The stimulus set holds the first 50 images of each class in scikit-learn's order, sorted by
     class then original index; the other 1,297 images are the train set.
     """
+    import torch
+
     images, labels, train, test = _digits_arrays()
     return (torch.from_numpy(images[train].copy()), torch.from_numpy(labels[train].copy()),
             _digits_set())
@@ -176,6 +188,8 @@ def _open_torchvision(dataset: str, train: bool, root: Path, download: bool):
 
 def _dataset_arrays(data) -> tuple[torch.Tensor, np.ndarray]:
     """(images N x C x H x W float32 in [0, 1], labels) from a torchvision dataset's raw arrays."""
+    import torch
+
     raw = data.data
     raw = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
     images = torch.from_numpy(raw.astype(np.float32) / 255.0)
@@ -229,6 +243,8 @@ def dataset_split(dataset: str, n_per_class: int = DEFAULT_PER_CLASS, train_per_
     ``"digits"`` gives :func:`digits_split`; torchvision datasets take ``train_per_class`` images
     per class from the train split (None: all) and the stimulus set from the test split.
     """
+    import torch
+
     if dataset == "digits":
         return digits_split()
     stimuli = torchvision_set(dataset, n_per_class, seed, root, download)
@@ -250,6 +266,7 @@ def image_folder(path: str | Path, n_per_class: int | None = None, seed: int = 0
     with ``seed``. Raises ``ValueError`` for a missing or empty folder, a single class, empty
     class folders or unreadable files (all named).
     """
+    import torch
     from PIL import Image, UnidentifiedImageError
 
     root = Path(path).expanduser().resolve()

@@ -32,7 +32,12 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from compute.sources.models import ACCEPTED_FORMATS
+from compute.settings import ROOT, get_settings, upload_dir
+from compute.sources.models import list_models, register_model
+from compute.sources.references import FORMATS, SUFFIXES, read_reference, save_reference
+from compute.sources.stimuli import get_stimulus_set, image_folder
+from compute.sources.torchvision_models import torchvision_architectures
+from compute.sources.weights import ACCEPTED_FORMATS, load_state_dict_file
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -49,17 +54,6 @@ SAFETENSORS_DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "
 
 class UploadError(ValueError):
     """An upload refused, with a message for the person who sent it."""
-
-
-def upload_dir(create: bool = True) -> Path:
-    """The uploads directory (``REPSCOPE_UPLOAD_DIR``), created private (0700)."""
-    from compute.settings import get_settings
-
-    directory = get_settings().upload_dir
-    if create:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        directory.chmod(0o700)
-    return directory
 
 
 def file_sha256(path: Path) -> str:
@@ -129,8 +123,6 @@ def check_safetensors_header(path: Path) -> dict:
 
 def read_checkpoint(path: Path, suffix: str) -> dict:
     """{name: tensor} from a stored upload whose accepted ``suffix`` was taken from its name."""
-    from compute.sources.models import load_state_dict_file
-
     if suffix == ".safetensors":
         check_safetensors_header(path)
     # load_state_dict_file judges the format by the name's suffix; give it one we chose.
@@ -142,29 +134,27 @@ def read_checkpoint(path: Path, suffix: str) -> dict:
 
 def architecture_choices() -> list[str]:
     """What an upload may declare: zoo families at their widths (``"cnn-w16"``), then torchvision names."""
-    from compute.sources import zoo
-    from compute.sources.models import torchvision_architectures
+    from compute.sources.zoo_training import WIDTHS
 
-    return [f"{family}-w{width}" for family, widths in zoo.WIDTHS.items() for width in widths] \
+    return [f"{family}-w{width}" for family, widths in WIDTHS.items() for width in widths] \
         + torchvision_architectures()
 
 
 def resolve_architecture(architecture: str, num_classes: int, image_shape: tuple[int, int, int]) -> tuple[str, dict]:
     """(architecture, hparams) for register_model: ``"cnn-w16"`` -> the zoo family at width 16 for
     images of ``image_shape`` (C, H, W) and ``num_classes``; a torchvision name as it is."""
-    from compute.sources import zoo
-    from compute.sources.models import torchvision_architectures
+    from compute.sources.zoo_architectures import ARCHITECTURES, family_hparams
 
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise UploadError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
     found = re.fullmatch(r"([a-z]+)-w(\d+)", architecture or "")
-    if found and found.group(1) in zoo.ARCHITECTURES and int(found.group(2)) > 0:
-        return found.group(1), zoo.family_hparams(found.group(1), int(found.group(2)), image_shape, num_classes)
+    if found and found.group(1) in ARCHITECTURES and int(found.group(2)) > 0:
+        return found.group(1), family_hparams(found.group(1), int(found.group(2)), image_shape, num_classes)
     name = (architecture or "").removeprefix("torchvision:")
     if name in torchvision_architectures():
         return name, {}
     raise UploadError(f"unknown architecture {architecture!r}: use a zoo family with its width "
-                      f"(e.g. {', '.join(sorted(zoo.ARCHITECTURES))} as 'cnn-w16') or a torchvision model name")
+                      f"(e.g. {', '.join(sorted(ARCHITECTURES))} as 'cnn-w16') or a torchvision model name")
 
 
 def _suffix(filename: str, accepted: tuple[str, ...], formats: str) -> str:
@@ -185,8 +175,6 @@ def check_filename(kind: str, filename: str) -> str:
     if kind == "stimuli":
         return _suffix(filename, (".zip",), "a .zip of one folder of images per class")
     if kind == "reference":
-        from compute.sources.references import FORMATS, SUFFIXES
-
         return _suffix(filename, SUFFIXES, FORMATS)
     raise UploadError(f"unknown upload kind {kind!r}; use one of {sorted(TASKS)}")
 
@@ -220,9 +208,6 @@ def accept_checkpoint(path: str | Path, filename: str, architecture: str, num_cl
     the format and the default model name. Nothing is kept unless every check passes.
     Returns ``{"model", "key", "architecture", "accuracy", "stored"}``.
     """
-    from compute.sources.models import list_models, register_model
-    from compute.sources.stimuli import get_stimulus_set
-
     suffix = check_filename("checkpoint", filename)
     stimuli = get_stimulus_set(stimulus_set)
     arch, hparams = resolve_architecture(architecture, num_classes, tuple(stimuli.images.shape[1:]))
@@ -307,8 +292,6 @@ def _unzip(archive: zipfile.ZipFile, members, target: Path) -> None:
 def accept_stimulus_zip(path: str | Path, filename: str) -> dict:
     """Unpack a zip of class folders of images into ``<upload_dir>/stimuli/<sha256>``; runs in
     the worker. Returns ``{"stimulus_set": "folder:<path>", "num_classes", "images"}``."""
-    from compute.sources.stimuli import image_folder
-
     check_filename("stimuli", filename)
     digest = file_sha256(Path(path))
     target = upload_dir() / "stimuli" / digest
@@ -344,9 +327,6 @@ def uploaded_stimulus_sets() -> list[str]:
 def accept_reference(path: str | Path, filename: str, stimulus_set: str = "digits", name: str | None = None) -> dict:
     """Read an uploaded reference RDM for ``stimulus_set`` and store it; runs in the worker.
     Returns ``{"reference": key, "name", "subjects", "stimuli", "stimulus_set"}``."""
-    from compute.sources.references import read_reference, save_reference
-    from compute.sources.stimuli import get_stimulus_set
-
     suffix = check_filename("reference", filename)
     stimuli = get_stimulus_set(stimulus_set)
     rdms = read_reference(path, suffix, len(stimuli), f"stimulus set {stimuli.name!r}")
@@ -366,8 +346,6 @@ def run_in_worker(kind: str, **arguments) -> dict:
     Raises :class:`UploadError` with the worker's message when it refuses the upload, runs out
     of memory or time, or dies.
     """
-    from compute.settings import ROOT, get_settings
-
     check_filename(kind, arguments.get("filename", ""))
     settings = get_settings()
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MALLOC_ARENA_MAX": "2",
@@ -413,8 +391,8 @@ def _worker_main() -> int:
     import torch
     import torchvision  # noqa: F401
 
-    from compute.settings import get_settings
-    from compute.sources import models, stimuli, zoo  # noqa: F401
+    from compute.measures import confusion  # noqa: F401
+    from compute.sources import activations, layers, zoo_architectures  # noqa: F401
 
     torch.set_num_threads(1)
     settings = get_settings()

@@ -139,7 +139,8 @@ def code(context: dict) -> str:
 import compute
 from compute.measures.reference import fit_reference
 from compute.sources.activations import extract
-from compute.sources.models import list_layers, load_model
+from compute.sources.layers import list_layers
+from compute.sources.models import load_model
 from compute.sources.references import load_reference
 from compute.sources.stimuli import get_stimulus_set
 

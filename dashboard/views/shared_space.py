@@ -157,7 +157,8 @@ def code(context: dict) -> str:
     return f"""import compute
 from compute.measures.srm import shared_space_rsm_agreement, srm_variance_explained, stratified_split
 from compute.sources.activations import extract
-from compute.sources.models import list_layers, load_model
+from compute.sources.layers import list_layers
+from compute.sources.models import load_model
 from compute.sources.stimuli import get_stimulus_set
 
 stimuli = get_stimulus_set({selection.stimulus_set!r})

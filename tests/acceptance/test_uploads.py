@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from compute.sources import zoo
+from compute.sources.zoo_architectures import build_architecture, family_hparams
 from tests.browser.support import AppServer
 
 CAP = 2 * 2**20
@@ -59,7 +59,7 @@ def refused(server, content, filename, *expected, **fields):
 
 def mlp_state():
     torch.manual_seed(0)
-    return zoo.build_architecture("mlp", **zoo.family_hparams("mlp", 4, (1, 8, 8), 10)).state_dict()
+    return build_architecture("mlp", **family_hparams("mlp", 4, (1, 8, 8), 10)).state_dict()
 
 
 def safetensors_bytes(state, tmp_path) -> bytes:
@@ -91,7 +91,7 @@ def test_a_pickle_that_runs_code_is_refused_and_never_runs(server, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated, still loadable
 def test_code_formats_are_refused_with_the_accepted_formats(server, tmp_path):
-    model = zoo.build_architecture("mlp", **zoo.family_hparams("mlp", 4, (1, 8, 8), 10))
+    model = build_architecture("mlp", **family_hparams("mlp", 4, (1, 8, 8), 10))
     torch.jit.save(torch.jit.script(model), str(tmp_path / "script.pt"))
     torch.save(model, tmp_path / "module.pt")
     cases = {"script.pt": "TorchScript", "module.pt": "whole pickled module",

@@ -7,7 +7,8 @@ import numpy as np
 import compute
 from compute.measures.srm import shared_space_rsm_agreement, srm_variance_explained, stratified_split
 from compute.sources.activations import extract
-from compute.sources.models import list_layers, load_model
+from compute.sources.layers import list_layers
+from compute.sources.models import load_model
 from compute.sources.stimuli import get_stimulus_set
 from tests.browser.support import choose, wait_for_figures, wait_for_title
 

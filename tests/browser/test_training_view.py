@@ -7,7 +7,8 @@ import numpy as np
 
 import compute
 from compute.sources.activations import extract
-from compute.sources.models import list_layers, list_models, load_model
+from compute.sources.layers import list_layers
+from compute.sources.models import list_models, load_model
 from compute.sources.stimuli import get_stimulus_set
 from tests.browser.support import choose, wait_for_figures
 

@@ -20,7 +20,8 @@ def test_job_computes_the_same_numbers_as_the_api(backend):
     assert backend.status(spec.key)["state"] == "done"
 
     from compute.sources.activations import extract
-    from compute.sources.models import list_layers, load_model
+    from compute.sources.layers import list_layers
+    from compute.sources.models import load_model
 
     rdms = []
     for key in keys:

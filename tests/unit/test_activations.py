@@ -4,18 +4,18 @@ import pytest
 import torch
 import torchvision
 
-from compute.sources import zoo
+from compute.sources.zoo_architectures import build_architecture, family_hparams
 from compute.sources.activations import Cancelled, extract, predict, projection_matrix
 
 
 def mlp(seed=0):
     torch.manual_seed(seed)
-    return zoo.build_architecture("mlp", **zoo.family_hparams("mlp", 8, (1, 8, 8), 10))
+    return build_architecture("mlp", **family_hparams("mlp", 8, (1, 8, 8), 10))
 
 
 def cnn(seed=0):
     torch.manual_seed(seed)
-    return zoo.build_architecture("cnn", **zoo.family_hparams("cnn", 4, (1, 8, 8), 10)).eval()
+    return build_architecture("cnn", **family_hparams("cnn", 4, (1, 8, 8), 10)).eval()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ from collections import Counter
 import pytest
 import torch
 
-from compute.sources import zoo
-from compute.sources.models import load_state_dict_file, weights_key
+from compute import zoo as command
+from compute.sources import zoo_architectures, zoo_cache, zoo_manifest, zoo_training
+from compute.sources.weights import load_state_dict_file, weights_key
 from tests.unit.test_stimuli import write_fake_mnist
 
 TINY = "mlp-w4-s0-"  # one MLP run: its untrained twin and three snapshots, ~0.5 s
@@ -17,21 +18,21 @@ def tiny(name: str) -> bool:
 
 
 def test_architectures_have_readable_layer_names():
-    mlp = zoo.build_architecture("mlp", hidden=[8, 8, 8], in_features=64, num_classes=10)
+    mlp = zoo_architectures.build_architecture("mlp", hidden=[8, 8, 8], in_features=64, num_classes=10)
     assert [n for n, _ in mlp.named_children()] == ["flatten", "fc1", "act1", "fc2", "act2", "fc3", "act3", "out"]
     assert isinstance(mlp.act1, torch.nn.Sigmoid) and mlp(torch.rand(2, 1, 8, 8)).shape == (2, 10)
-    cnn = zoo.build_architecture("cnn", **zoo.family_hparams("cnn", 4, (1, 8, 8), 10))
+    cnn = zoo_architectures.build_architecture("cnn", **zoo_architectures.family_hparams("cnn", 4, (1, 8, 8), 10))
     kinds = [type(m).__name__ for m in cnn.children()]
     assert kinds[:5] == ["Conv2d", "MaxPool2d", "ReLU", "BatchNorm2d", "Dropout"]
     assert cnn.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 10)
     with pytest.raises(ValueError, match="unknown zoo architecture"):
-        zoo.build_architecture("transformer")
+        zoo_architectures.build_architecture("transformer")
     with pytest.raises(ValueError, match="bad hyper-parameters"):
-        zoo.build_architecture("mlp", depth=3)
+        zoo_architectures.build_architecture("mlp", depth=3)
 
 
 def test_plan_has_every_group_and_unique_names():
-    runs = zoo.plan()
+    runs = zoo_training.plan()
     models = [snap for run in runs for snap in run.snapshots.values()]
     names = [name for name, _, _ in models]
     assert len(names) == len(set(names)) >= 60
@@ -50,12 +51,12 @@ def test_plan_has_every_group_and_unique_names():
 
 
 def test_subset_build_is_deterministic_with_a_full_manifest(tmp_path):
-    first = zoo.build_zoo("digits", tmp_path / "a", select=tiny)
-    second = zoo.build_zoo("digits", tmp_path / "b", select=tiny)
+    first = zoo_training.build_zoo("digits", tmp_path / "a", select=tiny)
+    second = zoo_training.build_zoo("digits", tmp_path / "b", select=tiny)
     assert [e.name for e in first] == [TINY + s for s in ("untrained", "e1", "e5", "e25")]
     assert [e.key for e in first] == [e.key for e in second] and len({e.key for e in first}) == 4
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert manifest["version"] == zoo.ZOO_VERSION and manifest["dataset"] == "digits"
+    assert manifest["version"] == zoo_manifest.ZOO_VERSION and manifest["dataset"] == "digits"
     entry = manifest["models"][-1]
     assert set(entry) >= {"name", "architecture", "hparams", "tags", "key", "accuracy", "top5",
                           "train_accuracy", "num_classes", "file"}
@@ -64,12 +65,12 @@ def test_subset_build_is_deterministic_with_a_full_manifest(tmp_path):
     assert 0 <= entry["accuracy"] <= entry["top5"] <= 1
     state = load_state_dict_file(tmp_path / "a" / entry["file"])
     assert weights_key(state) == entry["key"]
-    model = zoo.build_architecture(entry["architecture"], **entry["hparams"])
+    model = zoo_architectures.build_architecture(entry["architecture"], **entry["hparams"])
     model.load_state_dict(state)  # the recorded architecture rebuilds the module
 
 
 def _fake_build(calls):
-    real = zoo.build_zoo
+    real = zoo_training.build_zoo
 
     def build(dataset, out_dir, select=None, progress=False):
         calls.append(dataset)
@@ -80,18 +81,18 @@ def _fake_build(calls):
 def test_ensure_zoo_builds_once_then_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("REPSCOPE_ZOO_DIR", str(tmp_path / "zoo"))
     calls = []
-    monkeypatch.setattr(zoo, "build_zoo", _fake_build(calls))
-    built = zoo.ensure_zoo("digits", progress=False)
-    again = zoo.ensure_zoo("digits", progress=False)
+    monkeypatch.setattr(zoo_training, "build_zoo", _fake_build(calls))
+    built = zoo_cache.ensure_zoo("digits", progress=False)
+    again = zoo_cache.ensure_zoo("digits", progress=False)
     assert calls == ["digits"] and [e.key for e in built] == [e.key for e in again]
     assert all(e.path.exists() for e in again)
     assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == [".digits.lock", "digits"]
-    zoo.ensure_zoo("digits", progress=False, force=True)
+    zoo_cache.ensure_zoo("digits", progress=False, force=True)
     assert calls == ["digits", "digits"]
     # an outdated recipe version is rebuilt
     manifest = tmp_path / "zoo" / "digits" / "manifest.json"
-    manifest.write_text(manifest.read_text().replace(f'"version": {zoo.ZOO_VERSION}', '"version": -1'))
-    zoo.ensure_zoo("digits", progress=False)
+    manifest.write_text(manifest.read_text().replace(f'"version": {zoo_manifest.ZOO_VERSION}', '"version": -1'))
+    zoo_cache.ensure_zoo("digits", progress=False)
     assert len(calls) == 3
 
 
@@ -102,36 +103,36 @@ def test_a_failed_build_leaves_nothing_taken_as_built(tmp_path, monkeypatch):
         (out_dir / "half.safetensors").write_bytes(b"x")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zoo, "build_zoo", crash)
+    monkeypatch.setattr(zoo_training, "build_zoo", crash)
     with pytest.raises(KeyboardInterrupt):
-        zoo.ensure_zoo("digits", progress=False)
+        zoo_cache.ensure_zoo("digits", progress=False)
     assert not (tmp_path / "zoo" / "digits").exists()
     assert [p.name for p in (tmp_path / "zoo").iterdir()] == [".digits.lock"]
     # a folder without a manifest (e.g. copied half-way) is not a zoo
     (tmp_path / "zoo" / "digits").mkdir()
-    assert zoo.load_manifest(tmp_path / "zoo" / "digits") is None
+    assert zoo_manifest.load_manifest(tmp_path / "zoo" / "digits") is None
 
 
 def test_cli_builds_and_reports(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REPSCOPE_ZOO_DIR", str(tmp_path / "zoo"))
     monkeypatch.setenv("REPSCOPE_DATA_ROOT", str(tmp_path / "data"))
-    monkeypatch.setattr(zoo, "build_zoo", _fake_build([]))
-    assert zoo.main(["build", "--dataset", "digits", "--quiet"]) == 0
+    monkeypatch.setattr(zoo_training, "build_zoo", _fake_build([]))
+    assert command.main(["build", "--dataset", "digits", "--quiet"]) == 0
     assert "4 models" in capsys.readouterr().out
-    assert zoo.main(["build", "--dataset", "fashionmnist", "--quiet"]) == 2
+    assert command.main(["build", "--dataset", "fashionmnist", "--quiet"]) == 2
     assert "not on disk" in capsys.readouterr().err
 
 
 def test_same_recipe_on_a_torchvision_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("REPSCOPE_DATA_ROOT", str(write_fake_mnist(tmp_path / "data", "FashionMNIST")))
-    entries = zoo.build_zoo("fashionmnist", tmp_path / "fm", select=lambda n: n == "fashionmnist-cnn-w2-s0-e1")
+    entries = zoo_training.build_zoo("fashionmnist", tmp_path / "fm", select=lambda n: n == "fashionmnist-cnn-w2-s0-e1")
     assert [e.name for e in entries] == ["fashionmnist-cnn-w2-s0-e1"]
     assert entries[0].hparams["image_size"] == 28 and entries[0].dataset == "fashionmnist"
 
 
 @pytest.mark.slow
 def test_full_zoo_spread_groups_and_twins(zoo_dir):
-    entries = zoo.ensure_zoo("digits", progress=False)
+    entries = zoo_cache.ensure_zoo("digits", progress=False)
     assert len(entries) >= 60 and len({e.key for e in entries}) == len(entries)
     by_name = {e.name: e for e in entries}
     accuracy = [e.accuracy for e in entries if e.tags["group"] == "trained"]
