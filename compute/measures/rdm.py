@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from compute.measures.host import column_means
+from compute.measures.numerics import column_means
 from compute.measures.registry import RDM_METHODS
 from compute.measures.validate import (
     _listed,
