@@ -44,7 +44,7 @@ def cca_floor(measure: str, n: int, d: int) -> dict[str, float]:
     import scipy.linalg
     import torch
 
-    from compute.measures.host import one_blas_thread
+    from compute.measures.numerics import one_blas_thread
 
     rng = np.random.default_rng(0)
     A = torch.from_numpy(rng.standard_normal((n, d), dtype=np.float32))

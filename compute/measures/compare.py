@@ -14,7 +14,7 @@ import torch
 from compute.measures.rdm import average_ranks, for_each_row, rank_rows, sorted_order
 from compute.measures.condensed import side_from_length
 from compute.measures.registry import COMPARE_METHODS
-from compute.measures.validate import _listed, resolve_device, resolve_dtype
+from compute.measures.validate import listed, resolve_device, resolve_dtype
 
 
 _GEMM_METHODS = ("spearman", "pearson", "rho_a", "cosine")
@@ -133,7 +133,7 @@ def as_rdm_vector(rdm_: Any, name: str = "rdm") -> tuple[torch.Tensor, int]:
         if not bool(finite.all()):
             bad = torch.nonzero(~finite.all(dim=1)).flatten().numpy()
             raise ValueError(
-                f"{name} has NaN or inf dissimilarities in rows (stimuli) {_listed(bad)}; "
+                f"{name} has NaN or inf dissimilarities in rows (stimuli) {listed(bad)}; "
                 "remove those stimuli or recompute the RDM"
             )
         asym = float((t - t.T).abs().max()) if n else 0.0
@@ -220,7 +220,7 @@ def _check_not_constant(V: torch.Tensor, method: str, names: Sequence[str] | Non
     else:
         return
     if len(bad):
-        label = names[bad[0]] if names else f"RDMs {_listed(bad)} of rdms"
+        label = names[bad[0]] if names else f"RDMs {listed(bad)} of rdms"
         raise ValueError(
             f"{label} {'is' if names or len(bad) == 1 else 'are'} {what}; {method} is undefined "
             "for it: check the layer (a dead layer gives a constant RDM) or compare with "

@@ -1,4 +1,5 @@
-"""Top-k confusion matrices of a classifier (the RSA-vs-performance paper's "top-5 confusion")."""
+"""Top-k accuracy and top-k confusion matrices of a classifier (the RSA-vs-performance paper's
+"top-5 confusion")."""
 from __future__ import annotations
 
 from typing import Any
@@ -67,6 +68,14 @@ def confusion_matrix(
     per_class = torch.bincount(y, minlength=c).double()
     out = counts / per_class.clamp(min=1)[:, None]
     return out.numpy()
+
+
+def topk_accuracy(scores: torch.Tensor, labels, k: int = 1) -> float:
+    """Fraction of rows whose label is among the ``k`` highest scores (ties broken by index)."""
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    k = min(k, scores.shape[1])
+    top = scores.topk(k, dim=1).indices
+    return float((top == labels[:, None]).any(dim=1).float().mean())
 
 
 def confusion_rdm(confusion: Any) -> np.ndarray:

@@ -15,10 +15,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from compute.measures.host import column_means
+from compute.measures.numerics import column_means
 from compute.measures.registry import RDM_METHODS
 from compute.measures.validate import (
-    _listed,
+    listed,
     as_matrix,
     resolve_device,
     resolve_dtype,
@@ -199,7 +199,7 @@ def _check_patterns(X: torch.Tensor, sq: np.ndarray, means: np.ndarray, method: 
         zero = np.flatnonzero(sq == 0)
         if len(zero):
             raise ValueError(
-                f"X has all-zero activation patterns (stimuli {_listed(zero)}); cosine "
+                f"X has all-zero activation patterns (stimuli {listed(zero)}); cosine "
                 "distance is undefined for them: drop those stimuli or use a euclidean method"
             )
         return
@@ -209,7 +209,7 @@ def _check_patterns(X: torch.Tensor, sq: np.ndarray, means: np.ndarray, method: 
         constant = candidates[values.max(axis=1) == values.min(axis=1)]
         if len(constant):
             raise ValueError(
-                f"X has {len(constant)} constant activation patterns (stimuli {_listed(constant)}); "
+                f"X has {len(constant)} constant activation patterns (stimuli {listed(constant)}); "
                 f"{method} distance is undefined for them: drop those stimuli, pick another layer, "
                 "or use a euclidean method"
             )

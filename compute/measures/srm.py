@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from compute.measures.similarity import tn_float64
+from compute.measures.numerics import crossprod_float64
 from compute.measures.validate import (
     as_matrix,
     check_not_constant,
@@ -280,7 +280,7 @@ def _shared(Zs: list[torch.Tensor], Ws: list[torch.Tensor]) -> torch.Tensor:
 
 def _procrustes(Z: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     """argmin over W'W = I of ||Z' - W S'||: W = U V' from the SVD of Z'S (float64)."""
-    U, _, Vh = torch.linalg.svd(tn_float64(Z, S.to(Z.dtype)), full_matrices=False)
+    U, _, Vh = torch.linalg.svd(crossprod_float64(Z, S.to(Z.dtype)), full_matrices=False)
     return U @ Vh
 
 

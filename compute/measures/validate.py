@@ -36,9 +36,11 @@ def resolve_dtype(dtype: Any = None) -> torch.dtype:
     return resolved
 
 
-def _listed(indices: np.ndarray) -> str:
-    shown = ", ".join(str(int(i)) for i in indices[:_MAX_LISTED])
-    more = len(indices) - _MAX_LISTED
+def listed(items) -> str:
+    """The first 10 of ``items`` as text, comma-separated, then "and K more" for the rest."""
+    items = list(items)
+    shown = ", ".join(str(item) for item in items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
     return shown + (f" and {more} more" if more > 0 else "")
 
 
@@ -87,7 +89,7 @@ def as_matrix(
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten().cpu().numpy()
         raise ValueError(
-            f"{name} has NaN or inf values in {len(bad)} stimuli (rows {_listed(bad)}); "
+            f"{name} has NaN or inf values in {len(bad)} stimuli (rows {listed(bad)}); "
             "remove those stimuli or fix the activations"
         )
     return tensor

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dash import Input, Output, html
 
 from compute.engine import artifacts
+from compute.measures.summaries import mean_dissimilarity
 from dashboard import jobs_ui, services, state as url_state
-from dashboard.figures.curves import layer_curves, mean_dissimilarity
+from dashboard.figures.curves import layer_curves
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.views.input_rdm import RDM_CHOICES

@@ -158,6 +158,15 @@ def test_model_rdm_distances_keep_magnitude():
     np.testing.assert_allclose(ranks, 0, atol=1e-6)
 
 
+def test_mean_dissimilarity_leaves_out_the_diagonal():
+    from compute.measures.summaries import mean_dissimilarity
+
+    matrix = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 4.0], [2.0, 4.0, 0.0]])
+    assert mean_dissimilarity(matrix).tolist() == [1.5, 2.5, 3.0]
+    with pytest.raises(ValueError, match="square"):
+        mean_dissimilarity(np.zeros((1, 1)))
+
+
 def test_different_sizes_name_the_stimulus_counts():
     with pytest.raises(ValueError, match="a is an RDM over 10 stimuli but b is over 12"):
         compute.compare_rdms(np.random.rand(45), squareform(np.random.rand(66)))

@@ -71,3 +71,26 @@ def test_confusion_rdm_is_one_minus_the_symmetrised_confusion():
     assert np.allclose(D, [[0.0, 0.7, 1.0], [0.7, 0.0, 0.95], [1.0, 0.95, 0.0]])
     with pytest.raises(ValueError, match="square"):
         confusion_rdm(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_topk_accuracy_matches_sklearn(k):
+    from sklearn.metrics import top_k_accuracy_score
+
+    from compute.measures.confusion import topk_accuracy
+
+    rng = np.random.default_rng(k)
+    scores = rng.normal(size=(300, 7))
+    labels = rng.integers(0, 7, size=300)
+    expected = top_k_accuracy_score(labels, scores, k=k, labels=range(7))
+    assert topk_accuracy(torch.from_numpy(scores), labels, k) == pytest.approx(expected, abs=1e-6)
+
+
+def test_topk_accuracy_by_hand_and_k_beyond_the_classes():
+    from compute.measures.confusion import topk_accuracy
+
+    scores = torch.tensor([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.2, 0.5, 0.3], [0.5, 0.4, 0.1]])
+    labels = [0, 0, 2, 2]  # top-1 right for row 0 only; top-2 also for row 2
+    assert topk_accuracy(scores, labels) == 0.25
+    assert topk_accuracy(scores, labels, k=2) == 0.5
+    assert topk_accuracy(scores, labels, k=10) == 1.0  # k is capped at the number of classes

@@ -87,15 +87,6 @@ def test_random_init_twin_is_the_untrained_model_of_the_same_architecture():
     assert random_init_twin(trained, [trained, models[1]]) is None
 
 
-def test_mean_dissimilarity_leaves_out_the_diagonal():
-    from dashboard.figures.curves import mean_dissimilarity
-
-    matrix = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 4.0], [2.0, 4.0, 0.0]])
-    assert mean_dissimilarity(matrix).tolist() == [1.5, 2.5, 3.0]
-    with pytest.raises(ValueError, match="square"):
-        mean_dissimilarity(np.zeros((1, 1)))
-
-
 def test_layer_curves_order_points_by_accuracy_and_skip_unknown():
     from dashboard.figures.curves import layer_curves
 

@@ -28,7 +28,7 @@ def test_show_code_reproduces_the_view_s_numbers(name, zoo_dir, tmp_path):
 
     from compute.engine.artifacts import ensure
     from compute.engine.store import ArtifactStore
-    from dashboard.figures.curves import mean_dissimilarity
+    from compute.measures.summaries import mean_dissimilarity
     from dashboard.selection import Selection
 
     view = importlib.import_module(f"dashboard.views.{name}")

@@ -14,8 +14,8 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import ortho_group
 
 import compute
-from compute.measures import similarity as similarity_module
-from compute.measures.host import one_blas_thread
+from compute.measures import cca, numerics
+from compute.measures.numerics import one_blas_thread
 
 SIMILARITIES = sorted(m for m in compute.MEASURES if compute.MEASURES[m].kind == "similarity")
 SYMMETRIC = sorted(set(compute.MEASURES) - {"pwcca"})
@@ -193,16 +193,16 @@ def test_pwcca_weights_without_the_n_by_d_qr(offset, monkeypatch):
 
 def test_pwcca_weights_from_dxd_equal_the_qr_route():
     X, _ = related(22, 300, 12, 5, offset=3.0)
-    state = similarity_module._prepare_pwcca(torch.from_numpy(X), "pwcca", {})
+    state = cca.prepare_pwcca(torch.from_numpy(X), "pwcca", {})
     U = ortho_group.rvs(12, random_state=1)
-    fast = similarity_module._projection_weights(state, U)
-    qr = similarity_module._projection_weights(dataclasses.replace(state, full_rank=False), U)
+    fast = cca._projection_weights(state, U)
+    qr = cca._projection_weights(dataclasses.replace(state, full_rank=False), U)
     np.testing.assert_allclose(fast, qr, rtol=1e-11)
 
 
 def test_gram_from_upper_blocks_equals_the_full_product():
     F = torch.from_numpy(np.random.default_rng(6).standard_normal((2000, 1000)).astype(np.float32))
-    G = similarity_module.gram_float64(F).numpy()  # 135-column blocks, the last one 55 wide
+    G = numerics.gram_float64(F).numpy()  # 135-column blocks, the last one 55 wide
     F64 = F.numpy().astype(np.float64)
     np.testing.assert_allclose(G, F64.T @ F64, rtol=0, atol=2e-6 * np.abs(F64.T @ F64).max())
 
@@ -383,7 +383,7 @@ def test_bad_input_raises_value_errors():
 
 @pytest.mark.parametrize("batched", [True, False])
 def test_float32_blocks_are_summed_in_float64(batched, monkeypatch):
-    from compute.measures import similarity as module
+    from compute.measures import numerics as module
 
     if not batched:
         monkeypatch.setattr(module, "_BATCHED_ELEMENTS", 0)
@@ -392,14 +392,14 @@ def test_float32_blocks_are_summed_in_float64(batched, monkeypatch):
     B = A[:, :2] * 3
     import torch
 
-    got = module.tn_float64(torch.from_numpy(A), torch.from_numpy(B)).numpy()
+    got = module.crossprod_float64(torch.from_numpy(A), torch.from_numpy(B)).numpy()
     np.testing.assert_allclose(got, A.astype(np.float64).T @ B.astype(np.float64), rtol=1e-6)
 
 
 @pytest.mark.parametrize("measure", ["cka_linear", "rv2", "cka_debiased"])
 def test_self_terms_from_column_blocks_equal_the_full_product(measure, monkeypatch):
     """||X'X||^2 from the blocks on and above the diagonal of X'X, as from the full X'X."""
-    from compute.measures import similarity as module
+    from compute.measures import numerics as module
 
     X, Y = related(5, n=300, dx=290, dy=140, offset=1.5)
     whole = compute.similarity(X, Y, measure, dtype=np.float64)
