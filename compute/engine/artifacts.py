@@ -1,9 +1,10 @@
-"""Artifact kinds, their keys, and the recipes that compute them from their inputs.
+"""Artifact specs and their keys, the spec builders, and :func:`ensure`, which computes a spec.
 
-A :class:`Spec` names one artifact: its kind, the parameters that define it, and the specs of
-its inputs. Its key is a hash of exactly those (plus the kind's code version), so identical
-requests share one artifact and one job. Model and stimulus identities enter as content hashes;
-``locate`` carries how to find them (names, paths) and is not part of the key.
+A :class:`Spec` names one artifact: its kind (a record of compute/engine/kinds.py), the
+parameters that define it, and the specs of its inputs. Its key is a hash of exactly those (plus
+the kind's code version), so identical requests share one artifact and one job. Model and
+stimulus identities enter as content hashes; ``locate`` carries how to find them (names, paths)
+and is not part of the key.
 """
 from __future__ import annotations
 
@@ -12,18 +13,12 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from compute.errors import Cancelled
-
-# Bump a kind's version when its recipe's numbers change: old artifacts are then never served.
-# 2026-11-23: activations 2 (channels_last on the CPU: conv rounding differs by <= 2e-5),
-# layer_grid and similarities 2 (the CCA family's whitening and PWCCA's weights in float64 D x D).
-CODE_VERSION = {"activations": 2, "predictions": 1, "rdm": 1, "model_rdm": 1, "mds": 1,
-                "layer_grid": 2, "similarities": 2, "confusion": 1, "confusion_rdm": 1, "srm_fit": 1,
-                "reference_fit": 1, "rdm_blocks": 1}
+from compute.engine.kinds import KINDS
+from compute.engine.recipes import Context
 
 
 @dataclass(frozen=True)
@@ -34,12 +29,12 @@ class Spec:
     locate: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        if self.kind not in CODE_VERSION:
-            raise ValueError(f"unknown artifact kind {self.kind!r}; known: {sorted(CODE_VERSION)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown artifact kind {self.kind!r}; known: {sorted(KINDS)}")
 
     @cached_property
     def key(self) -> str:
-        identity = [self.kind, CODE_VERSION[self.kind], self.params, [s.key for s in self.inputs]]
+        identity = [self.kind, KINDS[self.kind].code_version, self.params, [s.key for s in self.inputs]]
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
 
     def to_json(self) -> dict[str, Any]:
@@ -145,15 +140,11 @@ def confusion_model_rdm_spec(model_keys, stimuli, k: int = 1, compare_method: st
     return Spec("model_rdm", {"method": compare_method}, rdms)
 
 
-# The entries of an srm_fit artifact (a float64 vector), in order.
-SRM_FIT_FIELDS = ("variance_explained", "native_agreement", "shared_agreement", "train_variance_explained", "k")
-
-
 def srm_fit_spec(model_keys, stimuli, layers, pooling: str = "none", k: int = 10, train_fraction: float = 0.5,
                  seed: int = 0, n_iter: int = 10) -> Spec:
     """An SRM across models (one layer each; widths may differ) fitted with ``k`` shared
     dimensions on a class-stratified ``train_fraction`` of the stimuli (``stratified_split``;
-    ``seed`` also seeds SRM) and evaluated on the rest. Its vector holds, as SRM_FIT_FIELDS:
+    ``seed`` also seeds SRM) and evaluated on the rest. Its vector holds, as recipes.SRM_FIT_FIELDS:
     held-out variance explained; Pearson r of the inter-network RSM with the mean within-network
     RSM in the native spaces (NaN when widths differ) and in the shared space; variance
     explained on the training stimuli; the k used, min(k, smallest width, training stimuli)."""
@@ -183,174 +174,7 @@ def reference_fit_spec(reference: str, rdms, method: str = "spearman", n_boot: i
                 rdms)
 
 
-# ---- recipes ----
-
-@dataclass
-class Context:
-    """What a recipe may use besides its inputs: progress reports and the cancel flag."""
-
-    report: Callable[[float, str], None] = lambda fraction, message: None
-    should_stop: Callable[[], bool] = lambda: False
-
-    def check(self) -> None:
-        if self.should_stop():
-            raise Cancelled("cancelled")
-
-
-def _stimuli(spec: Spec):
-    from compute.sources.stimuli import get_stimulus_set
-
-    stimuli = get_stimulus_set(spec.locate.get("stimuli", "digits"))
-    if stimuli.key != spec.params["stimuli"]:
-        raise ValueError(
-            f"stimulus set {stimuli.name!r} has changed since this job was asked for "
-            "(its content hash differs); reload the page to use the current set"
-        )
-    return stimuli
-
-
-def compute_activations(specs: list[Spec], ctx: Context) -> list[tuple[np.ndarray, dict]]:
-    """Activations for several layers of one model on one stimulus set, in one forward pass."""
-    from compute.sources.activations import extract
-    from compute.sources.models import load_model, resolve_layer
-
-    first = specs[0]
-    model = load_model(first.params["model"])
-    stimuli = _stimuli(first)
-    layers = [resolve_layer(model, s.params["layer"]) for s in specs]
-    acts = extract(model, stimuli.images, sorted(set(layers)), pooling=first.params["pooling"],
-                   progress=lambda f: ctx.report(f, "extracting activations"), should_stop=ctx.should_stop)
-    return [(acts[layer], {"layer": layer, "stimuli": stimuli.name}) for layer in layers]
-
-
-def _predictions(spec: Spec, inputs, ctx: Context):
-    from compute.sources.activations import predict
-    from compute.sources.models import load_model
-
-    stimuli = _stimuli(spec)
-    scores = predict(load_model(spec.params["model"]), stimuli.images)
-    return scores.astype(np.float32), {"stimuli": stimuli.name}
-
-
-def _rdm(spec: Spec, inputs, ctx: Context):
-    from compute.measures.rdm import rdm
-
-    return rdm(inputs[0], method=spec.params["method"], condensed=True), {"n": int(inputs[0].shape[0])}
-
-
-def _rdm_blocks(spec: Spec, inputs, ctx: Context):
-    from compute.measures.blocks import sorted_blocks
-
-    blocks, _ = sorted_blocks(inputs[0], _stimuli(spec).labels, spec.params["max_side"])
-    return blocks, {}
-
-
-def _model_rdm(spec: Spec, inputs, ctx: Context):
-    from compute.measures.compare import model_rdm
-
-    return model_rdm(np.stack([np.asarray(x) for x in inputs]), method=spec.params["method"]), {}
-
-
-def _mds(spec: Spec, inputs, ctx: Context):
-    from compute.measures.embed import mds
-
-    matrix = np.asarray(inputs[0], dtype=np.float64)
-    if matrix.ndim == 1:  # a condensed input RDM: the stimuli themselves are embedded
-        from scipy.spatial.distance import squareform
-
-        matrix = squareform(matrix, checks=False)
-    coords = mds(matrix, method=spec.params["method"], seed=spec.params["seed"])
-    return coords.astype(np.float32), {}
-
-
-def _layer_grid(spec: Spec, inputs, ctx: Context):
-    from compute.measures.similarity import layer_grid
-
-    names_a, names_b = spec.params["layers_a"], spec.params["layers_b"]
-    acts_a = dict(zip(names_a, inputs[:len(names_a)]))
-    same = spec.inputs[:len(names_a)] == spec.inputs[len(names_a):]
-    # The same model and layers on both sides: one dict, so each layer is prepared once.
-    acts_b = acts_a if same else dict(zip(names_b, inputs[len(names_a):]))
-    return layer_grid(acts_a, acts_b, measure=spec.params["measure"]), {}
-
-
-def _similarities(spec: Spec, inputs, ctx: Context):
-    from compute.measures.similarity import layer_grid
-
-    # Pairs sharing their second side form one column of a layer grid: that side is prepared once.
-    by_second: dict[int, list[tuple[int, int]]] = {}
-    for row, (a, b) in enumerate(spec.params["pairs"]):
-        by_second.setdefault(b, []).append((row, a))
-    out = np.empty(len(spec.params["pairs"]))
-    for b, members in by_second.items():
-        ctx.check()
-        firsts = list(dict.fromkeys(a for _, a in members))
-        column = layer_grid({str(a): inputs[a] for a in firsts}, {str(b): inputs[b]},
-                            measure=spec.params["measure"])[:, 0]
-        for row, a in members:
-            out[row] = column[firsts.index(a)]
-    return out, {}
-
-
-def _confusion(spec: Spec, inputs, ctx: Context):
-    from compute.measures.confusion import confusion_matrix
-
-    stimuli = _stimuli(spec)
-    matrix = confusion_matrix(np.asarray(inputs[0]), stimuli.labels, k=spec.params["k"])
-    return matrix.astype(np.float32), {"classes": list(stimuli.class_names)}
-
-
-def _confusion_rdm(spec: Spec, inputs, ctx: Context):
-    from compute.measures.confusion import confusion_rdm
-
-    return confusion_rdm(np.asarray(inputs[0])).astype(np.float32), {}
-
-
-def _srm_fit(spec: Spec, inputs, ctx: Context):
-    from compute.measures.srm import fit_srm, shared_space_rsm_agreement, srm_variance_explained, stratified_split
-
-    p = spec.params
-    train, test = stratified_split(_stimuli(spec).labels, p["train_fraction"], p["seed"])
-    Xs = [np.asarray(x) for x in inputs]
-    k = min(p["k"], train.size, *(X.shape[1] for X in Xs))
-    held_out = [X[test] for X in Xs]
-    try:
-        fit = fit_srm([X[train] for X in Xs], k, n_iter=p["n_iter"], seed=p["seed"])
-        agreement = shared_space_rsm_agreement(fit, held_out)
-        explained = srm_variance_explained(fit, held_out)
-    except ValueError as error:
-        raise ValueError(f"SRM across layers {[s.params['layer'] for s in spec.inputs]}: {error}") from error
-    native = np.nan if agreement.native is None else agreement.native
-    values = np.array([explained, native, agreement.shared, fit.variance_explained, k], dtype=np.float64)
-    return values, {"fields": list(SRM_FIT_FIELDS), "n_train": int(train.size), "n_test": int(test.size),
-                    "widths": [int(X.shape[1]) for X in Xs]}
-
-
-def _reference_fit(spec: Spec, inputs, ctx: Context):
-    from compute.measures.reference import FIT_COLUMNS, fit_reference
-    from compute.sources.references import load_reference
-
-    p = spec.params
-    fit = fit_reference([np.asarray(x) for x in inputs], load_reference(p["reference"]), p["method"],
-                        n_boot=p["n_boot"], seed=p["seed"], should_stop=ctx.should_stop,
-                        progress=lambda f: ctx.report(f, "comparing with the reference"))
-    return fit, {"columns": list(FIT_COLUMNS)}
-
-
-RECIPES: dict[str, Callable] = {
-    "predictions": _predictions,
-    "rdm": _rdm,
-    "rdm_blocks": _rdm_blocks,
-    "model_rdm": _model_rdm,
-    "mds": _mds,
-    "layer_grid": _layer_grid,
-    "similarities": _similarities,
-    "confusion": _confusion,
-    "confusion_rdm": _confusion_rdm,
-    "srm_fit": _srm_fit,
-    "reference_fit": _reference_fit,
-}
-
+# ---- computing a spec and what it needs ----
 
 def _load(spec: Spec, store, ctx: Context) -> np.ndarray:
     """An input's array; one found corrupt (and so deleted) or evicted is computed again."""
@@ -401,7 +225,7 @@ def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
     for group in groups.values():
         ctx.check()
         with _naming(group[0]):
-            computed = compute_activations(group, ctx)
+            computed = KINDS["activations"].recipe(group, ctx)
         for s, (array, meta) in zip(group, computed):
             store.put(s.kind, s.key, array, meta)
             step(f"activations {done + 1}/{total}")
@@ -411,7 +235,7 @@ def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
         ctx.check()
         inputs = [_load(i, store, ctx) for i in s.inputs]
         with _naming(s):
-            array, meta = RECIPES[s.kind](s, inputs, ctx)
+            array, meta = KINDS[s.kind].recipe(s, inputs, ctx)
         store.put(s.kind, s.key, array, meta)
         step(f"{s.kind} {done + 1}/{total}")
     return spec.key

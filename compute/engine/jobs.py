@@ -4,22 +4,19 @@ The job id is the artifact key, so two users asking for the same thing share one
 reloaded page re-attaches to it. Two backends share everything but the transport:
 
 * :class:`EmbeddedBackend` (default): a small pool of *spawned* processes (CUDA-safe), job
-  state in a diskcache directory;
+  records in a diskcache directory;
 * :class:`CeleryBackend` (when ``REDIS_URL`` is set): Celery tasks on a Redis broker, job
-  state in Redis, workers anywhere that share the artifact store.
+  records in Redis, workers anywhere that share the artifact store.
 
-Job records are plain JSON-able dicts: ``state`` (queued, running, done, failed, cancelled),
-``progress`` in [0, 1], ``message``, ``retryable``, ``spec``, and the times (``time.time()``)
-it was ``submitted``, ``started`` and ``finished``.
+The records are compute/engine/records.py's; the workers run compute/engine/worker.py's
+``run_job``.
 """
 from __future__ import annotations
 
 import heapq
-import json
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -29,242 +26,14 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from compute.engine.artifacts import Cancelled, Context, Spec, ensure
+from compute.engine.artifacts import Spec
 from compute.engine.limits import check_client, check_memory, default_shape
+from compute.engine.records import ACTIVE, DiskStates, RedisStates, update
 from compute.engine.store import ArtifactStore, CorruptArtifact
+from compute.engine.worker import embedded_worker
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
-ENDED = ("done", "failed", "cancelled")
-MAX_ATTEMPTS = 3
-_PROGRESS_EVERY_S = 0.25
-
-
-# ---- job state: the same small interface over diskcache and Redis ----
-
-def _corrupt(error: sqlite3.DatabaseError) -> bool:
-    """SQLite's "not a database" / "malformed" (not "locked", which is an OperationalError)."""
-    return not isinstance(error, sqlite3.OperationalError)
-
-
-class DiskStates:
-    """Job records and cancel flags in a diskcache directory (one machine).
-
-    A corrupt index (the SQLite file garbled by a crash or a full disk) is moved aside to
-    ``<directory>.corrupt-<time>`` and started afresh: job records are only a view of work in
-    flight, and the artifacts, which are the results, live elsewhere.
-    """
-
-    def __init__(self, directory: Path):
-        self._directory = Path(directory)
-        self._cache = self._open()
-
-    def _open(self):
-        import diskcache
-
-        self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self._directory, 0o700)
-        try:
-            cache = diskcache.Cache(str(self._directory))
-            cache.get("job:")  # a garbled page may pass the header check; touch the table too
-            return cache
-        except sqlite3.DatabaseError as error:
-            if not _corrupt(error):
-                raise
-            aside = self._directory.with_name(f"{self._directory.name}.corrupt-{time.time_ns()}")
-            try:
-                self._directory.rename(aside)
-            except FileNotFoundError:  # another process moved it first
-                pass
-            log.error("job state index %s is corrupt (%s); moved it to %s and started a fresh one "
-                      "(records of jobs in flight are lost; their artifacts are not)",
-                      self._directory, error, aside)
-            self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return diskcache.Cache(str(self._directory))
-
-    def _call(self, operation):
-        """``operation(cache)``, once more on a fresh index if this one turned out corrupt."""
-        try:
-            return operation(self._cache)
-        except sqlite3.DatabaseError as error:
-            if not _corrupt(error):
-                raise
-            self._cache.close()
-            self._cache = self._open()
-            return operation(self._cache)
-
-    def get(self, key: str) -> dict | None:
-        raw = self._call(lambda cache: cache.get(f"job:{key}"))
-        return json.loads(raw) if raw else None
-
-    def put(self, key: str, record: dict) -> None:
-        self._call(lambda cache: cache.set(f"job:{key}", json.dumps(record)))
-
-    def add(self, key: str, record: dict) -> bool:
-        return self._call(lambda cache: cache.add(f"job:{key}", json.dumps(record)))
-
-    def records(self):
-        for name in self._call(lambda cache: list(cache.iterkeys())):
-            if isinstance(name, str) and name.startswith("job:"):
-                record = self.get(name[4:])
-                if record:
-                    yield name[4:], record
-
-    def set_cancel(self, key: str, value: bool) -> None:
-        if value:
-            self._call(lambda cache: cache.set(f"cancel:{key}", "1"))
-        else:
-            self._call(lambda cache: cache.delete(f"cancel:{key}"))
-
-    def cancel_requested(self, key: str) -> bool:
-        return self._call(lambda cache: f"cancel:{key}" in cache)
-
-    def client_jobs(self, client: str) -> set[str]:
-        return set(json.loads(self._call(lambda cache: cache.get(f"client:{client}")) or "[]"))
-
-    def set_client_jobs(self, client: str, keys: set[str]) -> None:
-        self._call(lambda cache: cache.set(f"client:{client}", json.dumps(sorted(keys))))
-
-    def close(self) -> None:
-        self._cache.close()
-
-
-class RedisStates:
-    """Job records and cancel flags in Redis (many hosts)."""
-
-    _TTL_S = 7 * 24 * 3600
-
-    def __init__(self, url: str):
-        import redis
-
-        self._redis = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-
-    def ping(self) -> None:
-        self._redis.ping()
-
-    def get(self, key: str) -> dict | None:
-        raw = self._redis.get(f"repscope:job:{key}")
-        return json.loads(raw) if raw else None
-
-    def put(self, key: str, record: dict) -> None:
-        self._redis.set(f"repscope:job:{key}", json.dumps(record), ex=self._TTL_S)
-
-    def add(self, key: str, record: dict) -> bool:
-        return bool(self._redis.set(f"repscope:job:{key}", json.dumps(record), nx=True, ex=self._TTL_S))
-
-    def records(self, batch: int = 500):
-        names = list(self._redis.scan_iter("repscope:job:*", count=batch))
-        for start in range(0, len(names), batch):  # one round trip per batch, not per job
-            chunk = names[start:start + batch]
-            for name, raw in zip(chunk, self._redis.mget(chunk)):
-                if raw:
-                    yield name.decode().rsplit(":", 1)[1], json.loads(raw)
-
-    def set_cancel(self, key: str, value: bool) -> None:
-        if value:
-            self._redis.set(f"repscope:cancel:{key}", "1", ex=self._TTL_S)
-        else:
-            self._redis.delete(f"repscope:cancel:{key}")
-
-    def cancel_requested(self, key: str) -> bool:
-        return bool(self._redis.exists(f"repscope:cancel:{key}"))
-
-    def client_jobs(self, client: str) -> set[str]:
-        return {name.decode() for name in self._redis.smembers(f"repscope:client:{client}")}
-
-    def set_client_jobs(self, client: str, keys: set[str]) -> None:
-        name = f"repscope:client:{client}"
-        with self._redis.pipeline() as pipe:
-            pipe.delete(name)
-            if keys:
-                pipe.sadd(name, *sorted(keys))
-                pipe.expire(name, self._TTL_S)
-            pipe.execute()
-
-    def close(self) -> None:
-        self._redis.close()
-
-
-def _update(states, key: str, **fields) -> dict:
-    now = time.time()
-    if "state" in fields:  # a job that ends records when; one that (re)starts has not ended
-        fields.setdefault("finished", now if fields["state"] in ENDED else None)
-    record = states.get(key) or {}
-    record.update(fields, updated=now)
-    states.put(key, record)
-    return record
-
-
-# ---- the worker side: identical for both backends ----
-
-def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = None) -> str:
-    """Compute one job to completion, recording its state; returns the final state.
-
-    ``task`` is the submission's id: a delivery of an older submission of the same job (one
-    cancelled, then submitted again) returns ``"superseded"`` without doing anything.
-    """
-    spec = Spec.from_json(spec_json)
-    key = spec.key
-    if task is not None and (states.get(key) or {}).get("task") not in (None, task):
-        return "superseded"
-    if store.has(spec.kind, key):
-        _update(states, key, state="done", progress=1.0, message="done")
-        return "done"
-    if states.cancel_requested(key):
-        states.set_cancel(key, False)
-        _update(states, key, state="cancelled", message="cancelled before it started", retryable=True)
-        return "cancelled"
-    record = states.get(key) or {}
-    attempts = int(record.get("attempts", 0)) + 1
-    if attempts > MAX_ATTEMPTS:
-        _update(states, key, state="failed", retryable=True,
-                message=f"gave up after {MAX_ATTEMPTS} attempts (the worker died each time)")
-        return "failed"
-    _update(states, key, state="running", attempts=attempts, started=time.time(),
-            worker=f"{socket.gethostname()}:{os.getpid()}", message="starting")
-    last = [0.0]
-
-    def report(fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if now - last[0] >= _PROGRESS_EVERY_S or fraction >= 1.0:
-            last[0] = now
-            _update(states, key, progress=round(float(fraction), 4), message=message)
-
-    ctx = Context(report=report, should_stop=lambda: states.cancel_requested(key))
-    try:
-        ensure(spec, store, ctx)
-    except Cancelled:
-        states.set_cancel(key, False)
-        _update(states, key, state="cancelled", message="cancelled", retryable=True)
-        return "cancelled"
-    except ValueError as error:  # bad input: the message says what to change
-        log.warning("job %s refused its input: %s", key, error)
-        _update(states, key, state="failed", message=str(error), retryable=False)
-        return "failed"
-    except Exception as error:  # noqa: BLE001 - the job must end with a visible reason
-        if type(error).__name__ == "SoftTimeLimitExceeded":  # Celery's soft time limit
-            from compute.settings import get_settings
-
-            limit = get_settings().job_time_limit_s
-            log.warning("job %s ran past its time limit of %s s", key, limit)
-            _update(states, key, state="failed", retryable=False,
-                    message=f"stopped: the job ran past its time limit of {limit} s "
-                            "(REPSCOPE_JOB_TIME_LIMIT); ask for less (fewer stimuli or models) "
-                            "or raise the limit")
-            return "failed"
-        log.exception("job %s failed", key)
-        _update(states, key, state="failed", message=f"{type(error).__name__}: {error}", retryable=True)
-        return "failed"
-    _update(states, key, state="done", progress=1.0, message="done")
-    return "done"
-
-
-def _embedded_worker(spec_json: dict, task: str, jobs_dir: str, artifacts_dir: str) -> str:
-    return run_job(spec_json, DiskStates(Path(jobs_dir)), ArtifactStore(artifacts_dir), task)
-
-
-# ---- the web side ----
 
 _LISTED = ("kind", "state", "progress", "message", "retryable", "spec", "submitted", "started", "finished")
 
@@ -369,8 +138,8 @@ class Backend:
         if record and record.get("state") in ACTIVE:
             self.states.set_cancel(key, True)
             if record.get("state") == "queued":  # a delivery that starts anyway sees the flag
-                _update(self.states, key, state="cancelled", message="cancelled before it started",
-                        retryable=True)
+                update(self.states, key, state="cancelled", message="cancelled before it started",
+                       retryable=True)
 
     def compute(self, spec: Spec, timeout: float = 600.0, poll: float = 0.2):
         """Submit and wait: the blocking form, for notebooks and the CLI."""
@@ -425,7 +194,7 @@ class EmbeddedBackend(Backend):
 
     A pool process that dies mid-job (killed, out of memory) breaks the whole pool: it is
     replaced, and every job it held is dispatched again, as Celery re-delivers a lost task;
-    :data:`MAX_ATTEMPTS` stops a job that kills its worker every time.
+    :data:`~compute.engine.worker.MAX_ATTEMPTS` stops a job that kills its worker every time.
     """
 
     name = "embedded"
@@ -451,8 +220,8 @@ class EmbeddedBackend(Backend):
         for key, record in self.states.records():
             if record.get("state") in ACTIVE and record.get("owner") != self.instance \
                     and not _alive(record.get("owner")):
-                _update(self.states, key, state="failed", retryable=True,
-                        message="interrupted by a restart of the app; compute again to retry")
+                update(self.states, key, state="failed", retryable=True,
+                       message="interrupted by a restart of the app; compute again to retry")
 
     def _dispatch(self, spec: Spec, task: str) -> None:
         self._submit(spec.to_json(), task)
@@ -463,7 +232,7 @@ class EmbeddedBackend(Backend):
                 return
             pool = self._pool
             try:
-                future = pool.submit(_embedded_worker, spec_json, task, str(self._jobs_dir), str(self.store.root))
+                future = pool.submit(embedded_worker, spec_json, task, str(self._jobs_dir), str(self.store.root))
             except BrokenProcessPool:
                 self._renew(pool)
                 return self._submit(spec_json, task)
@@ -483,8 +252,8 @@ class EmbeddedBackend(Backend):
             self._renew(pool)
             self._submit(spec_json, task)  # run_job counts the attempt and gives up after MAX_ATTEMPTS
         elif error is not None:  # outside run_job's own handling, e.g. the worker could not start
-            _update(self.states, Spec.from_json(spec_json).key, state="failed", retryable=True,
-                    message=f"{type(error).__name__}: {error}")
+            update(self.states, Spec.from_json(spec_json).key, state="failed", retryable=True,
+                   message=f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
         with self._lock:
@@ -527,17 +296,18 @@ class CeleryBackend(Backend):
         return status
 
     def _dispatch(self, spec: Spec, task: str) -> None:
-        from compute.engine.tasks import TASK, celery_app, queue_for
+        from compute.engine.celery_app import TASK, celery_app
+        from compute.engine.kinds import KINDS
 
         self._dispatched[spec.key] = spec.to_json()
-
-        celery_app(self._redis_url).send_task(TASK, args=[spec.to_json()], task_id=task, queue=queue_for(spec))
+        celery_app(self._redis_url).send_task(TASK, args=[spec.to_json()], task_id=task,
+                                              queue=KINDS[spec.kind].queue)
 
     def cancel(self, key: str) -> None:
         record = self.states.get(key) or {}
         super().cancel(key)
         if record.get("state") == "queued" and record.get("task"):
-            from compute.engine.tasks import celery_app
+            from compute.engine.celery_app import celery_app
 
             celery_app(self._redis_url).control.revoke(record["task"])  # a running one stops at the cancel flag
 

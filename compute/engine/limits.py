@@ -5,22 +5,18 @@ whose ``http_status`` and message the web layer can show as they are.
 
 The memory estimate is a pre-flight upper bound of the largest array set one step of a job
 holds at once (its inputs, its working matrices and its output), from the shapes of the
-arrays involved: activations N x D float32, an RDM's N x N working matrix and its condensed
-N(N-1)/2 vector, an MDS's P x P distances, and so on. It needs no computation beyond one
-image through the model to learn a layer's width (cached), or the stored shapes of inputs
-that are computed already.
+arrays involved: each kind's ``estimate`` (compute/engine/kinds.py), so every kind has one.
+It needs no computation beyond one image through the model to learn a layer's width
+(cached), or the stored shapes of inputs that are computed already.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from compute.measures.condensed import condensed_size, side_from_length
-
-_F32 = 4
-_F64 = 8
+from compute.engine.kinds import KINDS
 
 
 class LimitExceeded(Exception):
@@ -47,13 +43,14 @@ def _gib(n: float) -> str:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a job: the bytes it holds at its peak, and how to ask for less."""
+    """One step of a job: the bytes it holds at its peak, its rough time, and how to ask for less."""
 
     kind: str
     bytes: int
+    seconds: float
     what: str
     fix: str
-    key: str = ""  # the artifact's key
+    key: str  # the artifact's key
 
 
 _models: dict[str, object] = {}
@@ -118,46 +115,21 @@ def job_steps(spec, shape_of: Callable) -> list[Step]:
     """The steps of computing ``spec`` (each distinct artifact once), inputs first.
 
     ``shape_of(spec)`` gives an artifact's shape when it is known without this estimate
-    (stored already, or an activations/predictions spec); it may return None.
+    (stored already, or an activations/predictions spec); it may return None. A step whose
+    inputs' shapes are not known has no estimate (its job will tell what went wrong).
     """
     shapes: dict[str, tuple[int, ...] | None] = {}
     steps = []
     for s in {s.key: s for s in spec.walk()}.values():
         known = shape_of(s)
-        inputs = [shapes.get(i.key) for i in s.inputs]
-        step, shape = _step(s, known, inputs)
-        shapes[s.key] = known or shape
-        if step is not None:
-            steps.append(replace(step, key=s.key))
+        inputs = [shapes.get(i.key) for i in s.inputs] if s.inputs else [known]
+        shapes[s.key] = known
+        if any(shape is None for shape in inputs):
+            continue
+        cost = KINDS[s.kind].estimate(s, inputs)
+        shapes[s.key] = known or cost.shape
+        steps.append(Step(s.kind, cost.bytes, cost.seconds, cost.what, cost.fix, s.key))
     return steps
-
-
-def _step(spec, known, inputs) -> tuple[Step | None, tuple[int, ...] | None]:
-    kind = spec.kind
-    if kind in ("activations", "predictions"):
-        if known is None:
-            return None, None
-        n, d = known
-        label = f"layer {spec.params.get('layer', 'output')!r}" if kind == "activations" else "the model's outputs"
-        return Step(kind, n * d * _F32, f"{kind} of {n:,} stimuli x {d:,} features ({label}, float32)",
-                    "use fewer stimuli (n_per_class), pooling 'avg' or 'proj:<k>', or a smaller layer"), known
-    if any(shape is None for shape in inputs):
-        return None, known
-    if kind == "rdm":
-        n, d = inputs[0]
-        peak = n * d * _F32 + n * n * _F32 + condensed_size(n) * _F32
-        return Step(kind, peak, f"an RDM of {n:,} stimuli ({n:,} x {n:,} float32 while computed)",
-                    "use fewer stimuli (n_per_class)"), (condensed_size(n),)
-    if kind == "model_rdm":
-        m, pairs = len(inputs), inputs[0][0]
-        return Step(kind, 3 * m * pairs * _F32, f"comparing {m} RDMs of {pairs:,} pairs each",
-                    "use fewer stimuli (n_per_class) or fewer models"), (m, m)
-    if kind == "mds":
-        shape = inputs[0]
-        p = shape[0] if len(shape) == 2 else side_from_length(shape[0])
-        return Step(kind, 4 * p * p * _F64, f"an MDS of {p:,} points ({p:,} x {p:,} float64 distances)",
-                    "use fewer stimuli (n_per_class)"), (p, 2)
-    return None, known  # a kind this estimate does not know: no bound for it
 
 
 @dataclass(frozen=True)

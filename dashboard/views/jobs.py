@@ -11,7 +11,8 @@ from typing import Mapping
 
 from dash import ALL, Input, Output, callback, ctx, dcc, html, no_update
 
-from compute.engine.jobs import ACTIVE
+from compute.engine.kinds import describe
+from compute.engine.records import ACTIVE
 from dashboard import services
 from dashboard.polling import poll_components, register_poll_callback
 
@@ -22,78 +23,6 @@ _ID = "jobs"
 POLL_MS = 1000
 LIMIT = 50
 COLUMNS = ("What", "State", "Progress", "Message", "Submitted", "Run time", "")
-
-
-def _first_with(spec: dict, param: str) -> dict:
-    """The spec, or the first of its chain of first inputs, that has the parameter ``param``."""
-    while param not in spec["params"] and spec.get("inputs"):
-        spec = spec["inputs"][0]
-    return spec
-
-
-def _model(spec: dict, names: Mapping[str, str]) -> str:
-    """The model a per-model spec is about: its own ``model`` parameter, else its first input's."""
-    key = _first_with(spec, "model")["params"].get("model", "?")
-    return names.get(key, key[:10])
-
-
-def _count(n: int, noun: str) -> str:
-    """ "1 RDM", "3 RDMs"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _layers(specs: list[dict]) -> str:
-    """The layers of activation specs (or of specs built on one, such as RDMs), for telling apart
-    jobs that differ only there: "layer fc1", "layers bn1, bn2", "5 layers"."""
-    found = []
-    for spec in specs:
-        layer = _first_with(spec, "layer")["params"].get("layer")
-        if layer is not None and layer not in found:
-            found.append(layer)
-    if len(found) <= 1:
-        return f"layer {found[0]}" if found else "layer unknown"
-    return f"layers {', '.join(found)}" if len(found) <= 3 else f"{len(found)} layers"
-
-
-def describe(spec: dict, names: Mapping[str, str] = {}) -> str:
-    """What a job computes, in a few words, from its spec JSON, naming models by ``names``
-    (weights key -> name; an unknown key shows its first 10 characters).
-
-    E.g. "rdm correlation of cnn-w4-s0-e25, layer penultimate", "model_rdm spearman of 40 RDMs,
-    layer penultimate".
-    """
-    kind, params, inputs = spec["kind"], spec["params"], spec.get("inputs", [])
-    if kind == "activations":
-        pooled = "" if params["pooling"] == "none" else f", {params['pooling']} pooling"
-        return f"activations of {_model(spec, names)}, layer {params['layer']}{pooled}"
-    if kind == "predictions":
-        return f"predictions of {_model(spec, names)}"
-    if kind == "rdm":
-        return f"rdm {params['method']} of {_model(spec, names)}, layer {inputs[0]['params']['layer']}"
-    if kind == "model_rdm":
-        if inputs and inputs[0]["kind"] == "confusion_rdm":
-            return f"model_rdm {params['method']} of {_count(len(inputs), 'confusion RDM')}"
-        return f"model_rdm {params['method']} of {_count(len(inputs), 'RDM')}, {_layers(inputs)}"
-    if kind == "mds":
-        return f"mds {params['method']} of {describe(inputs[0], names)}"
-    if kind == "layer_grid":
-        a, b = len(params["layers_a"]), len(params["layers_b"])
-        return (f"layer_grid {params['measure']}: {_model(inputs[0], names)} ({_count(a, 'layer')}) × "
-                f"{_model(inputs[-1], names)} ({_count(b, 'layer')})")
-    if kind == "confusion":
-        return f"top-{params['k']} confusion of {_model(spec, names)}"
-    if kind == "confusion_rdm":
-        return f"confusion_rdm of {_model(spec, names)}, top-{inputs[0]['params']['k']}"
-    if kind == "rdm_blocks":
-        return f"RDM picture ({params['max_side']} blocks per side) of {describe(inputs[0], names)}"
-    if kind == "similarities":
-        return f"{params['measure']} of {_count(len(params['pairs']), 'layer pair')} ({_layers(inputs)})"
-    if kind == "srm_fit":
-        return f"SRM (k = {params['k']}) of {len(inputs)} models, {_layers(inputs)}"
-    if kind == "reference_fit":
-        return (f"{_count(len(inputs), 'RDM')} ({_layers(inputs)}) against reference {params['reference'][:8]} "
-                f"({params['method']}, {params['n_boot']} resamples)")
-    return kind
 
 
 def _duration(seconds: float) -> str:
@@ -108,7 +37,7 @@ def rows(jobs: list[dict], names: Mapping[str, str], now: float) -> list[dict]:
     """What each row shows for ``jobs`` (records of :meth:`Backend.jobs`, newest first), at
     time ``now``: queued and running jobs first, then the ended ones, each newest first.
 
-    A row has ``key``, ``what`` (see :func:`describe`), ``state``, ``progress`` in [0, 1],
+    A row has ``key``, ``what`` (:func:`compute.engine.kinds.describe`), ``state``, ``progress`` in [0, 1],
     ``message``, ``submitted`` ("12 s ago"), ``took`` (run time so far or in all; "" before it
     starts) and ``cancellable`` (queued or running).
     """

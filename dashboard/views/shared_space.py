@@ -13,7 +13,7 @@ import math
 from dash import Input, Output, html
 
 from compute.engine import artifacts
-from compute.engine.artifacts import SRM_FIT_FIELDS
+from compute.engine.recipes import SRM_FIT_FIELDS
 from dashboard import jobs_ui, state as url_state
 from dashboard.figures.grouped_bars import grouped_bars
 from dashboard.selection import Selection, need_models, ordered

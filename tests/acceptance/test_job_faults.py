@@ -133,7 +133,7 @@ def test_corrupt_artifact_and_corrupt_job_index_are_rebuilt_and_recomputed(cache
 def test_disk_full_while_writing_an_artifact_fails_the_job_clearly_and_keeps_earlier_ones(
         cache_dir, zoo_dir, monkeypatch):
     from compute.engine import store as store_module
-    from compute.engine.jobs import run_job
+    from compute.engine.worker import run_job
 
     backend = EmbeddedBackend(cache_dir)
     earlier = artifacts.rdm_spec(three_models()[0], stimuli())

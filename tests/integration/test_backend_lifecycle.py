@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from compute.engine.artifacts import Spec
-from compute.engine.jobs import MAX_ATTEMPTS, DiskStates, EmbeddedBackend, make_backend, run_job
+from compute.engine.jobs import EmbeddedBackend, make_backend
+from compute.engine.records import DiskStates
+from compute.engine.worker import MAX_ATTEMPTS, run_job
 from compute.engine.store import ArtifactStore
 from compute.settings import get_settings
 

@@ -8,6 +8,7 @@ import scipy.stats
 from scipy.spatial.distance import pdist, squareform
 
 from compute.engine import artifacts
+from compute.engine.kinds import KINDS
 from compute.errors import Cancelled
 from compute.measures.reference import FIT_COLUMNS, fit_reference
 from compute.measures.stats import bootstrap, noise_ceiling
@@ -137,7 +138,7 @@ def test_recipe_reads_the_stored_reference(tmp_path, monkeypatch):
     spec = artifacts.reference_fit_spec(info.key, inputs, "spearman", n_boot=30, seed=2)
     reports = []
     ctx = artifacts.Context(report=lambda f, message: reports.append((f, message)))
-    out, meta = artifacts.RECIPES["reference_fit"](spec, list(rdms.astype(np.float32)), ctx)
+    out, meta = KINDS["reference_fit"].recipe(spec, list(rdms.astype(np.float32)), ctx)
     np.testing.assert_array_equal(out, fit_reference(rdms.astype(np.float32), subjects, "spearman", n_boot=30, seed=2))
     assert meta == {"columns": list(FIT_COLUMNS)} and out.dtype == np.float64
     assert reports[-1] == (1.0, "comparing with the reference")

@@ -7,6 +7,7 @@ import pytest
 import compute
 from compute.engine import artifacts
 from compute.engine.artifacts import Spec
+from compute.engine.kinds import KINDS
 from compute.errors import Cancelled
 
 DIGITS = SimpleNamespace(name="digits", key="s" * 64)
@@ -46,7 +47,7 @@ def test_recipe_matches_compute_similarity_pair_by_pair(measure, seed):
              (("m1", "b"), ("m1", "a")), (("m1", "a"), ("m1", "a"))]
     spec = artifacts.similarities_spec(pairs, DIGITS, measure)
     inputs = [acts[(s.params["model"], s.params["layer"])] for s in spec.inputs]
-    out, meta = artifacts.RECIPES["similarities"](spec, inputs, artifacts.Context())
+    out, meta = KINDS["similarities"].recipe(spec, inputs, artifacts.Context())
     expected = [compute.similarity(acts[a], acts[b], measure=measure) for a, b in pairs]
     assert out.shape == (len(pairs),) and meta == {}
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
@@ -58,4 +59,4 @@ def test_recipe_stops_when_cancelled():
     X = np.random.default_rng(0).normal(size=(10, 3))
     spec = artifacts.similarities_spec([(("m1", "a"), ("m2", "a"))], DIGITS)
     with pytest.raises(Cancelled):
-        artifacts.RECIPES["similarities"](spec, [X, X], artifacts.Context(should_stop=lambda: True))
+        KINDS["similarities"].recipe(spec, [X, X], artifacts.Context(should_stop=lambda: True))

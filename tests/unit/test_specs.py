@@ -1,4 +1,5 @@
 """Artifact specs: keys are content hashes of what defines an artifact, and nothing else."""
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 from compute.engine import artifacts
 from compute.engine.artifacts import Spec
+from compute.engine.kinds import KINDS
 
 DIGITS = SimpleNamespace(name="digits", key="s" * 64)
 
@@ -27,7 +29,7 @@ def test_key_changes_with_content_parameters_and_inputs():
 def test_key_changes_with_code_version(monkeypatch):
     spec = artifacts.rdm_spec("m1", DIGITS)
     before = Spec.from_json(spec.to_json()).key
-    monkeypatch.setitem(artifacts.CODE_VERSION, "rdm", artifacts.CODE_VERSION["rdm"] + 1)
+    monkeypatch.setitem(KINDS, "rdm", replace(KINDS["rdm"], code_version=KINDS["rdm"].code_version + 1))
     assert Spec.from_json(spec.to_json()).key != before
 
 
@@ -66,11 +68,11 @@ def test_layer_grid_recipe_matches_compute():
     rng = np.random.default_rng(0)
     acts = [rng.normal(size=(20, d)).astype(np.float32) for d in (5, 7, 3)]
     grid = artifacts.layer_grid_spec("m1", ["a", "b"], "m2", ["c"], DIGITS, "cka_linear")
-    out, _ = artifacts.RECIPES["layer_grid"](grid, acts, artifacts.Context())
+    out, _ = KINDS["layer_grid"].recipe(grid, acts, artifacts.Context())
     expected = compute.layer_grid({"a": acts[0], "b": acts[1]}, {"c": acts[2]}, measure="cka_linear")
     np.testing.assert_allclose(out, expected)
     self_grid = artifacts.layer_grid_spec("m1", ["a", "b"], "m1", ["a", "b"], DIGITS, "cka_linear")
-    out, _ = artifacts.RECIPES["layer_grid"](self_grid, acts[:2] * 2, artifacts.Context())
+    out, _ = KINDS["layer_grid"].recipe(self_grid, acts[:2] * 2, artifacts.Context())
     assert out.shape == (2, 2) and np.allclose(np.diag(out), 1.0)
 
 
@@ -80,7 +82,7 @@ def test_mds_of_an_input_rdm_embeds_its_stimuli():
     X = np.random.default_rng(1).normal(size=(12, 4))
     condensed = compute.rdm(X, method="euclidean", condensed=True)
     spec = artifacts.mds_spec(artifacts.rdm_spec("m1", DIGITS, method="euclidean"), method="classical")
-    coords, _ = artifacts.RECIPES["mds"](spec, [condensed], artifacts.Context())
+    coords, _ = KINDS["mds"].recipe(spec, [condensed], artifacts.Context())
     square = compute.rdm(X, method="euclidean")
     np.testing.assert_allclose(coords, compute.mds(square, method="classical"), atol=1e-5)
 

@@ -7,7 +7,9 @@ from scipy.stats import ortho_group
 
 import compute
 from compute.engine import artifacts
-from compute.engine.artifacts import SRM_FIT_FIELDS, Spec
+from compute.engine.artifacts import Spec
+from compute.engine.kinds import KINDS
+from compute.engine.recipes import SRM_FIT_FIELDS
 from compute.engine.store import ArtifactStore
 from compute.measures.srm import shared_space_rsm_agreement, srm_variance_explained, stratified_split
 from compute.sources.stimuli import get_stimulus_set
@@ -22,7 +24,7 @@ def digits():
 
 def _recipe(digits, Xs, k, **kwargs):
     spec = artifacts.srm_fit_spec([f"m{i}" for i in range(len(Xs))], digits, ["a"] * len(Xs), k=k, **kwargs)
-    return artifacts.RECIPES["srm_fit"](spec, Xs, artifacts.Context())
+    return KINDS["srm_fit"].recipe(spec, Xs, artifacts.Context())
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -1,0 +1,172 @@
+"""The recipes: how each artifact kind is computed from its inputs' arrays.
+
+A recipe is ``recipe(spec, inputs, ctx) -> (array, meta)``: ``inputs`` are its input specs'
+arrays in order, ``meta`` a JSON-able dict stored with the array. The activations recipe is the
+one batch recipe: it takes every activations spec of one model, stimulus set and pooling, and
+runs one forward pass for all their layers. Heavy libraries (torch, scipy, the measures) are
+imported inside the recipes, so reading this module costs nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from compute.errors import Cancelled
+
+# The entries of an srm_fit artifact (a float64 vector), in order.
+SRM_FIT_FIELDS = ("variance_explained", "native_agreement", "shared_agreement", "train_variance_explained", "k")
+
+
+@dataclass
+class Context:
+    """What a recipe may use besides its inputs: progress reports and the cancel flag."""
+
+    report: Callable[[float, str], None] = lambda fraction, message: None
+    should_stop: Callable[[], bool] = lambda: False
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise Cancelled("cancelled")
+
+
+def _stimuli(spec):
+    from compute.sources.stimuli import get_stimulus_set
+
+    stimuli = get_stimulus_set(spec.locate.get("stimuli", "digits"))
+    if stimuli.key != spec.params["stimuli"]:
+        raise ValueError(
+            f"stimulus set {stimuli.name!r} has changed since this job was asked for "
+            "(its content hash differs); reload the page to use the current set"
+        )
+    return stimuli
+
+
+def activations(specs: list, ctx: Context) -> list[tuple[np.ndarray, dict]]:
+    """Activations for several layers (``specs``) of one model on one stimulus set and pooling,
+    in one forward pass: one (array, meta) per spec."""
+    from compute.sources.activations import extract
+    from compute.sources.models import load_model, resolve_layer
+
+    first = specs[0]
+    model = load_model(first.params["model"])
+    stimuli = _stimuli(first)
+    layers = [resolve_layer(model, s.params["layer"]) for s in specs]
+    acts = extract(model, stimuli.images, sorted(set(layers)), pooling=first.params["pooling"],
+                   progress=lambda f: ctx.report(f, "extracting activations"), should_stop=ctx.should_stop)
+    return [(acts[layer], {"layer": layer, "stimuli": stimuli.name}) for layer in layers]
+
+
+def predictions(spec, inputs, ctx: Context):
+    from compute.sources.activations import predict
+    from compute.sources.models import load_model
+
+    stimuli = _stimuli(spec)
+    scores = predict(load_model(spec.params["model"]), stimuli.images)
+    return scores.astype(np.float32), {"stimuli": stimuli.name}
+
+
+def rdm(spec, inputs, ctx: Context):
+    from compute.measures.rdm import rdm as measure
+
+    return measure(inputs[0], method=spec.params["method"], condensed=True), {"n": int(inputs[0].shape[0])}
+
+
+def rdm_blocks(spec, inputs, ctx: Context):
+    from compute.measures.blocks import sorted_blocks
+
+    blocks, _ = sorted_blocks(inputs[0], _stimuli(spec).labels, spec.params["max_side"])
+    return blocks, {}
+
+
+def model_rdm(spec, inputs, ctx: Context):
+    from compute.measures.compare import model_rdm as measure
+
+    return measure(np.stack([np.asarray(x) for x in inputs]), method=spec.params["method"]), {}
+
+
+def mds(spec, inputs, ctx: Context):
+    from compute.measures.embed import mds as embed
+
+    matrix = np.asarray(inputs[0], dtype=np.float64)
+    if matrix.ndim == 1:  # a condensed input RDM: the stimuli themselves are embedded
+        from scipy.spatial.distance import squareform
+
+        matrix = squareform(matrix, checks=False)
+    coords = embed(matrix, method=spec.params["method"], seed=spec.params["seed"])
+    return coords.astype(np.float32), {}
+
+
+def layer_grid(spec, inputs, ctx: Context):
+    from compute.measures.similarity import layer_grid as grid
+
+    names_a, names_b = spec.params["layers_a"], spec.params["layers_b"]
+    acts_a = dict(zip(names_a, inputs[:len(names_a)]))
+    same = spec.inputs[:len(names_a)] == spec.inputs[len(names_a):]
+    # The same model and layers on both sides: one dict, so each layer is prepared once.
+    acts_b = acts_a if same else dict(zip(names_b, inputs[len(names_a):]))
+    return grid(acts_a, acts_b, measure=spec.params["measure"]), {}
+
+
+def similarities(spec, inputs, ctx: Context):
+    from compute.measures.similarity import layer_grid
+
+    # Pairs sharing their second side form one column of a layer grid: that side is prepared once.
+    by_second: dict[int, list[tuple[int, int]]] = {}
+    for row, (a, b) in enumerate(spec.params["pairs"]):
+        by_second.setdefault(b, []).append((row, a))
+    out = np.empty(len(spec.params["pairs"]))
+    for b, members in by_second.items():
+        ctx.check()
+        firsts = list(dict.fromkeys(a for _, a in members))
+        column = layer_grid({str(a): inputs[a] for a in firsts}, {str(b): inputs[b]},
+                            measure=spec.params["measure"])[:, 0]
+        for row, a in members:
+            out[row] = column[firsts.index(a)]
+    return out, {}
+
+
+def confusion(spec, inputs, ctx: Context):
+    from compute.measures.confusion import confusion_matrix
+
+    stimuli = _stimuli(spec)
+    matrix = confusion_matrix(np.asarray(inputs[0]), stimuli.labels, k=spec.params["k"])
+    return matrix.astype(np.float32), {"classes": list(stimuli.class_names)}
+
+
+def confusion_rdm(spec, inputs, ctx: Context):
+    from compute.measures.confusion import confusion_rdm as measure
+
+    return measure(np.asarray(inputs[0])).astype(np.float32), {}
+
+
+def srm_fit(spec, inputs, ctx: Context):
+    from compute.measures.srm import fit_srm, shared_space_rsm_agreement, srm_variance_explained, stratified_split
+
+    p = spec.params
+    train, test = stratified_split(_stimuli(spec).labels, p["train_fraction"], p["seed"])
+    Xs = [np.asarray(x) for x in inputs]
+    k = min(p["k"], train.size, *(X.shape[1] for X in Xs))
+    held_out = [X[test] for X in Xs]
+    try:
+        fit = fit_srm([X[train] for X in Xs], k, n_iter=p["n_iter"], seed=p["seed"])
+        agreement = shared_space_rsm_agreement(fit, held_out)
+        explained = srm_variance_explained(fit, held_out)
+    except ValueError as error:
+        raise ValueError(f"SRM across layers {[s.params['layer'] for s in spec.inputs]}: {error}") from error
+    native = np.nan if agreement.native is None else agreement.native
+    values = np.array([explained, native, agreement.shared, fit.variance_explained, k], dtype=np.float64)
+    return values, {"fields": list(SRM_FIT_FIELDS), "n_train": int(train.size), "n_test": int(test.size),
+                    "widths": [int(X.shape[1]) for X in Xs]}
+
+
+def reference_fit(spec, inputs, ctx: Context):
+    from compute.measures.reference import FIT_COLUMNS, fit_reference
+    from compute.sources.references import load_reference
+
+    p = spec.params
+    fit = fit_reference([np.asarray(x) for x in inputs], load_reference(p["reference"]), p["method"],
+                        n_boot=p["n_boot"], seed=p["seed"], should_stop=ctx.should_stop,
+                        progress=lambda f: ctx.report(f, "comparing with the reference"))
+    return fit, {"columns": list(FIT_COLUMNS)}
