@@ -77,7 +77,8 @@ def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
     signature = (info.architecture, json.dumps(info.hparams, sort_keys=True), stimuli, layer, pooling)
     if signature not in _widths:
         from compute.sources.activations import extract
-        from compute.sources.models import load_model, resolve_layer
+        from compute.sources.layers import resolve_layer
+        from compute.sources.models import load_model
         from compute.sources.stimuli import get_stimulus_set
 
         net = load_model(info)

@@ -47,7 +47,8 @@ def activations(specs: list, ctx: Context) -> list[tuple[np.ndarray, dict]]:
     """Activations for several layers (``specs``) of one model on one stimulus set and pooling,
     in one forward pass: one (array, meta) per spec."""
     from compute.sources.activations import extract
-    from compute.sources.models import load_model, resolve_layer
+    from compute.sources.layers import resolve_layer
+    from compute.sources.models import load_model
 
     first = specs[0]
     model = load_model(first.params["model"])

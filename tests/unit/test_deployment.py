@@ -20,8 +20,7 @@ def test_web_serves_the_flask_app_that_app_py_exports():
 
 
 def test_workers_run_our_celery_app_on_the_queues_the_code_routes_to():
-    from compute.engine import tasks
-    from compute.engine.artifacts import CODE_VERSION, Spec
+    from compute.engine.kinds import KINDS
 
     queues = set()
     for name in ("worker", "cpu-worker"):
@@ -29,7 +28,7 @@ def test_workers_run_our_celery_app_on_the_queues_the_code_routes_to():
         assert command[:3] == ["celery", "-A", "compute.engine.tasks"]
         importlib.import_module(command[2])
         queues.add(command[command.index("-Q") + 1])
-    routed = {tasks.queue_for(Spec(kind, {})) for kind in CODE_VERSION}
+    routed = {kind.queue for kind in KINDS.values()}
     assert routed <= queues
 
 
