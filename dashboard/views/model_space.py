@@ -13,7 +13,7 @@ import numpy as np
 from dash import Input, Output, callback, html, no_update
 
 from compute.engine import artifacts
-from dashboard import jobs_ui, state as url_state
+from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import matrix_heatmap
 from dashboard.figures.scatter import embedding_scatter
 from dashboard.selection import Selection, need_models
@@ -89,7 +89,7 @@ def _dropdown(name: str, label: str, value: str, options=None) -> html.Div:
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
-    view = url_state.decode(search, DEFAULTS, CHOICES)
+    view = url_codec.decode(search, DEFAULTS, CHOICES)
     controls = [_dropdown("rdm", "Input RDM (per model)", view["rdm"]),
                 _dropdown("compare", "Compare RDMs with", view["compare"]),
                 _dropdown("mds", "MDS", view["mds"]),
@@ -97,7 +97,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
                           [{"label": text, "value": value} for value, text in SORT_CHOICES.items()])]
     hint = (f"Layer: penultimate. {selection.describe()}. Click a model to open its input RDM; "
             "lasso-select models to make them the selection.")
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
 
 
 def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="accuracy"):
@@ -107,11 +107,11 @@ def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="acc
     models = need_models(selection, 3)
     matrix, embedding = specs(models, selection.stimuli, view, selection.pooling)
     context = {"view": view, "models": [m.key for m in models]}
-    return {"matrix": matrix, "mds": embedding}, ["mds"], context, url_state.encode(view, DEFAULTS)
+    return {"matrix": matrix, "mds": embedding}, ["mds"], context, url_codec.encode(view, DEFAULTS)
 
 
 def draw(context: dict, arrays: dict):
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     return figures([selection.by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"],
                    context["view"], selection.group_of)
 
@@ -119,7 +119,7 @@ def draw(context: dict, arrays: dict):
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
     view = context["view"]
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     names = [selection.by_key[key].name for key in context["models"]]
     listing = "".join(f"    {name!r},\n" for name in names)
     return prelude(selection) + f"""models = [  # ordered by accuracy, as the arrays (the heatmap may show another order)
@@ -131,9 +131,9 @@ coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row
 """
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds", "sort")],
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds", "sort")],
                         plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
 
 
 def model_link(click_data: dict | None) -> tuple:

@@ -14,7 +14,7 @@ from dash import Input, Output, html
 
 from compute.engine import artifacts
 from compute.engine.artifacts import SRM_FIT_FIELDS
-from dashboard import jobs_ui, state as url_state
+from dashboard import compute_panel, url_codec
 from dashboard.figures.grouped_bars import grouped_bars
 from dashboard.selection import Selection, need_models, ordered
 from dashboard.views.curves import depths
@@ -66,7 +66,7 @@ def picked(selection: Selection, align: str) -> list:
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
-    view = url_state.decode(search, DEFAULTS, {"k": K_CHOICES})
+    view = url_codec.decode(search, DEFAULTS, {"k": K_CHOICES})
     controls = [
         dropdown(f"{_ID}-models-choice", "Models to align", model_options(selection.models),
                  [m.name for m in picked(selection, view["align"])], multi=True, clearable=True,
@@ -77,7 +77,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
             f"stimuli (seed {SEED}) and evaluated on the rest; k is capped by the smallest layer width and "
             f"the fitting stimuli. At most {MAX_MODELS} models (the most accurate of those picked); by default "
             f"the most accurate models of one architecture trained alike. {selection.describe()}.")
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["variance", "agreement"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["variance", "agreement"])
 
 
 def plan(selection: Selection, names, k):
@@ -108,7 +108,7 @@ def plan(selection: Selection, names, k):
     view = {"k": str(k), "align": ",".join(m.name for m in chosen)}
     context = {"view": view, "layers": layers, "note": note}
     # The models are always written: the default choice follows the registry, which may change.
-    return named, list(named), context, url_state.encode(view, {**DEFAULTS, "align": None})
+    return named, list(named), context, url_codec.encode(view, {**DEFAULTS, "align": None})
 
 
 def draw(context: dict, arrays: dict):
@@ -148,7 +148,7 @@ def draw(context: dict, arrays: dict):
 
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     listing = ""
     for name, members in context["layers"].items():
         pairs = ", ".join(repr((selection.by_key[key].name, layer)) for key, layer in members)
@@ -181,5 +181,5 @@ for depth, pairs in depths.items():
 """
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-models-choice", "value"), Input(f"{_ID}-k-choice", "value")], plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-variance", "figure"), Output(f"{_ID}-agreement", "figure")], draw, code)
+compute_panel.register_submit(_ID, [Input(f"{_ID}-models-choice", "value"), Input(f"{_ID}-k-choice", "value")], plan)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-variance", "figure"), Output(f"{_ID}-agreement", "figure")], draw, code)

@@ -7,7 +7,7 @@ import pytest
 from compute.measures.blocks import class_order
 from dashboard.figures.heatmap import labelled_heatmap, matrix_heatmap, rdm_heatmap, replace_heatmap
 from dashboard.figures.scatter import class_scatter
-from dashboard.jobs_ui import combined_status
+from dashboard.compute_panel import combined_status
 
 
 def test_rdm_heatmap_sorts_by_class_and_marks_boundaries():
