@@ -43,6 +43,21 @@ def ordered(models) -> list:
     return sorted(models, key=lambda m: (m.accuracy is None, m.accuracy or 0.0, m.name))
 
 
+def _merit(model) -> tuple:
+    """Sorts the most accurate first (unknown accuracy last, then by name)."""
+    return (model.accuracy is None, -(model.accuracy or 0.0), model.name)
+
+
+def best_model(models):
+    """The default model of a view: the most accurate (by name among equals)."""
+    return min(models, key=_merit)
+
+
+def most_accurate(models, n: int) -> list:
+    """The ``n`` most accurate of ``models`` (unknown accuracy last), in the figures' order."""
+    return ordered(sorted(models, key=_merit)[:n])
+
+
 def parse_where(text: str) -> dict[str, set[str]]:
     """``"family:cnn;family:mlp;group:trained"`` -> ``{"family": {"cnn", "mlp"}, "group": {"trained"}}``."""
     filters: dict[str, set[str]] = {}

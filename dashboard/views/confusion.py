@@ -8,14 +8,15 @@ page), and by their top-1 and top-5 confusion matrices (each turned into a class
 from __future__ import annotations
 
 from dash import Input, Output, html
+
 from compute.engine import artifacts
 from compute.settings import get_settings
 from dashboard import compute_panel, url_codec
-from dashboard.figures.heatmap import labelled_heatmap
-from dashboard.selection import Selection, need_models
+from dashboard.figures.heatmap import labelled_heatmap, sorted_heatmap
+from dashboard.selection import Selection, best_model, need_models
 from dashboard.snippets import prelude
-from dashboard.views import model_space
-from dashboard.views.input_rdm import RDM_CHOICES, best_model, sorted_heatmap
+from dashboard.view_parts.choices import RDM_CHOICES
+from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
 from dashboard.widgets import dropdown, figure_slot, model_dropdown
 
 PATH = "/confusion"
@@ -59,8 +60,8 @@ def figures(stimuli, arrays: dict, view: dict, max_side: int = 1000):
 
 def models_specs(models, stimuli, rdm_method: str, pooling: str = "none") -> dict[str, artifacts.Spec]:
     """MDS of ``models`` by input RDM (shared with the model-space page) and by confusion."""
-    view = {**model_space.DEFAULTS, "rdm": rdm_method}
-    named = {"rdm": model_space.specs(models, stimuli, view, pooling)[1]}
+    view = {**MAP_DEFAULTS, "rdm": rdm_method}
+    named = {"rdm": map_specs(models, stimuli, view, pooling)[1]}
     for k in TOP_K:
         matrix = artifacts.confusion_model_rdm_spec([m.key for m in models], stimuli, k, view["compare"])
         named[f"top{k}"] = artifacts.mds_spec(matrix, method=view["mds"])
@@ -68,8 +69,8 @@ def models_specs(models, stimuli, rdm_method: str, pooling: str = "none") -> dic
 
 
 def models_figures(models, arrays: dict, rdm_method: str, group_of):
-    return (model_space.models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})", group_of),
-            *(model_space.models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion", group_of)
+    return (models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})", group_of),
+            *(models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion", group_of)
               for k in TOP_K))
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dash import Input, Output, html
 
 from compute.engine import artifacts
-from dashboard import compute_panel, services, url_codec
+from dashboard import compute_panel, url_codec
 from dashboard.figures.curves import layer_curves, mean_dissimilarity
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
-from dashboard.views.input_rdm import RDM_CHOICES
-from dashboard.views.model_space import COMPARE_CHOICES
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
+from dashboard.view_parts.depths import depths
 from dashboard.widgets import dropdown
 
 PATH = "/curves"
@@ -25,19 +25,6 @@ _ID = "curves"
 # zoo's cnn-w2-s0-untrained has at depth 1 (55 stimuli silent after its first ReLU).
 DEFAULTS = {"rdm": "euclidean", "compare": "spearman"}
 CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES}
-
-
-def depth_layers(layers) -> list[str]:
-    """A model's default layers in order, the penultimate one named "penultimate" so that its
-    artifacts are shared with the other views."""
-    return ["penultimate" if info.penultimate else info.name for info in layers if info.default]
-
-
-def depths(models) -> list[list[tuple]]:
-    """For each depth d, the (model, layer) pairs of the models with a d-th default layer."""
-    per_model = [(m, depth_layers(services.layers(m.key))) for m in models]
-    deepest = max((len(layers) for _, layers in per_model), default=0)
-    return [[(m, layers[d]) for m, layers in per_model if len(layers) > d] for d in range(deepest)]
 
 
 def specs(models, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:

@@ -17,24 +17,16 @@ from compute.engine import artifacts
 from compute.measures.blocks import block_factor, block_layout, sorted_window
 from compute.settings import get_settings
 from dashboard import compute_panel, services, url_codec
-from dashboard.figures.heatmap import rdm_heatmap, replace_heatmap
+from dashboard.figures.heatmap import replace_heatmap, sorted_heatmap
 from dashboard.figures.scatter import class_scatter
-from dashboard.selection import Selection
+from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
+from dashboard.view_parts.choices import MDS_CHOICES, RDM_CHOICES
 from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
 TITLE = "Input RDM"
 _ID = "input-rdm"
-
-RDM_CHOICES = ("correlation", "cosine", "euclidean", "sqeuclidean", "spearman")
-MDS_CHOICES = ("classical", "smacof")
-
-
-def best_model(models):
-    """The default model of a view: the most accurate (by name among equals)."""
-    return min(models, key=lambda m: (m.accuracy is None, -(m.accuracy or 0.0), m.name))
-
 
 def defaults(models) -> dict:
     return {"model": best_model(models).name, "layer": "penultimate", "rdm": "correlation", "mds": "classical",
@@ -59,13 +51,6 @@ def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 100
     matrix = artifacts.rdm_spec(model.key, stimuli, view["layer"], pooling, view["rdm"])
     return {"rdm": matrix, "mds": artifacts.mds_spec(matrix, method=view["mds"]),
             "blocks": artifacts.rdm_blocks_spec(matrix, stimuli, max_side)}
-
-
-def sorted_heatmap(stimuli, blocks, max_side: int, title: str, colorbar_title: str):
-    """The class-sorted RDM heatmap of ``stimuli`` from its block means (an ``rdm_blocks`` artifact)."""
-    n = len(stimuli)
-    _, _, centres = block_layout(n, block_factor(n, max_side))
-    return rdm_heatmap(blocks, centres, stimuli.labels, stimuli.class_names, title, colorbar_title)
 
 
 def figures(stimuli, blocks, coords, view: dict, max_side: int = 1000):

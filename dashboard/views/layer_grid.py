@@ -9,19 +9,18 @@ from __future__ import annotations
 from dash import Input, Output, State, callback, html
 
 from compute.engine import artifacts
-from compute.measures.similarity import MEASURES
+from compute.measures.registry import MEASURES
 from dashboard import compute_panel, services, url_codec
 from dashboard.figures.heatmap import labelled_heatmap, small_multiples
-from dashboard.selection import Selection
+from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
-from dashboard.views.input_rdm import best_model
+from dashboard.view_parts.choices import MEASURE_CHOICES
 from dashboard.widgets import dropdown, figure_slot, message_figure, model_dropdown, model_options
 
 PATH = "/layers"
 TITLE = "Layer grid"
 _ID = "layer-grid"
 
-MEASURE_CHOICES = ("cka_linear", "cka_rbf", "cka_debiased", "rv", "rv2", "svcca", "pwcca", "cca_mean", "procrustes")
 LAYER_SETS = {"default": "default layers", "all": "every named layer"}
 MULTIPLES = {"off": "off", "selected": "A against each selected model", "twins": "each selected model against its random-init twin"}
 MAX_MULTIPLES = 8

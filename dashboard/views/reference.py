@@ -12,15 +12,14 @@ from __future__ import annotations
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from compute.engine import artifacts
-from compute.measures.compare import COMPARE_METHODS
+from compute.measures.registry import COMPARE_METHODS
 from compute.sources import references
 from dashboard import compute_panel, services, url_codec
 from dashboard.figures.bars import ranked_bars
 from dashboard.selection import Selection, need_models
-from dashboard.views.curves import depth_layers
-from dashboard.views.input_rdm import RDM_CHOICES
-from dashboard.views.model_space import COMPARE_CHOICES
-from dashboard.views.models import file_form, upload_message as refusal_message
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
+from dashboard.view_parts.depths import depth_layers
+from dashboard.view_parts.upload_form import file_form, upload_message as refusal_message
 from dashboard.widgets import accuracy_text, dropdown
 
 PATH = "/reference"

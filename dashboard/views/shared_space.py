@@ -16,8 +16,8 @@ from compute.engine import artifacts
 from compute.engine.artifacts import SRM_FIT_FIELDS
 from dashboard import compute_panel, url_codec
 from dashboard.figures.grouped_bars import grouped_bars
-from dashboard.selection import Selection, need_models, ordered
-from dashboard.views.curves import depths
+from dashboard.selection import Selection, most_accurate, need_models, ordered
+from dashboard.view_parts.depths import depths
 from dashboard.widgets import dropdown, model_options
 
 PATH = "/srm"
@@ -31,12 +31,6 @@ N_ITER = 10
 K_CHOICES = ("2", "5", "10", "20", "50", "100")
 DEFAULTS = {"k": "10", "align": ""}
 _FIELD = {name: i for i, name in enumerate(SRM_FIT_FIELDS)}
-
-
-def most_accurate(models, n: int) -> list:
-    """The ``n`` most accurate of ``models`` (unknown accuracy last), in the figures' order."""
-    best = sorted(models, key=lambda m: (m.accuracy is None, -(m.accuracy or 0.0), m.name))
-    return ordered(best[:n])
 
 
 def comparable(models, cap: int = MAX_MODELS) -> list:

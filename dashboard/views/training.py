@@ -18,11 +18,12 @@ import numpy as np
 from dash import Input, Output, State, callback, html
 
 from compute.engine import artifacts
-from compute.measures.similarity import MEASURES
+from compute.measures.registry import MEASURES
 from dashboard import compute_panel, services, url_codec
 from dashboard.figures.training import over_training, within_between
 from dashboard.selection import Selection, tag_value
-from dashboard.views.curves import depth_layers
+from dashboard.view_parts.choices import MEASURE_CHOICES
+from dashboard.view_parts.depths import depth_layers
 from dashboard.widgets import dropdown, figure_slot
 
 PATH = "/training"
@@ -30,7 +31,6 @@ TITLE = "Training dynamics"
 _ID = "training"
 _GROUPS_ID = "training-groups"  # the within/between section: a job of its own
 
-MEASURE_CHOICES = tuple(MEASURES)
 GENERALISING, MEMORISING = "true-labels", "shuffled-labels"
 _CONTROLS = ("series", "measure", "group1", "group2", "arch")
 
@@ -141,7 +141,7 @@ def _search(models, view: dict) -> str:
 
 def layers_of(model) -> tuple[list[str], list[str]]:
     """A model's default layers: their names in artifacts (as the other views name them, see
-    ``curves.depth_layers``) and their own names."""
+    ``view_parts.depths.depth_layers``) and their own names."""
     infos = services.layers(model.key)
     return depth_layers(infos), [info.name for info in infos if info.default]
 

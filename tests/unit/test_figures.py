@@ -110,7 +110,7 @@ def test_layer_curves_order_points_by_accuracy_and_skip_unknown():
 
 def test_depth_layers_name_the_penultimate_layer_as_the_other_views_do():
     from compute.sources.models import LayerInfo
-    from dashboard.views.curves import depth_layers
+    from dashboard.view_parts.depths import depth_layers
 
     layers = [LayerInfo("fc1", "Linear", False, False), LayerInfo("act1", "ReLU", True, False),
               LayerInfo("act2", "ReLU", True, True), LayerInfo("out", "Linear", False, False)]
