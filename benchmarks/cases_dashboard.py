@@ -32,7 +32,7 @@ def cached_view_case(n: int) -> Case:
         from compute.engine import artifacts
         from compute.measures.blocks import sorted_blocks
         from compute.sources.stimuli import get_stimulus_set
-        from dashboard import jobs_ui, services
+        from dashboard import compute_panel, services
         from dashboard.selection import Selection
         from dashboard.views import input_rdm
 
@@ -56,12 +56,12 @@ def cached_view_case(n: int) -> Case:
         store.put("rdm_blocks", specs["blocks"].key, sorted_blocks(condensed, stimuli.labels, 1000)[0], {})
         store.put("mds", specs["mds"].key, np.random.default_rng(2).normal(size=(n, 2)).astype(np.float32), {})
         del condensed
-        job = jobs_ui.start(specs, ["mds", "blocks"], {"view": view, "max_side": 1000,
-                                                      "selection": selection.state()})
+        job = compute_panel.start(specs, ["mds", "blocks"], {"view": view, "max_side": 1000,
+                                                            "selection": selection.url_params()})
 
         def callback():
             root  # keeps the directory alive as long as the case
-            *figures, progress, stop = jobs_ui.poll(job, 2, input_rdm.draw, "input-rdm", ("blocks", "mds"))
+            *figures, progress, stop = compute_panel.poll(job, 2, input_rdm.draw, "input-rdm", ("blocks", "mds"))
             return [plotly.io.to_json(figure) for figure in figures]
 
         sizes = [len(text) for text in callback()]

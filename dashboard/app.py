@@ -57,7 +57,7 @@ def create_app() -> dash.Dash:
         path = "/" + (dash.strip_relative_path(pathname) or "")
         for view in VIEWS:
             if path == view.PATH:
-                return view.layout(search, selection_panel.Selection.from_state(selection))
+                return view.layout(search, selection_panel.Selection.from_url_params(selection))
         return html.Div([html.H2("Page not found"), dcc.Link("Back to the start", href=dash.get_relative_path("/"))])
 
     @app.server.route(f"{prefix}health")

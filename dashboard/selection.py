@@ -17,7 +17,7 @@ from functools import cached_property
 
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from dashboard import services, state as url_state
+from dashboard import services, url_codec
 from dashboard.widgets import dropdown, model_options
 
 DEFAULTS = {"set": "digits", "where": "", "models": "", "group": "family", "pooling": "none"}
@@ -43,6 +43,21 @@ def ordered(models) -> list:
     return sorted(models, key=lambda m: (m.accuracy is None, m.accuracy or 0.0, m.name))
 
 
+def _merit(model) -> tuple:
+    """Sorts the most accurate first (unknown accuracy last, then by name)."""
+    return (model.accuracy is None, -(model.accuracy or 0.0), model.name)
+
+
+def best_model(models):
+    """The default model of a view: the most accurate (by name among equals)."""
+    return min(models, key=_merit)
+
+
+def most_accurate(models, n: int) -> list:
+    """The ``n`` most accurate of ``models`` (unknown accuracy last), in the figures' order."""
+    return ordered(sorted(models, key=_merit)[:n])
+
+
 def parse_where(text: str) -> dict[str, set[str]]:
     """``"family:cnn;family:mlp;group:trained"`` -> ``{"family": {"cnn", "mlp"}, "group": {"trained"}}``."""
     filters: dict[str, set[str]] = {}
@@ -60,7 +75,7 @@ def matches(model, filters: dict[str, set[str]]) -> bool:
 @dataclass(frozen=True)
 class Selection:
     """One selection, from the URL's strings (see the module docstring); unknown values fall back
-    to the defaults when read by :meth:`from_state`."""
+    to the defaults when read by :meth:`from_url_params`."""
 
     stimulus_set: str = DEFAULTS["set"]
     where: str = ""
@@ -69,24 +84,26 @@ class Selection:
     pooling: str = DEFAULTS["pooling"]
 
     @classmethod
-    def from_state(cls, state: dict | None) -> "Selection":
-        state = {**DEFAULTS, **(state or {})}
-        names = tuple(n for n in str(state["models"]).split(",") if n)
-        pooling = state["pooling"] if state["pooling"] in POOLING_CHOICES else DEFAULTS["pooling"]
-        group = state["group"] if state["group"] in GROUP_TAGS else DEFAULTS["group"]
-        return cls(str(state["set"] or DEFAULTS["set"]), str(state["where"] or ""), names, group, pooling)
+    def from_url_params(cls, params: dict | None) -> "Selection":
+        """The selection that :meth:`url_params` (or the URL's keys of :data:`DEFAULTS`) describe."""
+        params = {**DEFAULTS, **(params or {})}
+        names = tuple(n for n in str(params["models"]).split(",") if n)
+        pooling = params["pooling"] if params["pooling"] in POOLING_CHOICES else DEFAULTS["pooling"]
+        group = params["group"] if params["group"] in GROUP_TAGS else DEFAULTS["group"]
+        return cls(str(params["set"] or DEFAULTS["set"]), str(params["where"] or ""), names, group, pooling)
 
     @classmethod
     def from_search(cls, search: str | None) -> "Selection":
-        return cls.from_state(url_state.decode(search, DEFAULTS))
+        return cls.from_url_params(url_codec.decode(search, DEFAULTS))
 
-    def state(self) -> dict[str, str]:
+    def url_params(self) -> dict[str, str]:
+        """The selection as the URL's keys and strings (the ``selection`` store and a job's context hold it)."""
         return {"set": self.stimulus_set, "where": self.where, "models": ",".join(self.names),
                 "group": self.group, "pooling": self.pooling}
 
     def search(self) -> str:
         """The selection's part of a query string (only what differs from the defaults)."""
-        return url_state.encode(self.state(), DEFAULTS)
+        return url_codec.encode(self.url_params(), DEFAULTS)
 
     @property
     def stimuli(self):
@@ -202,7 +219,7 @@ def control_values(selection: Selection) -> dict:
 
 
 def from_controls(stimulus_set, where, names, group, pooling) -> Selection:
-    return Selection.from_state({"set": stimulus_set, "where": ";".join(where or []),
+    return Selection.from_url_params({"set": stimulus_set, "where": ";".join(where or []),
                                  "models": ",".join(names or []), "group": group, "pooling": pooling})
 
 
@@ -214,7 +231,7 @@ def from_controls(stimulus_set, where, names, group, pooling) -> Selection:
 def _from_url(search, *current):
     """A link's selection into the panel; a link without selection keys (the navigation bar's)
     keeps the panel as it is. Unchanged values are not written, so nothing recomputes."""
-    given = {k for k, _ in url_state.parse(search)} & set(DEFAULTS)
+    given = {k for k, _ in url_codec.parse(search)} & set(DEFAULTS)
     if not given:
         return (no_update,) * len(_CONTROLS)
     wanted = control_values(Selection.from_search(search))
@@ -233,7 +250,7 @@ def _gather(stimulus_set, where, names, group, pooling, stored):
     """The panel's values into the ``selection`` store (only when they changed: every view
     redraws on it), with the model options that pass the filters and the summary line."""
     selection = from_controls(stimulus_set, where, names, group, pooling)
-    data = selection.state()
+    data = selection.url_params()
     everything = services.models(selection.stimulus_set)
     return (no_update if data == stored else data, model_options(selection.available),
             filter_options(everything), summary(selection))

@@ -2,8 +2,8 @@
 "Download data" button (every array of the view's job as ``.npy`` in a ``.zip``, and as ``.csv``
 when it has at most :data:`CSV_MAX_CELLS` cells, with the view state as JSON), a "Download SVG"
 button (every figure of the view as a vector image; the Plotly toolbar gives PNG) and a
-collapsible "Show code" snippet that reproduces the numbers with the public ``compute`` API. :func:`share_components` goes into a view's layout (``jobs_ui.job_components``
-adds it), :func:`register_share` once per view (``jobs_ui.register_poll`` calls it).
+collapsible "Show code" snippet that reproduces the numbers with the public ``compute`` API. :func:`share_components` goes into a view's layout (``compute_panel.job_components``
+adds it), :func:`register_share` once per view (``compute_panel.register_poll`` calls it).
 
 Component ids: ``<prefix>-link`` (the URL, the clipboard's target), ``<prefix>-copy-link``,
 ``<prefix>-download-button``, ``<prefix>-download``, ``<prefix>-svg``, ``<prefix>-code-box``,

@@ -6,9 +6,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from compute.measures.registry import MDS_METHODS
 from compute.measures.validate import as_matrix
-
-MDS_METHODS = ("smacof", "classical")
 
 
 def mds(D: Any, n_components: int = 2, method: str = "smacof", seed: int = 0) -> np.ndarray:

@@ -135,3 +135,10 @@ MEASURES: dict[str, Measure] = {
         "arccos of the nuclear norm of X'Y on centred, unit-norm data",
     ),
 }
+
+MDS_METHODS: dict[str, str] = {
+    "classical": "Torgerson scaling: the top eigenvectors of the double-centred -D^2/2; exact for "
+                 "Euclidean distances",
+    "smacof": "metric MDS minimising raw stress (scikit-learn's SMACOF), started from the classical "
+              "solution",
+}

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from compute.measures.blocks import class_order
+from compute.measures.blocks import block_factor, block_layout, class_order
 
 # Perceptually uniform and colour-blind safe.
 SEQUENTIAL = "Viridis"
@@ -169,6 +169,14 @@ def rdm_heatmap(
         uirevision=title,
     )
     return figure
+
+
+def sorted_heatmap(stimuli, blocks: np.ndarray, max_side: int, title: str, colorbar_title: str) -> go.Figure:
+    """The class-sorted RDM heatmap of ``stimuli`` from its block means (an ``rdm_blocks``
+    artifact at most ``max_side`` per side)."""
+    n = len(stimuli)
+    _, _, centres = block_layout(n, block_factor(n, max_side))
+    return rdm_heatmap(blocks, centres, stimuli.labels, stimuli.class_names, title, colorbar_title)
 
 
 def replace_heatmap(z: np.ndarray, rows: Sequence[float], cols: Sequence[float]):

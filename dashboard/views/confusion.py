@@ -8,14 +8,15 @@ page), and by their top-1 and top-5 confusion matrices (each turned into a class
 from __future__ import annotations
 
 from dash import Input, Output, html
+
 from compute.engine import artifacts
 from compute.settings import get_settings
-from dashboard import jobs_ui, state as url_state
-from dashboard.figures.heatmap import labelled_heatmap
-from dashboard.selection import Selection, need_models
+from dashboard import compute_panel, url_codec
+from dashboard.figures.heatmap import labelled_heatmap, sorted_heatmap
+from dashboard.selection import Selection, best_model, need_models
 from dashboard.snippets import prelude
-from dashboard.views import model_space
-from dashboard.views.input_rdm import RDM_CHOICES, best_model, sorted_heatmap
+from dashboard.view_parts.choices import RDM_CHOICES
+from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
 from dashboard.widgets import dropdown, figure_slot, model_dropdown
 
 PATH = "/confusion"
@@ -32,7 +33,7 @@ def defaults(models) -> dict:
 
 
 def read_state(search: str | None, models) -> dict:
-    return url_state.decode(search, defaults(models), {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES})
+    return url_codec.decode(search, defaults(models), {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES})
 
 
 def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 1000) -> dict[str, artifacts.Spec]:
@@ -59,8 +60,8 @@ def figures(stimuli, arrays: dict, view: dict, max_side: int = 1000):
 
 def models_specs(models, stimuli, rdm_method: str, pooling: str = "none") -> dict[str, artifacts.Spec]:
     """MDS of ``models`` by input RDM (shared with the model-space page) and by confusion."""
-    view = {**model_space.DEFAULTS, "rdm": rdm_method}
-    named = {"rdm": model_space.specs(models, stimuli, view, pooling)[1]}
+    view = {**MAP_DEFAULTS, "rdm": rdm_method}
+    named = {"rdm": map_specs(models, stimuli, view, pooling)[1]}
     for k in TOP_K:
         matrix = artifacts.confusion_model_rdm_spec([m.key for m in models], stimuli, k, view["compare"])
         named[f"top{k}"] = artifacts.mds_spec(matrix, method=view["mds"])
@@ -68,8 +69,8 @@ def models_specs(models, stimuli, rdm_method: str, pooling: str = "none") -> dic
 
 
 def models_figures(models, arrays: dict, rdm_method: str, group_of):
-    return (model_space.models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})", group_of),
-            *(model_space.models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion", group_of)
+    return (models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})", group_of),
+            *(models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion", group_of)
               for k in TOP_K))
 
 
@@ -81,10 +82,10 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     hint = (f"Layer: penultimate. {selection.describe()}. Confusion rows are the true class, "
             "normalised: each row of top-k sums to k.")
     more = [html.H3("All models: MDS by input RDM and by confusion (Spearman, SMACOF)"),
-            *jobs_ui.job_components(_MODELS_ID),
+            *compute_panel.job_components(_MODELS_ID),
             html.Div([figure_slot(f"{_MODELS_ID}-{name}") for name in _MODEL_FIGURES],
                      className="figures")]
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["rdm", *(f"top{k}" for k in TOP_K)], more)
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["rdm", *(f"top{k}" for k in TOP_K)], more)
 
 
 def plan(selection: Selection, model_name, rdm_method):
@@ -92,18 +93,18 @@ def plan(selection: Selection, model_name, rdm_method):
     max_side = get_settings().rdm_max_side
     named = specs(selection.named(model_name), selection.stimuli, view, selection.pooling, max_side)
     # The model is always written: the default (the most accurate) may change as models are added.
-    search = url_state.encode(view, {**defaults(selection.choices), "model": None})
+    search = url_codec.encode(view, {**defaults(selection.choices), "model": None})
     return named, ["blocks", *(f"top{k}" for k in TOP_K)], {"view": view, "max_side": max_side}, search
 
 
 def draw(context: dict, arrays: dict):
-    return figures(Selection.from_state(context["selection"]).stimuli, arrays, context["view"], context["max_side"])
+    return figures(Selection.from_url_params(context["selection"]).stimuli, arrays, context["view"], context["max_side"])
 
 
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the RDM and confusions."""
     view = context["view"]
-    return prelude(Selection.from_state(context["selection"]),
+    return prelude(Selection.from_url_params(context["selection"]),
                    "from compute.sources.activations import predict") + f"""(acts,) = activations({view["model"]!r}, ["penultimate"])
 rdm = compute.rdm(acts, method={view["rdm"]!r})  # drawn sorted by class
 scores = predict(load_model({view["model"]!r}), stimuli.images)
@@ -111,8 +112,8 @@ confusions = {{k: compute.confusion_matrix(scores, stimuli.labels, k=k) for k in
 """
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-model-choice", "value"), Input(f"{_ID}-rdm-choice", "value")], plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_ID}-top{k}", "figure") for k in TOP_K],
+compute_panel.register_submit(_ID, [Input(f"{_ID}-model-choice", "value"), Input(f"{_ID}-rdm-choice", "value")], plan)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_ID}-top{k}", "figure") for k in TOP_K],
                       draw, code, needs=("blocks", *(f"top{k}" for k in TOP_K)))
 
 
@@ -123,10 +124,10 @@ def plan_models(selection: Selection, rdm_method):
 
 
 def draw_models(context: dict, arrays: dict):
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     return models_figures([selection.by_key[key] for key in context["models"]], arrays, context["rdm"],
                           selection.group_of)
 
 
-jobs_ui.register_submit(_MODELS_ID, [Input(f"{_ID}-rdm-choice", "value")], plan_models)
-jobs_ui.register_poll(_MODELS_ID, [Output(f"{_MODELS_ID}-{name}", "figure") for name in _MODEL_FIGURES], draw_models)
+compute_panel.register_submit(_MODELS_ID, [Input(f"{_ID}-rdm-choice", "value")], plan_models)
+compute_panel.register_poll(_MODELS_ID, [Output(f"{_MODELS_ID}-{name}", "figure") for name in _MODEL_FIGURES], draw_models)

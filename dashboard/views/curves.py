@@ -10,12 +10,12 @@ from dash import Input, Output, html
 
 from compute.engine import artifacts
 from compute.measures.summaries import mean_dissimilarity
-from dashboard import jobs_ui, services, state as url_state
+from dashboard import compute_panel, url_codec
 from dashboard.figures.curves import layer_curves
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
-from dashboard.views.input_rdm import RDM_CHOICES
-from dashboard.views.model_space import COMPARE_CHOICES
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
+from dashboard.view_parts.depths import depths
 from dashboard.widgets import dropdown
 
 PATH = "/curves"
@@ -26,19 +26,6 @@ _ID = "curves"
 # zoo's cnn-w2-s0-untrained has at depth 1 (55 stimuli silent after its first ReLU).
 DEFAULTS = {"rdm": "euclidean", "compare": "spearman"}
 CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES}
-
-
-def depth_layers(layers) -> list[str]:
-    """A model's default layers in order, the penultimate one named "penultimate" so that its
-    artifacts are shared with the other views."""
-    return ["penultimate" if info.penultimate else info.name for info in layers if info.default]
-
-
-def depths(models) -> list[list[tuple]]:
-    """For each depth d, the (model, layer) pairs of the models with a d-th default layer."""
-    per_model = [(m, depth_layers(services.layers(m.key))) for m in models]
-    deepest = max((len(layers) for _, layers in per_model), default=0)
-    return [[(m, layers[d]) for m, layers in per_model if len(layers) > d] for d in range(deepest)]
 
 
 def specs(models, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:
@@ -61,11 +48,11 @@ def figure(models_by_depth: dict, arrays: dict, view: dict):
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
-    view = url_state.decode(search, DEFAULTS, CHOICES)
+    view = url_codec.decode(search, DEFAULTS, CHOICES)
     controls = [dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
                 dropdown(f"{_ID}-compare-choice", "Compare RDMs with", COMPARE_CHOICES, view["compare"])]
     hint = f"Depth d: each model's d-th default layer (the last is the penultimate). {selection.describe()}."
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["curves"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["curves"])
 
 
 def plan(selection: Selection, rdm_method, compare_method):
@@ -75,20 +62,20 @@ def plan(selection: Selection, rdm_method, compare_method):
     by_depth = {f"depth{d + 1}": pairs for d, pairs in enumerate(depths(models))}
     context = {"view": view, "models": {name: [m.key for m, _ in by_depth[name]] for name in named},
                "pairs": {name: [(m.key, layer) for m, layer in by_depth[name]] for name in named}}
-    return named, list(named), context, url_state.encode(view, DEFAULTS)
+    return named, list(named), context, url_codec.encode(view, DEFAULTS)
 
 
 def draw(context: dict, arrays: dict):
-    by_key = Selection.from_state(context["selection"]).by_key
+    by_key = Selection.from_url_params(context["selection"]).by_key
     models = {name: [by_key[key] for key in keys] for name, keys in context["models"].items()}
     return (figure(models, arrays, context["view"]),)
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-rdm-choice", "value"), Input(f"{_ID}-compare-choice", "value")], plan)
+compute_panel.register_submit(_ID, [Input(f"{_ID}-rdm-choice", "value"), Input(f"{_ID}-compare-choice", "value")], plan)
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the curves."""
     view = context["view"]
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     depths = {name: [(selection.by_key[key].name, layer) for key, layer in pairs]
               for name, pairs in context["pairs"].items()}
     listing = "".join(f"    {name!r}: {pairs!r},\n" for name, pairs in depths.items())
@@ -103,4 +90,4 @@ for depth, pairs in depths.items():
 """
 
 
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw, code)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw, code)

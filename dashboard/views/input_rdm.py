@@ -16,25 +16,17 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from compute.engine import artifacts
 from compute.measures.blocks import block_factor, block_layout, sorted_window
 from compute.settings import get_settings
-from dashboard import jobs_ui, services, state as url_state
-from dashboard.figures.heatmap import rdm_heatmap, replace_heatmap
+from dashboard import compute_panel, services, url_codec
+from dashboard.figures.heatmap import replace_heatmap, sorted_heatmap
 from dashboard.figures.scatter import class_scatter
-from dashboard.selection import Selection
+from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
+from dashboard.view_parts.choices import MDS_CHOICES, RDM_CHOICES
 from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
 TITLE = "Input RDM"
 _ID = "input-rdm"
-
-RDM_CHOICES = ("correlation", "cosine", "euclidean", "sqeuclidean", "spearman")
-MDS_CHOICES = ("classical", "smacof")
-
-
-def best_model(models):
-    """The default model of a view: the most accurate (by name among equals)."""
-    return min(models, key=lambda m: (m.accuracy is None, -(m.accuracy or 0.0), m.name))
-
 
 def defaults(models) -> dict:
     return {"model": best_model(models).name, "layer": "penultimate", "rdm": "correlation", "mds": "classical",
@@ -44,7 +36,7 @@ def defaults(models) -> dict:
 def read_state(search: str | None, selection: Selection) -> dict:
     """The view state from the URL; a layer the model does not have falls back to penultimate."""
     models = selection.choices
-    view = url_state.decode(search, defaults(models),
+    view = url_codec.decode(search, defaults(models),
                             {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES, "mds": MDS_CHOICES})
     return {**view, "layer": valid_layer(selection.named(view["model"]), view["layer"]),
             "zoom": window_text(parse_window(view["zoom"], len(selection.stimuli)))}
@@ -59,13 +51,6 @@ def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 100
     matrix = artifacts.rdm_spec(model.key, stimuli, view["layer"], pooling, view["rdm"])
     return {"rdm": matrix, "mds": artifacts.mds_spec(matrix, method=view["mds"]),
             "blocks": artifacts.rdm_blocks_spec(matrix, stimuli, max_side)}
-
-
-def sorted_heatmap(stimuli, blocks, max_side: int, title: str, colorbar_title: str):
-    """The class-sorted RDM heatmap of ``stimuli`` from its block means (an ``rdm_blocks`` artifact)."""
-    n = len(stimuli)
-    _, _, centres = block_layout(n, block_factor(n, max_side))
-    return rdm_heatmap(blocks, centres, stimuli.labels, stimuli.class_names, title, colorbar_title)
 
 
 def figures(stimuli, blocks, coords, view: dict, max_side: int = 1000):
@@ -91,7 +76,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     thumbnail = html.Figure([html.Img(id=f"{_ID}-thumbnail", alt=""), html.Figcaption(id=f"{_ID}-thumbnail-caption")],
                             className="thumbnail")
     zoom = dcc.Store(id=f"{_ID}-zoom", data=view["zoom"])
-    return jobs_ui.view_page(_ID, TITLE, controls + [thumbnail, zoom], hint, ["heatmap", "mds"])
+    return compute_panel.view_page(_ID, TITLE, controls + [thumbnail, zoom], hint, ["heatmap", "mds"])
 
 
 @callback(
@@ -104,7 +89,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
 )
 def follow_model(model_name, layer, selection):
     """Another model has other layers: offer them, keeping the layer when it has one so named."""
-    model = Selection.from_state(selection).named(model_name)
+    model = Selection.from_url_params(selection).named(model_name)
     return layer_options(services.layers(model.key)), valid_layer(model, layer)
 
 
@@ -128,7 +113,7 @@ def hovered_stimulus(hover: dict | None, selection: Selection) -> tuple:
     prevent_initial_call=True,
 )
 def _show_thumbnail(hover, selection):
-    return hovered_stimulus(hover, Selection.from_state(selection))
+    return hovered_stimulus(hover, Selection.from_url_params(selection))
 
 
 def plan(selection: Selection, model_name, layer, rdm_method, mds_method, zoom=""):
@@ -139,11 +124,11 @@ def plan(selection: Selection, model_name, layer, rdm_method, mds_method, zoom="
     named = specs(model, selection.stimuli, view, selection.pooling, max_side)
     # The model is always written: the default (the most accurate) may change as models are added.
     context = {"view": view, "max_side": max_side, "rdm": named["rdm"].to_json()}
-    return named, ["mds", "blocks"], context, url_state.encode(view, {**defaults(selection.choices), "model": None})
+    return named, ["mds", "blocks"], context, url_codec.encode(view, {**defaults(selection.choices), "model": None})
 
 
 def draw(context: dict, arrays: dict):
-    stimuli = Selection.from_state(context["selection"]).stimuli
+    stimuli = Selection.from_url_params(context["selection"]).stimuli
     heatmap, scatter = figures(stimuli, arrays["blocks"], arrays["mds"], context["view"], context["max_side"])
     window = parse_window(context["view"].get("zoom"), len(stimuli))
     if window is not None:  # opened on a zoom (a link, or another model or layer at the same window)
@@ -207,23 +192,23 @@ def zoomed(job: dict | None, relayout: dict | None, search: str | None):
     URL's query string. The RDM is read only when a window must be cut from it."""
     if not job or "specs" not in job or "max_side" not in job.get("context", {}):
         return no_update, no_update, no_update
-    stimuli = Selection.from_state(job["context"]["selection"]).stimuli
+    stimuli = Selection.from_url_params(job["context"]["selection"]).stimuli
     n, max_side = len(stimuli), job["context"]["max_side"]
     wanted = zoom_window(relayout, n)
     if wanted is None:
         return no_update, no_update, no_update
     text = "" if wanted == "overview" else window_text(wanted)
-    state = (text, url_state.replace(search, "zoom", text))
+    zoom_and_url = (text, url_codec.replace(search, "zoom", text))
     if n <= max_side:
-        return (no_update, *state)
+        return (no_update, *zoom_and_url)
     name = "blocks" if wanted == "overview" else "rdm"
     array = services.backend().result(artifacts.Spec.from_json(job["specs"][name]))
     if array is None:
-        return (no_update, *state)
+        return (no_update, *zoom_and_url)
     if wanted == "overview":
         _, _, centres = block_layout(n, block_factor(n, max_side))
-        return (replace_heatmap(array, centres, centres), *state)
-    return (replace_heatmap(*sorted_window(array, stimuli.labels, *wanted, max_side=max_side)), *state)
+        return (replace_heatmap(array, centres, centres), *zoom_and_url)
+    return (replace_heatmap(*sorted_window(array, stimuli.labels, *wanted, max_side=max_side)), *zoom_and_url)
 
 
 @callback(
@@ -242,7 +227,7 @@ def _zoom(relayout, job, search):
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
     view = context["view"]
-    return prelude(Selection.from_state(context["selection"])) + f"""(acts,) = activations({view["model"]!r}, [{view["layer"]!r}])
+    return prelude(Selection.from_url_params(context["selection"])) + f"""(acts,) = activations({view["model"]!r}, [{view["layer"]!r}])
 rdm = compute.rdm(acts, method={view["rdm"]!r})  # N x N, in stimulus order
 order = np.argsort(stimuli.labels, kind="stable")
 heatmap = rdm[np.ix_(order, order)]  # sorted by class, as drawn (block-averaged when N > {context["max_side"]})
@@ -250,7 +235,7 @@ coords = compute.mds(rdm, method={view["mds"]!r})  # the stimulus MDS, one row p
 """
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("model", "layer", "rdm", "mds")],
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("model", "layer", "rdm", "mds")],
                         plan, states=[State(f"{_ID}-zoom", "data")])
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code,
+compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code,
                       needs=("blocks", "mds"))

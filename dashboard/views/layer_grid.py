@@ -9,19 +9,18 @@ from __future__ import annotations
 from dash import Input, Output, State, callback, html
 
 from compute.engine import artifacts
-from compute.measures.similarity import MEASURES
-from dashboard import jobs_ui, services, state as url_state
+from compute.measures.registry import MEASURES
+from dashboard import compute_panel, services, url_codec
 from dashboard.figures.heatmap import labelled_heatmap, small_multiples
-from dashboard.selection import Selection
+from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
-from dashboard.views.input_rdm import best_model
+from dashboard.view_parts.choices import MEASURE_CHOICES
 from dashboard.widgets import dropdown, figure_slot, message_figure, model_dropdown, model_options
 
 PATH = "/layers"
 TITLE = "Layer grid"
 _ID = "layer-grid"
 
-MEASURE_CHOICES = ("cka_linear", "cka_rbf", "cka_debiased", "rv", "rv2", "svcca", "pwcca", "cca_mean", "procrustes")
 LAYER_SETS = {"default": "default layers", "all": "every named layer"}
 MULTIPLES = {"off": "off", "selected": "A against each selected model", "twins": "each selected model against its random-init twin"}
 MAX_MULTIPLES = 8
@@ -54,7 +53,7 @@ def defaults(selection: Selection) -> dict:
 
 def read_state(search: str | None, selection: Selection) -> dict:
     names = tuple(m.name for m in services.models(selection.stimulus_set))
-    return url_state.decode(search, defaults(selection),
+    return url_codec.decode(search, defaults(selection),
                             {"a": names, "b": names, "measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS),
                              "multiples": tuple(MULTIPLES)})
 
@@ -97,8 +96,8 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
         dropdown(f"{_ID}-multiples-choice", f"Small multiples (up to {MAX_MULTIPLES})",
                  [{"label": text, "value": value} for value, text in MULTIPLES.items()], view["multiples"]),
     ]
-    more = [html.H3("Small multiples"), *jobs_ui.job_components(_MULTIPLES_ID), figure_slot(f"{_MULTIPLES_ID}-grid")]
-    return jobs_ui.view_page(_ID, TITLE, controls,
+    more = [html.H3("Small multiples"), *compute_panel.job_components(_MULTIPLES_ID), figure_slot(f"{_MULTIPLES_ID}-grid")]
+    return compute_panel.view_page(_ID, TITLE, controls,
                              f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.", ["heatmap"], more)
 
 
@@ -110,7 +109,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     prevent_initial_call=True,
 )
 def follow_model_a(name, selection):
-    selection = Selection.from_state(selection)
+    selection = Selection.from_url_params(selection)
     return _twin_button(selection.named(name), services.models(selection.stimulus_set))
 
 
@@ -125,7 +124,7 @@ def follow_model_a(name, selection):
 )
 def use_twin(_, name, options, selection):
     """B becomes A's random-init twin (offered in B's list even when the selection leaves it out)."""
-    selection = Selection.from_state(selection)
+    selection = Selection.from_url_params(selection)
     model = selection.named(name)
     twin = random_init_twin(model, services.models(selection.stimulus_set)) or model
     offered = {o["value"] for o in options}
@@ -137,7 +136,7 @@ def plan(selection: Selection, a, b, measure, layer_set, multiples="off"):
     grid = spec(selection.named(a), selection.named(b), selection.stimuli, view, selection.pooling)
     context = {"view": view, "layers_a": grid.params["layers_a"], "layers_b": grid.params["layers_b"]}
     # Both models are always written: the defaults (most accurate, its twin) may change.
-    search = url_state.encode(view, {**defaults(selection), "a": None, "b": None})
+    search = url_codec.encode(view, {**defaults(selection), "a": None, "b": None})
     return {"grid": grid}, ["grid"], context, search
 
 
@@ -145,12 +144,12 @@ def draw(context: dict, arrays: dict):
     return (figure(arrays["grid"], context["layers_a"], context["layers_b"], context["view"]),)
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
                               for name in ("a", "b", "measure", "layers", "multiples")], plan)
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the grid."""
     view = context["view"]
-    return prelude(Selection.from_state(context["selection"])) + f"""layers_a = {context["layers_a"]!r}
+    return prelude(Selection.from_url_params(context["selection"])) + f"""layers_a = {context["layers_a"]!r}
 layers_b = {context["layers_b"]!r}
 acts_a = dict(zip(layers_a, activations({view["a"]!r}, layers_a)))
 acts_b = dict(zip(layers_b, activations({view["b"]!r}, layers_b)))
@@ -158,7 +157,7 @@ grid = compute.layer_grid(acts_a, acts_b, measure={view["measure"]!r})  # rows: 
 """
 
 
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure")], draw, code)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure")], draw, code)
 
 
 def multiple_pairs(selection: Selection, a: str, multiples: str) -> list[tuple]:
@@ -196,6 +195,6 @@ def draw_multiples(context: dict, arrays: dict):
                             f"{measure.name}, layers (rows) × layers (columns), one panel per pair"),)
 
 
-jobs_ui.register_submit(_MULTIPLES_ID, [Input(f"{_ID}-{name}-choice", "value")
+compute_panel.register_submit(_MULTIPLES_ID, [Input(f"{_ID}-{name}-choice", "value")
                                         for name in ("a", "measure", "layers", "multiples")], plan_multiples)
-jobs_ui.register_poll(_MULTIPLES_ID, [Output(f"{_MULTIPLES_ID}-grid", "figure")], draw_multiples)
+compute_panel.register_poll(_MULTIPLES_ID, [Output(f"{_MULTIPLES_ID}-grid", "figure")], draw_multiples)

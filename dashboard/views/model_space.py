@@ -12,30 +12,22 @@ import dash
 import numpy as np
 from dash import Input, Output, callback, html, no_update
 
-from compute.engine import artifacts
-from dashboard import jobs_ui, state as url_state
+from compute.measures.registry import COMPARE_METHODS
+from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import matrix_heatmap
-from dashboard.figures.scatter import embedding_scatter
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
-from dashboard.widgets import accuracy_text, dropdown
+from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES
+from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
+from dashboard.widgets import dropdown
 
 PATH = "/"
 TITLE = "Model RDM & MDS"
 _ID = "model-space"
 
-COMPARE_CHOICES = ("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "euclidean", "manhattan")
-RDM_CHOICES = ("correlation", "cosine", "euclidean", "sqeuclidean", "spearman")
 SORT_CHOICES = {"accuracy": "accuracy", "group": "group, then accuracy", "name": "name"}
-DEFAULTS = {"compare": "spearman", "rdm": "correlation", "mds": "smacof", "sort": "accuracy"}
-CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": ("smacof", "classical"), "sort": tuple(SORT_CHOICES)}
-
-
-def specs(models, stimuli, view: dict, pooling: str = "none") -> tuple[artifacts.Spec, artifacts.Spec]:
-    """The model RDM and its MDS for ``models`` (already ordered) under ``view``."""
-    matrix = artifacts.model_rdm_spec([m.key for m in models], stimuli, "penultimate", pooling,
-                                      view["rdm"], view["compare"])
-    return matrix, artifacts.mds_spec(matrix, method=view["mds"])
+DEFAULTS = {**MAP_DEFAULTS, "sort": "accuracy"}
+CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": MDS_CHOICES, "sort": tuple(SORT_CHOICES)}
 
 
 def display_order(models, sort: str, group_of) -> list[int]:
@@ -62,7 +54,7 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
     ``models``' order) and the MDS scatter for computed arrays."""
     sort = view.get("sort", "accuracy")
     order = display_order(models, sort, group_of)
-    direction = "distance" if view["compare"] in ("euclidean", "manhattan") else f"1 − {view['compare']}"
+    direction = dissimilarity_label(view["compare"])
     heatmap = matrix_heatmap(
         np.asarray(matrix)[np.ix_(order, order)], [models[i].name for i in order],
         title=f"Model RDM ({direction})<br><sup>input RDMs compared; models sorted by {SORT_CHOICES[sort]}</sup>",
@@ -71,17 +63,10 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
     return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy", group_of)
 
 
-def models_scatter(models, coords, title: str, group_of=lambda m: str(m.tags.get("family", m.architecture))):
-    """An embedding of models (n x 2), coloured by accuracy, one symbol per group (``group_of``)."""
-    hover = [
-        f"<b>{m.name}</b><br>architecture: {m.architecture}<br>accuracy: {accuracy_text(m)}"
-        + "".join(f"<br>{k}: {v}" for k, v in sorted(m.tags.items()) if k != "family")
-        for m in models
-    ]
-    return embedding_scatter(
-        coords, [m.name for m in models], [m.accuracy for m in models], "accuracy",
-        groups=[group_of(m) for m in models], hover=hover, title=title,
-    )
+def dissimilarity_label(compare: str) -> str:
+    """What the model RDM's cells are for comparison method ``compare``: the distance itself, or
+    1 − the similarity (as the registry says which it is)."""
+    return "distance" if COMPARE_METHODS[compare].kind == "distance" else f"1 − {compare}"
 
 
 def _dropdown(name: str, label: str, value: str, options=None) -> html.Div:
@@ -89,7 +74,7 @@ def _dropdown(name: str, label: str, value: str, options=None) -> html.Div:
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
-    view = url_state.decode(search, DEFAULTS, CHOICES)
+    view = url_codec.decode(search, DEFAULTS, CHOICES)
     controls = [_dropdown("rdm", "Input RDM (per model)", view["rdm"]),
                 _dropdown("compare", "Compare RDMs with", view["compare"]),
                 _dropdown("mds", "MDS", view["mds"]),
@@ -97,7 +82,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
                           [{"label": text, "value": value} for value, text in SORT_CHOICES.items()])]
     hint = (f"Layer: penultimate. {selection.describe()}. Click a model to open its input RDM; "
             "lasso-select models to make them the selection.")
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
 
 
 def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="accuracy"):
@@ -105,13 +90,13 @@ def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="acc
     reorders the drawing: the artifacts are the same)."""
     view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method, "sort": sort}
     models = need_models(selection, 3)
-    matrix, embedding = specs(models, selection.stimuli, view, selection.pooling)
+    matrix, embedding = map_specs(models, selection.stimuli, view, selection.pooling)
     context = {"view": view, "models": [m.key for m in models]}
-    return {"matrix": matrix, "mds": embedding}, ["mds"], context, url_state.encode(view, DEFAULTS)
+    return {"matrix": matrix, "mds": embedding}, ["mds"], context, url_codec.encode(view, DEFAULTS)
 
 
 def draw(context: dict, arrays: dict):
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     return figures([selection.by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"],
                    context["view"], selection.group_of)
 
@@ -119,7 +104,7 @@ def draw(context: dict, arrays: dict):
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
     view = context["view"]
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     names = [selection.by_key[key].name for key in context["models"]]
     listing = "".join(f"    {name!r},\n" for name in names)
     return prelude(selection) + f"""models = [  # ordered by accuracy, as the arrays (the heatmap may show another order)
@@ -131,9 +116,9 @@ coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row
 """
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds", "sort")],
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds", "sort")],
                         plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
 
 
 def model_link(click_data: dict | None) -> tuple:

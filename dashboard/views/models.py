@@ -8,6 +8,7 @@ from __future__ import annotations
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dash_table, dcc, html
 
 from dashboard import services
+from dashboard.view_parts.upload_form import file_form, upload_message
 from dashboard.widgets import dropdown
 
 PATH = "/models"
@@ -31,34 +32,6 @@ def table_rows(models) -> list[dict]:
     return [{"name": m.name, "architecture": m.architecture, "source": m.source,
              "tags": ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items())),
              "accuracy": m.accuracy, "top5": m.top5} for m in models]
-
-
-def upload_message(result: dict | None) -> html.Div | str:
-    """What an upload's answer from the server means, in one line."""
-    if not result:
-        return ""
-    if not result.get("ok"):
-        return html.Div(f"Refused: {result.get('error')}", className="alert alert-error", role="alert")
-    if "model" in result:
-        return html.Div(f"Registered model {result['model']} ({result['architecture']})", className="status-done")
-    return html.Div(f"Stimulus set ready: {result['images']} images in {result['num_classes']} classes "
-                    f"({result['stimulus_set']})", className="status-done")
-
-
-def file_form(prefix: str, label: str, accept: str, controls: list) -> html.Div:
-    """A file slot (upload.js puts the <input type=file> in it), controls, a button and progress;
-    ids ``<prefix>-file``, ``-send``, ``-progress``, ``-progress-text``, ``-message``, ``-result``."""
-    return html.Div(
-        [html.H3(label),
-         html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
-         *controls,
-         html.Button("Upload", id=f"{prefix}-send", n_clicks=0, className="button"),
-         html.Progress(id=f"{prefix}-progress", value="0", max="1", className="upload-progress"),
-         html.Span(id=f"{prefix}-progress-text", className="hint"),
-         html.Div(id=f"{prefix}-message", className="upload-message"),
-         dcc.Store(id=f"{prefix}-result")],
-        className="upload-form",
-    )
 
 
 def _architecture_options() -> list[str]:

@@ -12,15 +12,14 @@ from __future__ import annotations
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from compute.engine import artifacts
-from compute.measures.compare import COMPARE_METHODS
+from compute.measures.registry import COMPARE_METHODS
 from compute.sources import references
-from dashboard import jobs_ui, services, state as url_state
+from dashboard import compute_panel, services, url_codec
 from dashboard.figures.bars import ranked_bars
 from dashboard.selection import Selection, need_models
-from dashboard.views.curves import depth_layers
-from dashboard.views.input_rdm import RDM_CHOICES
-from dashboard.views.model_space import COMPARE_CHOICES
-from dashboard.views.models import file_form, upload_message as refusal_message
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
+from dashboard.view_parts.depths import depth_layers
+from dashboard.view_parts.upload_form import file_form, upload_message as refusal_message
 from dashboard.widgets import accuracy_text, dropdown
 
 PATH = "/reference"
@@ -53,7 +52,7 @@ def rows(models, layers: str) -> list[tuple]:
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
-    view = url_state.decode(search, DEFAULTS, CHOICES)
+    view = url_codec.decode(search, DEFAULTS, CHOICES)
     options = reference_options(selection.stimuli)
     keys = [o["value"] for o in options]
     chosen = view["ref"] if view["ref"] in keys else (keys[0] if keys else None)
@@ -71,7 +70,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     ]
     hint = (f"{references.FORMATS}: (N, N), condensed (K,), or one RDM per subject (S, N, N) / (S, K); "
             f"N = the stimulus set's size. {selection.describe()}.")
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["bars"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["bars"])
 
 
 def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_boot):
@@ -79,7 +78,7 @@ def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_
     chosen, nothing to compute (the figure asks for an upload)."""
     view = {"ref": reference or "", "rdm": rdm_method, "compare": compare_method, "layers": layers,
             "boot": str(n_boot)}
-    search = url_state.encode(view, DEFAULTS)
+    search = url_codec.encode(view, DEFAULTS)
     if not reference:
         return {}, [], {"view": view, "rows": [], "stimulus_set": selection.stimulus_set}, search
     info = references.reference_info(reference)
@@ -123,7 +122,7 @@ def draw(context: dict, arrays: dict):
         empty = ranked_bars([], [], [], [], [], [], title=f"No reference RDM chosen for "
                             f"{context['stimulus_set']}: upload one (left)", x_title="similarity with the reference")
         return (empty,)
-    by_key = Selection.from_state(context["selection"]).by_key
+    by_key = Selection.from_url_params(context["selection"]).by_key
     bars = [(by_key[key], layer, group) for key, layer, group in context["rows"]]
     return (figure(bars, arrays["fit"], context["view"], context["reference"]),)
 
@@ -132,7 +131,7 @@ def code(context: dict) -> str:
     """A Python snippet, on the ``compute`` API, that reproduces the bars' numbers."""
     if not context["rows"]:
         return "# Upload a reference RDM first."
-    view, selection = context["view"], Selection.from_state(context["selection"])
+    view, selection = context["view"], Selection.from_url_params(context["selection"])
     listing = "".join(f"    ({selection.by_key[key].name!r}, {layer!r}),\n" for key, layer, _ in context["rows"])
     return f"""import numpy as np
 
@@ -168,9 +167,9 @@ def upload_message(result: dict | None):
     return refusal_message(result)
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
                               for name in ("ref", "rdm", "compare", "layers", "boot")], plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-bars", "figure")], draw, code)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-bars", "figure")], draw, code)
 
 clientside_callback(
     ClientsideFunction("repscope", "uploadReference"),
@@ -192,6 +191,6 @@ clientside_callback(
 )
 def _uploaded(result, selection):
     """The upload's message, the references now stored, and the new one chosen."""
-    options = reference_options(Selection.from_state(selection).stimuli)
+    options = reference_options(Selection.from_url_params(selection).stimuli)
     chosen = result["reference"] if result and result.get("ok") else no_update
     return upload_message(result), options, chosen

@@ -14,10 +14,10 @@ from dash import Input, Output, html
 
 from compute.engine import artifacts
 from compute.engine.recipes import SRM_FIT_FIELDS
-from dashboard import jobs_ui, state as url_state
+from dashboard import compute_panel, url_codec
 from dashboard.figures.grouped_bars import grouped_bars
-from dashboard.selection import Selection, need_models, ordered
-from dashboard.views.curves import depths
+from dashboard.selection import Selection, most_accurate, need_models, ordered
+from dashboard.view_parts.depths import depths
 from dashboard.widgets import dropdown, model_options
 
 PATH = "/srm"
@@ -31,12 +31,6 @@ N_ITER = 10
 K_CHOICES = ("2", "5", "10", "20", "50", "100")
 DEFAULTS = {"k": "10", "align": ""}
 _FIELD = {name: i for i, name in enumerate(SRM_FIT_FIELDS)}
-
-
-def most_accurate(models, n: int) -> list:
-    """The ``n`` most accurate of ``models`` (unknown accuracy last), in the figures' order."""
-    best = sorted(models, key=lambda m: (m.accuracy is None, -(m.accuracy or 0.0), m.name))
-    return ordered(best[:n])
 
 
 def comparable(models, cap: int = MAX_MODELS) -> list:
@@ -66,7 +60,7 @@ def picked(selection: Selection, align: str) -> list:
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
-    view = url_state.decode(search, DEFAULTS, {"k": K_CHOICES})
+    view = url_codec.decode(search, DEFAULTS, {"k": K_CHOICES})
     controls = [
         dropdown(f"{_ID}-models-choice", "Models to align", model_options(selection.models),
                  [m.name for m in picked(selection, view["align"])], multi=True, clearable=True,
@@ -77,7 +71,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
             f"stimuli (seed {SEED}) and evaluated on the rest; k is capped by the smallest layer width and "
             f"the fitting stimuli. At most {MAX_MODELS} models (the most accurate of those picked); by default "
             f"the most accurate models of one architecture trained alike. {selection.describe()}.")
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["variance", "agreement"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["variance", "agreement"])
 
 
 def plan(selection: Selection, names, k):
@@ -108,7 +102,7 @@ def plan(selection: Selection, names, k):
     view = {"k": str(k), "align": ",".join(m.name for m in chosen)}
     context = {"view": view, "layers": layers, "note": note}
     # The models are always written: the default choice follows the registry, which may change.
-    return named, list(named), context, url_state.encode(view, {**DEFAULTS, "align": None})
+    return named, list(named), context, url_codec.encode(view, {**DEFAULTS, "align": None})
 
 
 def draw(context: dict, arrays: dict):
@@ -148,7 +142,7 @@ def draw(context: dict, arrays: dict):
 
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     listing = ""
     for name, members in context["layers"].items():
         pairs = ", ".join(repr((selection.by_key[key].name, layer)) for key, layer in members)
@@ -182,5 +176,5 @@ for depth, pairs in depths.items():
 """
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-models-choice", "value"), Input(f"{_ID}-k-choice", "value")], plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-variance", "figure"), Output(f"{_ID}-agreement", "figure")], draw, code)
+compute_panel.register_submit(_ID, [Input(f"{_ID}-models-choice", "value"), Input(f"{_ID}-k-choice", "value")], plan)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-variance", "figure"), Output(f"{_ID}-agreement", "figure")], draw, code)

@@ -18,11 +18,12 @@ import numpy as np
 from dash import Input, Output, State, callback, html
 
 from compute.engine import artifacts
-from compute.measures.similarity import MEASURES
-from dashboard import jobs_ui, services, state as url_state
+from compute.measures.registry import MEASURES
+from dashboard import compute_panel, services, url_codec
 from dashboard.figures.training import over_training, within_between
 from dashboard.selection import Selection, tag_value
-from dashboard.views.curves import depth_layers
+from dashboard.view_parts.choices import MEASURE_CHOICES
+from dashboard.view_parts.depths import depth_layers
 from dashboard.widgets import dropdown, figure_slot
 
 PATH = "/training"
@@ -30,7 +31,6 @@ TITLE = "Training dynamics"
 _ID = "training"
 _GROUPS_ID = "training-groups"  # the within/between section: a job of its own
 
-MEASURE_CHOICES = tuple(MEASURES)
 GENERALISING, MEMORISING = "true-labels", "shuffled-labels"
 _CONTROLS = ("series", "measure", "group1", "group2", "arch")
 
@@ -126,7 +126,7 @@ def chosen_architecture(models, view: dict) -> str:
 
 def read_state(search: str | None, models) -> dict:
     groups = tuple(group_names(models))
-    view = url_state.decode(search, defaults(models), {"series": tuple(series_names(models)),
+    view = url_codec.decode(search, defaults(models), {"series": tuple(series_names(models)),
                                                        "measure": MEASURE_CHOICES, "group1": groups, "group2": groups})
     return {**view, "arch": chosen_architecture(models, view)}
 
@@ -134,14 +134,14 @@ def read_state(search: str | None, models) -> dict:
 def _search(models, view: dict) -> str:
     """The URL state: what differs from the defaults (the architecture: from the groups' default)."""
     default_arch = chosen_architecture(models, {**view, "arch": ""})
-    return url_state.encode(view, {**defaults(models), "arch": default_arch})
+    return url_codec.encode(view, {**defaults(models), "arch": default_arch})
 
 
 # ---- artifacts ----
 
 def layers_of(model) -> tuple[list[str], list[str]]:
     """A model's default layers: their names in artifacts (as the other views name them, see
-    ``curves.depth_layers``) and their own names."""
+    ``view_parts.depths.depth_layers``) and their own names."""
     infos = services.layers(model.key)
     return depth_layers(infos), [info.name for info in infos if info.default]
 
@@ -203,7 +203,7 @@ def draw(context: dict, arrays: dict):
 
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the curves."""
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     listing = "".join(f"    {step}: {name!r},\n" for step, name in zip(context["steps"], context["names"]))
     return f"""import numpy as np
 
@@ -265,7 +265,7 @@ def draw_groups(context: dict, arrays: dict):
 
 def code_groups(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the bars."""
-    selection = Selection.from_state(context["selection"])
+    selection = Selection.from_url_params(context["selection"])
     return f"""from itertools import combinations, product
 
 import numpy as np
@@ -312,9 +312,9 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     hint = ("Every model of the stimulus set is read here (the model filters do not apply): a series is "
             "the models with that series tag, by step; groups are values of the group tag. Layers: "
             f"the default ones. Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.")
-    more = [html.H3("Within and between groups"), *jobs_ui.job_components(_GROUPS_ID),
+    more = [html.H3("Within and between groups"), *compute_panel.job_components(_GROUPS_ID),
             html.Div([figure_slot(f"{_GROUPS_ID}-bars")], className="figures")]
-    return jobs_ui.view_page(_ID, TITLE, controls, hint, ["curves"], more)
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["curves"], more)
 
 
 @callback(
@@ -328,12 +328,12 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
 )
 def _follow_groups(group1, group2, arch, selection):
     """The architectures the two groups share; the current one kept when it still is."""
-    models = services.models(Selection.from_state(selection).stimulus_set)
+    models = services.models(Selection.from_url_params(selection).stimulus_set)
     view = {"group1": group1 or "", "group2": group2 or "", "arch": arch or ""}
     return architecture_options(models, view["group1"], view["group2"]), chosen_architecture(models, view)
 
 
-jobs_ui.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in _CONTROLS], plan)
-jobs_ui.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw, code)
-jobs_ui.register_submit(_GROUPS_ID, [Input(f"{_ID}-{name}-choice", "value") for name in _CONTROLS[1:]], plan_groups)
-jobs_ui.register_poll(_GROUPS_ID, [Output(f"{_GROUPS_ID}-bars", "figure")], draw_groups, code_groups)
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in _CONTROLS], plan)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw, code)
+compute_panel.register_submit(_GROUPS_ID, [Input(f"{_ID}-{name}-choice", "value") for name in _CONTROLS[1:]], plan_groups)
+compute_panel.register_poll(_GROUPS_ID, [Output(f"{_GROUPS_ID}-bars", "figure")], draw_groups, code_groups)

@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from compute.engine import artifacts
-from dashboard import jobs_ui, services
+from dashboard import compute_panel, services
 from tests.integration.backends import backend, stimuli, three_models  # noqa: F401 (fixture)
 
 
@@ -23,14 +23,14 @@ def test_a_stored_target_without_a_record_is_drawn_and_a_lost_one_is_recomputed(
     assert backend.status(stored.key)["state"] == "missing"  # no job record…
     assert backend.spec_status(stored)["state"] == "done"  # …but the artifact is there
     job = {"specs": {"rdm": stored.to_json()}, "targets": ["rdm"], "context": {}}
-    figure, _, stop = jobs_ui.poll(job, 1, _draw)
+    figure, _, stop = compute_panel.poll(job, 1, _draw)
     assert figure == 0.0 and stop
 
     lost = artifacts.rdm_spec(second, stimuli(), method="euclidean")  # never submitted
     job = {"specs": {"rdm": lost.to_json()}, "targets": ["rdm"], "context": {}}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        figure, _, stop = jobs_ui.poll(job, 1, _draw)
+        figure, _, stop = compute_panel.poll(job, 1, _draw)
         if stop:
             break
         time.sleep(0.3)

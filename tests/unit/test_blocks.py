@@ -82,11 +82,11 @@ def test_a_zoom_window_is_written_in_the_url_and_read_back():
 
 
 def test_the_url_keeps_a_replaced_key_and_the_others():
-    from dashboard import state
+    from dashboard import url_codec
 
-    assert state.replace("?b=2&zoom=1-2x3-4", "zoom", "5-6x7-8") == "?b=2&zoom=5-6x7-8"
-    assert state.replace("?b=2&zoom=1-2x3-4", "zoom", "") == "?b=2"
-    assert state.replace(None, "zoom", None) == ""
+    assert url_codec.replace("?b=2&zoom=1-2x3-4", "zoom", "5-6x7-8") == "?b=2&zoom=5-6x7-8"
+    assert url_codec.replace("?b=2&zoom=1-2x3-4", "zoom", "") == "?b=2"
+    assert url_codec.replace(None, "zoom", None) == ""
 
 
 def test_a_view_opened_on_a_zoom_draws_that_window():
@@ -95,7 +95,7 @@ def test_a_view_opened_on_a_zoom_draws_that_window():
     from dashboard.views.input_rdm import draw
 
     view = {"model": "m", "layer": "fc1", "rdm": "euclidean", "mds": "classical", "zoom": "40-91x10-71"}
-    context = {"view": view, "max_side": 1000, "selection": Selection().state()}
+    context = {"view": view, "max_side": 1000, "selection": Selection().url_params()}
     n = len(Selection().stimuli)
     arrays = {"blocks": np.zeros((n, n), np.float32), "mds": np.zeros((n, 2), np.float32)}
     heatmap, _ = draw(context, arrays)
@@ -116,7 +116,7 @@ def test_a_zoomed_view_whose_rdm_was_evicted_shows_the_window_in_blocks(tmp_path
         stimuli = Selection().stimuli
         rdm = artifacts.rdm_spec("a" * 64, stimuli, "fc1")
         view = {"model": "m", "layer": "fc1", "rdm": "correlation", "mds": "classical", "zoom": "40-91x10-71"}
-        context = {"view": view, "max_side": 100, "rdm": rdm.to_json(), "selection": Selection().state()}
+        context = {"view": view, "max_side": 100, "rdm": rdm.to_json(), "selection": Selection().url_params()}
         blocks = np.random.default_rng(0).random((100, 100)).astype(np.float32)
         heatmap, _ = draw(context, {"blocks": blocks, "mds": np.zeros((len(stimuli), 2), np.float32)})
     finally:

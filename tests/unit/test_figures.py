@@ -7,7 +7,7 @@ import pytest
 from compute.measures.blocks import class_order
 from dashboard.figures.heatmap import labelled_heatmap, matrix_heatmap, rdm_heatmap, replace_heatmap
 from dashboard.figures.scatter import class_scatter
-from dashboard.jobs_ui import combined_status
+from dashboard.compute_panel import combined_status
 
 
 def test_rdm_heatmap_sorts_by_class_and_marks_boundaries():
@@ -101,7 +101,7 @@ def test_layer_curves_order_points_by_accuracy_and_skip_unknown():
 
 def test_depth_layers_name_the_penultimate_layer_as_the_other_views_do():
     from compute.sources.layers import LayerInfo
-    from dashboard.views.curves import depth_layers
+    from dashboard.view_parts.depths import depth_layers
 
     layers = [LayerInfo("fc1", "Linear", False, False), LayerInfo("act1", "ReLU", True, False),
               LayerInfo("act2", "ReLU", True, True), LayerInfo("out", "Linear", False, False)]

@@ -36,7 +36,7 @@ def _store(stimuli, subjects=2, name="brain"):
 def test_without_a_reference_nothing_is_computed_and_the_figure_asks_for_one(view):
     specs, targets, context, search = view.plan(Selection(), None, "euclidean", "spearman", "penultimate", "100")
     assert (specs, targets, search) == ({}, [], "")
-    (figure,) = view.draw({**context, "selection": Selection().state()}, {})
+    (figure,) = view.draw({**context, "selection": Selection().url_params()}, {})
     assert figure.data == () and "upload one" in figure.layout.title.text
 
 
@@ -78,7 +78,7 @@ def test_draw_ranks_the_bars_and_says_which_way_is_better(view, digits):
     info = _store(digits)
     selection = Selection(names=PAIR)
     _, _, context, _ = view.plan(selection, info.key, "euclidean", "euclidean", "penultimate", "100")
-    context = {**context, "selection": selection.state()}
+    context = {**context, "selection": selection.url_params()}
     fit = np.array([[2.0, 1.5, 2.5, 1.0, 0.5], [1.0, 0.8, 1.1, 1.0, 0.5]])
     (figure,) = view.draw(context, {"fit": fit})
     names = {m.key: m.name for m in selection.models}
@@ -96,7 +96,7 @@ def test_code_reproduces_the_artifact(view, digits, tmp_path):
     store = ArtifactStore(tmp_path / "artifacts")
     artifacts.ensure(specs["fit"], store)
     namespace = {}
-    exec(view.code({**context, "selection": selection.state()}), namespace)  # noqa: S102 - our own snippet
+    exec(view.code({**context, "selection": selection.url_params()}), namespace)  # noqa: S102 - our own snippet
     np.testing.assert_allclose(namespace["fit"], store.get("reference_fit", specs["fit"].key)[0], rtol=1e-6)
 
 

@@ -7,7 +7,7 @@ from dash import no_update
 
 from compute.engine import artifacts
 from compute.engine.limits import missing_work
-from dashboard import state as url_state
+from dashboard import url_codec
 from dashboard.selection import DEFAULTS, Selection, filter_options, matches, need_models, ordered, parse_where
 from dashboard.views.input_rdm import hovered_stimulus
 from dashboard.views.model_space import lassoed_models
@@ -51,8 +51,8 @@ def test_too_few_models_is_a_clear_error(zoo_dir):
 
 
 def test_url_queries_join_with_the_later_value_winning():
-    assert url_state.join("?a=1&b=2", "?b=3", "") == "?a=1&b=3"
-    assert url_state.join("", None) == ""
+    assert url_codec.join("?a=1&b=2", "?b=3", "") == "?a=1&b=3"
+    assert url_codec.join("", None) == ""
 
 
 def test_missing_work_counts_uncached_artifacts_forward_passes_and_bytes(zoo_dir):

@@ -35,7 +35,7 @@ def test_show_code_reproduces_the_view_s_numbers(name, zoo_dir, tmp_path):
     values, variables = SNIPPET_CASES[name]
     selection = Selection(names=SNIPPET_MODELS, pooling="avg")
     specs, targets, context, _ = view.plan(selection, *values)
-    context = {**context, "selection": selection.state()}
+    context = {**context, "selection": selection.url_params()}
     store = ArtifactStore(tmp_path / "artifacts")
     for target in targets:
         ensure(specs[target], store)

@@ -136,7 +136,7 @@ def test_code_reproduces_the_artifacts(view, tmp_path):
     values = store.get("srm_fit", last.key)[0]
     namespace = {}
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        exec(view.code({**context, "selection": selection.state()}), namespace)  # noqa: S102 - our own snippet
+        exec(view.code({**context, "selection": selection.url_params()}), namespace)  # noqa: S102 - our own snippet
     assert printed.getvalue().count("variance explained") == len(targets)
     fit, agreement, held_out = namespace["fit"], namespace["agreement"], namespace["held_out"]
     from compute.measures.srm import srm_variance_explained

@@ -1,8 +1,10 @@
-"""The submit-and-poll pattern every view shares: artifacts asked of the job backend, a
-``dcc.Interval`` polling their status, and the view's figures drawn once they are all there.
+"""A computed view's page and its compute panel (progress line, Compute button, share bar): the
+submit-and-poll pattern every view shares. Artifacts are asked of the job backend, a
+``dcc.Interval`` polls their status, and the view's figures are drawn once they are all there.
+(The Jobs page, listing every job, is :mod:`dashboard.views.jobs`.)
 
 A view calls :func:`job_components` in its layout and, once at import, :func:`register_submit`
-with its control inputs and a pure ``plan`` function (which artifacts, and the URL state) and
+with its control inputs and a pure ``plan`` function (which artifacts, and the URL's query string) and
 :func:`register_poll` with its figure outputs and a pure ``draw`` function.
 Component ids: ``<prefix>-job`` (the job record), ``<prefix>-poll`` (with the stores of
 :mod:`dashboard.polling`), ``<prefix>-progress``, ``<prefix>-compute`` (the button that starts
@@ -21,7 +23,7 @@ from flask import has_request_context, request
 
 from compute.engine import artifacts
 from compute.engine.limits import LimitExceeded, missing_work
-from dashboard import services, state as url_state
+from dashboard import services, url_codec
 from dashboard.polling import poll_components, register_poll_callback
 from dashboard.selection import Selection
 from dashboard.share import job_arrays, register_share, share_components
@@ -179,15 +181,15 @@ def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> t
     error, shown in the view."""
     from compute.settings import get_settings
 
-    selection = Selection.from_state(selection_data)
+    selection = Selection.from_url_params(selection_data)
     try:
         specs, targets, context, search = plan(selection, *values)
     except ValueError as error:
         return {"error": str(error)}, no_update
-    context = {**context, "selection": selection.state()}
+    context = {**context, "selection": selection.url_params()}
     record = start(specs, targets, context, auto_bytes=get_settings().auto_compute_bytes)
     # A view's second job (``search`` None) leaves the URL to the view's first.
-    return record, no_update if search is None else url_state.join(selection.search(), search)
+    return record, no_update if search is None else url_codec.join(selection.search(), search)
 
 
 def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple], states: list[State] = ()) -> None:

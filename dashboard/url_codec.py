@@ -1,4 +1,4 @@
-"""View state <-> URL query string, so that a link restores exactly what its sender saw."""
+"""A view's values <-> the URL's query string, so that a link restores exactly what its sender saw."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -8,11 +8,11 @@ from urllib.parse import parse_qsl, urlencode
 def decode(search: str | None, defaults: Mapping[str, str], choices: Mapping[str, tuple] = {}) -> dict:
     """Read ``?a=1&b=2`` into a dict over ``defaults``' keys; unknown keys and values not in
     ``choices`` (where given) fall back to the defaults, so an edited link never breaks a page."""
-    state = dict(defaults)
+    values = dict(defaults)
     for name, value in parse(search):
-        if name in state and (name not in choices or value in choices[name]):
-            state[name] = value
-    return state
+        if name in values and (name not in choices or value in choices[name]):
+            values[name] = value
+    return values
 
 
 def parse(search: str | None) -> list[tuple[str, str]]:
@@ -25,9 +25,9 @@ def join(*searches: str | None) -> str:
     return _query(dict(pair for search in searches for pair in parse(search)))
 
 
-def encode(state: Mapping[str, str], defaults: Mapping[str, str]) -> str:
-    """The query string for ``state``: only what differs from the defaults, in a stable order."""
-    return _query({k: state[k] for k in defaults if k in state and state[k] != defaults[k]})
+def encode(values: Mapping[str, str], defaults: Mapping[str, str]) -> str:
+    """The query string for ``values``: only what differs from the defaults, in a stable order."""
+    return _query({k: values[k] for k in defaults if k in values and values[k] != defaults[k]})
 
 
 def replace(search: str | None, name: str, value: str | None) -> str:

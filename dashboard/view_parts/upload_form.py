@@ -1,0 +1,34 @@
+"""An upload form (a file slot that ``assets/upload.js`` fills, controls, a button and progress)
+and what the server's answer to an upload means: the Models page's checkpoints and stimulus sets
+and the Reference page's RDMs go through it."""
+from __future__ import annotations
+
+from dash import dcc, html
+
+
+def upload_message(result: dict | None) -> html.Div | str:
+    """What an upload's answer from the server means, in one line."""
+    if not result:
+        return ""
+    if not result.get("ok"):
+        return html.Div(f"Refused: {result.get('error')}", className="alert alert-error", role="alert")
+    if "model" in result:
+        return html.Div(f"Registered model {result['model']} ({result['architecture']})", className="status-done")
+    return html.Div(f"Stimulus set ready: {result['images']} images in {result['num_classes']} classes "
+                    f"({result['stimulus_set']})", className="status-done")
+
+
+def file_form(prefix: str, label: str, accept: str, controls: list) -> html.Div:
+    """A file slot (upload.js puts the <input type=file> in it), controls, a button and progress;
+    ids ``<prefix>-file``, ``-send``, ``-progress``, ``-progress-text``, ``-message``, ``-result``."""
+    return html.Div(
+        [html.H3(label),
+         html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
+         *controls,
+         html.Button("Upload", id=f"{prefix}-send", n_clicks=0, className="button"),
+         html.Progress(id=f"{prefix}-progress", value="0", max="1", className="upload-progress"),
+         html.Span(id=f"{prefix}-progress-text", className="hint"),
+         html.Div(id=f"{prefix}-message", className="upload-message"),
+         dcc.Store(id=f"{prefix}-result")],
+        className="upload-form",
+    )
