@@ -57,13 +57,7 @@ def compare_rdms(
         (naming the stimulus pairs), or a constant RDM under a correlation-type method.
     """
     _check_method(method)
-    va, na = as_rdm_vector(a, "a")
-    vb, nb = as_rdm_vector(b, "b")
-    if na != nb:
-        raise ValueError(
-            f"a is an RDM over {na} stimuli but b is over {nb}; compare RDMs computed on the "
-            "same stimuli, in the same order"
-        )
+    va, vb, _ = rdm_vector_pair(a, b, ("a", "b"))
     return float(rowwise(va[None], vb[None], method, dtype, device, names=("a", "b"))[0])
 
 
@@ -168,6 +162,19 @@ def as_rdm_vector(rdm_: Any, name: str = "rdm") -> tuple[torch.Tensor, int]:
     if n < 3:
         raise ValueError(f"{name} is an RDM over {n} stimuli; at least 3 are needed")
     return t, n
+def rdm_vector_pair(a: Any, b: Any, names: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Two RDMs as condensed vectors over the same N stimuli (see :func:`as_rdm_vector`), and N;
+    a ``ValueError`` naming both (by ``names``) when their N differ."""
+    va, na = as_rdm_vector(a, names[0])
+    vb, nb = as_rdm_vector(b, names[1])
+    if na != nb:
+        raise ValueError(
+            f"{names[0]} is an RDM over {na} stimuli but {names[1]} is over {nb}; compare RDMs computed "
+            "on the same stimuli, in the same order"
+        )
+    return va, vb, na
+
+
 
 
 def stack_rdms(rdms: Any, name: str = "rdms") -> torch.Tensor:

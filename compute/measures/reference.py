@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from compute.errors import Cancelled
-from compute.measures.compare import COMPARE_METHODS, as_rdm_vector, compare_rdms
+from compute.measures.compare import as_rdm_vector, compare_rdms
+from compute.measures.registry import COMPARE_METHODS
 from compute.measures.stats import bootstrap, noise_ceiling
 
 # The columns of :func:`fit_reference`'s result, in order.

@@ -13,17 +13,17 @@ import numpy as np
 import torch
 
 from compute.measures.compare import (
-    COMPARE_METHODS,
     _check_method,
     _tau_a,
     _tied_pairs,
-    as_rdm_vector,
     compare_rdms,
     prepare,
+    rdm_vector_pair,
     rowwise,
     stack_rdms,
 )
 from compute.measures.rdm import rank_rows
+from compute.measures.registry import COMPARE_METHODS
 
 _CHUNK_ELEMENTS = 1 << 23
 
@@ -82,7 +82,7 @@ def bootstrap(
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must lie in (0, 1), got {ci!r}")
     _check_count(n_boot, "n_boot")
-    va, vb, n = _pair(rdm_a, rdm_b)
+    va, vb, n = rdm_vector_pair(rdm_a, rdm_b, ("rdm_a", "rdm_b"))
     estimate = compare_rdms(va, vb, method, dtype=np.float64, device="cpu")
     idx = _resample_indices(n, n_boot, seed)
     counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
@@ -127,7 +127,7 @@ def permutation_test(
     """
     _check_method(method)
     _check_count(n_perm, "n_perm")
-    va, vb, n = _pair(rdm_a, rdm_b)
+    va, vb, n = rdm_vector_pair(rdm_a, rdm_b, ("rdm_a", "rdm_b"))
     estimate = compare_rdms(va, vb, method, dtype=np.float64, device="cpu")
     perms = _permutations(n, n_perm, seed)
     rows, cols = np.triu_indices(n, 1)
@@ -202,17 +202,6 @@ def noise_ceiling(rdms_subjects: Any, method: str = "spearman") -> NoiseCeiling:
 def _check_count(value: int, name: str) -> None:
     if not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _pair(rdm_a: Any, rdm_b: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
-    va, na = as_rdm_vector(rdm_a, "rdm_a")
-    vb, nb = as_rdm_vector(rdm_b, "rdm_b")
-    if na != nb:
-        raise ValueError(
-            f"rdm_a is an RDM over {na} stimuli but rdm_b is over {nb}; both must describe the "
-            "same stimuli, in the same order"
-        )
-    return va, vb, na
 
 
 def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
