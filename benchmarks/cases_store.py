@@ -57,7 +57,7 @@ def job_case() -> Case:
             key = backend.submit(spec)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                record = backend.states.get(key) or {}
+                record = backend.records.get(key) or {}
                 if record.get("state") in ("failed", "cancelled"):
                     raise RuntimeError(f"benchmark job {record['state']}: {record.get('message')}")
                 if record.get("state") == "done":

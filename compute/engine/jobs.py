@@ -28,7 +28,7 @@ from typing import Any
 
 from compute.engine.artifacts import Spec
 from compute.engine.limits import check_client, check_memory, default_shape
-from compute.engine.records import ACTIVE, DiskStates, RedisStates, update
+from compute.engine.records import ACTIVE, DiskRecords, RedisRecords, update
 from compute.engine.store import ArtifactStore, CorruptArtifact
 from compute.engine.worker import embedded_worker
 
@@ -43,9 +43,9 @@ class Backend:
 
     name = "base"
 
-    def __init__(self, store: ArtifactStore, states, jobs_per_client: int = 0, memory_budget: int = 0):
+    def __init__(self, store: ArtifactStore, records, jobs_per_client: int = 0, memory_budget: int = 0):
         self.store = store
-        self.states = states
+        self.records = records
         self.jobs_per_client = jobs_per_client
         self.memory_budget = memory_budget
 
@@ -60,21 +60,21 @@ class Backend:
         key = spec.key
         if self.store.has(spec.kind, key):
             return key
-        if (self.states.get(key) or {}).get("state") in ACTIVE:
+        if (self.records.get(key) or {}).get("state") in ACTIVE:
             return key
         mine = self._admit(spec, client)
         record = {"state": "queued", "progress": 0.0, "message": "queued", "kind": spec.kind,
                   "spec": spec.to_json(), "submitted": time.time(), "updated": time.time(),
                   "attempts": 0, "retryable": False, "owner": self.instance, "client": client,
                   "task": f"{key}-{uuid.uuid4().hex[:12]}"}
-        if not self.states.add(key, record):
-            existing = self.states.get(key) or {}
+        if not self.records.add(key, record):
+            existing = self.records.get(key) or {}
             if existing.get("state") in ACTIVE:
                 return key
-            self.states.set_cancel(key, False)
-            self.states.put(key, record)
+            self.records.set_cancel(key, False)
+            self.records.put(key, record)
         if mine is not None:
-            self.states.set_client_jobs(client, mine | {key})
+            self.records.set_client_jobs(client, mine | {key})
         self._dispatch(spec, record["task"])
         return key
 
@@ -82,8 +82,8 @@ class Backend:
         """Apply the limits; return the client's active jobs (None when not counted)."""
         mine = None
         if client is not None and self.jobs_per_client:
-            mine = {k for k in self.states.client_jobs(client)
-                    if (self.states.get(k) or {}).get("state") in ACTIVE}
+            mine = {k for k in self.records.client_jobs(client)
+                    if (self.records.get(k) or {}).get("state") in ACTIVE}
             check_client(client, len(mine), self.jobs_per_client)
         check_memory(spec, self.memory_budget, self.shape_of)
         return mine
@@ -98,7 +98,7 @@ class Backend:
         return default_shape(spec) if spec.kind in ("activations", "predictions") else None
 
     def status(self, key: str) -> dict[str, Any]:
-        record = self.states.get(key)
+        record = self.records.get(key)
         kind = (record or {}).get("kind")
         if kind and self.store.has(kind, key):
             return {"state": "done", "progress": 1.0, "message": "done", "kind": kind}
@@ -115,7 +115,7 @@ class Backend:
         Each is a dict of ``key``, ``kind``, ``state``, ``progress``, ``message``, ``retryable``,
         ``spec`` (JSON) and the times ``submitted``, ``started``, ``finished`` (None if not yet).
         """
-        newest = heapq.nlargest(limit, self.states.records(),
+        newest = heapq.nlargest(limit, self.records.items(),
                                 key=lambda item: item[1].get("submitted") or item[1].get("updated") or 0.0)
         return [{"key": key, **{name: record.get(name) for name in _LISTED}} for key, record in newest]
 
@@ -134,11 +134,11 @@ class Backend:
             return None
 
     def cancel(self, key: str) -> None:
-        record = self.states.get(key)
+        record = self.records.get(key)
         if record and record.get("state") in ACTIVE:
-            self.states.set_cancel(key, True)
+            self.records.set_cancel(key, True)
             if record.get("state") == "queued":  # a delivery that starts anyway sees the flag
-                update(self.states, key, state="cancelled", message="cancelled before it started",
+                update(self.records, key, state="cancelled", message="cancelled before it started",
                        retryable=True)
 
     def compute(self, spec: Spec, timeout: float = 600.0, poll: float = 0.2):
@@ -158,7 +158,7 @@ class Backend:
         raise NotImplementedError
 
     def close(self) -> None:
-        self.states.close()
+        self.records.close()
 
 
 def _started(pid: int) -> str:
@@ -203,7 +203,7 @@ class EmbeddedBackend(Backend):
         self.instance = _owner()
         self._jobs_dir = Path(cache_dir) / "jobs"
         store = ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes)
-        super().__init__(store, DiskStates(self._jobs_dir), **limits)
+        super().__init__(store, DiskRecords(self._jobs_dir), **limits)
         store.sweep_temp()
         self._mark_interrupted()
         self._workers = workers
@@ -217,10 +217,10 @@ class EmbeddedBackend(Backend):
     def _mark_interrupted(self) -> None:
         """Jobs a previous run of the app left queued or running can never finish: say so.
         Jobs of another live process sharing this cache (several gunicorn workers) are its own."""
-        for key, record in self.states.records():
+        for key, record in self.records.items():
             if record.get("state") in ACTIVE and record.get("owner") != self.instance \
                     and not _alive(record.get("owner")):
-                update(self.states, key, state="failed", retryable=True,
+                update(self.records, key, state="failed", retryable=True,
                        message="interrupted by a restart of the app; compute again to retry")
 
     def _dispatch(self, spec: Spec, task: str) -> None:
@@ -252,7 +252,7 @@ class EmbeddedBackend(Backend):
             self._renew(pool)
             self._submit(spec_json, task)  # run_job counts the attempt and gives up after MAX_ATTEMPTS
         elif error is not None:  # outside run_job's own handling, e.g. the worker could not start
-            update(self.states, Spec.from_json(spec_json).key, state="failed", retryable=True,
+            update(self.records, Spec.from_json(spec_json).key, state="failed", retryable=True,
                    message=f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
@@ -274,16 +274,16 @@ class CeleryBackend(Backend):
     def __init__(self, cache_dir: Path, redis_url: str, max_bytes: int | None = None, **limits):
         self.instance = "celery"
         self._redis_url = redis_url
-        states = RedisStates(redis_url)
-        states.ping()
-        super().__init__(ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes), states, **limits)
+        records = RedisRecords(redis_url)
+        records.ping()
+        super().__init__(ArtifactStore(Path(cache_dir) / "artifacts", max_bytes=max_bytes), records, **limits)
         self._dispatched: dict[str, dict] = {}  # key -> spec of the jobs queued from here
 
     def status(self, key: str) -> dict[str, Any]:
         """As :meth:`Backend.status`; a job this backend queued that Redis has since lost (a
         restart without persistence drops the queue and the records) is queued again."""
         spec_json = self._dispatched.get(key)
-        if spec_json is not None and self.states.get(key) is None:
+        if spec_json is not None and self.records.get(key) is None:
             spec = Spec.from_json(spec_json)
             if self.store.has(spec.kind, key):
                 self._dispatched.pop(key)
@@ -304,7 +304,7 @@ class CeleryBackend(Backend):
                                               queue=KINDS[spec.kind].queue)
 
     def cancel(self, key: str) -> None:
-        record = self.states.get(key) or {}
+        record = self.records.get(key) or {}
         super().cancel(key)
         if record.get("state") == "queued" and record.get("task"):
             from compute.engine.celery_app import celery_app

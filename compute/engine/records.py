@@ -25,7 +25,7 @@ def _corrupt(error: sqlite3.DatabaseError) -> bool:
     return not isinstance(error, sqlite3.OperationalError)
 
 
-class DiskStates:
+class DiskRecords:
     """Job records and cancel flags in a diskcache directory (one machine).
 
     A corrupt index (the SQLite file garbled by a crash or a full disk) is moved aside to
@@ -81,7 +81,7 @@ class DiskStates:
     def add(self, key: str, record: dict) -> bool:
         return self._call(lambda cache: cache.add(f"job:{key}", json.dumps(record)))
 
-    def records(self):
+    def items(self):
         for name in self._call(lambda cache: list(cache.iterkeys())):
             if isinstance(name, str) and name.startswith("job:"):
                 record = self.get(name[4:])
@@ -107,7 +107,7 @@ class DiskStates:
         self._cache.close()
 
 
-class RedisStates:
+class RedisRecords:
     """Job records and cancel flags in Redis (many hosts)."""
 
     _TTL_S = 7 * 24 * 3600
@@ -130,7 +130,7 @@ class RedisStates:
     def add(self, key: str, record: dict) -> bool:
         return bool(self._redis.set(f"repscope:job:{key}", json.dumps(record), nx=True, ex=self._TTL_S))
 
-    def records(self, batch: int = 500):
+    def items(self, batch: int = 500):
         names = list(self._redis.scan_iter("repscope:job:*", count=batch))
         for start in range(0, len(names), batch):  # one round trip per batch, not per job
             chunk = names[start:start + batch]
@@ -163,13 +163,13 @@ class RedisStates:
         self._redis.close()
 
 
-def update(states, key: str, **fields) -> dict:
+def update(records, key: str, **fields) -> dict:
     """Merge ``fields`` into job ``key``'s record (created if missing) and stamp ``updated``;
     a new ``state`` also sets ``finished`` (the time when it ends, None when it (re)starts)."""
     now = time.time()
     if "state" in fields:  # a job that ends records when; one that (re)starts has not ended
         fields.setdefault("finished", now if fields["state"] in ENDED else None)
-    record = states.get(key) or {}
+    record = records.get(key) or {}
     record.update(fields, updated=now)
-    states.put(key, record)
+    records.put(key, record)
     return record

@@ -12,7 +12,7 @@ from __future__ import annotations
 from celery.signals import worker_process_init
 
 from compute.engine.celery_app import TASK, celery_app
-from compute.engine.records import RedisStates
+from compute.engine.records import RedisRecords
 from compute.engine.store import ArtifactStore
 from compute.engine.worker import run_job
 from compute.settings import get_settings
@@ -30,5 +30,5 @@ def _import_before_any_task(**_) -> None:
 @app.task(name=TASK, bind=True)
 def compute_artifact(self, spec_json: dict) -> str:
     settings = get_settings()
-    return run_job(spec_json, RedisStates(settings.redis_url),
+    return run_job(spec_json, RedisRecords(settings.redis_url),
                    ArtifactStore(settings.artifacts_dir, settings.cache_max_bytes), task=self.request.id)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from compute.engine.artifacts import Context, Spec, ensure
-from compute.engine.records import DiskStates, update
+from compute.engine.records import DiskRecords, update
 from compute.engine.store import ArtifactStore
 from compute.errors import Cancelled
 
@@ -21,7 +21,7 @@ MAX_ATTEMPTS = 3
 _PROGRESS_EVERY_S = 0.25
 
 
-def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = None) -> str:
+def run_job(spec_json: dict, records, store: ArtifactStore, task: str | None = None) -> str:
     """Compute one job to completion, recording its state; returns the final state.
 
     ``task`` is the submission's id: a delivery of an older submission of the same job (one
@@ -29,22 +29,22 @@ def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = No
     """
     spec = Spec.from_json(spec_json)
     key = spec.key
-    if task is not None and (states.get(key) or {}).get("task") not in (None, task):
+    if task is not None and (records.get(key) or {}).get("task") not in (None, task):
         return "superseded"
     if store.has(spec.kind, key):
-        update(states, key, state="done", progress=1.0, message="done")
+        update(records, key, state="done", progress=1.0, message="done")
         return "done"
-    if states.cancel_requested(key):
-        states.set_cancel(key, False)
-        update(states, key, state="cancelled", message="cancelled before it started", retryable=True)
+    if records.cancel_requested(key):
+        records.set_cancel(key, False)
+        update(records, key, state="cancelled", message="cancelled before it started", retryable=True)
         return "cancelled"
-    record = states.get(key) or {}
+    record = records.get(key) or {}
     attempts = int(record.get("attempts", 0)) + 1
     if attempts > MAX_ATTEMPTS:
-        update(states, key, state="failed", retryable=True,
+        update(records, key, state="failed", retryable=True,
                message=f"gave up after {MAX_ATTEMPTS} attempts (the worker died each time)")
         return "failed"
-    update(states, key, state="running", attempts=attempts, started=time.time(),
+    update(records, key, state="running", attempts=attempts, started=time.time(),
            worker=f"{socket.gethostname()}:{os.getpid()}", message="starting")
     last = [0.0]
 
@@ -52,18 +52,18 @@ def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = No
         now = time.monotonic()
         if now - last[0] >= _PROGRESS_EVERY_S or fraction >= 1.0:
             last[0] = now
-            update(states, key, progress=round(float(fraction), 4), message=message)
+            update(records, key, progress=round(float(fraction), 4), message=message)
 
-    ctx = Context(report=report, should_stop=lambda: states.cancel_requested(key))
+    ctx = Context(report=report, should_stop=lambda: records.cancel_requested(key))
     try:
         ensure(spec, store, ctx)
     except Cancelled:
-        states.set_cancel(key, False)
-        update(states, key, state="cancelled", message="cancelled", retryable=True)
+        records.set_cancel(key, False)
+        update(records, key, state="cancelled", message="cancelled", retryable=True)
         return "cancelled"
     except ValueError as error:  # bad input: the message says what to change
         log.warning("job %s refused its input: %s", key, error)
-        update(states, key, state="failed", message=str(error), retryable=False)
+        update(records, key, state="failed", message=str(error), retryable=False)
         return "failed"
     except Exception as error:  # noqa: BLE001 - the job must end with a visible reason
         if type(error).__name__ == "SoftTimeLimitExceeded":  # Celery's soft time limit
@@ -71,17 +71,17 @@ def run_job(spec_json: dict, states, store: ArtifactStore, task: str | None = No
 
             limit = get_settings().job_time_limit_s
             log.warning("job %s ran past its time limit of %s s", key, limit)
-            update(states, key, state="failed", retryable=False,
+            update(records, key, state="failed", retryable=False,
                    message=f"stopped: the job ran past its time limit of {limit} s "
                            "(REPSCOPE_JOB_TIME_LIMIT); ask for less (fewer stimuli or models) "
                            "or raise the limit")
             return "failed"
         log.exception("job %s failed", key)
-        update(states, key, state="failed", message=f"{type(error).__name__}: {error}", retryable=True)
+        update(records, key, state="failed", message=f"{type(error).__name__}: {error}", retryable=True)
         return "failed"
-    update(states, key, state="done", progress=1.0, message="done")
+    update(records, key, state="done", progress=1.0, message="done")
     return "done"
 
 
 def embedded_worker(spec_json: dict, task: str, jobs_dir: str, artifacts_dir: str) -> str:
-    return run_job(spec_json, DiskStates(Path(jobs_dir)), ArtifactStore(artifacts_dir), task)
+    return run_job(spec_json, DiskRecords(Path(jobs_dir)), ArtifactStore(artifacts_dir), task)

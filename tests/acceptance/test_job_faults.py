@@ -54,14 +54,14 @@ def test_worker_killed_mid_job_completes_once_with_one_whole_artifact(backend, t
     watch = PartialFileWatch(backend.store.root)
     watch.start()
     key = backend.submit(spec)
-    first = wait_until(lambda: (r := backend.states.get(key))["progress"] > 0 and r, 120, "one batch")
+    first = wait_until(lambda: (r := backend.records.get(key))["progress"] > 0 and r, 120, "one batch")
     assert first["state"] == "running" and first["progress"] < 1
     os.kill(int(first["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
     status = wait_until(lambda: (s := backend.status(key))["state"] not in ("queued", "running") and s,
                         180, "the job after its worker was killed")
     watch.stop()
     assert status["state"] == "done", status
-    record = backend.states.get(key)
+    record = backend.records.get(key)
     assert record["attempts"] == 2 and record["worker"] != first["worker"]
     assert [p.name for p in artifact_files(backend.store, spec)] == [f"{key}.json", f"{key}.npy"]
     assert len(list(backend.store.root.glob("*/??/*.npy"))) == 1
@@ -79,7 +79,7 @@ def test_identical_concurrent_submissions_share_one_computation(backend):
         thread.join()
     assert set(keys) == {spec.key}
     wait_until(lambda: backend.status(spec.key)["state"] == "done", 180, "the shared job")
-    assert backend.states.get(spec.key)["attempts"] == 1
+    assert backend.records.get(spec.key)["attempts"] == 1
     assert backend.result(spec).shape == (3, 2)
 
 
@@ -120,7 +120,7 @@ def test_corrupt_artifact_and_corrupt_job_index_are_rebuilt_and_recomputed(cache
     assert len(list(cache_dir.glob("jobs.corrupt-*"))) == 1
     assert backend.result(spec) is None  # the checksum caught it; the artifact is gone
     np.testing.assert_allclose(backend.compute(spec, timeout=180), first, atol=1e-7)
-    assert backend.states.get(spec.key)["attempts"] == 1
+    assert backend.records.get(spec.key)["attempts"] == 1
 
     _garble(cache_dir / "jobs" / "cache.db")  # now under a running backend
     assert backend.status(spec.key)["state"] == "done"  # read from the store, index rebuilt
@@ -152,7 +152,7 @@ def test_disk_full_while_writing_an_artifact_fails_the_job_clearly_and_keeps_ear
     with monkeypatch.context() as patch:
         patch.setattr(store_module._HashingWriter, "write", write_until_full)
         worker_store = ArtifactStore(backend.store.root)
-        assert run_job(spec.to_json(), backend.states, worker_store) == "failed"  # the worker-side call
+        assert run_job(spec.to_json(), backend.records, worker_store) == "failed"  # the worker-side call
         status = backend.status(spec.key)
         assert status["state"] == "failed"
         assert "disk full" in status["message"] and str(backend.store.root) in status["message"]

@@ -87,7 +87,7 @@ def test_queued_backlog_completes_after_redis_restarts_and_loses_the_queue(cache
                                 and s, 180, "a job of the backlog")
             assert status["state"] == "done", status
             assert backend.result(spec).shape == (500 * 499 // 2,)
-        assert all(backend.states.get(key)["attempts"] == 1 for key in keys)
+        assert all(backend.records.get(key)["attempts"] == 1 for key in keys)
         backend.close()
     finally:
         if worker is not None:

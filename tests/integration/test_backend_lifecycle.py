@@ -7,14 +7,14 @@ import pytest
 
 from compute.engine.artifacts import Spec
 from compute.engine.jobs import EmbeddedBackend, make_backend
-from compute.engine.records import DiskStates
+from compute.engine.records import DiskRecords
 from compute.engine.worker import MAX_ATTEMPTS, run_job
 from compute.engine.store import ArtifactStore
 from compute.settings import get_settings
 
 
 def test_restart_marks_interrupted_jobs_failed_and_retryable(cache_dir):
-    states = DiskStates(cache_dir / "jobs")
+    states = DiskRecords(cache_dir / "jobs")
     states.put("abc", {"state": "running", "kind": "rdm", "owner": "previous-run", "progress": 0.4})
     backend = EmbeddedBackend(cache_dir)
     status = backend.status("abc")
@@ -33,7 +33,7 @@ def test_a_second_process_on_the_same_cache_leaves_the_live_one_s_jobs_alone(cac
     try:
         started = Path(f"/proc/{other.pid}/stat").read_text().rpartition(")")[2].split()[19]
         host = socket.gethostname()
-        states = DiskStates(cache_dir / "jobs")
+        states = DiskRecords(cache_dir / "jobs")
         states.put("live", {"state": "running", "kind": "rdm", "owner": f"{host}:{other.pid}:{started}:x"})
         states.put("reused", {"state": "running", "kind": "rdm", "owner": f"{host}:{other.pid}:1:x"})
         states.close()
@@ -70,7 +70,7 @@ def _stored_rdm_job(cache_dir):
     store = ArtifactStore(cache_dir / "artifacts")
     acts = Spec("activations", {"model": "m", "stimuli": "s", "layer": "x", "pooling": "none"})
     store.put(acts.kind, acts.key, np.random.default_rng(0).random((5, 3), dtype=np.float32))
-    return Spec("rdm", {"method": "euclidean"}, (acts,)), store, DiskStates(cache_dir / "jobs")
+    return Spec("rdm", {"method": "euclidean"}, (acts,)), store, DiskRecords(cache_dir / "jobs")
 
 
 def test_a_stale_delivery_of_a_resubmitted_job_does_nothing(cache_dir):

@@ -36,9 +36,9 @@ def test_job_computes_the_same_numbers_as_the_api(backend):
 def test_cached_artifact_needs_no_job(backend):
     spec = artifacts.model_rdm_spec(three_models()[:2] + three_models()[:1], stimuli())
     backend.compute(spec, timeout=180)
-    records_before = dict(backend.states.records())
+    records_before = dict(backend.records.items())
     assert backend.submit(spec) == spec.key
-    assert dict(backend.states.records()) == records_before
+    assert dict(backend.records.items()) == records_before
 
 
 def test_bad_input_fails_with_the_reason(backend):
@@ -55,18 +55,18 @@ def test_cancel_stops_within_one_batch_and_a_queued_job_never_starts(backend, tm
     queued = artifacts.model_rdm_spec(three_models(), stimuli())
     backend.submit(slow)
     backend.submit(queued)  # behind the slow job: one worker
-    running = wait_until(lambda: (r := backend.states.get(slow.key))["progress"] > 0 and r, 120, "one batch")
+    running = wait_until(lambda: (r := backend.records.get(slow.key))["progress"] > 0 and r, 120, "one batch")
     backend.cancel(queued.key)
     backend.cancel(slow.key)
     assert backend.status(queued.key)["state"] == "cancelled"
-    final = wait_until(lambda: (r := backend.states.get(slow.key))["state"] != "running" and r, 60, "the stop")
+    final = wait_until(lambda: (r := backend.records.get(slow.key))["state"] != "running" and r, 60, "the stop")
     assert final["state"] == "cancelled" and final["retryable"]
     assert final["progress"] <= running["progress"] + BATCH / SLOW_N + 1e-3 < 1  # progress is rounded
     assert artifact_files(backend.store, slow) == []
     # Cancelled jobs can be asked for again (Celery must not drop them as revoked).
     np.testing.assert_allclose(backend.compute(queued, timeout=180), compute.model_rdm(np.stack(
         [backend.store.get("rdm", rdm.key)[0] for rdm in queued.inputs])), atol=1e-6)
-    assert backend.states.get(queued.key)["attempts"] == 1
+    assert backend.records.get(queued.key)["attempts"] == 1
 
 
 def test_jobs_lists_the_recent_records_newest_first_with_their_times(backend):
@@ -74,7 +74,7 @@ def test_jobs_lists_the_recent_records_newest_first_with_their_times(backend):
     failing = artifacts.model_rdm_spec(three_models(), stimuli(), layer="no_such_layer")
     backend.compute(done_spec, timeout=180)
     # compute() returns once the artifact is stored; the worker records "done" a moment later.
-    wait_until(lambda: backend.states.get(done_spec.key)["state"] == "done", 60, "the done record")
+    wait_until(lambda: backend.records.get(done_spec.key)["state"] == "done", 60, "the done record")
     backend.submit(failing)
     wait_until(lambda: backend.status(failing.key)["state"] == "failed", 180, "the failure")
     jobs = backend.jobs()
