@@ -10,15 +10,8 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import pdist, squareform
 
 import compute
+from tests.unit.peers import METHODS, RSATOOLBOX_NAMES
 
-RSATOOLBOX_NAMES = {
-    "spearman": "spearman",
-    "pearson": "corr",
-    "kendall_tau_a": "tau-a",
-    "rho_a": "rho-a",
-    "cosine": "cosine",
-}
-METHODS = list(RSATOOLBOX_NAMES) + ["euclidean", "manhattan"]
 RANK_METHODS = ["spearman", "kendall_tau_a", "rho_a"]
 TOLERANCE = {None: 1e-5, np.float64: 1e-9}
 

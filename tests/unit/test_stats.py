@@ -9,15 +9,7 @@ from scipy.spatial.distance import pdist, squareform
 
 import compute
 from compute.measures.stats import _permutations, _resample_indices
-
-RSATOOLBOX_NAMES = {
-    "spearman": "spearman",
-    "pearson": "corr",
-    "kendall_tau_a": "tau-a",
-    "rho_a": "rho-a",
-    "cosine": "cosine",
-}
-METHODS = list(RSATOOLBOX_NAMES) + ["euclidean", "manhattan"]
+from tests.unit.peers import METHODS, RSATOOLBOX_NAMES
 
 
 def related_rdms(seed: int, n: int = 14, noise: float = 1.0):
