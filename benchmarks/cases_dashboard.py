@@ -14,15 +14,17 @@ from benchmarks.harness import Case, Prepared
 
 
 def _image_folder(root: Path, n: int, classes: int = 10) -> str:
-    """A folder stimulus set of ``n`` tiny PNGs in ``classes`` class folders."""
+    """A folder stimulus set of ``n`` tiny PNGs in ``classes`` class folders under ``root``, made
+    a data root (``REPSCOPE_DATA_ROOTS``) of this process; its name."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
     for i in range(n):
-        folder = root / f"class{i % classes}"
+        folder = root / "images" / f"class{i % classes}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"{i:05d}.png")
-    return f"folder:{root}?size=8"
+    os.environ["REPSCOPE_DATA_ROOTS"] = str(root)
+    return f"folder:{root.name}/images?size=8"
 
 
 def cached_view_case(n: int) -> Case:
@@ -45,7 +47,7 @@ def cached_view_case(n: int) -> Case:
             os.environ.pop("REPSCOPE_CACHE_DIR")
         else:
             os.environ["REPSCOPE_CACHE_DIR"] = previous
-        name = _image_folder(Path(root.name) / "images", n)
+        name = _image_folder(Path(root.name), n)
         stimuli = get_stimulus_set(name)
         selection = Selection(stimulus_set=name)
         model = SimpleNamespace(key="b" * 64, name="bench-model")  # artifacts are stored below

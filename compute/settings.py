@@ -47,6 +47,9 @@ class Settings:
     upload_memory_bytes: int = 4 * 2**30
     upload_time_limit_s: int = 600
     url_prefix: str = "/"
+    # Directories whose sub-folders of class folders are stimulus sets, chosen by name only
+    # (compute/sources/stimulus_names.py); nothing else on disk is ever read as stimuli.
+    data_roots: tuple[Path, ...] = ()
 
     @property
     def zoo_dir(self) -> Path:
@@ -90,6 +93,8 @@ def get_settings() -> Settings:
         upload_memory_bytes=_int("REPSCOPE_UPLOAD_MEMORY_BYTES", 4 * 2**30),
         upload_time_limit_s=_int("REPSCOPE_UPLOAD_TIME_LIMIT", 600),
         url_prefix=_prefix(env.get("REPSCOPE_URL_PREFIX", "")),
+        data_roots=tuple(Path(p.strip()).expanduser().resolve() for p in env.get("REPSCOPE_DATA_ROOTS", "").split(os.pathsep)
+                         if p.strip()),
     )
 
 

@@ -8,6 +8,7 @@ from dash import Input, Output, State, dcc, html
 from flask import jsonify
 
 from dashboard import selection as selection_panel
+from dashboard import url_codec
 from dashboard.security import require_auth, require_secret_key
 from dashboard.uploads import register_uploads
 from dashboard.views import (confusion, curves, input_rdm, jobs, layer_grid, model_space, models, reference,
@@ -26,7 +27,10 @@ def _frame() -> html.Div:
                           for view in VIEWS])],
                 className="header",
             ),
-            html.Div([selection_panel.panel(), html.Div(id="page", className="page")], className="shell"),
+            html.Div([selection_panel.panel(),
+                      html.Div([html.Div(id="link-note", className="link-note", role="status"), html.Div(id="page")],
+                               className="page")],
+                     className="shell"),
         ]
     )
 
@@ -50,15 +54,21 @@ def create_app() -> dash.Dash:
     require_auth(app.server, public_paths=(f"{prefix}health",))
     register_uploads(app.server, prefix)
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("selection", "data"),
-                  State("url", "search"))
+    @app.callback(Output("page", "children"), Output("link-note", "children"), Input("url", "pathname"),
+                  Input("selection", "data"), State("url", "search"))
     def render_page(pathname, selection, search):
-        """The view at ``pathname``, drawn again whenever the selection in the left panel changes."""
+        """The view at ``pathname``, drawn again whenever the selection in the left panel changes,
+        and the note on what its link asked for that the page ignored (kept while the selection
+        changes: the view rewrites the link without it)."""
         path = "/" + (dash.strip_relative_path(pathname) or "")
         for view in VIEWS:
             if path == view.PATH:
-                return view.layout(search, selection_panel.Selection.from_url_params(selection))
-        return html.Div([html.H2("Page not found"), dcc.Link("Back to the start", href=dash.get_relative_path("/"))])
+                page, ignored = link_page(view, search, selection)
+                if not ignored and dash.ctx.triggered_id == "selection":
+                    return page, dash.no_update
+                return page, link_note(ignored)
+        return (html.Div([html.H2("Page not found"), dcc.Link("Back to the start", href=dash.get_relative_path("/"))]),
+                None)
 
     @app.server.route(f"{prefix}health")
     def health():
@@ -75,6 +85,26 @@ def create_app() -> dash.Dash:
     with app.server.app_context():
         app._setup_server()
     return app
+
+
+def link_page(view, search: str | None, selection: dict | None) -> tuple:
+    """``view``'s page for a link's ``search`` and the panel's ``selection``, and what the link
+    asked for that the page ignored, as (key, value, why): a bad value in a link falls back to
+    the default, and a page that cannot be drawn says why instead of raising."""
+    with url_codec.noting_ignored() as ignored:
+        try:
+            page = view.layout(search, selection_panel.Selection.from_url_params(selection))
+        except ValueError as error:
+            page = html.Div([html.H2(view.TITLE), html.P(str(error), className="status-failed")])
+    return page, [*selection_panel.ignored_in_link(search), *((k, v, "not offered here") for k, v in ignored)]
+
+
+def link_note(ignored: list) -> html.Span | None:
+    """The visible note on a link's ignored values (None when there are none)."""
+    if not ignored:
+        return None
+    shown = "; ".join(f"{key}={value if len(value) <= 80 else value[:77] + '...'} ({why})" for key, value, why in ignored)
+    return html.Span(f"This link asked for what this page does not have, shown with the defaults instead: {shown}.")
 
 
 def _assets_folder():

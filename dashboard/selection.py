@@ -4,7 +4,8 @@ name), the pooling of activations and the tag that groups models in figures.
 It is chosen in the left panel present on every page (:func:`panel`) and kept in the URL beside
 the view's own state, under the keys of :data:`DEFAULTS`:
 
-- ``set``: the stimulus set; ``pooling``: how activations are pooled (``none``, ``avg``, ``proj:<k>``);
+- ``set``: the stimulus set, a name of the server's registry (:mod:`compute.sources.stimulus_names`:
+  never a path); ``pooling``: how activations are pooled (``none``, ``avg``, ``proj:<k>``);
 - ``where``: tag filters ``tag:value`` joined by ``;`` (values of one tag are alternatives, tags
   must all match), e.g. ``family:cnn;group:trained``;
 - ``models``: model names joined by ``,``; empty means every model that passes the filters;
@@ -72,10 +73,18 @@ def matches(model, filters: dict[str, set[str]]) -> bool:
     return all(tag_value(model, tag) in values for tag, values in filters.items())
 
 
+def known_set(name) -> bool:
+    """Whether ``name`` is a stimulus set of the server's registry (no image is read)."""
+    from compute.sources.stimuli import is_listed
+
+    return name == DEFAULTS["set"] or is_listed(name)
+
+
 @dataclass(frozen=True)
 class Selection:
     """One selection, from the URL's strings (see the module docstring); unknown values fall back
-    to the defaults when read by :meth:`from_url_params`."""
+    to the defaults when read by :meth:`from_url_params` (a stimulus set the registry does not
+    list among them: whatever the client sends, no other folder is read)."""
 
     stimulus_set: str = DEFAULTS["set"]
     where: str = ""
@@ -90,7 +99,18 @@ class Selection:
         names = tuple(n for n in str(params["models"]).split(",") if n)
         pooling = params["pooling"] if params["pooling"] in POOLING_CHOICES else DEFAULTS["pooling"]
         group = params["group"] if params["group"] in GROUP_TAGS else DEFAULTS["group"]
-        return cls(str(params["set"] or DEFAULTS["set"]), str(params["where"] or ""), names, group, pooling)
+        stimulus_set = params["set"] if known_set(params["set"]) else DEFAULTS["set"]
+        return cls(stimulus_set, str(params["where"] or ""), names, group, pooling)
+
+    @classmethod
+    def from_store(cls, data: dict | None) -> "Selection":
+        """The selection a ``selection`` store holds; ``UnknownStimulusSet`` when it names a set
+        the registry does not list (the panel writes only listed ones: the store was crafted)."""
+        from compute.sources.stimulus_names import UnknownStimulusSet
+
+        if isinstance(data, dict) and "set" in data and not known_set(data["set"]):
+            raise UnknownStimulusSet()
+        return cls.from_url_params(data if isinstance(data, dict) else None)
 
     @classmethod
     def from_search(cls, search: str | None) -> "Selection":
@@ -182,9 +202,23 @@ def summary(selection: Selection) -> str:
 
 def _stimulus_sets() -> list[str]:
     from compute.sources.stimuli import list_stimulus_sets
-    from compute.sources.uploads import uploaded_stimulus_sets
 
-    return list(dict.fromkeys([*list_stimulus_sets(), *uploaded_stimulus_sets()]))
+    return list_stimulus_sets()
+
+
+def ignored_in_link(search: str | None) -> list[tuple[str, str, str]]:
+    """The link's selection values that :meth:`Selection.from_search` ignores, as (key, value,
+    why): an unknown stimulus set, pooling or grouping, models the stimulus set has not."""
+    given = dict(url_codec.parse(search))
+    kept = Selection.from_search(search)
+    ignored = [(key, given[key], why) for key, value, why in (
+        ("set", kept.stimulus_set, "no such stimulus set"), ("pooling", kept.pooling, "no such pooling"),
+        ("group", kept.group, "no such tag")) if key in given and given[key] != value]
+    known = {m.name for m in services.models(kept.stimulus_set)}
+    missing = [name for name in kept.names if name not in known]
+    if missing:
+        ignored.append(("models", ",".join(missing), "no such models"))
+    return ignored
 
 
 def panel() -> html.Aside:

@@ -17,9 +17,10 @@ def backend():
 
 @lru_cache(maxsize=4)
 def stimuli(name: str = "digits"):
-    from compute.sources.stimuli import get_stimulus_set
+    """The registry's stimulus set ``name`` (``UnknownStimulusSet`` for anything else)."""
+    from compute.sources.stimuli import stimulus_set_named
 
-    return get_stimulus_set(name)
+    return stimulus_set_named(name)
 
 
 def models(stimulus_set: str = "digits"):

@@ -3,7 +3,8 @@
 ``POST <prefix>upload/start`` -> ``{"upload_id", "chunk_bytes", "max_bytes"}`` (a random token);
 ``POST <prefix>upload/<id>/<index>`` with raw bytes, chunks in order; ``POST <prefix>upload/<id>/finish``
 with JSON ``{"filename", "kind": "checkpoint"|"stimuli"|"reference", "architecture", "num_classes",
-"stimulus_set"?, "name"?}`` (a reference needs only ``stimulus_set`` and ``name``) checks the file in
+"stimulus_set"?, "name"?}`` (a reference needs only ``stimulus_set`` and ``name``; ``stimulus_set``
+is a name of the registry, :mod:`compute.sources.stimulus_names`) checks the file in
 a limited worker process and answers
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. A chunk over ``CHUNK_LIMIT`` or an
 upload over ``REPSCOPE_MAX_UPLOAD_BYTES`` gets 413 and its partial file is removed.
@@ -114,6 +115,8 @@ def blueprint() -> Blueprint:
 
     @routes.post("/<upload_id>/finish")
     def finish(upload_id: str):
+        from compute.sources.stimulus_names import UnknownStimulusSet
+        from compute.sources.stimulus_names import resolve as resolve_stimuli
         from compute.sources.uploads import UploadError, run_in_worker
 
         try:
@@ -132,8 +135,10 @@ def blueprint() -> Blueprint:
         else:
             arguments = {}
         try:
+            if "stimulus_set" in arguments:  # a name of the registry, never a path: refused before any file is read
+                resolve_stimuli(arguments["stimulus_set"])
             result = run_in_worker(kind, path=str(part), filename=filename, **arguments)
-        except UploadError as error:
+        except (UploadError, UnknownStimulusSet) as error:
             return _error(422, str(error))
         finally:
             _discard(upload_id)

@@ -1,18 +1,44 @@
 """A view's values <-> the URL's query string, so that a link restores exactly what its sender saw."""
 from __future__ import annotations
 
-from typing import Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Mapping
 from urllib.parse import parse_qsl, urlencode
+
+# The (name, value) pairs of a link a page ignored, while :func:`noting_ignored` is open.
+_ignored: ContextVar[list | None] = ContextVar("ignored", default=None)
 
 
 def decode(search: str | None, defaults: Mapping[str, str], choices: Mapping[str, tuple] = {}) -> dict:
     """Read ``?a=1&b=2`` into a dict over ``defaults``' keys; unknown keys and values not in
-    ``choices`` (where given) fall back to the defaults, so an edited link never breaks a page."""
+    ``choices`` (where given) fall back to the defaults, so an edited link never breaks a page
+    (the values it ignores are noted, see :func:`noting_ignored`)."""
     values = dict(defaults)
     for name, value in parse(search):
         if name in values and (name not in choices or value in choices[name]):
             values[name] = value
+        elif name in values:
+            note_ignored(name, value)
     return values
+
+
+@contextmanager
+def noting_ignored() -> Iterator[list[tuple[str, str]]]:
+    """A list that collects, while open, the (name, value) pairs of a link that :func:`decode`
+    (or a view, with :func:`note_ignored`) falls back from, to tell the user."""
+    token = _ignored.set([])
+    try:
+        yield _ignored.get()
+    finally:
+        _ignored.reset(token)
+
+
+def note_ignored(name: str, value: str) -> None:
+    """Record that a link's ``name=value`` was ignored (nothing happens outside :func:`noting_ignored`)."""
+    noted = _ignored.get()
+    if noted is not None and (name, value) not in noted:
+        noted.append((name, value))
 
 
 def parse(search: str | None) -> list[tuple[str, str]]:

@@ -30,6 +30,20 @@ def zoo_dir(tmp_path_factory) -> Path:
         os.environ["REPSCOPE_ZOO_DIR"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_root(tmp_path_factory) -> Path:
+    """The session's directory of ``REPSCOPE_DATA_ROOTS``, set before any worker or app process
+    starts (they all inherit it): an image folder ``<set>`` put in it is ``folder:<name>/<set>``."""
+    directory = tmp_path_factory.mktemp("stimuli")
+    previous = os.environ.get("REPSCOPE_DATA_ROOTS")
+    os.environ["REPSCOPE_DATA_ROOTS"] = str(directory)
+    yield directory
+    if previous is None:
+        os.environ.pop("REPSCOPE_DATA_ROOTS", None)
+    else:
+        os.environ["REPSCOPE_DATA_ROOTS"] = previous
+
+
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch) -> Path:
     """A private artifact cache for one test."""

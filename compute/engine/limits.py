@@ -79,11 +79,11 @@ def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
         from compute.sources.activations import extract
         from compute.sources.layers import resolve_layer
         from compute.sources.models import load_model
-        from compute.sources.stimuli import get_stimulus_set
+        from compute.sources.stimuli import stimulus_set_named
 
         net = load_model(info)
         name = resolve_layer(net, layer)
-        images = get_stimulus_set(stimuli).images[:1]
+        images = stimulus_set_named(stimuli).images[:1]
         # On the CPU: this runs in the web process, which must never initialise CUDA.
         _widths[signature] = int(extract(net, images, [name], pooling=pooling, device="cpu")[name].shape[1])
     return _widths[signature]
@@ -91,9 +91,9 @@ def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
 
 @lru_cache(maxsize=64)
 def _num_stimuli(stimuli: str) -> int:
-    from compute.sources.stimuli import get_stimulus_set
+    from compute.sources.stimuli import stimulus_set_named
 
-    return len(get_stimulus_set(stimuli))
+    return len(stimulus_set_named(stimuli))
 
 
 def default_shape(spec) -> tuple[int, ...] | None:

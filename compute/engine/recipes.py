@@ -32,9 +32,10 @@ class Context:
 
 
 def _stimuli(spec):
-    from compute.sources.stimuli import get_stimulus_set
+    from compute.sources.stimuli import stimulus_set_named
 
-    stimuli = get_stimulus_set(spec.locate.get("stimuli", "digits"))
+    # A registry name only: a crafted spec naming a path is refused before any file is read.
+    stimuli = stimulus_set_named(spec.locate.get("stimuli", "digits"))
     if stimuli.key != spec.params["stimuli"]:
         raise ValueError(
             f"stimulus set {stimuli.name!r} has changed since this job was asked for "

@@ -1,17 +1,20 @@
 """Stimulus sets: the images every model sees, in a fixed order, named by a hash of their content.
 
-Sources:
+Sources, each chosen by a name of the server's registry (:mod:`compute.sources.stimulus_names`):
 
 - ``"digits"``: scikit-learn's bundled 8x8 digits (no download), split once and for all into a
   train set (for the zoo) and a stimulus/test set of 50 images per class.
 - ``"mnist"``, ``"fashionmnist"``, ``"cifar10"``, ``"cifar100"``: torchvision datasets already on
   disk under the data root (``REPSCOPE_DATA_ROOT``, default ``<cache_dir>/data``), ``n_per_class``
   test images per class drawn with a fixed seed. Nothing is downloaded unless ``download=True``.
-- ``"folder:<path>"``: an image folder with one sub-folder per class (:func:`image_folder`).
+- ``"folder:<root>/<set>"``: an image folder with one sub-folder per class (:func:`image_folder`)
+  under a directory of ``REPSCOPE_DATA_ROOTS``; ``"upload:<sha256>"``: one unpacked from an upload.
 
 Non-default options are written into the set's name (``"mnist?n_per_class=20&seed=1"``), so
-``get_stimulus_set(stimuli.name)`` always rebuilds the same set. torch is imported by the
-functions that build a set, so naming the sets needs none.
+``get_stimulus_set(stimuli.name)`` always rebuilds the same set. A name never holds a path:
+:func:`image_folder` reads any folder for Python callers, and requests and jobs go through
+:func:`stimulus_set_named`, which refuses everything else with one message. torch is imported
+by the functions that build a set, so naming the sets needs none.
 """
 from __future__ import annotations
 
@@ -23,9 +26,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import numpy as np
+
+from compute.sources.stimulus_names import (TORCHVISION_SETS, UnknownStimulusSet, folder_sets, registered_name,
+                                            resolve, upload_sets)
 
 if TYPE_CHECKING:
     import torch
@@ -34,13 +40,6 @@ DIGITS_PER_CLASS = 50
 DEFAULT_PER_CLASS = 50
 DEFAULT_FOLDER_SIZE = 224
 
-# name -> (torchvision class, folder torchvision looks in, downloadable)
-TORCHVISION_SETS = {
-    "mnist": "MNIST",
-    "fashionmnist": "FashionMNIST",
-    "cifar10": "CIFAR10",
-    "cifar100": "CIFAR100",
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,34 +263,42 @@ def image_folder(path: str | Path, n_per_class: int | None = None, seed: int = 0
     one common size keep it; otherwise (or when ``size`` is given) each is centre-cropped to a
     square and resized to ``size`` (default 224). ``n_per_class`` draws that many per class
     with ``seed``. Raises ``ValueError`` for a missing or empty folder, a single class, empty
-    class folders or unreadable files (all named).
+    class folders or unreadable files (all named). A folder of the registry (under a data root,
+    or uploaded) is named and described by its registry name, any other by its path: that name
+    no request or job accepts.
     """
+    root = Path(path).expanduser().resolve()
+    return _image_folder(root, registered_name(root) or f"folder:{root}", n_per_class, seed, size)
+
+
+def _image_folder(root: Path, base: str, n_per_class: int | None, seed: int, size: int | None) -> StimulusSet:
+    """The image folder at ``root`` (resolved), called ``base`` in its name and its messages."""
     import torch
     from PIL import Image, UnidentifiedImageError
 
-    root = Path(path).expanduser().resolve()
+    label = base.removeprefix("folder:") if base == f"folder:{root}" else base
     if not root.is_dir():
-        raise ValueError(f"image folder {root} does not exist or is not a folder")
+        raise ValueError(f"image folder {label} does not exist or is not a folder")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
-        raise ValueError(f"image folder {root} is empty: it needs one sub-folder of images per class")
+        raise ValueError(f"image folder {label} is empty: it needs one sub-folder of images per class")
     files = {d.name: sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
              for d in class_dirs}
     empty = [name for name, fs in files.items() if not fs]
     if empty:
-        raise ValueError(f"image folder {root} has empty class folders: {', '.join(empty)}")
+        raise ValueError(f"image folder {label} has empty class folders: {', '.join(empty)}")
     if len(class_dirs) < 2:
-        raise ValueError(f"image folder {root} has only one class ({class_dirs[0].name}); "
+        raise ValueError(f"image folder {label} has only one class ({class_dirs[0].name}); "
                          "a stimulus set needs at least two class sub-folders")
     class_names = list(files)
     paths, labels = [], []
     rng = np.random.default_rng(seed)
-    for label, name in enumerate(class_names):
+    for label_index, name in enumerate(class_names):
         chosen = files[name]
         if n_per_class is not None and len(chosen) > n_per_class:
             chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), n_per_class, replace=False))]
         paths += chosen
-        labels += [label] * len(chosen)
+        labels += [label_index] * len(chosen)
     pictures, unreadable = [], []
     for file in paths:
         try:
@@ -302,7 +309,7 @@ def image_folder(path: str | Path, n_per_class: int | None = None, seed: int = 0
             unreadable.append(f"{file.relative_to(root)} ({type(error).__name__})")
     if unreadable:
         shown = "; ".join(unreadable[:10]) + (f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
-        raise ValueError(f"image folder {root} has {len(unreadable)} unreadable image files: {shown}")
+        raise ValueError(f"image folder {label} has {len(unreadable)} unreadable image files: {shown}")
     gray = all(p.mode in ("L", "1", "I;16", "I", "F") for p in pictures)
     pictures = [p.convert("L" if gray else "RGB") for p in pictures]
     sizes = {p.size for p in pictures}
@@ -311,7 +318,7 @@ def image_folder(path: str | Path, n_per_class: int | None = None, seed: int = 0
         pictures = [_square(p, side) for p in pictures]
     arrays = np.stack([np.asarray(p, dtype=np.float32) / 255.0 for p in pictures])
     images = torch.from_numpy(arrays[:, None] if gray else arrays.transpose(0, 3, 1, 2).copy())
-    name = _options_name(f"folder:{root}", {"n_per_class": n_per_class, "seed": seed, "size": size},
+    name = _options_name(base, {"n_per_class": n_per_class, "seed": seed, "size": size},
                          {"n_per_class": None, "seed": 0, "size": None})
     return make_stimulus_set(name, images, labels, class_names,
                              [str(p.relative_to(root)) for p in paths])
@@ -329,44 +336,64 @@ def _square(picture, side: int):
 # --- one entry point -------------------------------------------------------------------------
 
 def list_stimulus_sets() -> list[str]:
-    """Names ``get_stimulus_set`` accepts without a path: digits, and the torchvision sets on disk."""
-    names = ["digits"]
-    for dataset in TORCHVISION_SETS:
-        try:
-            torchvision_set(dataset)
-        except FileNotFoundError:
-            continue
-        names.append(dataset)
-    return names
+    """Every name the registry offers: digits, the torchvision sets on disk, the image folders
+    under ``REPSCOPE_DATA_ROOTS`` and the uploaded sets."""
+    return ["digits", *(d for d in TORCHVISION_SETS if _on_disk(d)), *folder_sets(), *upload_sets()]
+
+
+def _on_disk(dataset: str) -> bool:
+    try:
+        torchvision_set(dataset)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def get_stimulus_set(name: str = "digits", **options) -> StimulusSet:
-    """The stimulus set called ``name``, with options given as keywords or in the name.
+    """The stimulus set called ``name`` (a registry name, see :mod:`~compute.sources.stimulus_names`),
+    with options given as keywords or in the name.
 
     ``"digits"``; ``"mnist" | "fashionmnist" | "cifar10" | "cifar100"`` (options ``n_per_class``,
-    ``seed``, ``root``, ``download``); ``"folder:<path>"`` (options ``n_per_class``, ``seed``,
-    ``size``). ``"mnist?n_per_class=20"`` equals ``get_stimulus_set("mnist", n_per_class=20)``.
+    ``seed``, and as keywords only ``root``, ``download``); ``"folder:<root>/<set>"`` and
+    ``"upload:<sha256>"`` (options ``n_per_class``, ``seed``, ``size``).
+    ``"mnist?n_per_class=20"`` equals ``get_stimulus_set("mnist", n_per_class=20)``. A name the
+    registry does not list raises :class:`UnknownStimulusSet`; a torchvision set not on disk,
+    ``FileNotFoundError`` saying where it was looked for (for the operator: requests and jobs
+    use :func:`stimulus_set_named`).
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"stimulus set name must be a non-empty string, got {name!r}")
-    base, _, query = name.partition("?")
-    if base.startswith("folder:") and "?" in name:
-        base, _, query = name.rpartition("?")
-    parsed = {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in parse_qsl(query)}
-    options = {**parsed, **options}
-    if base == "digits":
+    source = resolve(name)
+    options = {**source.options, **options}
+    if source.kind == "digits":
         if options:
             raise ValueError(f"the digits set takes no options, got {sorted(options)}")
         return _digits_set()
-    if base in TORCHVISION_SETS:
+    if source.kind == "torchvision":
         unknown = set(options) - {"n_per_class", "seed", "root", "download"}
         if unknown:
-            raise ValueError(f"unknown options for {base}: {sorted(unknown)}")
-        return torchvision_set(base, **options)
-    if base.startswith("folder:"):
-        unknown = set(options) - {"n_per_class", "seed", "size"}
-        if unknown:
-            raise ValueError(f"unknown options for an image folder: {sorted(unknown)}")
-        return image_folder(base[len("folder:"):], **options)
-    raise ValueError(f"unknown stimulus set {name!r}; use 'digits', one of {sorted(TORCHVISION_SETS)} "
-                     "(on disk under the data root) or 'folder:<path to class sub-folders>'")
+            raise ValueError(f"unknown options for {source.base}: {sorted(unknown)}")
+        return torchvision_set(source.base, **options)
+    unknown = set(options) - {"n_per_class", "seed", "size"}
+    if unknown:
+        raise ValueError(f"unknown options for an image folder: {sorted(unknown)}")
+    return _image_folder(source.path.resolve(), source.base, options.get("n_per_class"), options.get("seed", 0),
+                         options.get("size"))
+
+
+def stimulus_set_named(name) -> StimulusSet:
+    """The registry's stimulus set called ``name``: what requests and jobs use. Anything else
+    (a path, an option naming one, a torchvision set not on disk, a made-up name) raises
+    :class:`UnknownStimulusSet`, one message whatever was asked, before any image is read."""
+    try:
+        return get_stimulus_set(name)
+    except FileNotFoundError:
+        raise UnknownStimulusSet() from None
+
+
+def is_listed(name) -> bool:
+    """Whether ``name`` is a set of the registry (options included), without reading its images
+    (a torchvision set is opened once to see that it is on disk)."""
+    try:
+        source = resolve(name)
+    except UnknownStimulusSet:
+        return False
+    return source.kind != "torchvision" or _on_disk(source.base)

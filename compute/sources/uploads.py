@@ -10,7 +10,7 @@ limit (``REPSCOPE_UPLOAD_TIME_LIMIT``). The worker
   the chosen architecture (:func:`resolve_architecture`), keeps it as
   ``<upload_dir>/checkpoints/<sha256>.<ext>`` and registers it (:func:`accept_checkpoint`);
 - or unpacks a zip of class folders of images into ``<upload_dir>/stimuli/<sha256>/`` with caps
-  against zip bombs and path escapes, usable as ``"folder:<path>"`` (:func:`accept_stimulus_zip`);
+  against zip bombs and path escapes, the stimulus set ``"upload:<sha256>"`` (:func:`accept_stimulus_zip`);
 - or reads a reference RDM (``.npy``, ``.csv``, ``.mat``, rsatoolbox ``.hdf5``; never unpickled)
   for a stimulus set and stores it by content hash (:func:`accept_reference`).
 
@@ -35,7 +35,8 @@ from pathlib import Path, PurePosixPath
 from compute.settings import ROOT, get_settings, upload_dir
 from compute.sources.models import list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_reference, save_reference
-from compute.sources.stimuli import get_stimulus_set, image_folder
+from compute.sources.stimuli import image_folder, stimulus_set_named
+from compute.sources.stimulus_names import upload_sets
 from compute.sources.torchvision_models import torchvision_architectures
 from compute.sources.weights import ACCEPTED_FORMATS, load_state_dict_file
 
@@ -209,7 +210,7 @@ def accept_checkpoint(path: str | Path, filename: str, architecture: str, num_cl
     Returns ``{"model", "key", "architecture", "accuracy", "stored"}``.
     """
     suffix = check_filename("checkpoint", filename)
-    stimuli = get_stimulus_set(stimulus_set)
+    stimuli = stimulus_set_named(stimulus_set)
     arch, hparams = resolve_architecture(architecture, num_classes, tuple(stimuli.images.shape[1:]))
     path = Path(path)
     digest = file_sha256(path)
@@ -291,7 +292,7 @@ def _unzip(archive: zipfile.ZipFile, members, target: Path) -> None:
 
 def accept_stimulus_zip(path: str | Path, filename: str) -> dict:
     """Unpack a zip of class folders of images into ``<upload_dir>/stimuli/<sha256>``; runs in
-    the worker. Returns ``{"stimulus_set": "folder:<path>", "num_classes", "images"}``."""
+    the worker. Returns ``{"stimulus_set": "upload:<sha256>", "num_classes", "images"}``."""
     check_filename("stimuli", filename)
     digest = file_sha256(Path(path))
     target = upload_dir() / "stimuli" / digest
@@ -310,16 +311,13 @@ def accept_stimulus_zip(path: str | Path, filename: str) -> dict:
             os.replace(partial, target)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
-    stimuli = image_folder(target)
+    stimuli = stimulus_set_named(f"upload:{digest}")
     return {"stimulus_set": stimuli.name, "num_classes": stimuli.num_classes, "images": len(stimuli)}
 
 
 def uploaded_stimulus_sets() -> list[str]:
-    """``"folder:<path>"`` names of the stimulus sets unpacked from uploads."""
-    directory = upload_dir(create=False) / "stimuli"
-    if not directory.is_dir():
-        return []
-    return [f"folder:{p}" for p in sorted(directory.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    """``"upload:<sha256>"`` names of the stimulus sets unpacked from uploads."""
+    return list(upload_sets())
 
 
 # --- reference RDMs -------------------------------------------------------------------------
@@ -328,7 +326,7 @@ def accept_reference(path: str | Path, filename: str, stimulus_set: str = "digit
     """Read an uploaded reference RDM for ``stimulus_set`` and store it; runs in the worker.
     Returns ``{"reference": key, "name", "subjects", "stimuli", "stimulus_set"}``."""
     suffix = check_filename("reference", filename)
-    stimuli = get_stimulus_set(stimulus_set)
+    stimuli = stimulus_set_named(stimulus_set)
     rdms = read_reference(path, suffix, len(stimuli), f"stimulus set {stimuli.name!r}")
     info = save_reference(rdms, model_name(filename, name), stimuli)
     return {"reference": info.key, "name": info.name, "subjects": info.subjects, "stimuli": info.stimuli,

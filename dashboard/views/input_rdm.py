@@ -38,8 +38,10 @@ def read_state(search: str | None, selection: Selection) -> dict:
     models = selection.choices
     view = url_codec.decode(search, defaults(models),
                             {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES, "mds": MDS_CHOICES})
-    return {**view, "layer": valid_layer(selection.named(view["model"]), view["layer"]),
-            "zoom": window_text(parse_window(view["zoom"], len(selection.stimuli)))}
+    layer = valid_layer(selection.named(view["model"]), view["layer"])
+    if layer != view["layer"]:
+        url_codec.note_ignored("layer", view["layer"])
+    return {**view, "layer": layer, "zoom": window_text(parse_window(view["zoom"], len(selection.stimuli)))}
 
 
 def valid_layer(model, layer: str | None) -> str:
@@ -113,7 +115,11 @@ def hovered_stimulus(hover: dict | None, selection: Selection) -> tuple:
     prevent_initial_call=True,
 )
 def _show_thumbnail(hover, selection):
-    return hovered_stimulus(hover, Selection.from_url_params(selection))
+    try:
+        chosen = Selection.from_store(selection)
+    except ValueError as error:  # a set the registry does not list: say so, read nothing
+        return "", str(error)
+    return hovered_stimulus(hover, chosen)
 
 
 def plan(selection: Selection, model_name, layer, rdm_method, mds_method, zoom=""):

@@ -50,7 +50,7 @@ class PartialFileWatch(threading.Thread):
 
 
 def test_worker_killed_mid_job_completes_once_with_one_whole_artifact(backend, tmp_path):
-    spec = slow_spec(tmp_path / "images")
+    spec = slow_spec()
     watch = PartialFileWatch(backend.store.root)
     watch.start()
     key = backend.submit(spec)

@@ -40,7 +40,7 @@ def test_job_past_its_time_limit_fails_with_the_reason_and_the_worker_runs_the_n
     worker = celery_worker(redis_url, cache_dir, zoo_dir, tmp_path / "worker.log")
     backend = CeleryBackend(cache_dir, redis_url)
     try:
-        spec = slow_spec(tmp_path / "images")
+        spec = slow_spec()
         key = backend.submit(spec)
         status = wait_until(lambda: (s := backend.status(key))["state"] not in ("queued", "running") and s,
                             240, "the slow job to stop")

@@ -5,6 +5,7 @@ run its tests against the embedded backend and against Celery on a real Redis.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -61,21 +62,28 @@ def stimuli():
     return get_stimulus_set("digits")
 
 
-def slow_spec(folder: Path):
-    """Activations of a random-init resnet18 on a folder of noise images it writes; its spec."""
+def slow_spec():
+    """Activations of a random-init resnet18 on a folder of noise images it writes (once) under
+    the session's data root (tests/conftest.py), a set that jobs find by name; its spec."""
     from PIL import Image
 
     from compute.engine import artifacts
     from compute.sources.models import register_model
-    from compute.sources.stimuli import get_stimulus_set
+    from compute.sources.stimuli import image_folder
 
-    rng = np.random.default_rng(0)
-    for index in range(SLOW_N):
-        (folder / f"class{index % 2}").mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 256, (SLOW_PX, SLOW_PX, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"class{index % 2}" / f"{index:04d}.png", compress_level=0)
+    folder = Path(os.environ["REPSCOPE_DATA_ROOTS"].split(os.pathsep)[0]) / "slow"
+    if not folder.exists():
+        partial = folder.with_name(".slow-partial")
+        rng = np.random.default_rng(0)
+        for index in range(SLOW_N):
+            (partial / f"class{index % 2}").mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (SLOW_PX, SLOW_PX, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(partial / f"class{index % 2}" / f"{index:04d}.png", compress_level=0)
+        partial.rename(folder)
     model = register_model("slow-resnet18", "resnet18", num_classes=2, seed=0)
-    return artifacts.activations_spec(model.key, get_stimulus_set(f"folder:{folder}"))
+    stimuli = image_folder(folder)
+    assert stimuli.name == f"folder:{folder.parent.name}/slow", stimuli.name  # its registry name
+    return artifacts.activations_spec(model.key, stimuli)
 
 
 def artifact_files(store, spec) -> list[Path]:

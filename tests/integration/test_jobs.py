@@ -51,7 +51,7 @@ def test_bad_input_fails_with_the_reason(backend):
 
 
 def test_cancel_stops_within_one_batch_and_a_queued_job_never_starts(backend, tmp_path):
-    slow = slow_spec(tmp_path / "images")
+    slow = slow_spec()
     queued = artifacts.model_rdm_spec(three_models(), stimuli())
     backend.submit(slow)
     backend.submit(queued)  # behind the slow job: one worker

@@ -79,11 +79,13 @@ def _folder(root, classes, per_class=3, size=(10, 12), mode="RGB"):
     return root
 
 
-def test_image_folder_reads_classes_in_order(tmp_path):
+def test_image_folder_reads_classes_in_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPSCOPE_DATA_ROOTS", str(tmp_path))
     root = _folder(tmp_path / "imgs", ["zebra", "ant"])
     s = S.image_folder(root)
     assert s.images.shape == (6, 3, 12, 10) and s.class_names == ["ant", "zebra"]
     assert list(s.labels) == [0, 0, 0, 1, 1, 1] and s.ids[0] == "ant/0.png"
+    assert s.name == f"folder:{tmp_path.name}/imgs"  # its registry name, under the data root
     assert S.get_stimulus_set(s.name).key == s.key  # the name rebuilds the set
     few = S.image_folder(root, n_per_class=2, seed=1)
     assert len(few) == 4 and few.key == S.get_stimulus_set(few.name).key

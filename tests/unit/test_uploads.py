@@ -100,8 +100,7 @@ def test_a_zip_of_class_folders_becomes_a_stimulus_set(tmp_path):
     assert result["num_classes"] == 2 and result["images"] == 6
     stimuli = get_stimulus_set(result["stimulus_set"])
     assert stimuli.class_names == ["cat", "dog"] and stimuli.images.shape == (6, 1, 4, 4)
-    root = get_settings().upload_dir / "stimuli"
-    assert result["stimulus_set"] == f"folder:{root / U.file_sha256(path)}"
+    assert result["stimulus_set"] == f"upload:{U.file_sha256(path)}"  # a name, not the server's path
     assert stat.S_IMODE(get_settings().upload_dir.stat().st_mode) == 0o700
     assert U.uploaded_stimulus_sets() == [result["stimulus_set"]]
 
