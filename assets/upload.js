@@ -42,7 +42,7 @@
     const start = await post(base + 'start', null, 'application/octet-stream');
     if (!start.ok) return start;
     if (file.size > start.max_bytes) {
-      return {ok: false, error: file.name + ' has ' + file.size + ' bytes; at most ' + start.max_bytes + ' are accepted'};
+      return {ok: false, error: file.name + ' is larger than the ' + start.max_size + ' limit of an upload'};
     }
     for (let index = 0; index * start.chunk_bytes < file.size; index++) {
       const piece = file.slice(index * start.chunk_bytes, (index + 1) * start.chunk_bytes);

@@ -46,6 +46,10 @@ class Settings:
     max_upload_bytes: int = 2 * 2**30
     upload_memory_bytes: int = 4 * 2**30
     upload_time_limit_s: int = 600
+    # Unfinished (partial) uploads: how many one client may have, and how many bytes all of them
+    # may hold together; 0 = no limit. They expire after PARTIAL_UPLOAD_EXPIRY_S without progress.
+    partial_uploads_per_client: int = 4
+    partial_upload_bytes: int = 8 * 2**30
     url_prefix: str = "/"
     # Directories whose sub-folders of class folders are stimulus sets, chosen by name only
     # (compute/sources/stimulus_names.py); nothing else on disk is ever read as stimuli.
@@ -92,6 +96,8 @@ def get_settings() -> Settings:
         max_upload_bytes=_int("REPSCOPE_MAX_UPLOAD_BYTES", 2 * 2**30),
         upload_memory_bytes=_int("REPSCOPE_UPLOAD_MEMORY_BYTES", 4 * 2**30),
         upload_time_limit_s=_int("REPSCOPE_UPLOAD_TIME_LIMIT", 600),
+        partial_uploads_per_client=max(0, _int("REPSCOPE_PARTIAL_UPLOADS_PER_CLIENT", 4)),
+        partial_upload_bytes=max(0, _int("REPSCOPE_PARTIAL_UPLOAD_BYTES", 8 * 2**30)),
         url_prefix=_prefix(env.get("REPSCOPE_URL_PREFIX", "")),
         data_roots=tuple(Path(p.strip()).expanduser().resolve() for p in env.get("REPSCOPE_DATA_ROOTS", "").split(os.pathsep)
                          if p.strip()),
@@ -101,10 +107,44 @@ def get_settings() -> Settings:
 def upload_dir(create: bool = True) -> Path:
     """The uploads directory (``REPSCOPE_UPLOAD_DIR``), created private (0700)."""
     directory = get_settings().upload_dir
-    if create:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        directory.chmod(0o700)
-    return directory
+    return private_dir(directory) if create else directory
+
+
+def private_dir(path: Path, tighten: bool = True) -> Path:
+    """``path`` as a directory only its owner may enter: created 0700 with every missing parent
+    (also 0700: ``mkdir(parents=True)`` would make those 0777 less the umask), whatever the
+    umask. With ``tighten``, an existing ``path`` of ours is made 0700 too (a folder of the app's
+    data created by an older version); a folder the operator chose (the cache root) is not."""
+    path = Path(path)
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it meanwhile: it is theirs to set
+            continue
+        os.chmod(directory, 0o700)
+    target = missing[0] if missing else path
+    if tighten and not missing:
+        status = target.stat()
+        if status.st_uid == os.getuid() and status.st_mode & 0o077:
+            os.chmod(target, 0o700)
+    return target
+
+
+def format_bytes(size: float) -> str:
+    """A size for people: ``"812 bytes"``, ``"293 KiB"``, ``"64.0 MiB"``, ``"7.5 GiB"`` (three
+    significant digits at most, binary units). Every message that shows a size uses it."""
+    size = float(size)
+    if abs(size) < 1024:
+        return f"{size:.0f} byte{'' if size == 1 else 's'}"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if abs(size) < 1024 or unit == "TiB":
+            break
+    return f"{size:.1f} {unit}" if abs(size) < 99.95 else f"{size:.0f} {unit}"
 
 
 def _prefix(raw: str) -> str:

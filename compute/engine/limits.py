@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Callable
 
 from compute.engine.kinds import KINDS
+from compute.settings import format_bytes
 
 
 class LimitExceeded(Exception):
@@ -35,10 +36,6 @@ class TooLarge(LimitExceeded):
     """The job would need more memory than the configured budget."""
 
     http_status = 413
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,7 @@ class Work:
     def describe(self) -> str:
         passes = f", {self.forward_passes} forward pass{'es' if self.forward_passes != 1 else ''}" \
             if self.forward_passes else ""
-        return f"{self.artifacts} result{'s' if self.artifacts != 1 else ''} to compute{passes}, about {_gib(self.bytes)}"
+        return f"{self.artifacts} result{'s' if self.artifacts != 1 else ''} to compute{passes}, about {format_bytes(self.bytes)}"
 
 
 def missing_work(specs, has: Callable, shape_of: Callable) -> Work:
@@ -167,8 +164,8 @@ def check_memory(spec, budget: int | None, shape_of: Callable) -> None:
     worst = max(steps, key=lambda step: step.bytes)
     if worst.bytes > budget:
         raise TooLarge(
-            f"this job would need about {_gib(worst.bytes)} of memory for {worst.what}, over the "
-            f"budget of {_gib(budget)} (REPSCOPE_MEMORY_BUDGET_BYTES); to reduce it, {worst.fix}"
+            f"this job would need about {format_bytes(worst.bytes)} of memory for {worst.what}, over the "
+            f"budget of {format_bytes(budget)} (REPSCOPE_MEMORY_BUDGET_BYTES); to reduce it, {worst.fix}"
         )
 
 

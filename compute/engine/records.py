@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from pathlib import Path
+
+from compute.settings import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ class DiskRecords:
     def _open(self):
         import diskcache
 
-        self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self._directory, 0o700)
+        private_dir(self._directory)
         try:
             cache = diskcache.Cache(str(self._directory))
             cache.get("job:")  # a garbled page may pass the header check; touch the table too
@@ -57,7 +57,7 @@ class DiskRecords:
             log.error("job state index %s is corrupt (%s); moved it to %s and started a fresh one "
                       "(records of jobs in flight are lost; their artifacts are not)",
                       self._directory, error, aside)
-            self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self._directory)
             return diskcache.Cache(str(self._directory))
 
     def _call(self, operation):

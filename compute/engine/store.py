@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from compute.settings import private_dir
+
 _TEMP_SUFFIX = ".tmp"
 _TOUCH_EVERY_S = 60.0
 _STALE_TEMP_S = 3600.0
@@ -45,7 +47,7 @@ def _atomic_write(path: Path, write) -> None:
     """Write through ``write(file)`` into a temp file beside ``path``, fsync, then rename."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}{_TEMP_SUFFIX}")
     try:
-        with open(tmp, "wb") as handle:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -85,8 +87,7 @@ class ArtifactStore:
     def __init__(self, root: Path | str, max_bytes: int | None = None):
         self.root = Path(root)
         self.max_bytes = max_bytes
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.root, 0o700)
+        private_dir(self.root)
         self._verified: dict[Path, tuple[int, int]] = {}
         self._touched: dict[Path, float] = {}
 
@@ -106,7 +107,7 @@ class ArtifactStore:
         if array.dtype == object:
             raise TypeError("artifacts hold numeric arrays only (no pickled objects)")
         array_path, meta_path = self._paths(kind, key)
-        array_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(array_path.parent, tighten=False)
         writer_box: list[_HashingWriter] = []
 
         def write_array(handle):

@@ -7,15 +7,17 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from compute.settings import private_dir
+
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path):
-    """An exclusive advisory lock on ``path`` (created, with its folder), so two processes
-    starting at once do one thing once."""
+    """An exclusive advisory lock on ``path`` (created, with its folder: 0700 when missing), so
+    two processes starting at once do one thing once."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
+    private_dir(path.parent, tighten=False)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

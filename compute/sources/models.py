@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compute.settings import private_dir
 from compute.sources.files import exclusive_lock, write_atomic
 from compute.sources.torchvision_models import load_torchvision, torchvision_architectures
 from compute.sources.weights import load_state_dict_file, load_weights, weights_key
@@ -146,19 +147,19 @@ def register_model(name: str, architecture: str, *, weights: str | Path | dict |
 
         accuracy, top5 = model_accuracy(model, get_stimulus_set(stimulus_set))
     architecture = arch if kind == "zoo" else f"torchvision:{arch}"
-    with exclusive_lock(_models_dir() / ".registry.lock"):
+    with exclusive_lock(private_dir(_models_dir()) / ".registry.lock"):
         entries = _read_registry()
         taken = {e["name"] for e in entries} | {m.name for m in _zoo_infos(None)}
         if name in taken:
             raise ValueError(f"a model named {name!r} exists already; choose another name")
         file = None
         if source == "upload":
-            weights_dir = _models_dir() / "weights"
-            weights_dir.mkdir(parents=True, exist_ok=True)
+            weights_dir = private_dir(_models_dir() / "weights")
             file = weights_dir / f"{key}.safetensors"
             if not file.exists():
                 tmp = weights_dir / f".{key}.{os.getpid()}.tmp"
                 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+                os.chmod(tmp, 0o600)  # a user's weights
                 os.replace(tmp, file)
         info = ModelInfo(name=name, key=key, architecture=architecture, source=source, tags=dict(tags or {}),
                          accuracy=accuracy, top5=top5, num_classes=classes, hparams=hparams,

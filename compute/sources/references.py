@@ -26,13 +26,14 @@ import hashlib
 import json
 import re
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from compute.measures.condensed import side_from_length
-from compute.settings import upload_dir
+from compute.settings import format_bytes, private_dir, upload_dir
 from compute.sources.files import write_atomic
 
 SUFFIXES = (".npy", ".csv", ".mat", ".hdf5", ".h5")
@@ -75,17 +76,43 @@ def _numeric(array, what: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy file's header, checked against the file's length, so a file
+    that is not .npy, is truncated or needs pickle is told apart before any data is read."""
+    from numpy.lib import format as npy
+
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        try:
+            version = npy.read_magic(handle)
+            shape, _, dtype = readers[version](handle)
+        except (ValueError, KeyError, EOFError, SyntaxError):
+            if zipfile.is_zipfile(path):
+                raise ValueError("the .npy file is an .npz archive of several arrays; save one array with "
+                                 "np.save") from None
+            raise ValueError("not a valid .npy file: its header is missing, truncated or not numpy's; save "
+                             "the array with np.save") from None
+        start = handle.tell()
+    if dtype.hasobject:
+        raise ValueError("the .npy file cannot be read without pickle, which can run code: it holds Python "
+                         "objects (dtype object); save an array of numbers")
+    expected = start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < expected:
+        raise ValueError(f"the .npy file is truncated: its header announces a {shape} {dtype} array, which "
+                         f"needs {format_bytes(expected)}, but the file has {format_bytes(size)}; upload the "
+                         "whole file")
+    return shape, dtype
+
+
 def _read_npy(path: Path) -> np.ndarray:
+    shape, _ = _npy_header(path)
+    _check_size(shape, "the .npy array")
     try:
-        header = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as error:  # object arrays need pickle: refused
-        raise ValueError(f"the .npy file cannot be read without pickle, which can run code ({error})") from None
-    except OSError as error:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as error:
         raise ValueError(f"not a readable .npy file ({error})") from None
-    if not isinstance(header, np.ndarray):
-        raise ValueError("the .npy file holds no single array (an .npz archive?); save one array with np.save")
-    _check_size(header.shape, "the .npy array")
-    return _numeric(header, "the .npy array")
+    return _numeric(array, "the .npy array")
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -244,9 +271,7 @@ def reference_key(rdms: np.ndarray) -> str:
 
 def _directory(create: bool = True) -> Path:
     directory = upload_dir(create) / "references"
-    if create:
-        directory.mkdir(mode=0o700, exist_ok=True)
-    return directory
+    return private_dir(directory) if create else directory
 
 
 def save_reference(rdms: np.ndarray, name: str, stimuli) -> ReferenceInfo:

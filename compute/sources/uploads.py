@@ -32,7 +32,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from compute.settings import ROOT, get_settings, upload_dir
+from compute.measures.validate import listed
+from compute.settings import ROOT, format_bytes, get_settings, private_dir, upload_dir
 from compute.sources.models import list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_reference, save_reference
 from compute.sources.stimuli import image_folder, stimulus_set_named
@@ -46,6 +47,7 @@ MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit
 MAX_ZIP_MEMBERS = 50_000
 MAX_UNZIPPED_BYTES = 4 * 2**30
 MAX_COMPRESSION_RATIO = 100
+MAX_NUM_CLASSES = 100_000  # ImageNet-21k has 21,843; a model's last layer is num_classes wide
 _ZIP_JUNK = ("__MACOSX/",)
 
 # safetensors dtype name -> bytes per element
@@ -67,70 +69,73 @@ def file_sha256(path: Path) -> str:
 
 # --- checkpoints ----------------------------------------------------------------------------
 
-def check_safetensors_header(path: Path) -> dict:
-    """Parse and check a safetensors header without trusting it; return it.
+def check_safetensors_header(path: Path, filename: str | None = None) -> dict:
+    """Parse and check a safetensors header without trusting it; return it. Messages name the
+    file ``filename`` (the name the user gave it; default: the name of ``path``).
 
     Checks: the 8-byte length fits the file and ``MAX_HEADER_BYTES``; the header is a JSON
     object; every tensor has a known dtype, a shape of non-negative ints and ``data_offsets``
     inside the data area, of the size its shape and dtype imply, not overlapping another's.
     """
     path = Path(path)
+    shown = display_name(filename) if filename is not None else path.name
     size = path.stat().st_size
     with open(path, "rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
-            raise UploadError(f"{path.name}: too short to be a safetensors file ({size} bytes)")
+            raise UploadError(f"{shown}: too short to be a safetensors file ({format_bytes(size)})")
         (length,) = struct.unpack("<Q", prefix)
         if length > min(size - 8, MAX_HEADER_BYTES):
-            raise UploadError(f"{path.name}: safetensors header length {length} is larger than the file "
-                              f"({size} bytes) or the {MAX_HEADER_BYTES} byte limit")
+            raise UploadError(f"{shown}: safetensors header length {length} is larger than the file "
+                              f"({format_bytes(size)}) or the {format_bytes(MAX_HEADER_BYTES)} limit")
         raw = handle.read(length)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UploadError(f"{path.name}: safetensors header is not valid JSON ({error})") from None
+        raise UploadError(f"{shown}: safetensors header is not valid JSON ({error})") from None
     if not isinstance(header, dict):
-        raise UploadError(f"{path.name}: safetensors header is not a JSON object")
+        raise UploadError(f"{shown}: safetensors header is not a JSON object")
     data_size = size - 8 - length
     spans = []
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         if not isinstance(entry, dict):
-            raise UploadError(f"{path.name}: tensor {name!r} has no description in the header")
+            raise UploadError(f"{shown}: tensor {name!r} has no description in the header")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
         if dtype not in SAFETENSORS_DTYPES:
-            raise UploadError(f"{path.name}: tensor {name!r} has an unknown dtype {dtype!r}")
+            raise UploadError(f"{shown}: tensor {name!r} has an unknown dtype {dtype!r}")
         if (not isinstance(shape, list)
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-            raise UploadError(f"{path.name}: tensor {name!r} has a malformed shape {shape!r}")
+            raise UploadError(f"{shown}: tensor {name!r} has a malformed shape {shape!r}")
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1]):
-            raise UploadError(f"{path.name}: tensor {name!r} has malformed data_offsets {offsets!r}")
+            raise UploadError(f"{shown}: tensor {name!r} has malformed data_offsets {offsets!r}")
         if offsets[1] > data_size:
-            raise UploadError(f"{path.name}: tensor {name!r} has data_offsets {offsets} past the end of "
+            raise UploadError(f"{shown}: tensor {name!r} has data_offsets {offsets} past the end of "
                               f"the file (its data area holds {data_size} bytes)")
         if offsets[1] - offsets[0] != math.prod(shape) * SAFETENSORS_DTYPES[dtype]:
-            raise UploadError(f"{path.name}: tensor {name!r} has {offsets[1] - offsets[0]} bytes of data, "
+            raise UploadError(f"{shown}: tensor {name!r} has {offsets[1] - offsets[0]} bytes of data, "
                               f"but shape {shape} of {dtype} needs {math.prod(shape) * SAFETENSORS_DTYPES[dtype]}")
         spans.append((offsets[0], offsets[1], name))
     spans.sort()
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
-            raise UploadError(f"{path.name}: tensors {first!r} and {second!r} overlap in the file")
+            raise UploadError(f"{shown}: tensors {first!r} and {second!r} overlap in the file")
     return header
 
 
-def read_checkpoint(path: Path, suffix: str) -> dict:
-    """{name: tensor} from a stored upload whose accepted ``suffix`` was taken from its name."""
+def read_checkpoint(path: Path, suffix: str, filename: str) -> dict:
+    """{name: tensor} from a stored upload whose accepted ``suffix`` was taken from its name
+    ``filename``, which the messages name (never the stored file's)."""
     if suffix == ".safetensors":
-        check_safetensors_header(path)
+        check_safetensors_header(path, filename)
     # load_state_dict_file judges the format by the name's suffix; give it one we chose.
     with tempfile.TemporaryDirectory(dir=path.parent) as directory:
         named = Path(directory) / f"checkpoint{suffix}"
         os.link(path, named)
-        return load_state_dict_file(named)
+        return load_state_dict_file(named, display_name(filename))
 
 
 def architecture_choices() -> list[str]:
@@ -148,6 +153,9 @@ def resolve_architecture(architecture: str, num_classes: int, image_shape: tuple
 
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise UploadError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+    if num_classes > MAX_NUM_CLASSES:
+        raise UploadError(f"num_classes must be at most {MAX_NUM_CLASSES:,} (the width of the model's last "
+                          f"layer), got {num_classes:,}")
     found = re.fullmatch(r"([a-z]+)-w(\d+)", architecture or "")
     if found and found.group(1) in ARCHITECTURES and int(found.group(2)) > 0:
         return found.group(1), family_hparams(found.group(1), int(found.group(2)), image_shape, num_classes)
@@ -180,6 +188,11 @@ def check_filename(kind: str, filename: str) -> str:
     raise UploadError(f"unknown upload kind {kind!r}; use one of {sorted(TASKS)}")
 
 
+def display_name(filename: str) -> str:
+    """The last part of the user's file name, as messages show it (never a path of ours)."""
+    return PurePosixPath((filename or "").replace("\\", "/")).name or "the upload"
+
+
 def model_name(filename: str, requested: str | None = None) -> str:
     """A display name from ``requested`` or the file's stem: word characters, '-' and '.' only."""
     stem = PurePosixPath((filename or "").replace("\\", "/")).name
@@ -190,8 +203,7 @@ def model_name(filename: str, requested: str | None = None) -> str:
 
 def _keep(path: Path, kind: str, name: str) -> Path:
     """Move an accepted upload to ``<upload_dir>/<kind>/<name>`` (0600), a content-hash name."""
-    directory = upload_dir() / kind
-    directory.mkdir(mode=0o700, exist_ok=True)
+    directory = private_dir(upload_dir() / kind)
     final = directory / name
     if final.exists():
         path.unlink()
@@ -214,7 +226,7 @@ def accept_checkpoint(path: str | Path, filename: str, architecture: str, num_cl
     arch, hparams = resolve_architecture(architecture, num_classes, tuple(stimuli.images.shape[1:]))
     path = Path(path)
     digest = file_sha256(path)
-    state = read_checkpoint(path, suffix)
+    state = read_checkpoint(path, suffix, filename)
     display = model_name(filename, name)
     if display in {m.name for m in list_models(None)}:
         display = f"{display}-{digest[:8]}"
@@ -249,7 +261,8 @@ def _plan_zip(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, PurePosix
         raise UploadError(f"the zip has {len(infos)} members; at most {MAX_ZIP_MEMBERS} are accepted")
     total = sum(i.file_size for i in infos)
     if total > MAX_UNZIPPED_BYTES:
-        raise UploadError(f"the zip unpacks to {total} bytes; at most {MAX_UNZIPPED_BYTES} are accepted")
+        raise UploadError(f"the zip unpacks to {format_bytes(total)}; at most {format_bytes(MAX_UNZIPPED_BYTES)} "
+                          "are accepted")
     members = []
     for info in infos:
         relative = _member_path(info)
@@ -271,16 +284,23 @@ def _plan_zip(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, PurePosix
     elif depths != {2}:
         raise UploadError("the zip must hold one folder per class with the images directly inside "
                           "(class/image.png, optionally inside one enclosing folder)")
+    classes = sorted({r.parts[0] for _, r in members})
+    if len(classes) < 2:
+        raise UploadError(f"the zip holds one class folder ({classes[0]!r}); a stimulus set needs at least two")
     return members
 
 
 def _unzip(archive: zipfile.ZipFile, members, target: Path) -> None:
-    """Extract ``members`` into ``target``, counting bytes as they come, not as declared."""
-    budget = MAX_UNZIPPED_BYTES
+    """Extract ``members`` into ``target`` (files 0600), counting bytes as they come, not as
+    declared; refuse images that do not decode, named as in the zip."""
+    from PIL import Image, UnidentifiedImageError
+
+    budget, unreadable = MAX_UNZIPPED_BYTES, []
     for info, relative in members:
         out = target / relative
-        out.parent.mkdir(mode=0o700, exist_ok=True)
-        with archive.open(info) as source, open(out, "xb") as sink:
+        private_dir(out.parent)
+        with archive.open(info) as source, os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                                                     "wb") as sink:
             written = 0
             for block in iter(lambda: source.read(2**20), b""):
                 written += len(block)
@@ -288,6 +308,14 @@ def _unzip(archive: zipfile.ZipFile, members, target: Path) -> None:
                     raise UploadError(f"the zip member {info.filename!r} unpacks to more than it declares")
                 sink.write(block)
             budget -= written
+        try:
+            with Image.open(out) as image:
+                image.load()
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+            unreadable.append(f"{info.filename!r} ({type(error).__name__})")
+    if unreadable:
+        raise UploadError(f"the zip holds {len(unreadable)} unreadable image file{'s' if len(unreadable) > 1 else ''}: "
+                          f"{listed(unreadable)}; every file in a class folder must be an image")
 
 
 def accept_stimulus_zip(path: str | Path, filename: str) -> dict:
@@ -297,7 +325,7 @@ def accept_stimulus_zip(path: str | Path, filename: str) -> dict:
     digest = file_sha256(Path(path))
     target = upload_dir() / "stimuli" / digest
     if not target.exists():
-        target.parent.mkdir(mode=0o700, exist_ok=True)
+        private_dir(target.parent)
         partial = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
         try:
             try:
@@ -397,9 +425,11 @@ def _worker_main() -> int:
     _limit_self(settings.upload_memory_bytes, settings.upload_time_limit_s)
     try:
         answer = {"ok": True, "result": TASKS[request["kind"]](**request["arguments"])}
-    except MemoryError:
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "allocate" not in str(error):  # torch's allocator says so
+            raise
         answer = {"ok": False, "error": "checking the upload needed more memory than the "
-                  f"{settings.upload_memory_bytes} byte limit (REPSCOPE_UPLOAD_MEMORY_BYTES)"}
+                  f"{format_bytes(settings.upload_memory_bytes)} limit (REPSCOPE_UPLOAD_MEMORY_BYTES)"}
     except (ValueError, FileNotFoundError, KeyError) as error:
         answer = {"ok": False, "error": str(error.args[0] if isinstance(error, KeyError) else error)}
     print(json.dumps(answer), flush=True)

@@ -35,11 +35,11 @@ def weights_key(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _refuse(path: Path, why: str) -> ValueError:
-    return ValueError(f"{path.name}: {why}. Accepted formats: {ACCEPTED_FORMATS}")
+def _refuse(name: str, why: str) -> ValueError:
+    return ValueError(f"{name}: {why}. Accepted formats: {ACCEPTED_FORMATS}")
 
 
-def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
+def _unwrap(obj, name: str) -> dict[str, torch.Tensor]:
     """A flat {name: tensor} dict, unwrapping one level of {"state_dict"|"model"|...: {...}}."""
     import torch
 
@@ -52,20 +52,22 @@ def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
                 obj = inner
                 break
     if not isinstance(obj, dict) or not obj:
-        raise _refuse(path, f"holds a {type(obj).__name__}, not a state_dict (a dict of tensors)")
+        raise _refuse(name, f"holds a {type(obj).__name__}, not a state_dict (a dict of tensors)")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise _refuse(path, f"entries that are not named tensors: {listed(bad)}")
+        raise _refuse(name, f"entries that are not named tensors: {listed(bad)}")
     return dict(obj)
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: str | Path, name: str | None = None) -> dict[str, torch.Tensor]:
     """Read a checkpoint as a {name: tensor} dict on the CPU, executing no code from it.
 
-    Raises ``ValueError`` (naming the file and the accepted formats) for TorchScript archives,
-    whole pickled modules or custom objects, ``.pkl`` and any other format.
+    Raises ``ValueError`` (naming the file as ``name``, default its own name, and the accepted
+    formats) for TorchScript archives, whole pickled modules or custom objects, ``.pkl`` and any
+    other format.
     """
     path = Path(path)
+    name = name or path.name
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     suffix = path.suffix.lower()
@@ -76,15 +78,15 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise _refuse(path, f"is not a readable safetensors file ({error})") from None
+            raise _refuse(name, f"is not a readable safetensors file ({error})") from None
     if suffix not in (".pt", ".pth"):
-        raise _refuse(path, f"the format {suffix or '(no extension)'!r} is not accepted"
+        raise _refuse(name, f"the format {suffix or '(no extension)'!r} is not accepted"
                       + (" (pickles can run code)" if suffix in (".pkl", ".pickle") else ""))
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-            raise _refuse(path, "is a TorchScript archive (torch.jit.save), which holds code and is refused; "
+            raise _refuse(name, "is a TorchScript archive (torch.jit.save), which holds code and is refused; "
                           "save model.state_dict() instead")
     import torch
 
@@ -94,13 +96,13 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         # torch's message advises weights_only=False; ours must not: quote only the offending global.
         found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(error))
         if found is None:
-            raise _refuse(path, "is not a readable torch checkpoint (not a pickle of tensors)") from None
-        raise _refuse(path, f"holds Python objects other than tensors ({found.group(1)}; e.g. a whole "
+            raise _refuse(name, "is not a readable torch checkpoint (not a pickle of tensors)") from None
+        raise _refuse(name, f"holds Python objects other than tensors ({found.group(1)}; e.g. a whole "
                       "pickled module), which weights-only loading refused; save model.state_dict() "
                       "instead") from None
     except (RuntimeError, OSError, EOFError, ValueError) as error:
-        raise _refuse(path, f"is not a readable torch checkpoint ({error})") from None
-    return _unwrap(obj, path)
+        raise _refuse(name, f"is not a readable torch checkpoint ({error})") from None
+    return _unwrap(obj, name)
 
 
 def validate_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:

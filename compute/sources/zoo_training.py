@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from compute.measures.confusion import topk_accuracy
+from compute.settings import private_dir
 from compute.sources.stimuli import dataset_split
 from compute.sources.weights import weights_key
 from compute.sources.zoo_architectures import build_architecture, family_hparams
@@ -153,7 +154,7 @@ def build_zoo(dataset: str, out_dir: str | Path, select: Callable[[str], bool] |
     from tqdm import tqdm
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out, tighten=False)
     train_x, train_y, stimuli = dataset_split(dataset)
     image_shape = tuple(train_x.shape[1:])
     num_classes = stimuli.num_classes

@@ -132,7 +132,7 @@ def test_zip_member_and_size_caps(tmp_path, monkeypatch):
         U.accept_stimulus_zip(path, "set.zip")
     monkeypatch.setattr(U, "MAX_ZIP_MEMBERS", 50)
     monkeypatch.setattr(U, "MAX_UNZIPPED_BYTES", 100)
-    with pytest.raises(U.UploadError, match="at most 100 are accepted"):
+    with pytest.raises(U.UploadError, match="at most 100 bytes are accepted"):
         U.accept_stimulus_zip(path, "set.zip")
 
 
