@@ -224,6 +224,7 @@ def blueprint() -> Blueprint:
             return _error(422, str(error))
         finally:
             _discard(upload_id)
+        result.pop("stored", None)  # where the server keeps it is not the client's business
         return jsonify(ok=True, **result)
 
     @routes.errorhandler(RequestEntityTooLarge)
