@@ -22,6 +22,13 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} must be an integer") from None
 
 
+def _at_least(name: str, default: int, smallest: int) -> int:
+    value = _int(name, default)
+    if value < smallest:
+        raise ValueError(f"environment variable {name}={value} must be at least {smallest}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of the configuration; call :func:`get_settings` for the current one."""
@@ -47,6 +54,8 @@ class Settings:
     upload_memory_bytes: int = 4 * 2**30
     upload_time_limit_s: int = 600
     url_prefix: str = "/"
+    allowed_hosts: tuple[str, ...] = ()  # host names a request may name, besides localhost and `host`
+    max_request_bytes: int = 4 * 2**20  # largest request body but an upload chunk's
 
     @property
     def zoo_dir(self) -> Path:
@@ -90,6 +99,8 @@ def get_settings() -> Settings:
         upload_memory_bytes=_int("REPSCOPE_UPLOAD_MEMORY_BYTES", 4 * 2**30),
         upload_time_limit_s=_int("REPSCOPE_UPLOAD_TIME_LIMIT", 600),
         url_prefix=_prefix(env.get("REPSCOPE_URL_PREFIX", "")),
+        allowed_hosts=tuple(h.strip() for h in env.get("REPSCOPE_ALLOWED_HOSTS", "").split(",") if h.strip()),
+        max_request_bytes=_at_least("REPSCOPE_MAX_REQUEST_BYTES", 4 * 2**20, 2**16),
     )
 
 
