@@ -9,7 +9,7 @@ import logging
 import sys
 
 from dashboard.app import create_app
-from dashboard.security import LOOPBACK, check_bind
+from dashboard.security import LOOPBACK, answer_to, check_bind
 
 app = create_app()
 server = app.server
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.debug and args.host not in LOOPBACK:
         parser.error("--debug runs code from the browser: it is allowed on 127.0.0.1 only")
     check_bind(args.host)
+    answer_to(server, settings, args.host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ensure_zoo("digits", progress=True)
     from dashboard import services

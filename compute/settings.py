@@ -22,6 +22,13 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} must be an integer") from None
 
 
+def _at_least(name: str, default: int, smallest: int) -> int:
+    value = _int(name, default)
+    if value < smallest:
+        raise ValueError(f"environment variable {name}={value} must be at least {smallest}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of the configuration; call :func:`get_settings` for the current one."""
@@ -54,6 +61,8 @@ class Settings:
     # Directories whose sub-folders of class folders are stimulus sets, chosen by name only
     # (compute/sources/stimulus_names.py); nothing else on disk is ever read as stimuli.
     data_roots: tuple[Path, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # host names a request may name, besides localhost and `host`
+    max_request_bytes: int = 4 * 2**20  # largest request body but an upload chunk's
 
     @property
     def zoo_dir(self) -> Path:
@@ -101,6 +110,8 @@ def get_settings() -> Settings:
         url_prefix=_prefix(env.get("REPSCOPE_URL_PREFIX", "")),
         data_roots=tuple(Path(p.strip()).expanduser().resolve() for p in env.get("REPSCOPE_DATA_ROOTS", "").split(os.pathsep)
                          if p.strip()),
+        allowed_hosts=tuple(h.strip() for h in env.get("REPSCOPE_ALLOWED_HOSTS", "").split(",") if h.strip()),
+        max_request_bytes=_at_least("REPSCOPE_MAX_REQUEST_BYTES", 4 * 2**20, 2**16),
     )
 
 

@@ -5,11 +5,12 @@ import secrets
 
 import dash
 from dash import Input, Output, State, dcc, html
-from flask import jsonify
+from flask import jsonify, request
 
 from dashboard import selection as selection_panel
 from dashboard import url_codec
-from dashboard.security import require_auth, require_secret_key
+from dashboard.request_checks import check_requests
+from dashboard.security import TRUSTED, guard, require_secret_key
 from dashboard.uploads import register_uploads
 from dashboard.views import (confusion, curves, input_rdm, jobs, layer_grid, model_space, models, reference,
                              shared_space, training)
@@ -51,7 +52,6 @@ def create_app() -> dash.Dash:
     )
     app.layout = _frame
     app.server.secret_key = require_secret_key(settings) or secrets.token_hex(32)
-    require_auth(app.server, public_paths=(f"{prefix}health",))
     register_uploads(app.server, prefix)
 
     @app.callback(Output("page", "children"), Output("link-note", "children"), Input("url", "pathname"),
@@ -72,18 +72,23 @@ def create_app() -> dash.Dash:
 
     @app.server.route(f"{prefix}health")
     def health():
+        """Public when auth is on, so it names the backend and its trouble only to a trusted client."""
         from dashboard import services
 
+        trusted = request.environ.get(TRUSTED, False)
         try:
-            return jsonify(status="ok", backend=services.backend().name)
+            backend = services.backend().name
         except RuntimeError as error:
-            return jsonify(status="error", message=str(error)), 503
+            return jsonify(status="error", **({"message": str(error)} if trusted else {})), 503
+        return jsonify(status="ok", **({"backend": backend} if trusted else {}))
 
     # Dash sets itself up on a worker's first request, and a second thread arriving meanwhile
     # sees it "done" and is refused the JS bundles (500, blank page) under gunicorn's gthread
     # workers: set up now, in every process, before any request.
     with app.server.app_context():
         app._setup_server()
+    check_requests(app.server, app.callback_map, f"{prefix}_dash-update-component", settings.max_request_bytes)
+    guard(app.server, settings, public_paths=(f"{prefix}health",), headers=security_headers(app))
     return app
 
 
@@ -105,6 +110,25 @@ def link_note(ignored: list) -> html.Span | None:
         return None
     shown = "; ".join(f"{key}={value if len(value) <= 80 else value[:77] + '...'} ({why})" for key, value, why in ignored)
     return html.Span(f"This link asked for what this page does not have, shown with the defaults instead: {shown}.")
+
+
+def security_headers(app: dash.Dash) -> list[tuple[str, str]]:
+    """What every answer carries: no MIME sniffing, no referrer beyond this site, and a CSP that
+    runs only this server's scripts and Dash's inline ones (by hash) and lets no other site frame it."""
+    policy = {
+        "default-src": "'self'",
+        "script-src": " ".join(["'self'", *dict.fromkeys(app.csp_hashes())]),
+        "style-src": "'self' 'unsafe-inline'",  # Dash and Plotly set styles inline
+        "img-src": "'self' data: blob:",  # stimulus thumbnails are data: URLs
+        "font-src": "'self' data:",
+        "connect-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'self'",
+    }
+    return [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"),
+            ("Content-Security-Policy", "; ".join(f"{name} {value}" for name, value in policy.items()))]
 
 
 def _assets_folder():

@@ -64,8 +64,8 @@ def test_no_debugger_is_reachable_and_public_binds_need_auth(server, tmp_path):
     base = server.url + "/"
     status, body = request(base + "console", None, CREDENTIALS)  # Dash's page, as for any unknown path
     assert "_dash-config" in body and "Werkzeug" not in body and "__debugger__" not in body
-    status, body = request(base + "_dash-update-component", b"{}", CREDENTIALS)  # a callback that fails
-    assert status == 500 and "Werkzeug" not in body and "Traceback" not in body and "__debugger__" not in body
+    status, body = request(base + "_dash-update-component", b"{}", CREDENTIALS)  # a malformed callback
+    assert status == 400 and "Werkzeug" not in body and "Traceback" not in body and "__debugger__" not in body
     assert "Werkzeug" not in request(base + "?__debugger__=yes&cmd=resource&f=debugger.js", None, CREDENTIALS)[1]
 
     def refusal(args, env):

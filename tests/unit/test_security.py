@@ -1,9 +1,10 @@
 """Access control: basic auth over every route, and no public bind without it."""
 import base64
+import time
 
 import pytest
 
-from dashboard.security import check_bind, configured_credentials
+from dashboard.security import FailureThrottle, check_bind, configured_credentials, host_name, is_loopback
 
 
 def test_no_auth_by_default(monkeypatch):
@@ -42,3 +43,37 @@ def test_every_route_asks_for_credentials(monkeypatch):
         assert client.get(route, headers=bad).status_code == 401, route
         assert client.get(route, headers=good).status_code == 200, route
     assert client.post("/_dash-update-component", json={}).status_code == 401
+
+
+@pytest.mark.parametrize("address, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("10.1.2.3", False), ("::ffff:10.1.2.3", False), ("0.0.0.0", False), ("", False), ("localhost", False),
+])
+def test_loopback_addresses(address, loopback):
+    assert is_loopback(address) is loopback
+
+
+@pytest.mark.parametrize("host, name", [
+    ("localhost:8050", "localhost"), ("[::1]:8050", "::1"), ("::1", "::1"), ("Lab.Example.", "lab.example"),
+    ("10.0.0.7", "10.0.0.7"),
+])
+def test_host_names_drop_the_port(host, name):
+    assert host_name(host) == name
+
+
+def test_failed_logins_slow_one_client_for_the_window_only():
+    throttle = FailureThrottle(limit=3, window_s=0.5, clients=2)
+    for _ in range(3):
+        assert throttle.retry_after("a") == 0
+        throttle.failed("a")
+    assert throttle.retry_after("a") == 1 and throttle.retry_after("b") == 0
+    time.sleep(0.6)
+    assert throttle.retry_after("a") == 0
+    for _ in range(3):
+        throttle.failed("a")
+    throttle.succeeded("a")  # a login clears them
+    assert throttle.retry_after("a") == 0
+    for client in "abc":  # remembers at most two clients: the oldest is forgotten
+        for _ in range(3):
+            throttle.failed(client)
+    assert [throttle.retry_after(c) for c in "abc"] == [0, 1, 1]
