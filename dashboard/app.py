@@ -5,6 +5,7 @@ import secrets
 
 import dash
 from dash import Input, Output, State, dcc, html
+from dash import _callback as dash_declarations
 from flask import jsonify, request
 
 from dashboard import selection as selection_panel
@@ -16,6 +17,21 @@ from dashboard.views import (confusion, curves, input_rdm, jobs, layer_grid, mod
                              shared_space, training)
 
 VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, reference, training, shared_space, models, jobs]
+
+
+# Dash hands what ``dash.callback`` and ``clientside_callback`` declared (every view's callbacks)
+# to the first app it sets up, and forgets it: a second app made in the same process (tests make
+# several) would answer none of the views' callbacks. Keep the declarations as the views made them
+# and give each app its own.
+_DECLARED = (dict(dash_declarations.GLOBAL_CALLBACK_MAP), list(dash_declarations.GLOBAL_CALLBACK_LIST),
+             list(dash_declarations.GLOBAL_INLINE_SCRIPTS))
+
+
+def _declare_view_callbacks() -> None:
+    callback_map, callback_list, inline_scripts = _DECLARED
+    dash_declarations.GLOBAL_CALLBACK_MAP.update(callback_map)
+    dash_declarations.GLOBAL_CALLBACK_LIST[:] = callback_list
+    dash_declarations.GLOBAL_INLINE_SCRIPTS[:] = inline_scripts
 
 
 def _frame() -> html.Div:
@@ -42,6 +58,7 @@ def create_app() -> dash.Dash:
 
     settings = get_settings()
     prefix = settings.url_prefix
+    _declare_view_callbacks()
     app = dash.Dash(
         __name__,
         title="RepScope",

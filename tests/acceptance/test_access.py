@@ -38,7 +38,8 @@ def request(url, data=None, credentials=None, content_type="application/json"):
 
 
 RENDER_MODELS_PAGE = json.dumps({
-    "output": "page.children", "outputs": {"id": "page", "property": "children"},
+    "output": "..page.children...link-note.children..",
+    "outputs": [{"id": "page", "property": "children"}, {"id": "link-note", "property": "children"}],
     "inputs": [{"id": "url", "property": "pathname", "value": PREFIX + "models"},
                {"id": "selection", "property": "data", "value": None}],
     "state": [{"id": "url", "property": "search", "value": ""}], "changedPropIds": ["url.pathname"],

@@ -18,7 +18,8 @@ SETTINGS = ("REPSCOPE_AUTH", "REPSCOPE_AUTH_FILE", "REPSCOPE_ALLOWED_HOSTS", "RE
             "REPSCOPE_MAX_REQUEST_BYTES", "REPSCOPE_URL_PREFIX")
 VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, reference, training, shared_space, models, jobs]
 # A callback the app always has: the page frame drawing a path no view has (cheap, no zoo).
-RENDER = {"output": "page.children", "outputs": {"id": "page", "property": "children"},
+RENDER = {"output": "..page.children...link-note.children..",
+          "outputs": [{"id": "page", "property": "children"}, {"id": "link-note", "property": "children"}],
           "inputs": [{"id": "url", "property": "pathname", "value": "/no-such-page"},
                      {"id": "selection", "property": "data", "value": None}],
           "state": [{"id": "url", "property": "search", "value": ""}], "changedPropIds": ["url.pathname"]}
