@@ -62,31 +62,20 @@ class Backend:
             return key
         if (self.records.get(key) or {}).get("state") in ACTIVE:
             return key
-        mine = self._admit(spec, client)
+        check_memory(spec, self.memory_budget, self.shape_of)
         record = {"state": "queued", "progress": 0.0, "message": "queued", "kind": spec.kind,
                   "spec": spec.to_json(), "submitted": time.time(), "updated": time.time(),
                   "attempts": 0, "retryable": False, "owner": self.instance, "client": client,
                   "task": f"{key}-{uuid.uuid4().hex[:12]}"}
-        if not self.records.add(key, record):
-            existing = self.records.get(key) or {}
-            if existing.get("state") in ACTIVE:
-                return key
-            self.records.set_cancel(key, False)
-            self.records.put(key, record)
-        if mine is not None:
-            self.records.set_client_jobs(client, mine | {key})
-        self._dispatch(spec, record["task"])
+        # Count and add in one step: a count read before others' adds let 24 simultaneous
+        # submissions past a cap of 4.
+        outcome, active = self.records.claim(key, record, client if self.jobs_per_client else None,
+                                             self.jobs_per_client)
+        if outcome == "full":
+            check_client(client, active, self.jobs_per_client)
+        if outcome == "added":
+            self._dispatch(spec, record["task"])
         return key
-
-    def _admit(self, spec: Spec, client: str | None) -> set[str] | None:
-        """Apply the limits; return the client's active jobs (None when not counted)."""
-        mine = None
-        if client is not None and self.jobs_per_client:
-            mine = {k for k in self.records.client_jobs(client)
-                    if (self.records.get(k) or {}).get("state") in ACTIVE}
-            check_client(client, len(mine), self.jobs_per_client)
-        check_memory(spec, self.memory_budget, self.shape_of)
-        return mine
 
     def shape_of(self, spec: Spec) -> tuple[int, ...] | None:
         """An artifact's shape: stored, or estimated for activations/predictions; None if unknown."""
