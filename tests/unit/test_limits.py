@@ -54,7 +54,7 @@ def test_a_backend_refuses_from_stored_and_from_measured_shapes(cache_dir, zoo_d
     rdm = Spec("rdm", {"method": "euclidean"}, (stored,))
     with pytest.raises(TooLarge, match="RDM of 2,000 stimuli"):
         backend.submit(rdm)
-    assert backend.states.get(rdm.key) is None  # nothing queued
+    assert backend.records.get(rdm.key) is None  # nothing queued
 
     from compute.sources.models import list_models
     from compute.sources.stimuli import get_stimulus_set
@@ -76,7 +76,7 @@ def test_client_cap_counts_the_jobs_a_client_queued_until_they_end(cache_dir, re
         backend.submit(specs[2], client="10.0.0.1")
     assert "2 jobs queued or running" in str(error.value) and "REPSCOPE_JOBS_PER_CLIENT=2" in str(error.value)
     assert isinstance(error.value, LimitExceeded) and error.value.http_status == 429
-    assert backend.states.get(specs[2].key) is None
+    assert backend.records.get(specs[2].key) is None
     backend.submit(specs[0], client="10.0.0.1")  # joining a queued job costs nothing
     backend.submit(specs[0], client="10.0.0.2")
     backend.submit(specs[2], client="10.0.0.2")  # another client has its own count
