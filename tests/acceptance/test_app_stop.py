@@ -2,7 +2,8 @@
 mid-way (a reference fit over every zoo model: minutes of forward passes, then a bootstrap),
 SIGTERM to app.py alone, and 10 s later none of its descendants (the pool worker,
 multiprocessing's resource tracker) is alive; the same when app.py is SIGKILLed (the worker
-asked the kernel to be killed with it)."""
+asked the kernel to be killed with it), and when gunicorn's master is SIGTERMed (its worker
+exits gracefully, closing the backend)."""
 import json
 import os
 import signal
@@ -63,11 +64,14 @@ def post(base: str, dependency: dict, values: dict) -> dict:
         return json.loads(answer.read())["response"]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_stopping_app_py_mid_job_leaves_no_process_behind(stop, zoo_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("server, stop", [("app.py", signal.SIGTERM), ("app.py", signal.SIGKILL),
+                                          ("gunicorn", signal.SIGTERM)],
+                         ids=["app.py-SIGTERM", "app.py-SIGKILL", "gunicorn-SIGTERM"])
+def test_stopping_the_app_mid_job_leaves_no_process_behind(server, stop, zoo_dir, tmp_path, monkeypatch):
     cache, uploads = tmp_path / "cache", tmp_path / "uploads"
     env = {"REPSCOPE_CACHE_DIR": str(cache), "REPSCOPE_UPLOAD_DIR": str(uploads), "REPSCOPE_ZOO_DIR": str(zoo_dir),
-           "REPSCOPE_AUTO_COMPUTE_BYTES": str(10**15)}  # the job starts without the Compute button
+           "REPSCOPE_AUTO_COMPUTE_BYTES": str(10**15),  # the job starts without the Compute button
+           "SECRET_KEY": "test-" + "0" * 32}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     from compute.sources.references import save_reference
@@ -77,7 +81,9 @@ def test_stopping_app_py_mid_job_leaves_no_process_behind(stop, zoo_dir, tmp_pat
     reference = save_reference(pdist(np.random.default_rng(0).normal(size=(len(digits), 4)))[None], "brain", digits)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = start_process([sys.executable, "app.py", "--port", str(port)], env, tmp_path / "app.log")
+    command = [sys.executable, "app.py", "--port", str(port)] if server == "app.py" else \
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "app:server"]
+    app = start_process(command, env, tmp_path / "app.log")
     left: dict[int, str] = {}
     try:
         wait_until(lambda: _answers(base + "/health"), 180, "the app to serve")
@@ -97,13 +103,13 @@ def test_stopping_app_py_mid_job_leaves_no_process_behind(stop, zoo_dir, tmp_pat
         worker = int(running["worker"].rsplit(":", 1)[1])
         assert worker in before, (running["worker"], before)
 
-        os.kill(app.pid, stop)  # app.py alone, not its process group
+        os.kill(app.pid, stop)  # app.py (gunicorn's master) alone, not its process group
         deadline = time.monotonic() + GRACE_S
         while time.monotonic() < deadline and any(started(pid) == start for pid, start in before.items()):
             time.sleep(0.2)
         left = {pid: start for pid, start in before.items() if started(pid) == start}
-        assert app.poll() is not None, f"app.py still runs {GRACE_S} s after {stop.name}"
-        assert left == {}, f"alive {GRACE_S} s after {stop.name} to app.py: {_commands(left)}"
+        assert app.poll() is not None, f"{server} still runs {GRACE_S} s after {stop.name}"
+        assert left == {}, f"alive {GRACE_S} s after {stop.name} to {server}: {_commands(left)}"
     finally:
         for pid, start in {**left, app.pid: started(app.pid)}.items():
             if start and started(pid) == start:
