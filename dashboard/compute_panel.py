@@ -203,10 +203,10 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
         prevent_initial_call=True,
     )
     def _compute(clicks, job):
-        return compute(_PLANS[prefix], clicks, job)
+        return press_compute(_PLANS[prefix], clicks, job)
 
 
-def compute(plan: Callable[..., tuple], clicks, job) -> tuple:
+def press_compute(plan: Callable[..., tuple], clicks, job) -> tuple:
     """What the Compute button does: submit the work of the record's view state, planned again
     (the record's estimate is only what the button showed), and poll it."""
     if not clicks or not isinstance(job, dict) or "confirm" not in job:

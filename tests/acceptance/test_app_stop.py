@@ -81,8 +81,8 @@ def test_stopping_the_app_mid_job_leaves_no_process_behind(server, stop, zoo_dir
     reference = save_reference(pdist(np.random.default_rng(0).normal(size=(len(digits), 4)))[None], "brain", digits)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "app.py", "--port", str(port)] if server == "app.py" else \
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "app:server"]
+    command = [sys.executable, "app.py", "--port", str(port)] if server == "app.py" else [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "app:server"]
     app = start_process(command, env, tmp_path / "app.log")
     left: dict[int, str] = {}
     try:
