@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from dashboard.app import create_app
@@ -39,8 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("repscope").error("%s", error)
         jobs = "unavailable"
     print(f"RepScope on http://{args.host}:{args.port} (jobs: {jobs})", file=sys.stderr)
-    app.run(host=args.host, port=args.port, debug=args.debug)
+    # SIGTERM's default action ends the process at once, leaving its job processes running:
+    # end it as Ctrl-C does, through the backend's close (which kills them).
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        app.run(host=args.host, port=args.port, debug=args.debug)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.close()
     return 0
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -13,9 +13,16 @@ uncached heavy work).
 Work that is cached is drawn at once; uncached work starts by itself when its estimated size is
 at most ``REPSCOPE_AUTO_COMPUTE_BYTES``, and otherwise waits for the "Compute" button, shown with
 the estimate.
+
+The job record lives in the browser (a ``dcc.Store``) and comes back with every poll, Compute
+click, download and zoom: anything in it may have been edited. So it holds only the view's
+state, the controls' values and the selection, and every callback plans the specs again from
+that state with the view's own ``plan``, which refuses values the view does not offer
+(:func:`dashboard.url_codec.check`); no spec, key or parameter is ever read from the record.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Mapping
 
 from dash import Input, Output, State, callback, dcc, html, no_update
@@ -31,6 +38,7 @@ from dashboard.widgets import describe_status, figure_slot, progress_area
 
 POLL_MS = 400
 _FINISHED = ("failed", "cancelled")
+_PLANS: dict[str, Callable[..., tuple]] = {}  # prefix -> the view's plan, from register_submit
 
 
 def _client() -> str | None:
@@ -63,28 +71,50 @@ def estimate(specs: Mapping[str, artifacts.Spec], targets):
                         backend.shape_of)
 
 
-def start(specs: Mapping[str, artifacts.Spec], targets, context: dict | None = None,
-          auto_bytes: int | None = None) -> dict:
-    """Submit the ``targets`` (names in ``specs``; their inputs come with them) and return the
-    job record the poll reads: every named spec, the targets, and the view's ``context``.
-
-    With ``auto_bytes`` given, uncached work estimated above it is not submitted: the record
-    holds ``confirm`` (the estimate) and the poll shows the Compute button instead.
-    A backend that is down, or a job over the client's cap or the memory budget, gives a record
-    with ``error`` (shown by the poll), never an exception.
+def start(specs: Mapping[str, artifacts.Spec], targets, auto_bytes: int | None = None) -> dict:
+    """Submit the ``targets`` (names in ``specs``; their inputs come with them); what the job
+    record adds: nothing when submitted, ``confirm`` (the estimate) when ``auto_bytes`` is given
+    and the uncached work is estimated above it (the poll then shows the Compute button), or
+    ``error`` when the backend is down or a limit refuses (shown by the poll; never an exception).
     """
-    record = {"specs": {name: spec.to_json() for name, spec in specs.items()}, "targets": list(targets),
-              "context": context or {}}
     try:
         if auto_bytes is not None:
             work = estimate(specs, targets)
             if work.artifacts and work.bytes > auto_bytes:
-                return {**record, "confirm": work.describe()}
+                return {"confirm": work.describe()}
         for name in targets:
             services.backend().submit(specs[name], client=_client())
     except (RuntimeError, LimitExceeded) as error:  # say why, keep the page alive
         return {"error": str(error)}
-    return record
+    return {}
+
+
+def view_state(selection_data, values) -> dict:
+    """The job record's view state: the controls' ``values`` and the selection (as its URL keys)."""
+    return {"values": list(values), "selection": Selection.from_url_params(selection_data).url_params()}
+
+
+def _plan(plan: Callable[..., tuple], job) -> tuple:
+    """``plan(selection, *values)`` for the view state in ``job``: ``(specs, targets, context,
+    search)``, the selection joined to the context; ValueError for a state the view does not offer."""
+    if not isinstance(job, dict) or not isinstance(job.get("values"), list):
+        raise ValueError("the view's state is missing or malformed: reload the page")
+    selection = Selection.from_url_params(job.get("selection"))
+    try:
+        inspect.signature(plan).bind(selection, *job["values"])
+    except TypeError:
+        raise ValueError("the view's state is malformed: reload the page") from None
+    try:
+        specs, targets, context, search = plan(selection, *job["values"])
+    except KeyError as error:  # a name the registries do not know, e.g. a model
+        raise ValueError(str(error.args[0]) if error.args else "an unknown name: reload the page") from None
+    return specs, targets, {**context, "selection": selection.url_params()}, search
+
+
+def planned(plan: Callable[..., tuple], job) -> tuple[dict, list, dict]:
+    """The specs, targets and context of the view state a job record holds, planned here again
+    (see the module's note); ValueError, with what is wrong, for a state the view does not offer."""
+    return _plan(plan, job)[:3]
 
 
 def confirm_area(prefix: str, what: str) -> html.Div:
@@ -107,21 +137,25 @@ def combined_status(statuses: list[dict]) -> dict:
     return {**pending[0], "progress": progress / len(statuses)}
 
 
-def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], prefix: str = "",
-         needs=None) -> tuple:
+def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], plan: Callable[..., tuple],
+         prefix: str = "", needs=None) -> tuple:
     """What the poll callback returns: ``n_figures`` figures (or no_update), the progress line,
-    and whether to stop polling. ``draw(context, arrays)`` gets the arrays of the named specs in
-    ``needs`` (all by default; a view that draws from small derived arrays never reads big ones)."""
+    and whether to stop polling. The specs are ``plan``'s for the record's view state;
+    ``draw(context, arrays)`` gets the arrays of the named specs in ``needs`` (all by default; a
+    view that draws from small derived arrays never reads big ones)."""
     unchanged = (no_update,) * n_figures
     if not job:
         return (*unchanged, no_update, True)
     if "error" in job:
-        return (*unchanged, describe_status({"state": "failed", "message": job["error"]}), True)
+        return (*unchanged, describe_status({"state": "failed", "message": str(job["error"])}), True)
     if "confirm" in job:
-        return (*unchanged, confirm_area(prefix, job["confirm"]), True)
+        return (*unchanged, confirm_area(prefix, str(job["confirm"])), True)
+    try:
+        specs, targets, context = planned(plan, job)
+    except ValueError as error:
+        return (*unchanged, describe_status({"state": "failed", "message": str(error)}), True)
     backend = services.backend()
-    specs = {name: artifacts.Spec.from_json(data) for name, data in job["specs"].items()}
-    statuses = {name: backend.spec_status(specs[name]) for name in job["targets"]}
+    statuses = {name: backend.spec_status(specs[name]) for name in targets}
     # No record and no artifact (evicted, or the job states were lost): ask again.
     refused = _resubmit(backend, specs, [name for name, s in statuses.items() if s["state"] == "missing"])
     if refused:
@@ -129,11 +163,11 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
     status = combined_status(list(statuses.values()))
     if status["state"] != "done":
         return (*unchanged, describe_status(status), status["state"] in _FINISHED)
-    arrays = job_arrays(job, needs)
+    arrays = job_arrays(specs, needs)
     if arrays is None:  # evicted between status and read
-        refused = _resubmit(backend, specs, job["targets"])
+        refused = _resubmit(backend, specs, targets)
         return (*unchanged, refused or "recomputing an evicted result…", bool(refused))
-    figures = draw(job["context"], arrays)
+    figures = draw(context, arrays)
     return (*figures, describe_status(status), True)
 
 
@@ -151,13 +185,14 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
                   code: Callable[[dict], str] | None = None, needs=None) -> None:
     """The view's poll callback: on each tick, the job's progress, then its figures (drawn from
     the arrays named in ``needs``, all by default); and its share callbacks (see
-    :mod:`dashboard.share`), with ``code(context)`` the "Show code" snippet."""
-    register_share(prefix, code)
+    :mod:`dashboard.share`), with ``code(context)`` the "Show code" snippet. The view's plan is
+    the one :func:`register_submit` was given for ``prefix``."""
+    register_share(prefix, code, lambda job: planned(_PLANS[prefix], job))
     register_poll_callback(
         prefix,
         [*outputs, Output(f"{prefix}-progress", "children"), Output(f"{prefix}-poll", "disabled", allow_duplicate=True)],
         [State(f"{prefix}-job", "data")],
-        lambda job: poll(job, len(outputs), draw, prefix, needs),
+        lambda job: poll(job, len(outputs), draw, _PLANS[prefix], prefix, needs),
     )
 
     @callback(
@@ -168,27 +203,37 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
         prevent_initial_call=True,
     )
     def _compute(clicks, job):
-        if not clicks or not job or "confirm" not in job:
-            return no_update, no_update
-        specs = {name: artifacts.Spec.from_json(data) for name, data in job["specs"].items()}
-        return start(specs, job["targets"], job["context"]), False
+        return press_compute(_PLANS[prefix], clicks, job)
+
+
+def press_compute(plan: Callable[..., tuple], clicks, job) -> tuple:
+    """What the Compute button does: submit the work of the record's view state, planned again
+    (the record's estimate is only what the button showed), and poll it."""
+    if not clicks or not isinstance(job, dict) or "confirm" not in job:
+        return no_update, no_update
+    try:
+        specs, targets, _ = planned(plan, job)
+    except ValueError as error:
+        return {"error": str(error)}, False
+    return {**view_state(job["selection"], job["values"]), **start(specs, targets)}, False
 
 
 def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> tuple:
     """The job record and the URL query string for the controls' ``values``: ``plan(selection,
     *values)`` gives ``(specs, targets, context, search)``; the selection joins the context and
-    the URL (``search`` None: the URL is not written). A ``ValueError`` from ``plan`` (say, too few models selected) becomes the record's
-    error, shown in the view."""
+    the URL (``search`` None: the URL is not written). A ``ValueError`` from ``plan`` (say, too
+    few models selected, or a value the view does not offer) becomes the record's error, shown
+    in the view."""
     from compute.settings import get_settings
 
-    selection = Selection.from_url_params(selection_data)
+    record = view_state(selection_data, values)
     try:
-        specs, targets, context, search = plan(selection, *values)
+        specs, targets, _, search = _plan(plan, record)
     except ValueError as error:
         return {"error": str(error)}, no_update
-    context = {**context, "selection": selection.url_params()}
-    record = start(specs, targets, context, auto_bytes=get_settings().auto_compute_bytes)
+    record.update(start(specs, targets, auto_bytes=get_settings().auto_compute_bytes))
     # A view's second job (``search`` None) leaves the URL to the view's first.
+    selection = Selection.from_url_params(selection_data)
     return record, no_update if search is None else url_codec.join(selection.search(), search)
 
 
@@ -197,7 +242,9 @@ def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple]
     selection), ``plan(selection, *values)`` returns ``(specs, targets, context, search)``; the
     values are the ``inputs``' then the ``states``' (view state that does not start work by
     itself, such as a zoom); the targets are submitted, polling starts and the URL query string
-    becomes the selection's and ``search``. Several views write the URL, hence the duplicate."""
+    becomes the selection's and ``search``. Several views write the URL, hence the duplicate.
+    ``plan`` is also what the poll, the Compute button and the share bar plan with."""
+    _PLANS[prefix] = plan
 
     @callback(
         Output(f"{prefix}-job", "data"),

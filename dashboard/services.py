@@ -15,6 +15,12 @@ def backend():
     return make_backend()
 
 
+def close() -> None:
+    """Close the backend if one was made (the embedded one's job processes end with it)."""
+    if backend.cache_info().currsize:
+        backend().close()
+
+
 @lru_cache(maxsize=4)
 def stimuli(name: str = "digits"):
     """The registry's stimulus set ``name`` (``UnknownStimulusSet`` for anything else)."""

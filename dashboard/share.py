@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
-from compute.engine import artifacts
 from dashboard import services
 
 CSV_MAX_CELLS = 1_000_000  # beyond, a text table is no use to anyone: the .npy is there
@@ -78,31 +77,38 @@ def archive(job: dict, arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def job_arrays(job: dict, names=None) -> dict | None:
-    """The arrays of a job record's named specs (``names``, or all), or ``None`` while one is
-    not there (not computed yet, or evicted)."""
+def job_arrays(specs: dict, names=None) -> dict | None:
+    """The arrays of the named ``specs`` (``names``, or all), or ``None`` while one is not
+    there (not computed yet, or evicted)."""
     backend = services.backend()
     arrays = {}
-    for name, data in job["specs"].items():
+    for name, spec in specs.items():
         if names is not None and name not in names:
             continue
-        array = backend.result(artifacts.Spec.from_json(data))
+        array = backend.result(spec)
         if array is None:
             return None
         arrays[name] = array
     return arrays
 
 
-def download(job: dict | None, prefix: str):
-    """What the download callback sends: the job's arrays once they are all computed."""
-    arrays = job_arrays(job) if job and "specs" in job else None
+def download(job, prefix: str, planned: Callable):
+    """What the download callback sends: the arrays of the job's view state (``planned(job)``:
+    its specs, targets and context, planned by the server) once they are all computed."""
+    try:
+        specs, targets, context = planned(job) if job else (None, None, None)
+    except ValueError:
+        return no_update
+    arrays = job_arrays(specs) if specs else None
     if arrays is None:
         return no_update
-    return dcc.send_bytes(archive(job, arrays), f"{prefix}-data.zip")
+    return dcc.send_bytes(archive({"context": context, "targets": targets}, arrays), f"{prefix}-data.zip")
 
 
-def register_share(prefix: str, code: Callable[[dict], str] | None = None) -> None:
-    """The link, download and (when the view gives ``code(context)``) code callbacks of a view."""
+def register_share(prefix: str, code: Callable[[dict], str] | None, planned: Callable) -> None:
+    """The link, download and (when the view gives ``code(context)``) code callbacks of a view;
+    ``planned(job record)`` is the view's specs, targets and context for the record's view state
+    (the record comes from the browser: nothing else in it is read)."""
     clientside_callback(
         _SVG_JS,
         Output(f"{prefix}-svg", "title"),
@@ -123,7 +129,7 @@ def register_share(prefix: str, code: Callable[[dict], str] | None = None) -> No
         prevent_initial_call=True,
     )
     def _download(_, job):
-        return download(job, prefix)
+        return download(job, prefix, planned)
 
     if code is None:
         return
@@ -135,6 +141,10 @@ def register_share(prefix: str, code: Callable[[dict], str] | None = None) -> No
         prevent_initial_call=True,
     )
     def _code(job):
-        if not job or "context" not in job:
+        if not job or "values" not in job:
             return no_update, no_update
-        return code(job["context"]), {}
+        try:
+            _, _, context = planned(job)
+        except ValueError:
+            return no_update, no_update
+        return code(context), {}

@@ -68,3 +68,15 @@ def replace(search: str | None, name: str, value: str | None) -> str:
 def _query(pairs: Mapping[str, str]) -> str:
     """``?a=1&b=2`` in name order, or "" for no pairs."""
     return "?" + urlencode(sorted(pairs.items())) if pairs else ""
+
+
+def check(values: Mapping[str, object], choices: Mapping[str, tuple]) -> None:
+    """Raise ValueError naming the first of ``values`` that its ``choices`` do not offer.
+
+    A callback's values are the client's (a crafted request may send any): a view's ``plan``
+    checks them so that only what the view offers is ever computed."""
+    for name, offered in choices.items():
+        if name in values and values[name] not in offered:
+            shown = repr(values[name])
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ValueError(f"{name} must be one of {', '.join(map(str, offered))}, not {shown}")

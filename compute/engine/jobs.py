@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -31,10 +32,12 @@ from compute.engine.limits import check_client, check_memory, default_shape
 from compute.engine.records import ACTIVE, DiskRecords, RedisRecords, update
 from compute.engine.store import ArtifactStore, CorruptArtifact
 from compute.engine.worker import embedded_worker
+from compute.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
 
+_INTERRUPTED = "interrupted by a restart of the app; compute again to retry"
 _LISTED = ("kind", "state", "progress", "message", "retryable", "spec", "submitted", "started", "finished")
 
 
@@ -62,31 +65,20 @@ class Backend:
             return key
         if (self.records.get(key) or {}).get("state") in ACTIVE:
             return key
-        mine = self._admit(spec, client)
+        check_memory(spec, self.memory_budget, self.shape_of)
         record = {"state": "queued", "progress": 0.0, "message": "queued", "kind": spec.kind,
                   "spec": spec.to_json(), "submitted": time.time(), "updated": time.time(),
                   "attempts": 0, "retryable": False, "owner": self.instance, "client": client,
                   "task": f"{key}-{uuid.uuid4().hex[:12]}"}
-        if not self.records.add(key, record):
-            existing = self.records.get(key) or {}
-            if existing.get("state") in ACTIVE:
-                return key
-            self.records.set_cancel(key, False)
-            self.records.put(key, record)
-        if mine is not None:
-            self.records.set_client_jobs(client, mine | {key})
-        self._dispatch(spec, record["task"])
+        # Count and add in one step: a count read before others' adds let 24 simultaneous
+        # submissions past a cap of 4.
+        outcome, active = self.records.claim(key, record, client if self.jobs_per_client else None,
+                                             self.jobs_per_client)
+        if outcome == "full":
+            check_client(client, active, self.jobs_per_client)
+        if outcome == "added":
+            self._dispatch(spec, record["task"])
         return key
-
-    def _admit(self, spec: Spec, client: str | None) -> set[str] | None:
-        """Apply the limits; return the client's active jobs (None when not counted)."""
-        mine = None
-        if client is not None and self.jobs_per_client:
-            mine = {k for k in self.records.client_jobs(client)
-                    if (self.records.get(k) or {}).get("state") in ACTIVE}
-            check_client(client, len(mine), self.jobs_per_client)
-        check_memory(spec, self.memory_budget, self.shape_of)
-        return mine
 
     def shape_of(self, spec: Spec) -> tuple[int, ...] | None:
         """An artifact's shape: stored, or estimated for activations/predictions; None if unknown."""
@@ -195,6 +187,11 @@ class EmbeddedBackend(Backend):
     A pool process that dies mid-job (killed, out of memory) breaks the whole pool: it is
     replaced, and every job it held is dispatched again, as Celery re-delivers a lost task;
     :data:`~compute.engine.worker.MAX_ATTEMPTS` stops a job that kills its worker every time.
+
+    The pool's processes end with the process that made the backend: :meth:`close` kills them,
+    and runs when the interpreter exits (SIGTERM to ``app.py``, a gunicorn worker's graceful
+    exit); a parent killed outright takes them too (``PR_SET_PDEATHSIG``, set by each process
+    for the dispatcher thread that started it, which lives as long as the backend).
     """
 
     name = "embedded"
@@ -210,9 +207,15 @@ class EmbeddedBackend(Backend):
         self._lock = threading.RLock()
         self._closed = False
         self._pool = self._new_pool()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._dispatcher, name="repscope-job-dispatcher", daemon=True).start()
+        # Before concurrent.futures' own exit hook (these run last registered first), which
+        # would wait for every queued and running job to finish.
+        threading._register_atexit(self.close)
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"),
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
 
     def _mark_interrupted(self) -> None:
         """Jobs a previous run of the app left queued or running can never finish: say so.
@@ -220,13 +223,22 @@ class EmbeddedBackend(Backend):
         for key, record in self.records.items():
             if record.get("state") in ACTIVE and record.get("owner") != self.instance \
                     and not _alive(record.get("owner")):
-                update(self.records, key, state="failed", retryable=True,
-                       message="interrupted by a restart of the app; compute again to retry")
+                update(self.records, key, state="failed", retryable=True, message=_INTERRUPTED)
 
     def _dispatch(self, spec: Spec, task: str) -> None:
         self._submit(spec.to_json(), task)
 
     def _submit(self, spec_json: dict, task: str) -> None:
+        self._queue.put((spec_json, task))
+
+    def _dispatcher(self) -> None:
+        """Hand each queued job to the pool. The pool starts its processes in the thread that
+        submits, and a process's PR_SET_PDEATHSIG fires when that thread ends: this one thread,
+        living as long as the backend, is the only one that submits."""
+        while (item := self._queue.get()) is not None:
+            self._start(*item)
+
+    def _start(self, spec_json: dict, task: str) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -235,7 +247,7 @@ class EmbeddedBackend(Backend):
                 future = pool.submit(embedded_worker, spec_json, task, str(self._jobs_dir), str(self.store.root))
             except BrokenProcessPool:
                 self._renew(pool)
-                return self._submit(spec_json, task)
+                return self._start(spec_json, task)
         future.add_done_callback(lambda done: self._finished(spec_json, task, pool, done))
 
     def _renew(self, broken: ProcessPoolExecutor) -> None:
@@ -256,9 +268,23 @@ class EmbeddedBackend(Backend):
                    message=f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
+        """Stop: no more jobs start, the pool's processes are killed mid-job (their artifacts
+        are written atomically: nothing partial stays) and their jobs are marked interrupted."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            pool = self._pool
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            for process in processes:
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._queue.put(None)
+        for process in processes:
+            process.join(10)
+        for key, record in self.records.items():
+            if record.get("state") in ACTIVE and record.get("owner") == self.instance:
+                update(self.records, key, state="failed", retryable=True, message=_INTERRUPTED)
         super().close()
 
 

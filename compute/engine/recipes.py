@@ -108,7 +108,7 @@ def layer_grid(spec, inputs, ctx: Context):
     same = spec.inputs[:len(names_a)] == spec.inputs[len(names_a):]
     # The same model and layers on both sides: one dict, so each layer is prepared once.
     acts_b = acts_a if same else dict(zip(names_b, inputs[len(names_a):]))
-    return grid(acts_a, acts_b, measure=spec.params["measure"]), {}
+    return grid(acts_a, acts_b, measure=spec.params["measure"], should_stop=ctx.should_stop), {}
 
 
 def similarities(spec, inputs, ctx: Context):
@@ -123,7 +123,7 @@ def similarities(spec, inputs, ctx: Context):
         ctx.check()
         firsts = list(dict.fromkeys(a for _, a in members))
         column = layer_grid({str(a): inputs[a] for a in firsts}, {str(b): inputs[b]},
-                            measure=spec.params["measure"])[:, 0]
+                            measure=spec.params["measure"], should_stop=ctx.should_stop)[:, 0]
         for row, a in members:
             out[row] = column[firsts.index(a)]
     return out, {}
@@ -152,8 +152,10 @@ def srm_fit(spec, inputs, ctx: Context):
     k = min(p["k"], train.size, *(X.shape[1] for X in Xs))
     held_out = [X[test] for X in Xs]
     try:
-        fit = fit_srm([X[train] for X in Xs], k, n_iter=p["n_iter"], seed=p["seed"])
+        fit = fit_srm([X[train] for X in Xs], k, n_iter=p["n_iter"], seed=p["seed"], should_stop=ctx.should_stop)
+        ctx.check()
         agreement = shared_space_rsm_agreement(fit, held_out)
+        ctx.check()
         explained = srm_variance_explained(fit, held_out)
     except ValueError as error:
         raise ValueError(f"SRM across layers {[s.params['layer'] for s in spec.inputs]}: {error}") from error

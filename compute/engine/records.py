@@ -78,8 +78,34 @@ class DiskRecords:
     def put(self, key: str, record: dict) -> None:
         self._call(lambda cache: cache.set(f"job:{key}", json.dumps(record)))
 
-    def add(self, key: str, record: dict) -> bool:
-        return self._call(lambda cache: cache.add(f"job:{key}", json.dumps(record)))
+    def claim(self, key: str, record: dict, client: str | None, cap: int) -> tuple[str, int]:
+        """Admit job ``key`` in one atomic step, so that concurrent submissions (threads,
+        gunicorn workers, hosts) cannot all pass a count taken before any of them was written:
+
+        * ``("joined", 0)``: the job is already queued or running; nothing is written;
+        * ``("full", n)``: ``client`` has ``n >= cap`` jobs queued or running; nothing is written;
+        * ``("added", n)``: ``record`` is written (replacing an ended one), its cancel flag
+          cleared, and the job counted as ``client``'s (``n``: its other active jobs).
+
+        ``client`` None is not counted; ``cap`` 0 is no cap. Here: one SQLite write
+        transaction (other writers wait for it)."""
+
+        def transaction(cache):
+            with cache.transact(retry=True):
+                if _active(cache.get(f"job:{key}")):
+                    return "joined", 0
+                mine = set()
+                if client is not None:
+                    mine = {k for k in json.loads(cache.get(f"client:{client}") or "[]")
+                            if _active(cache.get(f"job:{k}"))}
+                    if cap and len(mine) >= cap:
+                        return "full", len(mine)
+                    cache.set(f"client:{client}", json.dumps(sorted(mine | {key})))
+                cache.delete(f"cancel:{key}")
+                cache.set(f"job:{key}", json.dumps(record))
+                return "added", len(mine)
+
+        return self._call(transaction)
 
     def items(self):
         for name in self._call(lambda cache: list(cache.iterkeys())):
@@ -97,12 +123,6 @@ class DiskRecords:
     def cancel_requested(self, key: str) -> bool:
         return self._call(lambda cache: f"cancel:{key}" in cache)
 
-    def client_jobs(self, client: str) -> set[str]:
-        return set(json.loads(self._call(lambda cache: cache.get(f"client:{client}")) or "[]"))
-
-    def set_client_jobs(self, client: str, keys: set[str]) -> None:
-        self._call(lambda cache: cache.set(f"client:{client}", json.dumps(sorted(keys))))
-
     def close(self) -> None:
         self._cache.close()
 
@@ -116,6 +136,7 @@ class RedisRecords:
         import redis
 
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        self._claim = None
 
     def ping(self) -> None:
         self._redis.ping()
@@ -127,8 +148,14 @@ class RedisRecords:
     def put(self, key: str, record: dict) -> None:
         self._redis.set(f"repscope:job:{key}", json.dumps(record), ex=self._TTL_S)
 
-    def add(self, key: str, record: dict) -> bool:
-        return bool(self._redis.set(f"repscope:job:{key}", json.dumps(record), nx=True, ex=self._TTL_S))
+    def claim(self, key: str, record: dict, client: str | None, cap: int) -> tuple[str, int]:
+        """As :meth:`DiskRecords.claim`; here one Lua script, which Redis runs with nothing in between."""
+        if self._claim is None:
+            self._claim = self._redis.register_script(_CLAIM_LUA)
+        client_set = f"repscope:client:{client}" if client is not None else ""
+        outcome, count = self._claim(keys=[f"repscope:job:{key}", f"repscope:cancel:{key}", client_set],
+                                     args=[json.dumps(record), int(cap or 0), self._TTL_S, key, "repscope:job:"])
+        return outcome.decode(), int(count)
 
     def items(self, batch: int = 500):
         names = list(self._redis.scan_iter("repscope:job:*", count=batch))
@@ -147,20 +174,39 @@ class RedisRecords:
     def cancel_requested(self, key: str) -> bool:
         return bool(self._redis.exists(f"repscope:cancel:{key}"))
 
-    def client_jobs(self, client: str) -> set[str]:
-        return {name.decode() for name in self._redis.smembers(f"repscope:client:{client}")}
-
-    def set_client_jobs(self, client: str, keys: set[str]) -> None:
-        name = f"repscope:client:{client}"
-        with self._redis.pipeline() as pipe:
-            pipe.delete(name)
-            if keys:
-                pipe.sadd(name, *sorted(keys))
-                pipe.expire(name, self._TTL_S)
-            pipe.execute()
-
     def close(self) -> None:
         self._redis.close()
+
+
+def _active(raw) -> bool:
+    return bool(raw) and json.loads(raw).get("state") in ACTIVE
+
+
+# KEYS: the job's record, its cancel flag, the client's set of jobs ("" for no client);
+# ARGV: the new record, the cap (0: none), the TTL, the job key, the prefix of job records.
+# The members of the client's set are job keys, so their records are read by name: fine on one
+# Redis (not a cluster, where a script may touch only its KEYS).
+_CLAIM_LUA = """
+local function active(name)
+  local raw = redis.call('GET', name)
+  if not raw then return false end
+  local state = cjson.decode(raw)['state']
+  return state == 'queued' or state == 'running'
+end
+if active(KEYS[1]) then return {'joined', 0} end
+local count = 0
+if KEYS[3] ~= '' then
+  for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    if active(ARGV[5] .. member) then count = count + 1 else redis.call('SREM', KEYS[3], member) end
+  end
+  if tonumber(ARGV[2]) > 0 and count >= tonumber(ARGV[2]) then return {'full', count} end
+  redis.call('SADD', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return {'added', count}
+"""
 
 
 def update(records, key: str, **fields) -> dict:

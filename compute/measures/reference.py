@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from compute.errors import Cancelled
+from compute.errors import stop_if_asked
 from compute.measures.compare import as_rdm_vector, compare_rdms
 from compute.measures.registry import COMPARE_METHODS
 from compute.measures.stats import bootstrap, noise_ceiling
@@ -63,10 +63,9 @@ def fit_reference(
     for r, rdm in enumerate(rdms):
         estimates, samples = [], []
         for s, subject in enumerate(subjects):
-            if should_stop is not None and should_stop():
-                raise Cancelled("cancelled")
+            stop_if_asked(should_stop)
             if n_boot:
-                result = bootstrap(rdm, subject, method, n_boot=n_boot, seed=seed, ci=ci)
+                result = bootstrap(rdm, subject, method, n_boot=n_boot, seed=seed, ci=ci, should_stop=should_stop)
                 estimates.append(result.estimate)
                 samples.append(result.samples)
             else:

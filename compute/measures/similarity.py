@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from compute.errors import stop_if_asked
 from compute.measures.cca import pair_cca, pair_pwcca, prepare_cca, prepare_pwcca
 from compute.measures.cka import kernel_grid, pair_features, prepare_features, prepare_kernel
 from compute.measures.numerics import one_blas_thread
@@ -85,24 +86,34 @@ def _as_layer(X: Any, name: str, measure: str, dtype: Any, device: Any) -> torch
     return tensor
 
 
-def _grid(measure: str, mats_a: list, mats_b: list | None, options: dict) -> np.ndarray:
-    """All pairs (a, b); ``mats_b=None`` means the same layers on both sides."""
+def _grid(measure: str, mats_a: list, mats_b: list | None, options: dict,
+          should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """All pairs (a, b); ``mats_b=None`` means the same layers on both sides. ``should_stop`` is
+    asked before each layer is prepared and each pair formed (``Cancelled`` when it says so)."""
     with one_blas_thread():
-        return _grid_pairs(measure, mats_a, mats_b, options)
+        return _grid_pairs(measure, mats_a, mats_b, options, should_stop)
 
 
-def _grid_pairs(measure: str, mats_a: list, mats_b: list | None, options: dict) -> np.ndarray:
+def _prepared(prepare: _Prepare, mats: list, measure: str, options: dict, should_stop) -> list:
+    states = []
+    for m in mats:
+        stop_if_asked(should_stop)
+        states.append(prepare(m, measure, options))
+    return states
+
+
+def _grid_pairs(measure: str, mats_a: list, mats_b: list | None, options: dict, should_stop=None) -> np.ndarray:
     same = mats_b is None
     mats_b = mats_a if same else mats_b
     route = _route(measure, mats_a[0].shape[0], [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b])
     if route == "kernel":
-        states_a = [prepare_kernel(m, measure, options) for m in mats_a]
-        states_b = states_a if same else [prepare_kernel(m, measure, options) for m in mats_b]
+        states_a = _prepared(prepare_kernel, mats_a, measure, options, should_stop)
+        states_b = states_a if same else _prepared(prepare_kernel, mats_b, measure, options, should_stop)
         grid = kernel_grid(states_a, states_b, measure)
     else:
         prepare, pair = _ROUTES[route]
-        states_a = [prepare(m, measure, options) for m in mats_a]
-        states_b = states_a if same else [prepare(m, measure, options) for m in mats_b]
+        states_a = _prepared(prepare, mats_a, measure, options, should_stop)
+        states_b = states_a if same else _prepared(prepare, mats_b, measure, options, should_stop)
         grid = np.empty((len(states_a), len(states_b)))
         mirror = same and measure in _SYMMETRIC
         for i, a in enumerate(states_a):
@@ -110,6 +121,7 @@ def _grid_pairs(measure: str, mats_a: list, mats_b: list | None, options: dict) 
                 if mirror and j < i:
                     grid[i, j] = grid[j, i]
                 else:
+                    stop_if_asked(should_stop)
                     grid[i, j] = pair(measure, a, b, options)
     low, high = MEASURES[measure].range
     return np.clip(grid, low, high)
@@ -176,6 +188,7 @@ def layer_grid(
     measure: str = "cka_linear",
     dtype: Any = None,
     device: str | torch.device | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **options: float,
 ) -> np.ndarray:
     """``measure`` between every layer of ``acts_a`` and every layer of ``acts_b``.
@@ -188,6 +201,9 @@ def layer_grid(
         computed for one triangle.
     measure, dtype, device, **options
         As in ``similarity``.
+    should_stop : callable, optional
+        Asked before each layer is prepared and each pair is formed; when it returns True,
+        ``compute.errors.Cancelled`` is raised (a job's cancel flag).
 
     Returns
     -------
@@ -203,7 +219,7 @@ def layer_grid(
     mats_b = None if acts_b is acts_a else _layers(acts_b, "acts_b", measure, dtype, device)
     if mats_b is not None:
         check_same_stimuli(mats_a[0], mats_b[0], ("acts_a's layers", "acts_b's layers"))
-    return _grid(measure, mats_a, mats_b, options)
+    return _grid(measure, mats_a, mats_b, options, should_stop)
 
 
 def _layers(acts: Mapping[str, Any], name: str, measure: str, dtype: Any, device: Any) -> list:

@@ -15,11 +15,12 @@ voxel; ``transform`` and the held-out analyses reuse those training means.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from compute.errors import stop_if_asked
 from compute.measures.numerics import crossprod_float64
 from compute.measures.validate import (
     as_matrix,
@@ -76,6 +77,7 @@ def fit_srm(
     center: bool = True,
     dtype: Any = None,
     device: str | torch.device | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SRMResult:
     """Fit a deterministic SRM to several networks' responses to the same stimuli.
 
@@ -96,6 +98,8 @@ def fit_srm(
     dtype, device
         Precision of the data and GEMMs (float32 default; long reductions and the k x k/D x k
         factorisations run in float64), and where to compute.
+    should_stop : callable, optional
+        Asked before each update; when it returns True, ``compute.errors.Cancelled`` is raised.
     """
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise ValueError(f"k must be an integer number of shared dimensions, got {k!r}")
@@ -129,6 +133,7 @@ def fit_srm(
     S = _shared(Zs, Ws)  # (N, k): S' in the paper's notation
     loss = []
     for _ in range(n_iter):
+        stop_if_asked(should_stop)
         Ws = [_procrustes(Z, S).to(dtype) for Z in Zs]
         S = _shared(Zs, Ws)
         loss.append(_residual(Zs, Ws, S))

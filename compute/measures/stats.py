@@ -7,11 +7,12 @@ dropped, as in rsatoolbox), so whole batches of resamples are evaluated with ten
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
 
+from compute.errors import stop_if_asked
 from compute.measures.compare import (
     _check_method,
     _tau_a,
@@ -57,7 +58,7 @@ class NoiseCeiling(NamedTuple):
 
 def bootstrap(
     rdm_a: Any, rdm_b: Any, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
-    ci: float = 0.95,
+    ci: float = 0.95, should_stop: Callable[[], bool] | None = None,
 ) -> BootstrapResult:
     """Bootstrap confidence interval of ``compare_rdms(rdm_a, rdm_b, method)`` over stimuli.
 
@@ -72,6 +73,8 @@ def bootstrap(
         Seed of ``numpy.random.default_rng``; same seed, same result.
     ci : float
         Coverage of the percentile interval, in (0, 1).
+    should_stop : callable, optional
+        Asked before each batch of resamples; when it returns True, ``Cancelled`` is raised.
 
     Returns
     -------
@@ -92,6 +95,7 @@ def bootstrap(
     if method == "kendall_tau_a":
         a, b = va.numpy(), vb.numpy()
         for s in range(n_boot):
+            stop_if_asked(should_stop)
             w = (counts[s, rows] * counts[s, cols]).numpy().astype(np.int64)
             x, y = np.repeat(a, w), np.repeat(b, w)
             defined = len(x) > 1 and np.ptp(x) > 0 and np.ptp(y) > 0
@@ -100,6 +104,7 @@ def bootstrap(
         ranks = (_rank_groups(va), _rank_groups(vb)) if method in ("spearman", "rho_a") else None
         step = max(1, _CHUNK_ELEMENTS // len(va))
         for start in range(0, n_boot, step):
+            stop_if_asked(should_stop)
             c = counts[start:start + step]
             weights = c[:, rows] * c[:, cols]
             samples[start:start + step] = _weighted(weights, va, vb, method, ranks).numpy()

@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from compute.measures.validate import listed
+from compute.processes import die_with_parent
 from compute.settings import ROOT, format_bytes, get_settings, private_dir, upload_dir
 from compute.sources.models import list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_reference, save_reference
@@ -376,6 +377,7 @@ def run_in_worker(kind: str, **arguments) -> dict:
     settings = get_settings()
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MALLOC_ARENA_MAX": "2",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "REPSCOPE_PARENT_PID": str(os.getpid()),  # the checker ends with the app (die_with_parent)
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
         done = subprocess.run([sys.executable, "-m", "compute.sources.uploads"], cwd=ROOT, env=env,
@@ -406,6 +408,8 @@ def _limit_self(budget: int, seconds: int) -> None:
 
 
 def _worker_main() -> int:
+    # Started by a request thread that waits for it: ends with it, and with the app.
+    die_with_parent(int(os.environ.get("REPSCOPE_PARENT_PID", os.getppid())))
     request = json.loads(sys.stdin.buffer.read())
     # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
     import h5py  # noqa: F401

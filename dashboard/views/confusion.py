@@ -90,6 +90,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
 
 def plan(selection: Selection, model_name, rdm_method):
     view = {"model": model_name, "rdm": rdm_method}
+    url_codec.check(view, {"rdm": RDM_CHOICES})
     max_side = get_settings().rdm_max_side
     named = specs(selection.named(model_name), selection.stimuli, view, selection.pooling, max_side)
     # The model is always written: the default (the most accurate) may change as models are added.
@@ -118,6 +119,7 @@ compute_panel.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_
 
 
 def plan_models(selection: Selection, rdm_method):
+    url_codec.check({"rdm": rdm_method}, {"rdm": RDM_CHOICES})
     models = need_models(selection, 3)
     named = models_specs(models, selection.stimuli, rdm_method, selection.pooling)
     return named, list(named), {"rdm": rdm_method, "models": [m.key for m in models]}, None

@@ -57,6 +57,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
 
 def plan(selection: Selection, rdm_method, compare_method):
     view = {"rdm": rdm_method, "compare": compare_method}
+    url_codec.check(view, CHOICES)
     models = need_models(selection, 3)
     named = specs(models, selection.stimuli, view, selection.pooling)
     by_depth = {f"depth{d + 1}": pairs for d, pairs in enumerate(depths(models))}

@@ -27,6 +27,7 @@ from dashboard.widgets import dropdown, layer_options, model_dropdown
 PATH = "/rdm"
 TITLE = "Input RDM"
 _ID = "input-rdm"
+CHOICES = {"rdm": RDM_CHOICES, "mds": MDS_CHOICES}
 
 def defaults(models) -> dict:
     return {"model": best_model(models).name, "layer": "penultimate", "rdm": "correlation", "mds": "classical",
@@ -36,8 +37,7 @@ def defaults(models) -> dict:
 def read_state(search: str | None, selection: Selection) -> dict:
     """The view state from the URL; a layer the model does not have falls back to penultimate."""
     models = selection.choices
-    view = url_codec.decode(search, defaults(models),
-                            {"model": tuple(m.name for m in models), "rdm": RDM_CHOICES, "mds": MDS_CHOICES})
+    view = url_codec.decode(search, defaults(models), {"model": tuple(m.name for m in models), **CHOICES})
     layer = valid_layer(selection.named(view["model"]), view["layer"])
     if layer != view["layer"]:
         url_codec.note_ignored("layer", view["layer"])
@@ -123,6 +123,7 @@ def _show_thumbnail(hover, selection):
 
 
 def plan(selection: Selection, model_name, layer, rdm_method, mds_method, zoom=""):
+    url_codec.check({"rdm": rdm_method, "mds": mds_method}, CHOICES)
     model = selection.named(model_name)
     view = {"model": model_name, "layer": valid_layer(model, layer), "rdm": rdm_method, "mds": mds_method,
             "zoom": window_text(parse_window(zoom, len(selection.stimuli)))}
@@ -196,10 +197,14 @@ def zoomed(job: dict | None, relayout: dict | None, search: str | None):
     while it is wider than the view's ``max_side``, or the blocks back for an autorange; no
     update where nothing was averaged or the array is gone), the view's zoom state, and the
     URL's query string. The RDM is read only when a window must be cut from it."""
-    if not job or "specs" not in job or "max_side" not in job.get("context", {}):
+    if not job or "values" not in job or "error" in job:
         return no_update, no_update, no_update
-    stimuli = Selection.from_url_params(job["context"]["selection"]).stimuli
-    n, max_side = len(stimuli), job["context"]["max_side"]
+    try:
+        specs, _, context = compute_panel.planned(plan, job)  # the record is the browser's: plan again
+    except ValueError:
+        return no_update, no_update, no_update
+    stimuli = Selection.from_url_params(context["selection"]).stimuli
+    n, max_side = len(stimuli), context["max_side"]
     wanted = zoom_window(relayout, n)
     if wanted is None:
         return no_update, no_update, no_update
@@ -208,7 +213,7 @@ def zoomed(job: dict | None, relayout: dict | None, search: str | None):
     if n <= max_side:
         return (no_update, *zoom_and_url)
     name = "blocks" if wanted == "overview" else "rdm"
-    array = services.backend().result(artifacts.Spec.from_json(job["specs"][name]))
+    array = services.backend().result(specs[name])
     if array is None:
         return (no_update, *zoom_and_url)
     if wanted == "overview":

@@ -26,6 +26,7 @@ MULTIPLES = {"off": "off", "selected": "A against each selected model", "twins":
 MAX_MULTIPLES = 8
 _MULTIPLES_ID = "layer-grid-multiples"  # the small multiples: a job of their own
 _ANNOTATE_UP_TO = 20
+CHOICES = {"measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS), "multiples": tuple(MULTIPLES)}
 
 
 def random_init_twin(model, models):
@@ -53,9 +54,7 @@ def defaults(selection: Selection) -> dict:
 
 def read_state(search: str | None, selection: Selection) -> dict:
     names = tuple(m.name for m in services.models(selection.stimulus_set))
-    return url_codec.decode(search, defaults(selection),
-                            {"a": names, "b": names, "measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS),
-                             "multiples": tuple(MULTIPLES)})
+    return url_codec.decode(search, defaults(selection), {"a": names, "b": names, **CHOICES})
 
 
 def spec(model_a, model_b, stimuli, view: dict, pooling: str = "none") -> artifacts.Spec:
@@ -133,6 +132,7 @@ def use_twin(_, name, options, selection):
 
 def plan(selection: Selection, a, b, measure, layer_set, multiples="off"):
     view = {"a": a, "b": b, "measure": measure, "layers": layer_set, "multiples": multiples}
+    url_codec.check(view, CHOICES)
     grid = spec(selection.named(a), selection.named(b), selection.stimuli, view, selection.pooling)
     context = {"view": view, "layers_a": grid.params["layers_a"], "layers_b": grid.params["layers_b"]}
     # Both models are always written: the defaults (most accurate, its twin) may change.
@@ -176,6 +176,7 @@ def multiple_pairs(selection: Selection, a: str, multiples: str) -> list[tuple]:
 
 def plan_multiples(selection: Selection, a, measure, layer_set, multiples):
     view = {"a": a, "measure": measure, "layers": layer_set, "multiples": multiples}
+    url_codec.check(view, CHOICES)
     pairs = multiple_pairs(selection, a, multiples)
     if multiples != "off" and not pairs:
         raise ValueError("no pairs for small multiples: select more models (or models with a random-init twin)")

@@ -89,6 +89,7 @@ def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="acc
     """The model RDM and its MDS for the controls' values, and the URL state (the sort only
     reorders the drawing: the artifacts are the same)."""
     view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method, "sort": sort}
+    url_codec.check(view, CHOICES)
     models = need_models(selection, 3)
     matrix, embedding = map_specs(models, selection.stimuli, view, selection.pooling)
     context = {"view": view, "models": [m.key for m in models]}

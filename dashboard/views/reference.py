@@ -78,6 +78,7 @@ def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_
     chosen, nothing to compute (the figure asks for an upload)."""
     view = {"ref": reference or "", "rdm": rdm_method, "compare": compare_method, "layers": layers,
             "boot": str(n_boot)}
+    url_codec.check(view, CHOICES)  # a crafted request asking n_boot=20000 is refused
     search = url_codec.encode(view, DEFAULTS)
     if not reference:
         return {}, [], {"view": view, "rows": [], "stimulus_set": selection.stimulus_set}, search

@@ -121,7 +121,7 @@ class Browser:
             compute = find(dependencies, inputs=[f"{prefix}-compute.n_clicks"])
             job = self.callback("compute", compute, {f"{prefix}-compute.n_clicks": 1, f"{prefix}-job.data": job},
                                 [f"{prefix}-compute.n_clicks"])[f"{prefix}-job"]["data"]
-        assert "specs" in job and "error" not in job and "confirm" not in job, f"{path}{search}: {job}"
+        assert "values" in job and "error" not in job and "confirm" not in job, f"{path}{search}: {job}"
         self.draw(find(dependencies, inputs=[f"{prefix}-tick.data"]), prefix, figures, job, wait_s)
         return answer.get("url", {}).get("search", search)
 

@@ -13,6 +13,11 @@ def _draw(context, arrays):
     return (np.asarray(arrays["rdm"]).sum(),)
 
 
+def _plan_of(spec):
+    """A view's plan that always asks for ``spec`` (the job record holds only the view state)."""
+    return lambda selection: ({"rdm": spec}, ["rdm"], {}, None)
+
+
 def test_a_stored_target_without_a_record_is_drawn_and_a_lost_one_is_recomputed(backend, monkeypatch):  # noqa: F811
     monkeypatch.setattr(services, "backend", lambda: backend)
     first, second = three_models()[:2]
@@ -22,15 +27,14 @@ def test_a_stored_target_without_a_record_is_drawn_and_a_lost_one_is_recomputed(
                                                         dtype=np.float32), {})
     assert backend.status(stored.key)["state"] == "missing"  # no job record…
     assert backend.spec_status(stored)["state"] == "done"  # …but the artifact is there
-    job = {"specs": {"rdm": stored.to_json()}, "targets": ["rdm"], "context": {}}
-    figure, _, stop = compute_panel.poll(job, 1, _draw)
+    job = {"values": [], "selection": None}
+    figure, _, stop = compute_panel.poll(job, 1, _draw, _plan_of(stored))
     assert figure == 0.0 and stop
 
     lost = artifacts.rdm_spec(second, stimuli(), method="euclidean")  # never submitted
-    job = {"specs": {"rdm": lost.to_json()}, "targets": ["rdm"], "context": {}}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        figure, _, stop = compute_panel.poll(job, 1, _draw)
+        figure, _, stop = compute_panel.poll(job, 1, _draw, _plan_of(lost))
         if stop:
             break
         time.sleep(0.3)

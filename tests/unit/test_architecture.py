@@ -92,7 +92,7 @@ def _cycle(graph) -> list[str] | None:
 
 # Floors, lowest first: a module may import its own floor's modules and those below, never above.
 FLOORS = (
-    ("compute.settings", "compute.errors"),
+    ("compute.settings", "compute.errors", "compute.processes"),
     ("compute.measures",),
     ("compute.sources",),
     ("compute.engine",),

@@ -92,7 +92,8 @@ def test_draw_ranks_the_bars_and_says_which_way_is_better(view, digits):
 def test_code_reproduces_the_artifact(view, digits, tmp_path):
     info = _store(digits)
     selection = Selection(names=PAIR[:1])
-    specs, _, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "20")
+    # 100: the fewest bootstrap resamples the view offers
+    specs, _, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "100")
     store = ArtifactStore(tmp_path / "artifacts")
     artifacts.ensure(specs["fit"], store)
     namespace = {}

@@ -1,0 +1,96 @@
+"""The server computes only what a view offers, whatever the browser sends back: requests to the
+real app (its Flask test client, as the page's callbacks post them) with a control value the
+view does not offer, or a job store edited to carry its own specs (a bootstrap of 20000
+resamples where the view offers 0, 100 or 1000), start no such job."""
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from compute.engine import artifacts
+from tests.acceptance.test_load import find, outputs_of
+
+PREFIX = "reference"
+CRAFTED_BOOT = 20000
+
+
+@pytest.fixture
+def app_client(cache_dir, zoo_dir, monkeypatch):
+    monkeypatch.setenv("REPSCOPE_UPLOAD_DIR", str(cache_dir.parent / "uploads"))
+    monkeypatch.setenv("REPSCOPE_AUTO_COMPUTE_BYTES", "0")  # uncached work waits for Compute
+    import app
+    from dashboard import services
+
+    services.backend.cache_clear()
+    yield app.server.test_client(), services
+    services.backend().close()
+    services.backend.cache_clear()
+
+
+def post(client, dependency, values: dict) -> dict:
+    """Fire ``dependency`` as the renderer does, with ``values`` by ``id.prop``; its updates."""
+    def filled(items):
+        return [{**item, "value": values.get(f"{item['id']}.{item['property']}")} for item in items]
+
+    outputs = outputs_of(dependency["output"])
+    body = {"output": dependency["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+            "inputs": filled(dependency["inputs"]), "state": filled(dependency["state"]),
+            "changedPropIds": [f"{i['id']}.{i['property']}" for i in dependency["inputs"]]}
+    answer = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+    assert answer.status_code in (200, 204), answer.get_data(as_text=True)[:300]
+    return answer.get_json()["response"] if answer.status_code == 200 else {}
+
+
+def fits(services) -> list[int]:
+    """The n_boot of every reference fit the backend has a job record of."""
+    return sorted(record["spec"]["params"]["n_boot"] for _, record in services.backend().records.items()
+                  if record["kind"] == "reference_fit")
+
+
+def test_crafted_values_and_job_stores_run_nothing_beyond_the_view(app_client):
+    client, services = app_client
+    from compute.sources.references import save_reference
+    from dashboard.selection import Selection
+    from dashboard.views import reference
+
+    selection = Selection()
+    stimuli = selection.stimuli
+    ref = save_reference(pdist(np.random.default_rng(0).normal(size=(len(stimuli), 4)))[None], "brain", stimuli).key
+    dependencies = client.get("/_dash-dependencies").get_json()
+    submit = find(dependencies, output=f"{PREFIX}-job.data")
+    compute = find(dependencies, inputs=[f"{PREFIX}-compute.n_clicks"])
+    poll = find(dependencies, inputs=[f"{PREFIX}-tick.data"])
+    download = find(dependencies, inputs=[f"{PREFIX}-download-button.n_clicks"])
+    controls = {f"{PREFIX}-{name}-choice.value": value for name, value in
+                zip(("ref", "rdm", "compare", "layers", "boot"), (ref, "euclidean", "spearman", "penultimate"))}
+
+    # A control value the view does not offer: refused, with what it offers.
+    job = post(client, submit, {**controls, f"{PREFIX}-boot-choice.value": str(CRAFTED_BOOT)})[f"{PREFIX}-job"]["data"]
+    assert "error" in job and "boot must be one of 0, 100, 1000" in job["error"], job
+
+    # A job store carrying its own spec, sent to the Compute button, the poll and the download.
+    rdms = [artifacts.rdm_spec(m.key, stimuli, "penultimate", selection.pooling, "euclidean")
+            for m in selection.models[:1]]
+    crafted = artifacts.reference_fit_spec(ref, rdms, "spearman", CRAFTED_BOOT)
+    store = {"specs": {"fit": crafted.to_json()}, "targets": ["fit"], "context": {}, "confirm": "1 result"}
+    answered = post(client, compute, {f"{PREFIX}-compute.n_clicks": 1, f"{PREFIX}-job.data": store})
+    post(client, poll, {f"{PREFIX}-tick.data": {"n": 1, "at": 0},
+                        f"{PREFIX}-job.data": {k: v for k, v in store.items() if k != "confirm"}})
+    post(client, download, {f"{PREFIX}-download-button.n_clicks": 1, f"{PREFIX}-job.data": store})
+    # The same crafted value as view state, with the Compute button: refused too.
+    state = {"values": [ref, "euclidean", "spearman", "penultimate", str(CRAFTED_BOOT)],
+             "selection": selection.url_params(), "confirm": "1 result"}
+    refused = post(client, compute, {f"{PREFIX}-compute.n_clicks": 1, f"{PREFIX}-job.data": state})
+    assert "boot must be one of" in refused[f"{PREFIX}-job"]["data"]["error"]
+    assert fits(services) == [], f"a crafted store started a fit; Compute answered {answered}"
+
+    # What the view offers still runs: its most resamples, by the Compute button.
+    job = post(client, submit, {**controls, f"{PREFIX}-boot-choice.value": "1000"})[f"{PREFIX}-job"]["data"]
+    assert "confirm" in job and job["values"][-1] == "1000", job
+    started = post(client, compute, {f"{PREFIX}-compute.n_clicks": 1, f"{PREFIX}-job.data": job})
+    assert "error" not in started[f"{PREFIX}-job"]["data"], started
+    assert fits(services) == [1000]
+    for key, record in services.backend().records.items():
+        services.backend().cancel(key)
+    assert reference.BOOT_CHOICES == ("0", "100", "1000")
