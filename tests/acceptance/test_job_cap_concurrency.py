@@ -60,7 +60,7 @@ def test_simultaneous_submissions_never_exceed_the_client_cap(kind, cache_dir, z
     if kind == "embedded":
         backend = EmbeddedBackend(cache_dir, workers=1, jobs_per_client=CAP)
         # Its one worker busy with another client's slow job: the accepted jobs stay queued.
-        busy = backend.submit(slow_spec(tmp_path / "images"), client="10.0.0.1")
+        busy = backend.submit(slow_spec(), client="10.0.0.1")
     else:
         backend = CeleryBackend(cache_dir, request.getfixturevalue("redis_url"), jobs_per_client=CAP)
     specs = distinct_specs(CLIENTS * WAVES)
