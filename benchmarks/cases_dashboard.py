@@ -31,7 +31,6 @@ def cached_view_case(n: int) -> Case:
     def prepare(quick: bool) -> Prepared:
         import plotly.io
 
-        from compute.engine import artifacts
         from compute.measures.blocks import sorted_blocks
         from compute.sources.stimuli import get_stimulus_set
         from dashboard import compute_panel, services

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
-from dash import ALL, Input, Output, callback, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, callback, ctx, html, no_update
 
 from compute.engine.kinds import describe
 from compute.engine.records import ACTIVE

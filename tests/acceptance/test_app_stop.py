@@ -17,7 +17,7 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from compute.engine.records import DiskRecords
-from tests.acceptance.test_load import find, outputs_of
+from tests.acceptance.dash_requests import callback_body, find
 from tests.support import free_port, start_process, wait_until
 
 GRACE_S = 10
@@ -51,13 +51,7 @@ def descendants(root: int) -> dict[int, str]:
 
 
 def post(base: str, dependency: dict, values: dict) -> dict:
-    def filled(items):
-        return [{**item, "value": values.get(f"{item['id']}.{item['property']}")} for item in items]
-
-    outputs = outputs_of(dependency["output"])
-    body = {"output": dependency["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-            "inputs": filled(dependency["inputs"]), "state": filled(dependency["state"]),
-            "changedPropIds": [f"{i['id']}.{i['property']}" for i in dependency["inputs"]]}
+    body = callback_body(dependency, values)
     request = urllib.request.Request(base + "/_dash-update-component", json.dumps(body).encode(),
                                      {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=300) as answer:

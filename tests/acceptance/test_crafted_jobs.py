@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from compute.engine import artifacts
-from tests.acceptance.test_load import find, outputs_of
+from tests.acceptance.dash_requests import callback_body, find
 
 PREFIX = "reference"
 CRAFTED_BOOT = 20000
@@ -30,13 +30,7 @@ def app_client(cache_dir, zoo_dir, monkeypatch):
 
 def post(client, dependency, values: dict) -> dict:
     """Fire ``dependency`` as the renderer does, with ``values`` by ``id.prop``; its updates."""
-    def filled(items):
-        return [{**item, "value": values.get(f"{item['id']}.{item['property']}")} for item in items]
-
-    outputs = outputs_of(dependency["output"])
-    body = {"output": dependency["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-            "inputs": filled(dependency["inputs"]), "state": filled(dependency["state"]),
-            "changedPropIds": [f"{i['id']}.{i['property']}" for i in dependency["inputs"]]}
+    body = callback_body(dependency, values)
     answer = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
     assert answer.status_code in (200, 204), answer.get_data(as_text=True)[:300]
     return answer.get_json()["response"] if answer.status_code == 200 else {}

@@ -19,6 +19,7 @@ import time
 import numpy as np
 import requests
 
+from tests.acceptance.dash_requests import callback_body, find, prop_values
 from tests.browser.support import AppServer
 from tests.support import compose_command
 
@@ -31,43 +32,6 @@ POLL_S = 0.4
 # path, component id prefix, figure names: the views whose default state the clients open
 VIEWS = (("/", "model-space", ("heatmap", "mds")), ("/rdm", "input-rdm", ("heatmap", "mds")),
          ("/layers", "layer-grid", ("heatmap",)))
-
-
-def outputs_of(output: str) -> list[dict]:
-    """``"..a.x...b.y@hash.."`` (a multi-output callback id) -> ``[{id: a, property: x}, ...]``."""
-    parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    return [dict(zip(("id", "property"), part.split(".", 1))) for part in parts]
-
-
-def prop_values(tree) -> dict:
-    """``{"<id>.<prop>": value}`` for every component with an id in a layout tree."""
-    found = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            props = node.get("props")
-            if isinstance(props, dict) and isinstance(props.get("id"), str):
-                found.update({f"{props['id']}.{name}": value for name, value in props.items()})
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(tree)
-    return found
-
-
-def find(dependencies: list[dict], inputs: list[str] | None = None, output: str | None = None) -> dict:
-    """The server-side callback with exactly ``inputs`` (``id.prop``) or writing ``output``."""
-    for dependency in dependencies:
-        if dependency.get("clientside_function"):
-            continue
-        if inputs is not None and [f"{i['id']}.{i['property']}" for i in dependency["inputs"]] == inputs:
-            return dependency
-        if output is not None and output in (f"{o['id']}.{o['property']}" for o in outputs_of(dependency["output"])):
-            return dependency
-    raise LookupError(f"no callback with inputs {inputs} / output {output} in /_dash-dependencies")
 
 
 class Browser:
@@ -94,13 +58,7 @@ class Browser:
         """Fire ``dependency`` with ``values`` by ``id.prop`` (None for any not known, as the
         renderer sends a property that is not set) and return the response's updates. As the
         renderer does, a single output goes as one ``{id, property}``, several as a list."""
-        def filled(items):
-            return [{**item, "value": values.get(f"{item['id']}.{item['property']}")} for item in items]
-
-        outputs = outputs_of(dependency["output"])
-        body = {"output": dependency["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-                "inputs": filled(dependency["inputs"]), "state": filled(dependency["state"]),
-                "changedPropIds": changed}
+        body = callback_body(dependency, values, changed)
         return self.request(kind, "/_dash-update-component", body).json()["response"]
 
     def open(self, path: str, prefix: str, figures, search: str = "", wait_s: float = 0.0) -> str:

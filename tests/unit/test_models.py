@@ -1,5 +1,4 @@
 """Model registry, safe checkpoint loading and its refusals, torchvision, layer listing."""
-import json
 import os
 import zipfile
 
