@@ -1,13 +1,21 @@
 """What a request must be before Dash reads it: a body of at most ``REPSCOPE_MAX_REQUEST_BYTES``
 (413; the upload route raises it for its chunks), and a callback request shaped as Dash's renderer
-sends it (400), so that a malformed one is refused with its problem, never answered 500.
+sends it (400), so that a malformed one is refused with its problem, never answered 500. A
+well-shaped request whose values a callback cannot use (a number where a path goes, a store that
+is not what the page wrote) is a bad request too: 400, with the error logged on the server.
 """
 from __future__ import annotations
 
 import json
+import logging
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+log = logging.getLogger(__name__)
+
+# What a callback raises on values it cannot use; anything else stays a server error (500).
+VALUE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 
 # Far deeper than any callback's inputs (a figure in a Store is about ten levels).
 MAX_DEPTH = 100
@@ -73,6 +81,15 @@ def check_requests(server: Flask, callbacks: dict, dispatch_path: str, max_bytes
             return _bad("the body is not JSON")
         problem = callback_body_problem(body, callbacks)
         return _bad(problem) if problem else None
+
+    def _unusable_values(error: Exception):
+        if request.path != dispatch_path:
+            raise error  # not a callback: Flask answers 500 and logs it, as before
+        log.exception("a callback could not use the values of its request")
+        return _bad(f"the values sent do not fit this callback ({type(error).__name__})")
+
+    for kind in VALUE_ERRORS:
+        server.register_error_handler(kind, _unusable_values)
 
     @server.errorhandler(RequestEntityTooLarge)
     def _too_large(_):

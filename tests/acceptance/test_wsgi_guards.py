@@ -11,6 +11,7 @@ from compute.settings import get_settings
 from dashboard.security import answer_to
 from dashboard.views import confusion, curves, input_rdm, jobs, layer_grid, model_space, models, reference
 from dashboard.views import shared_space, training
+from tests.acceptance.dash_requests import callback_body
 
 CREDENTIALS = "alice:correct horse"
 OUTSIDER = {"REMOTE_ADDR": "10.1.2.3"}
@@ -146,6 +147,9 @@ MALFORMED = {
     "inputs of numbers": {**RENDER, "inputs": [1, 2]}, "state an object": {**RENDER, "state": {}},
     "outputs a string": {**RENDER, "outputs": "page"}, "changedPropIds a number": {**RENDER, "changedPropIds": 5},
     "input without property": {**RENDER, "inputs": [{"id": "url", "value": "/"}, RENDER["inputs"][1]]},
+    "a number for a path": {**RENDER, "inputs": [{**RENDER["inputs"][0], "value": 5}, RENDER["inputs"][1]]},
+    "a selection store of the wrong type": {**RENDER, "inputs": [{**RENDER["inputs"][0], "value": "/rdm"},
+                                                                  {**RENDER["inputs"][1], "value": [1, {"x": 2}]}]},
 }
 
 
@@ -177,3 +181,21 @@ def test_repeated_login_failures_slow_that_client_down_only(serve):
     colleague = {"REMOTE_ADDR": "10.9.9.9"}
     assert client.get("/", environ_base=colleague, headers=basic(CREDENTIALS)).status_code == 200
     assert client.get("/", environ_base=colleague, headers=basic("alice:typo")).status_code == 401
+
+
+@pytest.mark.parametrize("record", [5, "x", [1, 2], {"values": "nope"}, {"values": [1] * 50, "selection": 7},
+                                    {"spec": {"kind": "reference_fit", "params": {"n_boot": 20000}}}],
+                         ids=["number", "string", "list", "values not a list", "wrong values", "a spec"])
+def test_a_crafted_job_record_is_never_a_server_error(serve, record):
+    """Every callback reading a view's job store (submit, Compute, poll, download) answers a
+    record the page never wrote with a message or a 400, never a 500."""
+    client = serve().test_client()
+    dependencies = client.get("/_dash-dependencies").get_json()
+    readers = [d for d in dependencies if not d.get("clientside_function") and any(
+        f"{i['id']}.{i['property']}".endswith("-job.data") for i in d["inputs"] + d["state"])]
+    assert len(readers) >= 10  # a few per computed view
+    for dependency in readers:
+        values = {f"{i['id']}.{i['property']}": record for i in dependency["inputs"] + dependency["state"]
+                  if f"{i['id']}.{i['property']}".endswith("-job.data")}
+        answer = call(client, "POST", "/_dash-update-component", json.dumps(callback_body(dependency, values)))
+        assert answer.status_code in (200, 204, 400), (dependency["output"], answer.get_data(as_text=True)[:300])
