@@ -45,8 +45,7 @@ def model_named(name: str, stimulus_set: str = "digits"):
 
 @lru_cache(maxsize=256)
 def layers(model_key: str) -> tuple:
-    """The model's LayerInfo list (loads it on the CPU once per web process)."""
-    from compute.sources.layers import list_layers
-    from compute.sources.models import load_model
+    """The model's LayerInfo list (opens it on the CPU once per web process)."""
+    from compute.sources.representations import open_model
 
-    return tuple(list_layers(load_model(model_key)))
+    return tuple(open_model(model_key).layers())

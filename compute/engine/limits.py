@@ -67,22 +67,21 @@ def _model_info(key: str):
 def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
     """Width D of a layer's activations: one stimulus through the model.
 
-    Weights do not change shapes, so models of one architecture and hyperparameters share
-    the answer (the zoo's 112 models are a handful of architectures).
+    Weights do not change shapes, so torch models of one architecture and hyperparameters
+    share the answer (the zoo's 112 models are a handful of architectures); any other model
+    (an ONNX graph, uploaded activations) is its own.
     """
+    from compute.sources.representations import TORCH_SOURCES
+
     info = _model_info(model_key)
-    signature = (info.architecture, json.dumps(info.hparams, sort_keys=True), stimuli, layer, pooling)
+    owner = (info.architecture, json.dumps(info.hparams, sort_keys=True)) if info.source in TORCH_SOURCES else info.key
+    signature = (owner, stimuli, layer, pooling)
     if signature not in _widths:
-        from compute.sources.activations import extract
-        from compute.sources.layers import resolve_layer
-        from compute.sources.models import load_model
+        from compute.sources.representations import open_model, resolve
         from compute.sources.stimuli import stimulus_set_named
 
-        net = load_model(info)
-        name = resolve_layer(net, layer)
-        images = stimulus_set_named(stimuli).images[:1]
-        # On the CPU: this runs in the web process, which must never initialise CUDA.
-        _widths[signature] = int(extract(net, images, [name], pooling=pooling, device="cpu")[name].shape[1])
+        model = open_model(info)
+        _widths[signature] = model.width(stimulus_set_named(stimuli), resolve(model, layer), pooling)
     return _widths[signature]
 
 

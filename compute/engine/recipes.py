@@ -47,25 +47,22 @@ def _stimuli(spec):
 def activations(specs: list, ctx: Context) -> list[tuple[np.ndarray, dict]]:
     """Activations for several layers (``specs``) of one model on one stimulus set and pooling,
     in one forward pass: one (array, meta) per spec."""
-    from compute.sources.activations import extract
-    from compute.sources.layers import resolve_layer
-    from compute.sources.models import load_model
+    from compute.sources.representations import open_model, resolve
 
     first = specs[0]
-    model = load_model(first.params["model"])
+    model = open_model(first.params["model"])
     stimuli = _stimuli(first)
-    layers = [resolve_layer(model, s.params["layer"]) for s in specs]
-    acts = extract(model, stimuli.images, sorted(set(layers)), pooling=first.params["pooling"],
-                   progress=lambda f: ctx.report(f, "extracting activations"), should_stop=ctx.should_stop)
+    layers = [resolve(model, s.params["layer"]) for s in specs]
+    acts = model.extract(stimuli, sorted(set(layers)), pooling=first.params["pooling"],
+                         progress=lambda f: ctx.report(f, "extracting activations"), should_stop=ctx.should_stop)
     return [(acts[layer], {"layer": layer, "stimuli": stimuli.name}) for layer in layers]
 
 
 def predictions(spec, inputs, ctx: Context):
-    from compute.sources.activations import predict
-    from compute.sources.models import load_model
+    from compute.sources.representations import open_model
 
     stimuli = _stimuli(spec)
-    scores = predict(load_model(spec.params["model"]), stimuli.images)
+    scores = open_model(spec.params["model"]).scores(stimuli)
     return scores.astype(np.float32), {"stimuli": stimuli.name}
 
 

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from compute.settings import private_dir
 from compute.sources.files import exclusive_lock, write_atomic
@@ -37,7 +37,7 @@ class ModelInfo:
     name: str
     key: str
     architecture: str
-    source: str  # "zoo", "torchvision" or "upload"
+    source: str  # "zoo", "torchvision", "upload" or another opener's (compute.sources.representations)
     tags: dict
     accuracy: float | None
     top5: float | None
@@ -45,7 +45,7 @@ class ModelInfo:
     hparams: dict = field(default_factory=dict)
     stimulus_set: str | None = None
     train_accuracy: float | None = None
-    weights: str | None = None  # path of the weights file, when there is one
+    weights: str | None = None  # path of the model's file (weights, graph, activations), when there is one
 
 
 
@@ -147,23 +147,39 @@ def register_model(name: str, architecture: str, *, weights: str | Path | dict |
 
         accuracy, top5 = model_accuracy(model, get_stimulus_set(stimulus_set))
     architecture = arch if kind == "zoo" else f"torchvision:{arch}"
+    file = None
+    if source == "upload":
+        file = model_file("weights", key, ".safetensors")
+
+    def keep_weights(path: Path) -> None:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+
+    info = ModelInfo(name=name, key=key, architecture=architecture, source=source, tags=dict(tags or {}),
+                     accuracy=accuracy, top5=top5, num_classes=classes, hparams=hparams,
+                     stimulus_set=stimulus_set, weights=str(file) if file else None)
+    return add_model(info, keep_weights if file else None)
+
+
+def model_file(directory: str, key: str, suffix: str) -> Path:
+    """Where a registered model's file lives: ``<cache>/models/<directory>/<key><suffix>``."""
+    return private_dir(_models_dir() / directory) / f"{key}{suffix}"
+
+
+def add_model(info: ModelInfo, write: Callable[[Path], None] | None = None) -> ModelInfo:
+    """Add ``info`` to the registry under the registry's lock, refusing a name that is taken;
+    ``write(path)`` first writes the model's file to ``info.weights`` (atomically, private to
+    this user) unless a file of that content key is there already."""
     with exclusive_lock(private_dir(_models_dir()) / ".registry.lock"):
         entries = _read_registry()
         taken = {e["name"] for e in entries} | {m.name for m in _zoo_infos(None)}
-        if name in taken:
-            raise ValueError(f"a model named {name!r} exists already; choose another name")
-        file = None
-        if source == "upload":
-            weights_dir = private_dir(_models_dir() / "weights")
-            file = weights_dir / f"{key}.safetensors"
-            if not file.exists():
-                tmp = weights_dir / f".{key}.{os.getpid()}.tmp"
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-                os.chmod(tmp, 0o600)  # a user's weights
-                os.replace(tmp, file)
-        info = ModelInfo(name=name, key=key, architecture=architecture, source=source, tags=dict(tags or {}),
-                         accuracy=accuracy, top5=top5, num_classes=classes, hparams=hparams,
-                         stimulus_set=stimulus_set, weights=str(file) if file else None)
+        if info.name in taken:
+            raise ValueError(f"a model named {info.name!r} exists already; choose another name")
+        if write is not None and not Path(info.weights).exists():
+            file = Path(info.weights)
+            tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+            write(tmp)
+            os.chmod(tmp, 0o600)  # a user's model
+            os.replace(tmp, file)
         entries.append(asdict(info))
         data = json.dumps({"models": entries}, indent=1).encode()
         write_atomic(_registry_path(), lambda handle: handle.write(data))

@@ -106,9 +106,9 @@ def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the RDM and confusions."""
     view = context["view"]
     return prelude(Selection.from_url_params(context["selection"]),
-                   "from compute.sources.activations import predict") + f"""(acts,) = activations({view["model"]!r}, ["penultimate"])
+                   "from compute.sources.representations import model_scores") + f"""(acts,) = activations({view["model"]!r}, ["penultimate"])
 rdm = compute.rdm(acts, method={view["rdm"]!r})  # drawn sorted by class
-scores = predict(load_model({view["model"]!r}), stimuli.images)
+scores = model_scores({view["model"]!r}, stimuli)
 confusions = {{k: compute.confusion_matrix(scores, stimuli.labels, k=k) for k in {TOP_K!r}}}  # rows: true class
 """
 

@@ -138,10 +138,8 @@ def code(context: dict) -> str:
 
 import compute
 from compute.measures.reference import fit_reference
-from compute.sources.activations import extract
-from compute.sources.layers import list_layers
-from compute.sources.models import load_model
 from compute.sources.references import load_reference
+from compute.sources.representations import model_activations
 from compute.sources.stimuli import get_stimulus_set
 
 stimuli = get_stimulus_set({selection.stimulus_set!r})
@@ -150,10 +148,7 @@ bars = [  # (model, layer), one per bar
 {listing}]
 rdms = []
 for name, layer in bars:
-    model = load_model(name)
-    if layer == "penultimate":
-        layer = next(info.name for info in list_layers(model) if info.penultimate)
-    acts = extract(model, stimuli.images, [layer], pooling={selection.pooling!r})[layer]
+    (acts,) = model_activations(name, stimuli, [layer], pooling={selection.pooling!r})
     rdms.append(compute.rdm(acts, method={view["rdm"]!r}, condensed=True).astype(np.float32))
 # One row per bar: mean {view["compare"]} over subjects, 95 % CI low, high, noise ceiling lower, upper.
 fit = fit_reference(rdms, subjects, method={view["compare"]!r}, n_boot={int(view["boot"])}, seed=0)

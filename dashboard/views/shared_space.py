@@ -150,9 +150,7 @@ def code(context: dict) -> str:
     k = int(context["view"]["k"])
     return f"""import compute
 from compute.measures.srm import shared_space_rsm_agreement, srm_variance_explained, stratified_split
-from compute.sources.activations import extract
-from compute.sources.layers import list_layers
-from compute.sources.models import load_model
+from compute.sources.representations import model_activations
 from compute.sources.stimuli import get_stimulus_set
 
 stimuli = get_stimulus_set({selection.stimulus_set!r})
@@ -160,12 +158,7 @@ train, test = stratified_split(stimuli.labels, {TRAIN_FRACTION!r}, seed={SEED})
 depths = {{  # (model, layer) at each depth
 {listing}}}
 for depth, pairs in depths.items():
-    Xs = []
-    for name, layer in pairs:
-        model = load_model(name)
-        if layer == "penultimate":
-            layer = next(info.name for info in list_layers(model) if info.penultimate)
-        Xs.append(extract(model, stimuli.images, [layer], pooling={selection.pooling!r})[layer])
+    Xs = [model_activations(name, stimuli, [layer], pooling={selection.pooling!r})[0] for name, layer in pairs]
     k = min({k}, train.size, *(X.shape[1] for X in Xs))
     fit = compute.fit_srm([X[train] for X in Xs], k, n_iter={N_ITER}, seed={SEED})
     held_out = [X[test] for X in Xs]

@@ -208,15 +208,14 @@ def code(context: dict) -> str:
     return f"""import numpy as np
 
 import compute
-from compute.sources.activations import extract
-from compute.sources.models import load_model
+from compute.sources.representations import model_activations
 from compute.sources.stimuli import get_stimulus_set
 
 stimuli = get_stimulus_set({selection.stimulus_set!r})
 layers = {context["layers"]!r}
 checkpoints = {{  # training step -> model
 {listing}}}
-acts = {{step: extract(load_model(name), stimuli.images, layers, pooling={selection.pooling!r})
+acts = {{step: dict(zip(layers, model_activations(name, stimuli, layers, pooling={selection.pooling!r})))
         for step, name in checkpoints.items()}}
 final = acts[max(acts)]
 # One row per layer (a curve), one column per checkpoint
@@ -271,15 +270,14 @@ def code_groups(context: dict) -> str:
 import numpy as np
 
 import compute
-from compute.sources.activations import extract
-from compute.sources.models import load_model
+from compute.sources.representations import model_activations
 from compute.sources.stimuli import get_stimulus_set
 
 stimuli = get_stimulus_set({selection.stimulus_set!r})
 layers = {context["layers"]!r}
 group1 = {context["first"]!r}
 group2 = {context["second"]!r}
-acts = {{name: extract(load_model(name), stimuli.images, layers, pooling={selection.pooling!r})
+acts = {{name: dict(zip(layers, model_activations(name, stimuli, layers, pooling={selection.pooling!r})))
         for name in group1 + group2}}
 
 

@@ -1,0 +1,116 @@
+"""One interface over every kind of model: its layers, its activations on a stimulus set, its
+output scores, whatever the model is (a torch module, an ONNX graph, activations uploaded as a
+file).
+
+The engine and the views ask :func:`open_model` for a :class:`Representation` and never look at
+what is behind it. A source of models adds an opener to ``OPENERS`` under the ``source`` its
+``ModelInfo`` records; torch modules (the zoo, torchvision, uploaded weights) share one.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from compute.sources.layers import LayerInfo
+    from compute.sources.models import ModelInfo
+    from compute.sources.stimuli import StimulusSet
+
+
+class NoScores(ValueError):
+    """The model has no output scores (class logits) for this stimulus set."""
+
+
+class Representation(Protocol):
+    """What every model offers. ``extract`` returns {layer: float32 N x D} for the stimuli in the
+    set's order; ``pooling`` is ``"none"``, ``"avg"`` or ``"proj:<k>"`` as in
+    :func:`compute.sources.activations.extract`."""
+
+    info: ModelInfo
+
+    def layers(self) -> list[LayerInfo]: ...
+
+    def extract(self, stimuli: StimulusSet, layers: list[str], pooling: str = "none", *, device=None,
+                progress: Callable[[float], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> dict[str, np.ndarray]: ...
+
+    def width(self, stimuli: StimulusSet, layer: str, pooling: str) -> int: ...
+
+    def scores(self, stimuli: StimulusSet) -> np.ndarray: ...
+
+
+def resolve(representation: Representation, layer: str) -> str:
+    """The layer name ``layer`` stands for: itself, or for ``"penultimate"`` the layer marked so."""
+    if layer != "penultimate":
+        return layer
+    found = next((info.name for info in representation.layers() if info.penultimate), None)
+    if found is None:
+        raise ValueError(f"model {representation.info.name!r} has no penultimate layer; name a layer")
+    return found
+
+
+class TorchRepresentation:
+    """A torch module: activations from forward hooks, scores from its outputs."""
+
+    def __init__(self, info: ModelInfo, module):
+        self.info, self.module = info, module
+
+    def layers(self) -> list[LayerInfo]:
+        from compute.sources.layers import list_layers
+
+        return list_layers(self.module)
+
+    def extract(self, stimuli, layers, pooling="none", *, device=None, progress=None, should_stop=None):
+        from compute.sources.activations import extract
+
+        return extract(self.module, stimuli.images, list(layers), pooling=pooling, device=device,
+                       progress=progress, should_stop=should_stop)
+
+    def width(self, stimuli, layer, pooling):
+        from compute.sources.activations import extract
+
+        # On the CPU, one image: this runs in the web process, which must never initialise CUDA.
+        return int(extract(self.module, stimuli.images[:1], [layer], pooling=pooling, device="cpu")[layer].shape[1])
+
+    def scores(self, stimuli):
+        from compute.sources.activations import predict
+
+        return predict(self.module, stimuli.images)
+
+
+def _torch(info: ModelInfo, device) -> TorchRepresentation:
+    from compute.sources.models import load_model
+
+    return TorchRepresentation(info, load_model(info, device=device))
+
+
+# Sources whose models are torch modules: one architecture and hyperparameters, one set of shapes.
+TORCH_SOURCES = ("zoo", "torchvision", "upload")
+OPENERS: dict[str, Callable[[ModelInfo, object], Representation]] = {source: _torch for source in TORCH_SOURCES}
+
+
+def open_model(name_or_info: str | ModelInfo, device="cpu") -> Representation:
+    """The model with that name or key (or that ``ModelInfo``), ready to extract from."""
+    from compute.sources.models import get_model_info
+
+    info = name_or_info if not isinstance(name_or_info, str) else get_model_info(name_or_info)
+    try:
+        opener = OPENERS[info.source]
+    except KeyError:
+        raise ValueError(f"model {info.name!r} comes from an unknown source {info.source!r}") from None
+    return opener(info, device)
+
+
+def model_activations(name: str, stimuli: StimulusSet, layers: list[str], pooling: str = "none") -> list[np.ndarray]:
+    """One model's activations (stimuli x features) on ``stimuli`` for each of ``layers``, in
+    order (``"penultimate"`` resolved): what the jobs compute, for notebooks."""
+    model = open_model(name)
+    names = [resolve(model, layer) for layer in layers]
+    acts = model.extract(stimuli, sorted(set(names)), pooling=pooling)
+    return [acts[layer] for layer in names]
+
+
+def model_scores(name: str, stimuli: StimulusSet) -> np.ndarray:
+    """The model's output scores (float32 N x C) on ``stimuli``."""
+    return open_model(name).scores(stimuli)
