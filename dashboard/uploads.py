@@ -32,6 +32,13 @@ CHUNK_BYTES = 8 * 2**20  # what upload.js sends
 CHUNK_LIMIT = 16 * 2**20  # what one request may carry
 EXPIRE_AFTER_S = 3600  # an unfinished upload without a new chunk for this long is deleted
 _ID = re.compile(r"[A-Za-z0-9_-]{32}")
+# Upload kind -> the finish request's fields its check takes, with their defaults (anything else
+# the client sends is dropped; the worker's task validates every value).
+FIELDS = {
+    "checkpoint": {"architecture": None, "num_classes": None, "stimulus_set": "digits", "name": None},
+    "stimuli": {},
+    "reference": {"stimulus_set": "digits", "name": None},
+}
 
 
 def _tmp_dir() -> Path:
@@ -199,7 +206,7 @@ def blueprint() -> Blueprint:
     def finish(upload_id: str):
         from compute.sources.stimulus_names import UnknownStimulusSet
         from compute.sources.stimulus_names import resolve as resolve_stimuli
-        from compute.sources.uploads import UploadError, run_in_worker
+        from compute.sources.upload_worker import UploadError, run_in_worker
 
         try:
             part, _ = _paths(upload_id)
@@ -209,13 +216,7 @@ def blueprint() -> Blueprint:
         if not isinstance(fields, dict):
             return _error(400, 'finish needs a JSON object {"filename", "kind", ...}')
         kind, filename = fields.get("kind"), str(fields.get("filename") or "")
-        if kind == "checkpoint":
-            arguments = {"architecture": fields.get("architecture"), "num_classes": fields.get("num_classes"),
-                         "stimulus_set": fields.get("stimulus_set") or "digits", "name": fields.get("name")}
-        elif kind == "reference":
-            arguments = {"stimulus_set": fields.get("stimulus_set") or "digits", "name": fields.get("name")}
-        else:
-            arguments = {}
+        arguments = {field: fields.get(field) or default for field, default in FIELDS.get(kind, {}).items()}
         try:
             if "stimulus_set" in arguments:  # a name of the registry, never a path: refused before any file is read
                 resolve_stimuli(arguments["stimulus_set"])

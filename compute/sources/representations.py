@@ -87,7 +87,8 @@ def _torch(info: ModelInfo, device) -> TorchRepresentation:
 
 # Sources whose models are torch modules: one architecture and hyperparameters, one set of shapes.
 TORCH_SOURCES = ("zoo", "torchvision", "upload")
-OPENERS: dict[str, Callable[[ModelInfo, object], Representation]] = {source: _torch for source in TORCH_SOURCES}
+# ModelInfo.source -> its opener(info, device), or "module:function" imported on first use.
+OPENERS: dict[str, Callable[[ModelInfo, object], Representation] | str] = {source: _torch for source in TORCH_SOURCES}
 
 
 def open_model(name_or_info: str | ModelInfo, device="cpu") -> Representation:
@@ -99,6 +100,11 @@ def open_model(name_or_info: str | ModelInfo, device="cpu") -> Representation:
         opener = OPENERS[info.source]
     except KeyError:
         raise ValueError(f"model {info.name!r} comes from an unknown source {info.source!r}") from None
+    if isinstance(opener, str):
+        import importlib
+
+        module, _, function = opener.partition(":")
+        opener = getattr(importlib.import_module(module), function)
     return opener(info, device)
 
 

@@ -26,15 +26,12 @@ import re
 import shutil
 import stat
 import struct
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from compute.measures.validate import listed
-from compute.processes import die_with_parent
-from compute.settings import ROOT, format_bytes, get_settings, private_dir, upload_dir
+from compute.settings import format_bytes, get_settings, private_dir, upload_dir
 from compute.sources.models import list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_reference, save_reference
 from compute.sources.stimuli import image_folder, stimulus_set_named
@@ -50,6 +47,12 @@ MAX_UNZIPPED_BYTES = 4 * 2**30
 MAX_COMPRESSION_RATIO = 100
 MAX_NUM_CLASSES = 100_000  # ImageNet-21k has 21,843; a model's last layer is num_classes wide
 _ZIP_JUNK = ("__MACOSX/",)
+# Upload kind -> (accepted suffixes, the formats in words); the worker's tasks are in upload_worker.py.
+ACCEPTED = {
+    "checkpoint": (CHECKPOINT_SUFFIXES, ACCEPTED_FORMATS),
+    "stimuli": ((".zip",), "a .zip of one folder of images per class"),
+    "reference": (SUFFIXES, FORMATS),
+}
 
 # safetensors dtype name -> bytes per element
 SAFETENSORS_DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
@@ -178,15 +181,14 @@ def _suffix(filename: str, accepted: tuple[str, ...], formats: str) -> str:
 
 
 def check_filename(kind: str, filename: str) -> str:
-    """The accepted suffix of ``filename`` for an upload of ``kind``; cheap, so the web process
-    may call it before starting a worker. Raises :class:`UploadError` listing the accepted formats."""
-    if kind == "checkpoint":
-        return _suffix(filename, CHECKPOINT_SUFFIXES, ACCEPTED_FORMATS)
-    if kind == "stimuli":
-        return _suffix(filename, (".zip",), "a .zip of one folder of images per class")
-    if kind == "reference":
-        return _suffix(filename, SUFFIXES, FORMATS)
-    raise UploadError(f"unknown upload kind {kind!r}; use one of {sorted(TASKS)}")
+    """The accepted suffix of ``filename`` for an upload of ``kind`` (a row of ``ACCEPTED``);
+    cheap, so the web process may call it before starting a worker. Raises :class:`UploadError`
+    listing the accepted formats."""
+    try:
+        suffixes, formats = ACCEPTED[kind]
+    except KeyError:
+        raise UploadError(f"unknown upload kind {kind!r}; use one of {sorted(ACCEPTED)}") from None
+    return _suffix(filename, suffixes, formats)
 
 
 def display_name(filename: str) -> str:
@@ -360,85 +362,3 @@ def accept_reference(path: str | Path, filename: str, stimulus_set: str = "digit
     info = save_reference(rdms, model_name(filename, name), stimuli)
     return {"reference": info.key, "name": info.name, "subjects": info.subjects, "stimuli": info.stimuli,
             "stimulus_set": info.stimulus_set}
-
-
-# --- the worker -----------------------------------------------------------------------------
-
-TASKS = {"checkpoint": accept_checkpoint, "stimuli": accept_stimulus_zip, "reference": accept_reference}
-
-
-def run_in_worker(kind: str, **arguments) -> dict:
-    """Run ``TASKS[kind](**arguments)`` in a fresh, limited process; return its result dict.
-
-    Raises :class:`UploadError` with the worker's message when it refuses the upload, runs out
-    of memory or time, or dies.
-    """
-    check_filename(kind, arguments.get("filename", ""))
-    settings = get_settings()
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MALLOC_ARENA_MAX": "2",
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "REPSCOPE_PARENT_PID": str(os.getpid()),  # the checker ends with the app (die_with_parent)
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    try:
-        done = subprocess.run([sys.executable, "-m", "compute.sources.uploads"], cwd=ROOT, env=env,
-                              input=json.dumps({"kind": kind, "arguments": arguments}).encode(),
-                              capture_output=True, timeout=settings.upload_time_limit_s)
-    except subprocess.TimeoutExpired:
-        raise UploadError(f"checking the upload took longer than {settings.upload_time_limit_s} s "
-                          "(REPSCOPE_UPLOAD_TIME_LIMIT) and was stopped") from None
-    lines = done.stdout.decode(errors="replace").strip().splitlines()
-    try:
-        answer = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-        raise UploadError(f"checking the upload failed ({tail[0]})") from None
-    if not answer.get("ok"):
-        raise UploadError(answer.get("error") or "the upload was refused")
-    return answer["result"]
-
-
-def _limit_self(budget: int, seconds: int) -> None:
-    """Cap this process's address space at what it maps now plus ``budget``, and its CPU time."""
-    import resource
-
-    with open("/proc/self/status") as status:
-        mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + budget, mapped + budget))
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
-
-
-def _worker_main() -> int:
-    # Started by a request thread that waits for it: ends with it, and with the app.
-    die_with_parent(int(os.environ.get("REPSCOPE_PARENT_PID", os.getppid())))
-    request = json.loads(sys.stdin.buffer.read())
-    # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
-    import h5py  # noqa: F401
-    import PIL.Image  # noqa: F401
-    import safetensors.torch  # noqa: F401
-    import scipy.io  # noqa: F401
-    import scipy.special  # noqa: F401
-    import sklearn.datasets  # noqa: F401
-    import torch
-    import torchvision  # noqa: F401
-
-    from compute.measures import confusion  # noqa: F401
-    from compute.sources import activations, layers, zoo_architectures  # noqa: F401
-
-    torch.set_num_threads(1)
-    settings = get_settings()
-    _limit_self(settings.upload_memory_bytes, settings.upload_time_limit_s)
-    try:
-        answer = {"ok": True, "result": TASKS[request["kind"]](**request["arguments"])}
-    except (MemoryError, RuntimeError) as error:
-        if isinstance(error, RuntimeError) and "allocate" not in str(error):  # torch's allocator says so
-            raise
-        answer = {"ok": False, "error": "checking the upload needed more memory than the "
-                  f"{format_bytes(settings.upload_memory_bytes)} limit (REPSCOPE_UPLOAD_MEMORY_BYTES)"}
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        answer = {"ok": False, "error": str(error.args[0] if isinstance(error, KeyError) else error)}
-    print(json.dumps(answer), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main())

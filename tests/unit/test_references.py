@@ -11,6 +11,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from compute.sources import references as R
 from compute.sources import uploads as U
+from compute.sources.upload_worker import run_in_worker
 
 N = 6
 
@@ -183,7 +184,7 @@ def test_the_upload_worker_stores_a_reference_for_the_stimulus_set(tmp_path, zoo
     square = np.stack([squareform(pdist(rng.normal(size=(len(digits), 3)))) for _ in range(2)])
     with open(tmp_path / "upload.part", "wb") as handle:  # a received upload: no suffix
         np.save(handle, square)
-    result = U.run_in_worker("reference", path=str(tmp_path / "upload.part"), filename="My brain.npy",
+    result = run_in_worker("reference", path=str(tmp_path / "upload.part"), filename="My brain.npy",
                              stimulus_set="digits")
     assert result == {"reference": R.reference_key(np.stack([squareform(s) for s in square])), "name": "My-brain",
                       "subjects": 2, "stimuli": len(digits), "stimulus_set": "digits"}
@@ -191,6 +192,6 @@ def test_the_upload_worker_stores_a_reference_for_the_stimulus_set(tmp_path, zoo
     with open(tmp_path / "small.part", "wb") as handle:
         np.save(handle, square[:, :10, :10])
     with pytest.raises(U.UploadError, match="RDM over 10 stimuli, not 500"):
-        U.run_in_worker("reference", path=str(tmp_path / "small.part"), filename="small.npy", stimulus_set="digits")
+        run_in_worker("reference", path=str(tmp_path / "small.part"), filename="small.npy", stimulus_set="digits")
     with pytest.raises(U.UploadError, match="is not accepted.*rsatoolbox"):
         U.check_filename("reference", "brain.pkl")

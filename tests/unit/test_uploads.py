@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from compute.settings import get_settings
 from compute.sources import uploads as U
+from compute.sources.upload_worker import run_in_worker
 from compute.sources.stimuli import get_stimulus_set
 
 
@@ -142,7 +143,7 @@ def test_the_worker_registers_a_checkpoint_and_keeps_it_under_its_hash(tmp_path,
     received = tmp_path / "received"
     received.write_bytes((zoo_dir / "digits" / "mlp-w4-s0-e25.safetensors").read_bytes())
     digest = U.file_sha256(received)
-    result = U.run_in_worker("checkpoint", path=str(received), filename="../mine.safetensors",
+    result = run_in_worker("checkpoint", path=str(received), filename="../mine.safetensors",
                              architecture="mlp-w4", num_classes=10)
     assert result["model"] == "mine" and 0 <= result["accuracy"] <= 1
     stored = get_settings().upload_dir / "checkpoints" / f"{digest}.safetensors"
@@ -156,5 +157,5 @@ def test_the_worker_stays_within_its_memory_limit(tmp_path, monkeypatch):
     big = tmp_path / "received"
     save_file({"w": torch.zeros(64 * 2**20)}, str(big))  # 256 MiB of float32
     with pytest.raises(U.UploadError, match="memory"):
-        U.run_in_worker("checkpoint", path=str(big), filename="big.safetensors",
+        run_in_worker("checkpoint", path=str(big), filename="big.safetensors",
                         architecture="mlp-w4", num_classes=10)
