@@ -5,12 +5,21 @@ canonical correlations between their centred column spaces: a **similarity** in 
 (higher = more alike). ``cca_mean`` averages all canonical correlations (invariant to any
 invertible linear map of either side's features); ``svcca`` first keeps each side's leading
 singular directions (``keep``, the variance fraction); ``pwcca`` weighs them by how much of the
-narrower side's neurons each canonical direction accounts for (google/svcca ``compute_pwcca``;
-not symmetric). ``registry.MEASURES`` holds each one's invariances.
+narrower side's neurons each canonical direction accounts for (google/svcca ``compute_pwcca``
+with the narrower layer first, in either argument order; not symmetric for equal widths, where
+the first layer's neurons weigh). ``registry.MEASURES`` holds each one's invariances.
 
 A side's basis is never formed when it has fewer features than stimuli: its whitener ``W`` (a
 Cholesky factor, or the symmetric inverse square root for PWCCA) is kept, and a pair's
 canonical correlations are the singular values of ``W_a' (X_a' X_b) W_b``.
+
+Two rules hold for the whole family. **Dead units** (constant over the stimuli, to the data's
+rounding) have no variance and no canonical direction: every measure drops them, and PWCCA
+weighs only the live neurons of its side (google's ``get_cca_similarity`` likewise removes
+neurons whose activations are below its ``epsilon``). **Rank** is decided scale-free, on the
+column-standardised covariance: a direction is rounding noise when its eigenvalue there is
+below ``(max(N, D) eps)^2`` of the largest (numpy's ``matrix_rank`` cut, on singular values),
+so rescaling one unit, however strongly, changes nothing that CCA is invariant to.
 """
 from __future__ import annotations
 
@@ -25,8 +34,61 @@ from compute.measures.numerics import centre_columns, crossprod_float64, gram_fl
 
 
 def _rtol(X: torch.Tensor) -> float:
-    """Relative eigenvalue cut below which a direction is rounding noise, not variance."""
-    return max(X.shape) * torch.finfo(X.dtype).eps
+    """Relative eigenvalue cut of a standardised covariance below which a direction is rounding
+    noise: singular values below ``max(N, D) eps`` of the largest, squared; and never below
+    what a float64 eigensolver resolves."""
+    size = max(X.shape)
+    return max((size * torch.finfo(X.dtype).eps) ** 2, size * np.finfo(np.float64).eps)
+
+
+def _centred_live(X: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
+    """(X centred without its dead units, the live units' float64 means, their float64 Gram
+    matrix Xc'Xc when there are fewer units than stimuli, else None).
+
+    A unit is dead when its centred values' root mean square is within 8 eps of its mean, its
+    own rounding. Data at least as wide as they are tall are centred twice, so the rounding of
+    the first centring leaves no spurious direction along the ones vector.
+    """
+    Xc, mean = centre_columns(X, return_mean=True)
+    n, d = Xc.shape
+    S = gram_float64(Xc).cpu().numpy() if d < n else None
+    squares = np.diagonal(S) if S is not None else Xc.square().sum(dim=0, dtype=torch.float64).cpu().numpy()
+    live = np.sqrt(squares / n) > 8 * torch.finfo(X.dtype).eps * np.abs(mean)
+    if not live.all():
+        Xc = Xc.index_select(1, torch.from_numpy(np.flatnonzero(live)).to(Xc.device))
+        mean = mean[live]
+        S = S[np.ix_(live, live)] if S is not None else None
+    if Xc.shape[1] >= n:
+        Xc = centre_columns(Xc)
+    elif S is None:
+        S = gram_float64(Xc).cpu().numpy()
+    return Xc, mean, S
+
+
+# The least eigenvalue ratio an eigensolver on a covariance resolves to 1e-8 relative.
+_RESOLVED = 1e8 * np.finfo(np.float64).eps
+
+
+def _covariance_factor(S: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """(P, sigma): the eigenvectors of the covariance ``S`` and the square roots of their
+    eigenvalues, over its rank.
+
+    The rank is decided on the column-standardised ``S`` (so the count is the same for any unit
+    scales), and the eigenpairs come from the SVD of ``diag(scale) Q sqrt(L)`` (Q L Q' the
+    standardised ``S``), which resolves units of very different scales: an eigensolver on ``S``
+    itself loses its small eigenvalues to rounding of its largest.
+    """
+    scale = np.sqrt(np.diagonal(S))
+    R = S / np.outer(scale, scale)
+    if _cholesky_factor(R, rtol) is not None:  # full rank, the common case: one eigensolver
+        values, vectors = _eigh_desc(S)
+        if values[-1] > _RESOLVED * values[0]:
+            return vectors, np.sqrt(values)
+    values, vectors = _eigh_desc(R)
+    kept = _kept(values, rtol)
+    factor = scale[:, None] * (vectors[:, kept] * np.sqrt(values[kept]))
+    P, sigma, _ = np.linalg.svd(factor, full_matrices=False)
+    return P, sigma
 
 
 @dataclass
@@ -57,10 +119,10 @@ def _whitened_cross(a: _CCASide, b: _CCASide) -> np.ndarray:
     return b.left(a.left(M).T).T
 
 
-def _cholesky_factor(S: np.ndarray, rtol: float) -> np.ndarray | None:
-    """Lower Cholesky factor of S, or None when S is (nearly) singular."""
-    L, info = scipy.linalg.lapack.dpotrf(S, lower=1, clean=1)
-    if info != 0 or not np.min(np.diagonal(L)) ** 2 > rtol * np.max(np.diagonal(S)):
+def _cholesky_factor(R: np.ndarray, rtol: float) -> np.ndarray | None:
+    """Lower Cholesky factor of the correlation matrix R, or None when R is (nearly) singular."""
+    L, info = scipy.linalg.lapack.dpotrf(R, lower=1, clean=1)
+    if info != 0 or not np.min(np.diagonal(L)) ** 2 > rtol * len(R):
         return None
     return L
 
@@ -75,26 +137,35 @@ def _kept(values: np.ndarray, rtol: float) -> np.ndarray:
 
 
 def _basis(X: torch.Tensor, keep: float | None) -> _CCASide:
-    """An orthonormal basis of the centred column space of X, as a :class:`_CCASide`.
+    """An orthonormal basis of the centred column space of X's live units, as a :class:`_CCASide`.
 
-    ``keep=None``: every direction with variance above rounding noise (mean CCA). ``keep``: the
-    fewest leading singular directions whose variance fraction reaches ``keep`` (SVCCA).
+    ``keep=None`` (mean CCA): every direction above rounding noise of the column-standardised
+    data (CCA is invariant to unit scales). ``keep`` (SVCCA): the fewest leading singular
+    directions of the data as they are whose variance fraction reaches ``keep``, among those
+    that are variance (:func:`_covariance_factor`).
     """
-    Xc = centre_columns(X)
+    Xc, _, S = _centred_live(X)
     n, d = Xc.shape
     rtol = _rtol(Xc)
-    wide = d >= n
-    S = gram_float64(Xc.T if wide else Xc).cpu().numpy()
-    if keep is None and not wide:
-        L = _cholesky_factor(S, rtol)
-        if L is not None:
-            return _CCASide(Xc, L, cholesky=True)
-    values, vectors = _eigh_desc(S)
-    values, vectors = values[_kept(values, rtol)], vectors[:, _kept(values, rtol)]
-    if keep is not None:
-        values, vectors = _leading(values, vectors, keep)
-    if wide:
+    if S is None:  # at least as many units as stimuli: a basis of the Gram matrix's range
+        if keep is None:
+            Xc = Xc / Xc.square().sum(dim=0, dtype=torch.float64).sqrt().to(Xc.dtype)
+        values, vectors = _eigh_desc(gram_float64(Xc.T).cpu().numpy())
+        vectors = vectors[:, _kept(values, rtol)]
+        if keep is not None:
+            _, vectors = _leading(values[_kept(values, rtol)], vectors, keep)
         return _CCASide(torch.from_numpy(np.ascontiguousarray(vectors)).to(Xc), None)
+    if keep is None:
+        scale = np.sqrt(np.diagonal(S))
+        R = S / np.outer(scale, scale)
+        L = _cholesky_factor(R, rtol)
+        if L is not None:
+            return _CCASide(Xc, scale[:, None] * L, cholesky=True)  # S = (D L)(D L)'
+        values, vectors = _eigh_desc(R)
+        kept = _kept(values, rtol)
+        return _CCASide(Xc, vectors[:, kept] / np.sqrt(values[kept]) / scale[:, None])
+    vectors, sigma = _covariance_factor(S, rtol)
+    values, vectors = _leading(sigma ** 2, vectors, keep)
     return _CCASide(Xc, vectors / np.sqrt(values))
 
 
@@ -134,30 +205,29 @@ class _PWState:
 
 def prepare_pwcca(X: torch.Tensor, measure: str, options: dict) -> _PWState:
     """One layer X (N x D) for ``pwcca``: compute_pwcca's whitening, Gram matrix and means."""
-    Xc, mean = centre_columns(X, return_mean=True)
-    n, d = Xc.shape
+    Xc, mean, S = _centred_live(X)
     rtol = _rtol(Xc)
-    if d >= n:
-        values, vectors = _eigh_desc(gram_float64(Xc.T).cpu().numpy())
+    if S is None:
+        norms = Xc.square().sum(dim=0, dtype=torch.float64).sqrt()
+        values, vectors = _eigh_desc(gram_float64((Xc / norms.to(Xc.dtype)).T).cpu().numpy())
         basis = np.ascontiguousarray(vectors[:, _kept(values, rtol)])
         return _PWState(_CCASide(torch.from_numpy(basis).to(Xc), None), None, mean, False)
     # The symmetric Sxx^-1/2 (not a Cholesky whitener): compute_pwcca's directions U'(X - mu)
-    # are defined in the basis it induces. Null directions get 0, like its pinv.
-    S = gram_float64(Xc).cpu().numpy()
-    values, vectors = scipy.linalg.eigh(S, driver="evd", check_finite=False)
-    kept = values > rtol * max(values.max(), 0.0)
-    V = vectors[:, kept]
-    W = (V / np.sqrt(values[kept])) @ V.T
-    return _PWState(_CCASide(Xc, W), S, mean, bool(kept.all()))
+    # are defined in the basis it induces. Null directions (beyond the scale-free rank) get 0,
+    # like its pinv.
+    P, sigma = _covariance_factor(S, rtol)
+    return _PWState(_CCASide(Xc, (P / sigma) @ P.T), S, mean, len(sigma) == len(mean))
 
 
 def pair_pwcca(measure: str, a: _PWState, b: _PWState, options: dict) -> float:
     """PWCCA of two prepared layers, in [0, 1], weighed by the narrower layer's neurons."""
-    M = _whitened_cross(a.side, b.side)
-    # numpy's LAPACK SVD, as in compute_pwcca: its directions add the neuron means back, so the
-    # result depends on the singular vectors' signs, and those differ between SVD libraries.
-    U, s, Vt = np.linalg.svd(M)
-    state, directions = (a, U) if len(a.mean) <= len(b.mean) else (b, Vt.T)
+    # The narrower side first, whichever order the layers came in: compute_pwcca(narrower,
+    # wider) adds the neuron means back to its directions, so its value depends on the signs
+    # of the singular vectors, and U of svd(M) and V of svd(M') differ in sign. numpy's LAPACK
+    # SVD, as compute_pwcca uses.
+    state, other = (a, b) if len(a.mean) <= len(b.mean) else (b, a)
+    U, s, _ = np.linalg.svd(_whitened_cross(state.side, other.side))
+    directions = U
     n, width = state.side.F.shape[0], len(state.mean)
     if state.S is None:
         raise ValueError(

@@ -122,12 +122,14 @@ MEASURES: dict[str, Measure] = {
     "svcca": Measure(
         "svcca", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
         "SVCCA (Raghu et al. 2017): each side reduced to the fewest singular directions holding "
-        "a fraction `keep` (default 0.99) of its variance, then mean canonical correlation",
+        "a fraction `keep` (default 0.99) of its variance, then mean canonical correlation; "
+        "constant units dropped",
     ),
     "pwcca": Measure(
         "pwcca", "similarity", (0.0, 1.0), ("isotropic scaling",),
-        "Projection-weighted CCA (Morcos et al. 2018) exactly as google/svcca compute_pwcca; "
-        "weights from the narrower side; not symmetric",
+        "Projection-weighted CCA (Morcos et al. 2018) exactly as google/svcca compute_pwcca with "
+        "the narrower layer first, in either argument order (the first layer's neurons weigh "
+        "when widths are equal); constant units dropped",
     ),
     "procrustes": Measure(
         "procrustes", "distance", (0.0, math.pi / 2), _LINEAR_SHIFT,

@@ -113,7 +113,7 @@ REFERENCES = {
     "rv2": lambda X, Y: hoggorm.RV2coeff([centred(X), centred(Y)])[0, 1],
     "cca_mean": ref_cca_mean,
     "svcca": ref_svcca,
-    "pwcca": ref_pwcca,
+    "pwcca": lambda X, Y: ref_pwcca(X, Y) if X.shape[1] <= Y.shape[1] else ref_pwcca(Y, X),  # narrower first
     "procrustes": ref_procrustes,
 }
 
@@ -142,10 +142,13 @@ def test_matches_reference(measure, shape):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_pwcca_picks_the_narrower_side(seed):
-    X, Y = related(seed, 120, 20, 7, offset=2.0)
-    assert compute.similarity(X, Y, "pwcca", dtype=np.float64) == pytest.approx(ref_pwcca(X, Y), abs=1e-9)
+def test_pwcca_is_google_narrower_first_in_either_order(seed):
+    """Both orders give compute_pwcca(narrower, wider): its directions add the neuron means back,
+    so the other order (V of the SVD, not U) differed by the singular vectors' signs."""
+    X, Y = related(seed, 120, 20, 7, offset=2.0)  # Y is the narrower
+    assert compute.similarity(X, Y, "pwcca", dtype=np.float64) == pytest.approx(ref_pwcca(Y, X), abs=1e-9)
     assert compute.similarity(Y, X, "pwcca", dtype=np.float64) == pytest.approx(ref_pwcca(Y, X), abs=1e-9)
+    assert abs(ref_pwcca(X, Y) - ref_pwcca(Y, X)) > 1e-4  # the order-dependent value it used to give
 
 
 def test_options_match_references():
@@ -187,7 +190,7 @@ def test_pwcca_weights_without_the_n_by_d_qr(offset, monkeypatch):
     X, Y = related(21, 200, 15, 6, offset=offset)
     qr_calls, real_qr = [], torch.linalg.qr
     monkeypatch.setattr(torch.linalg, "qr", lambda *a, **k: qr_calls.append(1) or real_qr(*a, **k))
-    assert compute.similarity(X, Y, "pwcca", dtype=np.float64) == pytest.approx(ref_pwcca(X, Y), abs=1e-9)
+    assert compute.similarity(Y, X, "pwcca", dtype=np.float64) == pytest.approx(ref_pwcca(Y, X), abs=1e-9)
     assert bool(qr_calls) == (offset >= 1e6)
 
 
