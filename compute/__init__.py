@@ -16,6 +16,7 @@ import importlib
 _API = {
     "rdm": "compute.measures.rdm",
     "RDM_METHODS": "compute.measures.registry",
+    "REPEATED_RDM_METHODS": "compute.measures.registry",
     "compare_rdms": "compute.measures.compare",
     "model_rdm": "compute.measures.compare",
     "COMPARE_METHODS": "compute.measures.registry",

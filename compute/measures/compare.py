@@ -15,11 +15,12 @@ from compute.measures.rdm import average_ranks, for_each_row, rank_rows, sorted_
 from compute.measures.condensed import side_from_length
 from compute.measures.registry import COMPARE_METHODS
 from compute.measures.validate import listed, resolve_device, resolve_dtype
+from compute.measures.whitened import WHITENED, whitened_vectors
 
 
-_GEMM_METHODS = ("spearman", "pearson", "rho_a", "cosine")
-_CORRELATION_METHODS = ("spearman", "pearson", "rho_a", "kendall_tau_a")
-_RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a")
+_GEMM_METHODS = ("spearman", "pearson", "rho_a", "cosine", *WHITENED)
+_CORRELATION_METHODS = ("spearman", "pearson", "rho_a", "kendall_tau_a", "tau_b", "corr_cov")
+_RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a", "tau_b")
 _CHUNK_ELEMENTS = 1 << 24
 
 
@@ -37,8 +38,10 @@ def compare_rdms(
     a, b : array or tensor, shape (N, N) or condensed (N*(N-1)/2,)
         Square RDMs are reduced to their upper triangle (squareform order); they must be
         symmetric. Both must be over the same N >= 3 stimuli, in the same order.
-    method : {"spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "euclidean", "manhattan"}
-        See ``COMPARE_METHODS``.
+    method : {"spearman", "pearson", "kendall_tau_a", "tau_b", "rho_a", "cosine", "cosine_cov",
+              "corr_cov", "euclidean", "manhattan"}
+        See ``COMPARE_METHODS``; ``cosine_cov``/``corr_cov`` are rsatoolbox's whitened
+        comparisons (:mod:`compute.measures.whitened`).
     dtype : float32 (default) or float64
         Precision of the final dot product; ranks and norms are always computed in float64.
     device : str or torch.device, optional
@@ -221,7 +224,7 @@ def _check_not_constant(V: torch.Tensor, method: str, names: Sequence[str] | Non
     if method in _CORRELATION_METHODS:
         bad = torch.nonzero(V.max(dim=1).values == V.min(dim=1).values).flatten().numpy()
         what = "constant (all dissimilarities equal)"
-    elif method == "cosine":
+    elif method in ("cosine", "cosine_cov"):
         bad = torch.nonzero((V == 0).all(dim=1)).flatten().numpy()
         what = "all zero"
     else:
@@ -237,6 +240,8 @@ def _check_not_constant(V: torch.Tensor, method: str, names: Sequence[str] | Non
 
 def prepare(V: torch.Tensor, method: str) -> torch.Tensor:
     """Rows transformed so that their dot products are the method's similarities (float64)."""
+    if method in WHITENED:
+        return whitened_vectors(V, method)
     if method in ("spearman", "rho_a"):
         V = rank_rows(V)
     if method != "cosine":
@@ -276,7 +281,7 @@ def pairwise(
             part = V[:, start:start + step]
             total += torch.cdist(part[None], part[None], p=1)[0]
         return total.to(torch_dtype)
-    return torch.from_numpy(_kendall_matrix(V.numpy())).to(torch_dtype)
+    return torch.from_numpy(_kendall_matrix(V.numpy(), tau_b=method == "tau_b")).to(torch_dtype)
 
 
 def _rank_patterns(V: torch.Tensor, method: str, dtype: torch.dtype) -> torch.Tensor:
@@ -330,12 +335,13 @@ def _tau_a(x: np.ndarray, y: np.ndarray, x_ties: int, y_ties: int) -> float:
     return float(min(1.0, max(-1.0, tau)))
 
 
-def _kendall_matrix(V: np.ndarray) -> np.ndarray:
-    """(M, M) Kendall tau-a of the rows of V: each row sorted once, then O(K log K) per pair."""
+def _kendall_matrix(V: np.ndarray, tau_b: bool = False) -> np.ndarray:
+    """(M, M) Kendall tau-a (tau-b: ties corrected) of the rows of V: each row sorted once, then
+    O(K log K) per pair."""
     try:
         from scipy.stats._stats import _kendall_dis  # scipy's Fenwick-tree discordance count
     except ImportError:  # a private helper: fall back to scipy's public kendalltau per pair
-        return _kendall_matrix_scipy(V)
+        return _kendall_matrix_scipy(V, tau_b)
     m, k = V.shape
     n0 = k * (k - 1) // 2
     rows: list[dict] = [{} for _ in range(m)]
@@ -366,21 +372,26 @@ def _kendall_matrix(V: np.ndarray) -> np.ndarray:
             counts = np.unique(joint, return_counts=True)[1].astype(np.int64)
             both = int((counts * (counts - 1) // 2).sum())
         # C - D = n0 - ties_x - ties_y + ties_both - 2 D
-        tau = (n0 - x["ties"] - y["ties"] + both - 2 * discordant) / n0
+        scale = np.sqrt(float(n0 - x["ties"])) * np.sqrt(float(n0 - y["ties"])) if tau_b else n0
+        tau = (n0 - x["ties"] - y["ties"] + both - 2 * discordant) / scale
         out[i, j] = out[j, i] = min(1.0, max(-1.0, tau))
 
     for_each_row(one_pair, len(pairs))
     return out
 
 
-def _kendall_matrix_scipy(V: np.ndarray) -> np.ndarray:
+def _kendall_matrix_scipy(V: np.ndarray, tau_b: bool = False) -> np.ndarray:
     ties = [_tied_pairs(v) for v in V]
     m = len(V)
     out = np.eye(m)
     for i in range(m):
         for j in range(i + 1, m):
-            out[i, j] = out[j, i] = _tau_a(V[i], V[j], ties[i], ties[j])
+            out[i, j] = out[j, i] = _kendall(V[i], V[j], ties[i], ties[j], tau_b)
     return out
+
+
+def _kendall(x: np.ndarray, y: np.ndarray, x_ties: int, y_ties: int, tau_b: bool) -> float:
+    return float(scipy.stats.kendalltau(x, y).statistic) if tau_b else _tau_a(x, y, x_ties, y_ties)
 
 
 def rowwise(
@@ -405,7 +416,7 @@ def rowwise(
     else:
         a, b = A.numpy(), B.numpy()
         values = torch.tensor(
-            [_tau_a(x, y, _tied_pairs(x), _tied_pairs(y)) for x, y in zip(a, b)],
+            [_kendall(x, y, _tied_pairs(x), _tied_pairs(y), method == "tau_b") for x, y in zip(a, b)],
             dtype=torch.float64,
         ).to(torch_dtype)
     return values.cpu().numpy()

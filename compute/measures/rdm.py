@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from compute.measures.numerics import column_means
-from compute.measures.registry import RDM_METHODS
+from compute.measures.registry import RDM_METHODS, REPEATED_RDM_METHODS
 from compute.measures.validate import (
     listed,
     as_matrix,
@@ -49,6 +49,7 @@ def rdm(
     condensed: bool = False,
     dtype: Any = None,
     device: str | torch.device | None = None,
+    noise: Any = None,
 ) -> np.ndarray:
     """Representational dissimilarity matrix of the stimuli in ``X``.
 
@@ -56,9 +57,12 @@ def rdm(
     ----------
     X : array or tensor, shape (N stimuli, D features)
         Activations, N >= 3, finite.
-    method : {"correlation", "cosine", "euclidean", "sqeuclidean", "spearman"}
+    method : {"correlation", "cosine", "euclidean", "sqeuclidean", "spearman", "crossnobis", "mahalanobis"}
         ``correlation`` = 1 - Pearson r between patterns, ``cosine`` = 1 - cosine similarity,
         ``spearman`` = 1 - Pearson r between the patterns' average ranks over features.
+        ``crossnobis`` takes repeated measurements X (R >= 2, N, D) and ``mahalanobis`` (N, D)
+        or (R, N, D), with ``noise`` a (D, D) precision, ``"shrinkage"`` or None (identity):
+        see :mod:`compute.measures.crossnobis`.
     condensed : bool
         Return the upper triangle in ``scipy.spatial.distance.squareform`` order instead.
     dtype : float32 (default) or float64
@@ -79,8 +83,17 @@ def rdm(
         NaN/inf rows, N < 3, non-2-D input, constant patterns (correlation, spearman) or
         all-zero patterns (cosine), naming the stimuli.
     """
+    if method in REPEATED_RDM_METHODS:
+        from compute.measures.crossnobis import crossnobis_rdm, mahalanobis_rdm
+
+        from_repeats = crossnobis_rdm if method == "crossnobis" else mahalanobis_rdm
+        values = from_repeats(X, noise=noise, dtype=dtype, device=device)
+        return values if condensed else _square(values)
+    if noise is not None:
+        raise ValueError(f"noise applies to {sorted(REPEATED_RDM_METHODS)}, not to {method!r}")
     if method not in RDM_METHODS:
-        raise ValueError(f"unknown RDM method {method!r}; choose one of {sorted(RDM_METHODS)}")
+        raise ValueError(f"unknown RDM method {method!r}; choose one of "
+                         f"{sorted(RDM_METHODS) + sorted(REPEATED_RDM_METHODS)}")
     torch_dtype = resolve_dtype(dtype)
     X = as_matrix(X, "X", dtype=torch_dtype, device=resolve_device(device))
     A, B, sq_norms = _augmented_patterns(X, method)
@@ -107,6 +120,12 @@ def rdm(
             out[start:stop, start:] = values
             out[start:, start:stop] += values.T
     return out
+
+
+def _square(condensed: np.ndarray) -> np.ndarray:
+    from scipy.spatial.distance import squareform
+
+    return squareform(condensed, checks=False)
 
 
 def _row_blocks(n: int) -> Iterator[tuple[int, int]]:

@@ -52,6 +52,25 @@ RDM_METHODS: dict[str, Measure] = {
 }
 
 
+# RDMs of repeated measurements (R, N, D) with a noise precision: the API's, not the views' (the
+# views' activations have one pattern per stimulus).
+REPEATED_RDM_METHODS: dict[str, Measure] = {
+    "crossnobis": Measure(
+        "crossnobis", "distance", (-float("inf"), float("inf")), ("invertible linear maps of the channels, "
+                                                                "with the noise precision mapped alike",),
+        "cross-validated squared Mahalanobis distance (Walther et al. 2016): the difference of two "
+        "stimuli in one run against the other runs' mean, whitened by the noise precision, per "
+        "channel; unbiased, so 0 on average for identical stimuli (entries can be negative)",
+    ),
+    "mahalanobis": Measure(
+        "mahalanobis", "distance", (0.0, float("inf")), ("invertible linear maps of the channels, "
+                                                         "with the noise precision mapped alike",),
+        "squared Mahalanobis distance of the patterns averaged over repeats, whitened by the noise "
+        "precision, per channel; biased upwards by the noise",
+    ),
+}
+
+
 COMPARE_METHODS: dict[str, Measure] = {
     "spearman": Measure(
         "spearman", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
@@ -66,6 +85,11 @@ COMPARE_METHODS: dict[str, Measure] = {
         "Kendall's tau-a: (concordant - discordant pairs) / (K(K-1)/2), ties not corrected "
         "(rsatoolbox 'tau-a')",
     ),
+    "tau_b": Measure(
+        "tau_b", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
+        "Kendall's tau-b: (concordant - discordant pairs), corrected for the ties of each RDM "
+        "(rsatoolbox 'tau-b', scipy kendalltau)",
+    ),
     "rho_a": Measure(
         "rho_a", "similarity", (-1.0, 1.0), ("monotone transforms of either RDM",),
         "Spearman's rho-a: 12 sum of centred average-rank products / (K^3 - K), ties not "
@@ -74,6 +98,17 @@ COMPARE_METHODS: dict[str, Measure] = {
     "cosine": Measure(
         "cosine", "similarity", (-1.0, 1.0), ("positive scaling of either RDM",),
         "cosine similarity of the dissimilarity vectors (rsatoolbox 'cosine')",
+    ),
+    "cosine_cov": Measure(
+        "cosine_cov", "similarity", (-1.0, 1.0), ("positive scaling of either RDM",),
+        "whitened cosine (Diedrichsen et al. 2021; rsatoolbox 'cosine_cov'): the cosine of the "
+        "double-centred second-moment matrices, weighing the dissimilarities by the inverse of "
+        "their covariance",
+    ),
+    "corr_cov": Measure(
+        "corr_cov", "similarity", (-1.0, 1.0), ("positive affine transforms of either RDM",),
+        "whitened correlation (Diedrichsen et al. 2021; rsatoolbox 'corr_cov'): the whitened "
+        "cosine after subtracting each RDM's mean dissimilarity",
     ),
     "euclidean": Measure(
         "euclidean", "distance", (0.0, float("inf")), (),
