@@ -15,6 +15,7 @@ import torch
 from compute.errors import stop_if_asked
 from compute.measures.compare import (
     _check_method,
+    _kendall,
     _tau_a,
     _tied_pairs,
     compare_rdms,
@@ -25,6 +26,7 @@ from compute.measures.compare import (
 )
 from compute.measures.rdm import rank_rows
 from compute.measures.registry import COMPARE_METHODS
+from compute.measures.whitened import WHITENED, normalised_for_pooling
 
 _CHUNK_ELEMENTS = 1 << 23
 
@@ -80,6 +82,9 @@ def bootstrap(
     -------
     BootstrapResult
         ``estimate``, percentile ``low``/``high`` over the finite samples, and the samples.
+        For the whitened comparisons (``cosine_cov``, ``corr_cov``) a resample's comparison is
+        over the distinct stimuli it drew (the whitening needs each stimulus once), so their
+        intervals are somewhat wider than a full bootstrap's.
     """
     _check_method(method)
     if not 0.0 < ci < 1.0:
@@ -92,14 +97,16 @@ def bootstrap(
     counts = torch.from_numpy(counts.reshape(n_boot, n).astype(np.float64))
     rows, cols = np.triu_indices(n, 1)
     samples = np.empty(n_boot)
-    if method == "kendall_tau_a":
+    if method in ("kendall_tau_a", "tau_b"):
         a, b = va.numpy(), vb.numpy()
         for s in range(n_boot):
             stop_if_asked(should_stop)
             w = (counts[s, rows] * counts[s, cols]).numpy().astype(np.int64)
             x, y = np.repeat(a, w), np.repeat(b, w)
             defined = len(x) > 1 and np.ptp(x) > 0 and np.ptp(y) > 0
-            samples[s] = _tau_a(x, y, _tied_pairs(x), _tied_pairs(y)) if defined else np.nan
+            samples[s] = _kendall(x, y, _tied_pairs(x), _tied_pairs(y), method == "tau_b") if defined else np.nan
+    elif method in WHITENED:
+        samples[:] = _distinct_resamples(va, vb, n, idx, method, should_stop)
     else:
         ranks = (_rank_groups(va), _rank_groups(vb)) if method in ("spearman", "rho_a") else None
         step = max(1, _CHUNK_ELEMENTS // len(va))
@@ -137,7 +144,7 @@ def permutation_test(
     perms = _permutations(n, n_perm, seed)
     rows, cols = np.triu_indices(n, 1)
     null = np.empty(n_perm)
-    if method in ("spearman", "pearson", "rho_a", "cosine"):
+    if method in ("spearman", "pearson", "rho_a", "cosine", *WHITENED):
         pa, pb = prepare(torch.stack([va, vb]), method)
     step = max(1, _CHUNK_ELEMENTS // len(va))
     for start in range(0, n_perm, step):
@@ -149,12 +156,15 @@ def permutation_test(
             values = torch.linalg.vector_norm(va - vb[index], dim=1)
         elif method == "manhattan":
             values = (va - vb[index]).abs().sum(dim=1)
-        elif method == "kendall_tau_a":
+        elif method in ("kendall_tau_a", "tau_b"):
             a, b = va.numpy(), vb.numpy()
             ties = (_tied_pairs(a), _tied_pairs(b))
             values = torch.tensor(
-                [_tau_a(a, b[ix], *ties) for ix in index.numpy()], dtype=torch.float64
+                [_kendall(a, b[ix], *ties, method == "tau_b") for ix in index.numpy()], dtype=torch.float64
             )
+        elif method in WHITENED:  # the whitened vector's diagonal part follows the stimuli
+            index = torch.cat([index, len(va) + torch.from_numpy(p)], dim=1)
+            values = pb[index] @ pa
         else:
             values = pb[index] @ pa
         null[start:start + step] = values.numpy()
@@ -190,8 +200,10 @@ def noise_ceiling(rdms_subjects: Any, method: str = "spearman") -> NoiseCeiling:
     _check_method(method)
     V = stack_rdms(rdms_subjects, "rdms_subjects")
     s = V.shape[0]
-    if method in ("spearman", "rho_a", "kendall_tau_a"):
+    if method in ("spearman", "rho_a", "kendall_tau_a", "tau_b"):
         T = rank_rows(V)
+    elif method in WHITENED:
+        T = normalised_for_pooling(V, method)
     elif method == "pearson":
         T = (V - V.mean(dim=1, keepdim=True)) / V.std(dim=1, correction=0, keepdim=True)
     elif method == "cosine":
@@ -202,6 +214,25 @@ def noise_ceiling(rdms_subjects: Any, method: str = "spearman") -> NoiseCeiling:
     upper = rowwise(V, (total / s).expand_as(V), method, np.float64, "cpu").mean()
     lower = rowwise(V, (total - T) / (s - 1), method, np.float64, "cpu").mean()
     return NoiseCeiling(float(lower), float(upper))
+
+
+def _distinct_resamples(va: torch.Tensor, vb: torch.Tensor, n: int, idx: np.ndarray, method: str,
+                        should_stop: Callable[[], bool] | None) -> np.ndarray:
+    """The comparison of each resample (a row of stimulus indices) over the distinct stimuli it drew."""
+    out = np.empty(len(idx))
+    for s, drawn in enumerate(idx):
+        stop_if_asked(should_stop)
+        kept = np.unique(drawn)
+        if len(kept) < 3:
+            out[s] = np.nan
+            continue
+        i, j = np.triu_indices(len(kept), 1)
+        lo, hi = kept[i], kept[j]
+        pairs = torch.from_numpy(lo * n - lo * (lo + 1) // 2 + hi - lo - 1)
+        a, b = va[pairs][None], vb[pairs][None]
+        constant = any(bool((v.max() == v.min())) for v in (a, b)) and method == "corr_cov"
+        out[s] = np.nan if constant else float((prepare(a, method) * prepare(b, method)).sum())
+    return out
 
 
 def _check_count(value: int, name: str) -> None:

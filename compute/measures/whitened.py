@@ -18,10 +18,11 @@ from compute.measures.condensed import side_from_length
 WHITENED = ("cosine_cov", "corr_cov")
 
 
-def whitened_vectors(V: torch.Tensor, method: str) -> torch.Tensor:
+def whitened_vectors(V: torch.Tensor, method: str, normalise: bool = True) -> torch.Tensor:
     """Unit rows (M, K + N) for condensed RDMs V (M, K), float64: dot products are ``method``'s
-    similarities. An RDM whose centred second moment is zero (all dissimilarities equal under
-    ``corr_cov``) is refused by the caller's constant check."""
+    similarities (``normalise=False``: before scaling to unit length, their norms are the RDMs'
+    whitened norms up to one constant). An RDM whose centred second moment is zero (all
+    dissimilarities equal under ``corr_cov``) is refused by the caller's constant check."""
     V = V.to(torch.float64)
     if method == "corr_cov":
         V = V - V.mean(dim=1, keepdim=True)
@@ -36,4 +37,12 @@ def whitened_vectors(V: torch.Tensor, method: str) -> torch.Tensor:
     off = -0.5 * (V - means[:, rows] - means[:, cols] + grand) * np.sqrt(2.0)
     diagonal = means - 0.5 * grand
     out = torch.cat([off, diagonal], dim=1)
-    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True)
+    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True) if normalise else out
+
+
+def normalised_for_pooling(V: torch.Tensor, method: str) -> torch.Tensor:
+    """The RDMs V (S, K) as rsatoolbox's ``pool_rdm`` scales them for ``method`` before
+    averaging: each (less its mean for ``corr_cov``) divided by its whitened norm."""
+    if method == "corr_cov":
+        V = V - V.mean(dim=1, keepdim=True)
+    return V / torch.linalg.vector_norm(whitened_vectors(V, method, normalise=False), dim=1, keepdim=True)
