@@ -28,6 +28,7 @@ _API = {
     "fit_srm": "compute.measures.srm",
     "bootstrap": "compute.measures.stats",
     "permutation_test": "compute.measures.stats",
+    "grid_null": "compute.measures.nulls",
     "noise_ceiling": "compute.measures.stats",
 }
 

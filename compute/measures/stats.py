@@ -25,7 +25,9 @@ from compute.measures.compare import (
     stack_rdms,
 )
 from compute.measures.rdm import rank_rows
-from compute.measures.registry import COMPARE_METHODS
+from compute.measures.nulls import activation_null, calibrate
+from compute.measures.nulls import permutations as _permutations
+from compute.measures.registry import COMPARE_METHODS, MEASURES
 from compute.measures.whitened import WHITENED, normalised_for_pooling
 
 _CHUNK_ELEMENTS = 1 << 23
@@ -44,11 +46,14 @@ class BootstrapResult:
 
 @dataclass(frozen=True)
 class PermutationResult:
-    """``estimate`` on the real pairing, one-sided ``p_value``, ``null`` (n_perm,) values."""
+    """``estimate`` on the real pairing, one-sided ``p_value``, ``null`` (n_perm,) values, and the
+    estimate's ``z`` and ``calibrated`` score against the null (:mod:`compute.measures.nulls`)."""
 
     estimate: float
     p_value: float
     null: np.ndarray
+    z: float = float("nan")
+    calibrated: float = float("nan")
 
 
 class NoiseCeiling(NamedTuple):
@@ -122,21 +127,31 @@ def bootstrap(
     return BootstrapResult(float(estimate), float(low), float(high), samples)
 
 
-def permutation_test(
-    rdm_a: Any, rdm_b: Any, method: str = "spearman", n_perm: int = 1000, seed: int = 0
-) -> PermutationResult:
-    """Permutation test of ``compare_rdms(rdm_a, rdm_b, method)`` against shuffled stimuli.
+def permutation_test(a: Any, b: Any, measure: str = "spearman", n_perm: int = 1000, seed: int = 0,
+                     **options) -> PermutationResult:
+    """Permutation test of a similarity score against shuffled stimuli.
 
-    The stimulus labels of ``rdm_b`` are permuted (rows and columns together) ``n_perm``
-    times. One-sided: for similarity methods p = (1 + #{null >= estimate}) / (1 + n_perm);
-    for the distances ``euclidean``/``manhattan`` the direction flips, p = (1 + #{null <=
-    estimate}) / (1 + n_perm). Small p = the RDMs are more alike than chance.
+    ``a``, ``b``: two RDMs ((N, N) or condensed) with a ``COMPARE_METHODS`` name, or two
+    activation matrices (N, D_a), (N, D_b) with a ``MEASURES`` name (``options`` as in
+    ``similarity``). The null hypothesis is that the pairing of stimuli does not matter: the
+    stimuli of ``b`` are permuted (for RDMs rows and columns together) ``n_perm`` times with a
+    seeded generator. One-sided: for similarities p = (1 + #{null >= estimate}) / (1 + n_perm);
+    for distances the direction flips. Small p = more alike than chance.
 
     Returns
     -------
     PermutationResult
-        ``estimate``, ``p_value`` in (0, 1], ``null`` (n_perm,).
+        ``estimate``, ``p_value`` in (0, 1], ``null`` (n_perm,), ``z`` = (estimate -
+        mean(null)) / std(null) and ``calibrated`` = (estimate - mean(null)) / (best -
+        mean(null)), best = 1 for similarities (chance 0, identical 1; distances: the same
+        on the negated scale, best = 0).
     """
+    if measure in MEASURES:
+        estimate, null = activation_null(a, b, measure, n_perm, seed, **options)
+        return _summarised(estimate, null, MEASURES[measure].kind)
+    if options:
+        raise ValueError(f"RDM comparisons take no options; got {', '.join(sorted(options))}")
+    rdm_a, rdm_b, method = a, b, measure
     _check_method(method)
     _check_count(n_perm, "n_perm")
     va, vb, n = rdm_vector_pair(rdm_a, rdm_b, ("rdm_a", "rdm_b"))
@@ -168,12 +183,12 @@ def permutation_test(
         else:
             values = pb[index] @ pa
         null[start:start + step] = values.numpy()
-    slack = 1e-12 * max(1.0, abs(estimate))
-    if COMPARE_METHODS[method].kind == "similarity":
-        extreme = int((null >= estimate - slack).sum())
-    else:
-        extreme = int((null <= estimate + slack).sum())
-    return PermutationResult(float(estimate), (1 + extreme) / (1 + n_perm), null)
+    return _summarised(estimate, null, COMPARE_METHODS[method].kind)
+
+
+def _summarised(estimate: float, null: np.ndarray, kind: str) -> PermutationResult:
+    p, z, calibrated = calibrate(np.float64(estimate), null, kind)
+    return PermutationResult(float(estimate), float(p), null, float(z), float(calibrated))
 
 
 def noise_ceiling(rdms_subjects: Any, method: str = "spearman") -> NoiseCeiling:
@@ -243,11 +258,6 @@ def _check_count(value: int, name: str) -> None:
 def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) stimulus indices drawn with replacement; resample s is row s."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
-def _permutations(n: int, n_perm: int, seed: int) -> np.ndarray:
-    """(n_perm, n) permutations of the stimuli; permutation s is row s."""
-    return np.argsort(np.random.default_rng(seed).random((n_perm, n)), axis=1)
 
 
 def _rank_groups(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:

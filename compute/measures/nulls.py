@@ -1,0 +1,155 @@
+"""Permutation nulls of the direct similarity indices: how a score compares with chance.
+
+The null hypothesis: the two representations are unrelated, so which stimulus of Y goes with
+which stimulus of X does not matter. Each null sample permutes the stimuli (rows) of Y with a
+seeded permutation and recomputes the measure. A score is then reported with its
+
+- ``p_value``: (1 + #{null at least as extreme}) / (1 + n_perm), one-sided (higher for
+  similarities, lower for distances);
+- ``z``: (estimate - mean(null)) / std(null);
+- ``calibrated``: (estimate - mean(null)) / (best - mean(null)), best = 1 for similarities (so
+  chance is 0 and a representation with itself is 1); for distances the same on the negated
+  scale, best = 0.
+
+Kernel measures (linear, debiased and RBF CKA, RV, RV2) permute each Y layer's centred kernel
+once per permutation and meet every X layer in one GEMM (a grid's cells share each side's work);
+the others recompute Y's prepared side per permutation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from compute.errors import stop_if_asked
+from compute.measures.cka import check_self, prepare_kernel
+from compute.measures.numerics import crossprod_float64, one_blas_thread
+from compute.measures.registry import MEASURES
+from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
+from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
+
+KERNEL_MEASURES = ("cka_linear", "cka_debiased", "cka_rbf", "rv", "rv2")
+_CHUNK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class GridNull:
+    """A layer grid with its permutation null per cell: ``values``, ``p``, ``z``, ``calibrated``
+    (L_A x L_B) and ``null`` (L_A x L_B x n_perm)."""
+
+    values: np.ndarray
+    p: np.ndarray
+    z: np.ndarray
+    calibrated: np.ndarray
+    null: np.ndarray
+
+
+def permutations(n: int, n_perm: int, seed: int) -> np.ndarray:
+    """(n_perm, n) permutations of the stimuli; permutation s is row s."""
+    return np.argsort(np.random.default_rng(seed).random((n_perm, n)), axis=1)
+
+
+def calibrate(estimate: np.ndarray, null: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p, z, calibrated) of estimates against their nulls (last axis), for a ``kind``
+    ("similarity" or "distance") measure; see the module's words."""
+    estimate = np.asarray(estimate, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64)
+    sign = 1.0 if kind == "similarity" else -1.0
+    scored, nulls = sign * estimate, sign * null
+    slack = 1e-12 * np.maximum(1.0, np.abs(scored))
+    extreme = (nulls >= (scored - slack)[..., None]).sum(axis=-1)
+    p = (1 + extreme) / (1 + null.shape[-1])
+    mean, std = nulls.mean(axis=-1), nulls.std(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(std > 0, (scored - mean) / std, np.nan)
+        best = 1.0 if kind == "similarity" else 0.0
+        calibrated = np.where(best - mean != 0, (scored - mean) / (best - mean), np.nan)
+    return p, z, calibrated
+
+
+def _kernel_nulls(states_a: list, mats_b: list, measure: str, perms: np.ndarray, options: dict,
+                  should_stop) -> np.ndarray:
+    """(L_A, L_B, n_perm): every X layer's kernel against each permuted Y kernel, one GEMM a chunk."""
+    stacked = torch.cat(states_a, dim=1)  # (N^2, L_A)
+    self_a = np.array([float(crossprod_float64(g, g)) for g in states_a])
+    n = perms.shape[1]
+    out = np.empty((len(states_a), len(mats_b), len(perms)))
+    index = torch.from_numpy(perms).to(stacked.device)
+    step = max(1, _CHUNK_ELEMENTS // (n * n))
+    for j, Y in enumerate(mats_b):
+        K = prepare_kernel(Y, measure, options).reshape(n, n)
+        self_b = float(crossprod_float64(K.reshape(-1, 1), K.reshape(-1, 1)))
+        check_self(measure, self_b)
+        for start in range(0, len(perms), step):
+            stop_if_asked(should_stop)
+            p = index[start:start + step]
+            permuted = K[p[:, :, None], p[:, None, :]].reshape(len(p), n * n).T.to(stacked.dtype)
+            cross = crossprod_float64(stacked, permuted).cpu().numpy()  # (L_A, chunk)
+            out[:, j, start:start + step] = cross / np.sqrt(np.outer(self_a, [self_b]))
+    return out
+
+
+def _recomputed_nulls(mats_a: list, mats_b: list, measure: str, perms: np.ndarray, options: dict,
+                      should_stop) -> np.ndarray:
+    """(L_A, L_B, n_perm) for the measures whose prepared side is not a kernel: Y's side per permutation."""
+    route = _route(measure, mats_a[0].shape[0], [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b])
+    prepare, pair = _ROUTES[route]
+    states_a = [prepare(X, measure, options) for X in mats_a]
+    out = np.empty((len(mats_a), len(mats_b), len(perms)))
+    for s, p in enumerate(perms):
+        stop_if_asked(should_stop)
+        index = torch.from_numpy(p).to(mats_b[0].device)
+        for j, Y in enumerate(mats_b):
+            b = prepare(Y.index_select(0, index), measure, options)
+            for i, a in enumerate(states_a):
+                out[i, j, s] = pair(measure, a, b, options)
+    return out
+
+
+def _nulls(mats_a: list, mats_b: list, measure: str, n_perm: int, seed: int, options: dict,
+           should_stop) -> np.ndarray:
+    perms = permutations(mats_a[0].shape[0], n_perm, seed)
+    with one_blas_thread():
+        if measure in KERNEL_MEASURES:
+            states_a = [prepare_kernel(X, measure, options) for X in mats_a]
+            null = _kernel_nulls(states_a, mats_b, measure, perms, options, should_stop)
+        else:
+            null = _recomputed_nulls(mats_a, mats_b, measure, perms, options, should_stop)
+    low, high = MEASURES[measure].range
+    return np.clip(null, low, high)
+
+
+def _check_count(n_perm: int) -> None:
+    if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
+        raise ValueError(f"n_perm must be a positive integer, got {n_perm!r}")
+
+
+def activation_null(X: Any, Y: Any, measure: str, n_perm: int = 1000, seed: int = 0, dtype: Any = None,
+                    device: Any = None, **options) -> tuple[float, np.ndarray]:
+    """``similarity(X, Y, measure)`` and its null (n_perm,): the measure with Y's stimuli permuted."""
+    _check_count(n_perm)
+    options = _check_measure(measure, options)
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    Xt, Yt = _as_layer(X, "X", measure, dtype, device), _as_layer(Y, "Y", measure, dtype, device)
+    check_same_stimuli(Xt, Yt)
+    estimate = float(_grid(measure, [Xt], [Yt], options)[0, 0])
+    return estimate, _nulls([Xt], [Yt], measure, n_perm, seed, options, None)[0, 0]
+
+
+def grid_null(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str = "cka_linear",
+              n_perm: int = 1000, seed: int = 0, dtype: Any = None, device: Any = None,
+              should_stop: Callable[[], bool] | None = None, **options) -> GridNull:
+    """``layer_grid(acts_a, acts_b, measure)`` with every cell's permutation null (the same
+    ``n_perm`` seeded permutations of the stimuli for every cell) and its p, z and calibrated score."""
+    _check_count(n_perm)
+    options = _check_measure(measure, options)
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    mats_a = _layers(acts_a, "acts_a", measure, dtype, device)
+    mats_b = mats_a if acts_b is acts_a else _layers(acts_b, "acts_b", measure, dtype, device)
+    check_same_stimuli(mats_a[0], mats_b[0], ("acts_a's layers", "acts_b's layers"))
+    values = _grid(measure, mats_a, None if mats_b is mats_a else mats_b, options, should_stop)
+    null = _nulls(mats_a, mats_b, measure, n_perm, seed, options, should_stop)
+    p, z, calibrated = calibrate(values, null, MEASURES[measure].kind)
+    return GridNull(values, p, z, calibrated, null)
