@@ -32,7 +32,6 @@ from compute.measures.validate import listed
 from compute.sources.references import MAX_VALUES
 
 RESERVED = ("stimulus_ids", "labels", "logits", "repeated")
-_STRINGS = ("stimulus_ids", "repeated")  # the entries that may hold text
 _UNREADABLE_SAFETENSORS = ("BF16", "F8_E4M3", "F8_E5M2")  # numpy has no such dtypes
 
 
@@ -144,8 +143,9 @@ def _read_h5(path: Path, shown: str) -> FileContent:
     return FileContent(arrays)
 
 
-def _names(text: str | None) -> list[str]:
-    return [name.strip() for name in (text or "").split(",") if name.strip()]
+def _names(text) -> list[str]:
+    """Names separated by commas in a safetensors metadata value (anything else: none)."""
+    return [name.strip() for name in text.split(",") if name.strip()] if isinstance(text, str) else []
 
 
 def _read_safetensors(path: Path, shown: str) -> FileContent:
@@ -154,7 +154,8 @@ def _read_safetensors(path: Path, shown: str) -> FileContent:
     from compute.sources.uploads import check_safetensors_header
 
     header = check_safetensors_header(path, shown)
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    metadata = metadata if isinstance(metadata, dict) else {}
     for name, entry in header.items():
         if entry["dtype"] in _UNREADABLE_SAFETENSORS:
             raise ValueError(f"{shown}: tensor {name!r} is {entry['dtype']}, which numpy cannot read; "

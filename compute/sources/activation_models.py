@@ -179,7 +179,7 @@ def content_key(activations: Activations, stimuli) -> str:
     logits = None if activations.logits is None else list(activations.logits.shape)
     digest.update(json.dumps({"stimuli": stimuli.key, "layers": shapes, "logits": logits}).encode())
     for array in [*activations.layers.values(), *([] if activations.logits is None else [activations.logits])]:
-        digest.update(array.tobytes())
+        digest.update(np.ascontiguousarray(array))  # the buffer itself: no copy of a large layer
     return digest.hexdigest()
 
 

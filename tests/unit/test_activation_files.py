@@ -297,3 +297,12 @@ def test_a_zoo_models_own_activations_as_a_file_give_its_rdms_and_layer_grids(tm
     np.testing.assert_array_equal(computed(artifacts.confusion_spec(mine.key, digits)),
                                   computed(artifacts.confusion_spec(zoo.key, digits)))
     assert open_activations(mine).width(digits, "bn1", "avg") == 8
+
+
+def test_a_series_of_activation_files_is_a_checkpoint_series_of_the_training_view():
+    from dashboard.views import training
+
+    for step in (10, 0, 5):
+        register_activations(f"ckpt-{step}", {"IT": layers(step)["IT"]}, "digits", tags={"series": "run", "step": step})
+    chain = training.checkpoints(list_models("digits"), "run")
+    assert [m.name for m in chain] == ["ckpt-0", "ckpt-5", "ckpt-10"]
