@@ -8,7 +8,7 @@ from compute.sources.activations import extract
 from compute.sources.models import load_model
 from compute.sources.references import save_reference
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import PLOT_DATA, wait_for_figures
+from tests.browser.support import wait_for_figures
 
 SOURCE = "cnn-w8-s0-e25"
 NAME = "acts-upload"
@@ -37,7 +37,7 @@ def test_uploaded_activations_are_a_model_in_every_view(app_server, page, tmp_pa
     assert f"Registered model {NAME} (activations)" in page.inner_text("#models-activations-message")
     page.fill('#models-table th.dash-filter[data-dash-column="name"] input', NAME)
     page.keyboard.press("Enter")
-    page.wait_for_selector(f'#models-table td[data-dash-column="source"]:has-text("activations")', timeout=30_000)
+    page.wait_for_selector('#models-table td[data-dash-column="source"]:has-text("activations")', timeout=30_000)
 
     models = f"models={SOURCE},{OTHER},{NAME}"
     page.goto(app_server.url + f"/?{models}")

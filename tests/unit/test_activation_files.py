@@ -223,7 +223,7 @@ def test_pickles_links_virtual_datasets_and_huge_files_are_refused(tmp_path):
                 layout = h5py.VirtualLayout(shape=(N, 5), dtype="f8")
                 layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "x", shape=(N, 5))
                 f.create_virtual_dataset("virt", layout)
-        with pytest.raises(ValueError, match=f"is (an external link|a soft link|a virtual dataset)"):
+        with pytest.raises(ValueError, match="is (an external link|a soft link|a virtual dataset)"):
             register_activations(kind, tmp_path / f"{kind}.h5", "digits")
     with h5py.File(tmp_path / "huge.h5", "w") as f:  # 2e9 values declared, none written
         f.create_dataset("IT", shape=(N, 4 * 10**6), dtype="f4", chunks=(1, 1000))
