@@ -71,5 +71,13 @@
       return upload('reference', {stimulus_set: (selection && selection.set) || 'digits', name: name || null},
                     'reference-upload');
     },
+    uploadActivations: function (clicks, stimulusSet, name, flags, series, step) {
+      flags = flags || [];
+      // The step goes as text: the server reads a whole number from it (0 included).
+      const known = step !== null && step !== undefined && step !== '';
+      return upload('activations', {stimulus_set: stimulusSet, name: name || null, brain: flags.includes('brain'),
+                                    repeated: flags.includes('repeated'), series: series || null,
+                                    step: known ? String(step) : null}, 'models-activations');
+    },
   };
 })();

@@ -38,6 +38,9 @@ FIELDS = {
     "checkpoint": {"architecture": None, "num_classes": None, "stimulus_set": "digits", "name": None},
     "stimuli": {},
     "reference": {"stimulus_set": "digits", "name": None},
+    # step travels as text: 0 is a step, and "or default" would drop it
+    "activations": {"stimulus_set": "digits", "name": None, "brain": False, "repeated": False, "series": None,
+                    "step": None},
 }
 
 

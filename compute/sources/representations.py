@@ -89,6 +89,7 @@ def _torch(info: ModelInfo, device) -> TorchRepresentation:
 TORCH_SOURCES = ("zoo", "torchvision", "upload")
 # ModelInfo.source -> its opener(info, device), or "module:function" imported on first use.
 OPENERS: dict[str, Callable[[ModelInfo, object], Representation] | str] = {source: _torch for source in TORCH_SOURCES}
+OPENERS["activations"] = "compute.sources.activation_models:open_activations"
 
 
 def open_model(name_or_info: str | ModelInfo, device="cpu") -> Representation:

@@ -22,6 +22,7 @@ TASKS = {
     "checkpoint": "compute.sources.uploads:accept_checkpoint",
     "stimuli": "compute.sources.uploads:accept_stimulus_zip",
     "reference": "compute.sources.uploads:accept_reference",
+    "activations": "compute.sources.activation_models:accept_activations",
 }
 
 
@@ -77,6 +78,7 @@ def _worker_main() -> int:
     # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
     import h5py  # noqa: F401
     import PIL.Image  # noqa: F401
+    import safetensors.numpy  # noqa: F401
     import safetensors.torch  # noqa: F401
     import scipy.io  # noqa: F401
     import scipy.special  # noqa: F401

@@ -52,6 +52,8 @@ ACCEPTED = {
     "checkpoint": (CHECKPOINT_SUFFIXES, ACCEPTED_FORMATS),
     "stimuli": ((".zip",), "a .zip of one folder of images per class"),
     "reference": (SUFFIXES, FORMATS),
+    "activations": ((".npz", ".h5", ".hdf5", ".safetensors"),
+                    "an .npz, .h5/.hdf5 or .safetensors file of one array per layer (see the README)"),
 }
 
 # safetensors dtype name -> bytes per element

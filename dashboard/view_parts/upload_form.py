@@ -13,7 +13,9 @@ def upload_message(result: dict | None) -> html.Div | str:
     if not result.get("ok"):
         return html.Div(f"Refused: {result.get('error')}", className="alert alert-error", role="alert")
     if "model" in result:
-        return html.Div(f"Registered model {result['model']} ({result['architecture']})", className="status-done")
+        notes = [html.Div(f"Note: {note}", className="hint") for note in result.get("warnings") or []]
+        return html.Div([f"Registered model {result['model']} ({result['architecture']})", *notes],
+                        className="status-done")
     return html.Div(f"Stimulus set ready: {result['images']} images in {result['num_classes']} classes "
                     f"({result['stimulus_set']})", className="status-done")
 

@@ -54,11 +54,12 @@ def layout(search: str | None = None, selection=None) -> html.Div:
         dropdown(f"{_ID}-stimuli", "Stimulus set (accuracy, input size)", _stimulus_options(), "digits"),
     ])
     stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders)", ".zip", [])
+    activations = activations_form()
     return html.Div(
         [
             html.Div([html.H2(TITLE), checkpoint, stimuli,
                       html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules "
-                             "are refused.", className="hint")],
+                             "are refused.", className="hint"), activations],
                      className="panel panel-wide"),
             html.Div(
                 dash_table.DataTable(id=f"{_ID}-table", columns=COLUMNS, data=table_rows(services.models(None)),
@@ -100,3 +101,59 @@ for _kind, _function, _states in (
 def uploaded(checkpoint, stimuli):
     return (upload_message(checkpoint), upload_message(stimuli), table_rows(services.models(None)),
             _stimulus_options())
+
+
+# --- precomputed activations (or brain data) as a model -----------------------------------------
+
+def activations_form() -> html.Div:
+    """Activations computed elsewhere, or brain recordings: a file of one array per layer or ROI
+    over a stimulus set's images (compute.sources.activation_files says what it may hold)."""
+    return file_form(f"{_ID}-activations", "Upload activations or brain data (.npz, .h5, .safetensors)",
+                     ".npz,.h5,.hdf5,.safetensors", [
+        dropdown(f"{_ID}-activations-set", "Stimulus set (rows: its stimuli)", _stimulus_options(), "digits"),
+        html.Div([html.Label("Name", htmlFor=f"{_ID}-activations-name"),
+                  dcc.Input(id=f"{_ID}-activations-name", type="text", placeholder="the file's name")],
+                 className="control"),
+        dcc.Checklist(id=f"{_ID}-activations-flags", className="control", value=[], options=[
+            {"label": " brain data (tag kind=brain)", "value": "brain"},
+            {"label": " every array has a leading repeats axis (R, N, ...)", "value": "repeated"}]),
+        html.Div([html.Label("Checkpoint series and step (optional, for Training dynamics)",
+                             htmlFor=f"{_ID}-activations-series"),
+                  dcc.Input(id=f"{_ID}-activations-series", type="text", placeholder="series"),
+                  dcc.Input(id=f"{_ID}-activations-step", type="number", min=0, step=1, placeholder="step")],
+                 className="control"),
+        html.P("One array per layer, (N, ...) or (R, N, ...) for repeats; optional stimulus_ids, labels, "
+               "logits. Never unpickled.", className="hint"),
+    ])
+
+
+clientside_callback(
+    ClientsideFunction("repscope", "uploadActivations"),
+    Output(f"{_ID}-activations-result", "data"),
+    Input(f"{_ID}-activations-send", "n_clicks"),
+    State(f"{_ID}-activations-set", "value"),
+    State(f"{_ID}-activations-name", "value"),
+    State(f"{_ID}-activations-flags", "value"),
+    State(f"{_ID}-activations-series", "value"),
+    State(f"{_ID}-activations-step", "value"),
+    prevent_initial_call=True,
+)
+
+
+@callback(
+    Output(f"{_ID}-activations-message", "children"),
+    Output(f"{_ID}-table", "data", allow_duplicate=True),
+    Input(f"{_ID}-activations-result", "data"),
+    prevent_initial_call=True,
+)
+def activations_uploaded(result):
+    return upload_message(result), table_rows(services.models(None))
+
+
+@callback(
+    Output(f"{_ID}-activations-set", "options"),
+    Input(f"{_ID}-stimuli-result", "data"),
+    prevent_initial_call=True,
+)
+def new_stimulus_set(_):
+    return _stimulus_options()

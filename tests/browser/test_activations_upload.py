@@ -1,0 +1,62 @@
+"""Precomputed activations uploaded through the Models page in headless Chromium, then drawn as a
+model everywhere: in the model MDS, in a layer grid against the network they came from (CKA 1 on
+the diagonal) and in the reference ranking (tied with that network's own penultimate layer)."""
+import numpy as np
+
+import compute
+from compute.sources.activations import extract
+from compute.sources.models import load_model
+from compute.sources.references import save_reference
+from compute.sources.stimuli import get_stimulus_set
+from tests.browser.support import wait_for_figures
+
+SOURCE = "cnn-w8-s0-e25"
+NAME = "acts-upload"
+OTHER = "mlp-w16-s0-e25"
+LAYERS = ("bn1", "bn2", "bn3")  # the network's default layers; bn3 its penultimate
+
+NAMES = """id => Array.from(document.querySelector('#' + id + ' .js-plotly-plot')._fullData)
+                  .flatMap(t => Array.from(t.customdata || []))"""
+BARS = """id => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
+                  return el._fullData.flatMap(t => Array.from(t.y, (label, i) => [label, t.x[i]])); }"""
+
+
+def test_uploaded_activations_are_a_model_in_every_view(app_server, page, tmp_path, monkeypatch):
+    digits = get_stimulus_set("digits")
+    acts = extract(load_model(SOURCE), digits.images, list(LAYERS))
+    perm = np.random.default_rng(0).permutation(len(digits))  # any order: the ids put it back
+    np.savez(tmp_path / "cnn-activations.npz", **{k: v[perm] for k, v in acts.items()},
+             stimulus_ids=np.array(digits.ids)[perm])
+
+    page.goto(app_server.url + "/models")
+    page.wait_for_selector("#models-table td", timeout=120_000)
+    page.set_input_files("#models-activations-file input[type=file]", str(tmp_path / "cnn-activations.npz"))
+    page.fill("#models-activations-name", NAME)
+    page.click("#models-activations-send")
+    page.wait_for_selector("#models-activations-message .status-done", timeout=240_000)
+    assert f"Registered model {NAME} (activations)" in page.inner_text("#models-activations-message")
+    page.fill('#models-table th.dash-filter[data-dash-column="name"] input', NAME)
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#models-table td[data-dash-column="source"]:has-text("activations")', timeout=30_000)
+
+    models = f"models={SOURCE},{OTHER},{NAME}"
+    page.goto(app_server.url + f"/?{models}")
+    wait_for_figures(page)
+    assert sorted(page.evaluate(NAMES, "model-space-mds")) == sorted([SOURCE, OTHER, NAME])
+
+    page.goto(app_server.url + f"/layers?{models}&a={NAME}&b={SOURCE}")
+    (grid,) = wait_for_figures(page, "layer-grid", ("heatmap",))
+    (trace,) = [t for t in grid if t["z"]]
+    assert list(trace["y"]) == [f"A: {layer}" for layer in LAYERS]
+    np.testing.assert_allclose(np.diag(np.array(trace["z"], dtype=float)), 1.0, atol=1e-4)
+
+    penultimate = compute.rdm(acts["bn3"], method="euclidean", condensed=True).astype(np.float64)
+    noise = np.random.default_rng(1).normal(size=(2, penultimate.size))
+    monkeypatch.setenv("REPSCOPE_CACHE_DIR", app_server.env["REPSCOPE_CACHE_DIR"])  # the app's references
+    reference = save_reference(penultimate + 0.3 * penultimate.std() * noise, "brain", digits)
+    page.goto(app_server.url + f"/reference?{models}&ref={reference.key}&boot=0")
+    wait_for_figures(page, "reference", ("bars",), timeout=240_000)
+    bars = dict(page.evaluate(BARS, "reference-bars"))
+    assert set(bars) == {f"{m} · penultimate" for m in (SOURCE, OTHER, NAME)}
+    assert abs(bars[f"{NAME} · penultimate"] - bars[f"{SOURCE} · penultimate"]) < 1e-4  # the same RDM
+    assert bars[f"{NAME} · penultimate"] > bars[f"{OTHER} · penultimate"]
