@@ -38,7 +38,6 @@ FIELDS = {
     "checkpoint": {"architecture": None, "num_classes": None, "stimulus_set": "digits", "name": None},
     "stimuli": {},
     "reference": {"stimulus_set": "digits", "name": None},
-    # step travels as text: 0 is a step, and "or default" would drop it
     "activations": {"stimulus_set": "digits", "name": None, "brain": False, "repeated": False, "series": None,
                     "step": None},
 }
@@ -219,7 +218,8 @@ def blueprint() -> Blueprint:
         if not isinstance(fields, dict):
             return _error(400, 'finish needs a JSON object {"filename", "kind", ...}')
         kind, filename = fields.get("kind"), str(fields.get("filename") or "")
-        arguments = {field: fields.get(field) or default for field, default in FIELDS.get(kind, {}).items()}
+        arguments = {field: default if fields.get(field) in (None, "") else fields.get(field)
+                     for field, default in FIELDS.get(kind, {}).items()}
         try:
             if "stimulus_set" in arguments:  # a name of the registry, never a path: refused before any file is read
                 resolve_stimuli(arguments["stimulus_set"])

@@ -120,7 +120,10 @@ compute_panel.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_
 
 def plan_models(selection: Selection, rdm_method):
     url_codec.check({"rdm": rdm_method}, {"rdm": RDM_CHOICES})
-    models = need_models(selection, 3)
+    models = [m for m in need_models(selection, 3) if m.num_classes]  # uploaded activations may have no scores
+    if len(models) < 3:
+        raise ValueError("this view needs at least 3 selected models with output scores (class logits); "
+                         "uploaded activations without 'logits' have none: select more models")
     named = models_specs(models, selection.stimuli, rdm_method, selection.pooling)
     return named, list(named), {"rdm": rdm_method, "models": [m.key for m in models]}, None
 
