@@ -21,7 +21,7 @@ _API = {
     "model_rdm": "compute.measures.compare",
     "COMPARE_METHODS": "compute.measures.registry",
     "similarity": "compute.measures.similarity",
-    "layer_grid": "compute.measures.similarity",
+    "layer_grid": "compute.measures.nulls",  # the grid, or with null=n_perm its per-cell null
     "MEASURES": "compute.measures.registry",
     "mds": "compute.measures.embed",
     "confusion_matrix": "compute.measures.confusion",

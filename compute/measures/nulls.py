@@ -28,6 +28,7 @@ from compute.measures.cka import check_self, prepare_kernel
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import MEASURES
 from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
+from compute.measures.similarity import layer_grid as _plain_grid
 from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
 
 KERNEL_MEASURES = ("cka_linear", "cka_debiased", "cka_rbf", "rv", "rv2")
@@ -153,3 +154,15 @@ def grid_null(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str
     null = _nulls(mats_a, mats_b, measure, n_perm, seed, options, should_stop)
     p, z, calibrated = calibrate(values, null, MEASURES[measure].kind)
     return GridNull(values, p, z, calibrated, null)
+
+
+def layer_grid(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str = "cka_linear",
+               dtype: Any = None, device: Any = None, should_stop: Callable[[], bool] | None = None,
+               null: int | None = None, seed: int = 0, **options) -> np.ndarray | GridNull:
+    """``compute.layer_grid``: :func:`compute.measures.similarity.layer_grid` (an L_A x L_B array),
+    or with ``null=n_perm`` the :class:`GridNull` of :func:`grid_null` (the grid with each cell's
+    permutation null, p, z and calibrated score)."""
+    if null is None:
+        return _plain_grid(acts_a, acts_b, measure, dtype=dtype, device=device, should_stop=should_stop, **options)
+    return grid_null(acts_a, acts_b, measure, n_perm=null, seed=seed, dtype=dtype, device=device,
+                     should_stop=should_stop, **options)
