@@ -238,12 +238,15 @@ def panel() -> html.Aside:
             dropdown(f"{_ID}-group", "Group models by", GROUP_TAGS, default.group),
             dropdown(f"{_ID}-pooling", "Pooling of activations", POOLING_CHOICES, default.pooling),
             dcc.Store(id=_ID),
+            dcc.Store(id=REGISTRY_CHANGED),
         ],
         className="panel sidebar",
     )
 
 
 _CONTROLS = ("set", "where", "models", "group", "pooling")
+# Written by whatever adds a model or a stimulus set (an upload): the panel then lists it.
+REGISTRY_CHANGED = "registry-changed"
 
 
 def control_values(selection: Selection) -> dict:
@@ -277,14 +280,17 @@ def _from_url(search, *current):
     Output(f"{_ID}-models", "options"),
     Output(f"{_ID}-where", "options"),
     Output(f"{_ID}-summary", "children"),
+    Output(f"{_ID}-set", "options"),
     *[Input(f"{_ID}-{name}", "value") for name in _CONTROLS],
+    Input(REGISTRY_CHANGED, "data"),
     State(_ID, "data"),
 )
-def _gather(stimulus_set, where, names, group, pooling, stored):
+def _gather(stimulus_set, where, names, group, pooling, _changed, stored):
     """The panel's values into the ``selection`` store (only when they changed: every view
-    redraws on it), with the model options that pass the filters and the summary line."""
+    redraws on it), with the model options that pass the filters, the summary line and the
+    stimulus sets; again when the registry changed (an upload added a model or a set)."""
     selection = from_controls(stimulus_set, where, names, group, pooling)
     data = selection.url_params()
     everything = services.models(selection.stimulus_set)
     return (no_update if data == stored else data, model_options(selection.available),
-            filter_options(everything), summary(selection))
+            filter_options(everything), summary(selection), _stimulus_sets())

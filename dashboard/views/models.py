@@ -5,9 +5,10 @@ checks them in a limited worker process, and the table lists a new model once it
 """
 from __future__ import annotations
 
-from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dash_table, dcc, html
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dash_table, dcc, html, no_update
 
 from dashboard import services
+from dashboard.selection import REGISTRY_CHANGED
 from dashboard.view_parts.upload_form import file_form, upload_message
 from dashboard.widgets import dropdown
 
@@ -157,3 +158,19 @@ def activations_uploaded(result):
 )
 def new_stimulus_set(_):
     return _stimulus_options()
+
+
+# Every upload form of this page: a registered model or set is listed in the selection panel at once.
+UPLOAD_FORMS = ("checkpoint", "stimuli", "activations")
+
+
+@callback(
+    Output(REGISTRY_CHANGED, "data", allow_duplicate=True),
+    *[Input(f"{_ID}-{form}-result", "data") for form in UPLOAD_FORMS],
+    prevent_initial_call=True,
+)
+def registry_changed(*results):
+    """A time stamp when an upload succeeded (the panel re-reads the registry), else nothing."""
+    import time
+
+    return time.time() if any(result and result.get("ok") for result in results) else no_update

@@ -1,6 +1,8 @@
 """The Models view in headless Chromium: upload a checkpoint through the page, find it in the table."""
 import shutil
 
+from tests.browser.support import choose
+
 
 def test_a_checkpoint_uploaded_in_the_page_appears_in_the_table(app_server, page, zoo_dir, tmp_path):
     checkpoint = tmp_path / "my-upload.safetensors"
@@ -17,6 +19,11 @@ def test_a_checkpoint_uploaded_in_the_page_appears_in_the_table(app_server, page
     row = page.wait_for_selector('#models-table td[data-dash-column="name"]:has-text("my-upload")', timeout=30_000)
     assert row.inner_text().strip() == "my-upload"
     assert page.locator("#models-table td[data-dash-column='source']").first.inner_text().strip() == "upload"
+    # The selection panel lists it without a reload, and counts it.
+    page.wait_for_function("document.querySelector('#selection-summary').innerText.includes('113')", timeout=30_000)
+    choose(page, "selection-models", "my-upload")
+    page.wait_for_function("document.querySelector('#selection-summary').innerText.startsWith('1 of 113')",
+                           timeout=30_000)
 
 
 def test_a_bad_checkpoint_shows_the_reason_and_registers_nothing(app_server, page, zoo_dir, tmp_path):
