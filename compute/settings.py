@@ -46,6 +46,11 @@ class Settings:
     # Uncached work whose estimated memory (summed over its steps) is above this waits for the
     # view's "Compute" button; 0 = always ask.
     auto_compute_bytes: int = 2 * 2**30
+    # ... or whose estimated time is above this many seconds; 0 = always ask.
+    auto_compute_seconds: float = 30.0
+    # Jobs estimated longer than this run in the long lane, so that short interactive jobs never
+    # wait behind them (embedded: a pool of its own; Celery: the queues "<queue>-long").
+    long_job_seconds: float = 20.0
     rdm_max_side: int = 1000  # an input RDM is drawn as at most this many blocks per side
 
     zoo_dir_override: Path | None = None
@@ -99,6 +104,8 @@ def get_settings() -> Settings:
         memory_budget_bytes=max(0, _int("REPSCOPE_MEMORY_BUDGET_BYTES", 16 * 2**30)),
         jobs_per_client=max(0, _int("REPSCOPE_JOBS_PER_CLIENT", 8)),
         auto_compute_bytes=max(0, _int("REPSCOPE_AUTO_COMPUTE_BYTES", 2 * 2**30)),
+        auto_compute_seconds=max(0, _int("REPSCOPE_AUTO_COMPUTE_SECONDS", 30)),
+        long_job_seconds=max(0, _int("REPSCOPE_LONG_JOB_SECONDS", 20)),
         rdm_max_side=max(10, _int("REPSCOPE_RDM_MAX_SIDE", 1000)),
         zoo_dir_override=Path(env["REPSCOPE_ZOO_DIR"]).resolve() if env.get("REPSCOPE_ZOO_DIR") else None,
         upload_dir_override=Path(env["REPSCOPE_UPLOAD_DIR"]).resolve() if env.get("REPSCOPE_UPLOAD_DIR") else None,

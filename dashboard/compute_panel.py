@@ -11,8 +11,9 @@ Component ids: ``<prefix>-job`` (the job record), ``<prefix>-poll`` (with the st
 uncached heavy work).
 
 Work that is cached is drawn at once; uncached work starts by itself when its estimated size is
-at most ``REPSCOPE_AUTO_COMPUTE_BYTES``, and otherwise waits for the "Compute" button, shown with
-the estimate.
+at most ``REPSCOPE_AUTO_COMPUTE_BYTES`` and its estimated time at most
+``REPSCOPE_AUTO_COMPUTE_SECONDS``, and otherwise waits for the "Compute" button, shown with the
+estimate.
 
 The job record lives in the browser (a ``dcc.Store``) and comes back with every poll, Compute
 click, download and zoom: anything in it may have been edited. So it holds only the view's
@@ -71,16 +72,19 @@ def estimate(specs: Mapping[str, artifacts.Spec], targets):
                         backend.shape_of)
 
 
-def start(specs: Mapping[str, artifacts.Spec], targets, auto_bytes: int | None = None) -> dict:
+def start(specs: Mapping[str, artifacts.Spec], targets, auto_bytes: int | None = None,
+          auto_seconds: float | None = None) -> dict:
     """Submit the ``targets`` (names in ``specs``; their inputs come with them); what the job
     record adds: nothing when submitted, ``confirm`` (the estimate) when ``auto_bytes`` is given
-    and the uncached work is estimated above it (the poll then shows the Compute button), or
+    and the uncached work is estimated above it or above ``auto_seconds`` (the poll then shows the
+    Compute button), or
     ``error`` when the backend is down or a limit refuses (shown by the poll; never an exception).
     """
     try:
         if auto_bytes is not None:
             work = estimate(specs, targets)
-            if work.artifacts and work.bytes > auto_bytes:
+            slow = auto_seconds is not None and work.seconds > auto_seconds
+            if work.artifacts and (work.bytes > auto_bytes or slow):
                 return {"confirm": work.describe()}
         for name in targets:
             services.backend().submit(specs[name], client=_client())
@@ -231,7 +235,9 @@ def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> t
         specs, targets, _, search = _plan(plan, record)
     except ValueError as error:
         return {"error": str(error)}, no_update
-    record.update(start(specs, targets, auto_bytes=get_settings().auto_compute_bytes))
+    settings = get_settings()
+    record.update(start(specs, targets, auto_bytes=settings.auto_compute_bytes,
+                        auto_seconds=settings.auto_compute_seconds))
     # A view's second job (``search`` None) leaves the URL to the view's first.
     selection = Selection.from_url_params(selection_data)
     return record, no_update if search is None else url_codec.join(selection.search(), search)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from compute.engine.artifacts import Spec
-from compute.engine.limits import check_client, check_memory, default_shape
+from compute.engine.limits import check_client, check_memory, default_shape, missing_work
 from compute.engine.records import ACTIVE, DiskRecords, RedisRecords, update
 from compute.engine.store import ArtifactStore, CorruptArtifact
 from compute.engine.worker import embedded_worker
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 
 _INTERRUPTED = "interrupted by a restart of the app; compute again to retry"
+LANES = ("interactive", "long")
 _LISTED = ("kind", "state", "progress", "message", "retryable", "spec", "submitted", "started", "finished")
 
 
@@ -46,11 +47,19 @@ class Backend:
 
     name = "base"
 
-    def __init__(self, store: ArtifactStore, records, jobs_per_client: int = 0, memory_budget: int = 0):
+    def __init__(self, store: ArtifactStore, records, jobs_per_client: int = 0, memory_budget: int = 0,
+                 long_job_seconds: float = 20.0):
         self.store = store
         self.records = records
         self.jobs_per_client = jobs_per_client
         self.memory_budget = memory_budget
+        self.long_job_seconds = long_job_seconds
+
+    def lane_of(self, spec: Spec) -> str:
+        """``"long"`` for a job estimated over ``long_job_seconds`` (what is cached not counted),
+        else ``"interactive"``: the lanes run apart, so short jobs never wait behind long ones."""
+        work = missing_work([spec], lambda s: self.store.has(s.kind, s.key), self.shape_of)
+        return "long" if work.seconds > self.long_job_seconds else "interactive"
 
     def submit(self, spec: Spec, client: str | None = None) -> str:
         """Queue ``spec`` unless it is cached or already queued/running; return its key.
@@ -66,7 +75,8 @@ class Backend:
         if (self.records.get(key) or {}).get("state") in ACTIVE:
             return key
         check_memory(spec, self.memory_budget, self.shape_of)
-        record = {"state": "queued", "progress": 0.0, "message": "queued", "kind": spec.kind,
+        lane = self.lane_of(spec)
+        record = {"state": "queued", "progress": 0.0, "message": "queued", "kind": spec.kind, "lane": lane,
                   "spec": spec.to_json(), "submitted": time.time(), "updated": time.time(),
                   "attempts": 0, "retryable": False, "owner": self.instance, "client": client,
                   "task": f"{key}-{uuid.uuid4().hex[:12]}"}
@@ -77,7 +87,7 @@ class Backend:
         if outcome == "full":
             check_client(client, active, self.jobs_per_client)
         if outcome == "added":
-            self._dispatch(spec, record["task"])
+            self._dispatch(spec, record["task"], lane)
         return key
 
     def shape_of(self, spec: Spec) -> tuple[int, ...] | None:
@@ -146,7 +156,7 @@ class Backend:
             time.sleep(poll)
         raise TimeoutError(f"job {key} still {self.status(key)['state']} after {timeout} s")
 
-    def _dispatch(self, spec: Spec, task: str) -> None:
+    def _dispatch(self, spec: Spec, task: str, lane: str) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -206,15 +216,17 @@ class EmbeddedBackend(Backend):
         self._workers = workers
         self._lock = threading.RLock()
         self._closed = False
-        self._pool = self._new_pool()
+        # One pool a lane: long jobs take their own process, so interactive ones never wait.
+        self._pools = {lane: self._new_pool(lane) for lane in LANES}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._dispatcher, name="repscope-job-dispatcher", daemon=True).start()
         # Before concurrent.futures' own exit hook (these run last registered first), which
         # would wait for every queued and running job to finish.
         threading._register_atexit(self.close)
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"),
+    def _new_pool(self, lane: str) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self._workers if lane == "interactive" else 1,
+                                   mp_context=get_context("spawn"),
                                    initializer=die_with_parent, initargs=(os.getpid(),))
 
     def _mark_interrupted(self) -> None:
@@ -225,44 +237,44 @@ class EmbeddedBackend(Backend):
                     and not _alive(record.get("owner")):
                 update(self.records, key, state="failed", retryable=True, message=_INTERRUPTED)
 
-    def _dispatch(self, spec: Spec, task: str) -> None:
-        self._submit(spec.to_json(), task)
+    def _dispatch(self, spec: Spec, task: str, lane: str) -> None:
+        self._submit(spec.to_json(), task, lane)
 
-    def _submit(self, spec_json: dict, task: str) -> None:
-        self._queue.put((spec_json, task))
+    def _submit(self, spec_json: dict, task: str, lane: str) -> None:
+        self._queue.put((spec_json, task, lane))
 
     def _dispatcher(self) -> None:
-        """Hand each queued job to the pool. The pool starts its processes in the thread that
-        submits, and a process's PR_SET_PDEATHSIG fires when that thread ends: this one thread,
-        living as long as the backend, is the only one that submits."""
+        """Hand each queued job to its lane's pool. A pool starts its processes in the thread
+        that submits, and a process's PR_SET_PDEATHSIG fires when that thread ends: this one
+        thread, living as long as the backend, is the only one that submits."""
         while (item := self._queue.get()) is not None:
             self._start(*item)
 
-    def _start(self, spec_json: dict, task: str) -> None:
+    def _start(self, spec_json: dict, task: str, lane: str) -> None:
         with self._lock:
             if self._closed:
                 return
-            pool = self._pool
+            pool = self._pools[lane]
             try:
                 future = pool.submit(embedded_worker, spec_json, task, str(self._jobs_dir), str(self.store.root))
             except BrokenProcessPool:
-                self._renew(pool)
-                return self._start(spec_json, task)
-        future.add_done_callback(lambda done: self._finished(spec_json, task, pool, done))
+                self._renew(lane, pool)
+                return self._start(spec_json, task, lane)
+        future.add_done_callback(lambda done: self._finished(spec_json, task, lane, pool, done))
 
-    def _renew(self, broken: ProcessPoolExecutor) -> None:
+    def _renew(self, lane: str, broken: ProcessPoolExecutor) -> None:
         with self._lock:
-            if self._pool is broken and not self._closed:
+            if self._pools[lane] is broken and not self._closed:
                 log.warning("a job worker process died; starting a new pool")
-                self._pool = self._new_pool()
+                self._pools[lane] = self._new_pool(lane)
 
-    def _finished(self, spec_json: dict, task: str, pool: ProcessPoolExecutor, future) -> None:
+    def _finished(self, spec_json: dict, task: str, lane: str, pool: ProcessPoolExecutor, future) -> None:
         if future.cancelled():
             return
         error = future.exception()
         if isinstance(error, BrokenProcessPool):
-            self._renew(pool)
-            self._submit(spec_json, task)  # run_job counts the attempt and gives up after MAX_ATTEMPTS
+            self._renew(lane, pool)
+            self._submit(spec_json, task, lane)  # run_job counts the attempt and gives up after MAX_ATTEMPTS
         elif error is not None:  # outside run_job's own handling, e.g. the worker could not start
             update(self.records, Spec.from_json(spec_json).key, state="failed", retryable=True,
                    message=f"{type(error).__name__}: {error}")
@@ -274,11 +286,12 @@ class EmbeddedBackend(Backend):
             if self._closed:
                 return
             self._closed = True
-            pool = self._pool
-            processes = list((getattr(pool, "_processes", None) or {}).values())
+            processes = [process for pool in self._pools.values()
+                         for process in (getattr(pool, "_processes", None) or {}).values()]
             for process in processes:
                 process.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
+            for pool in self._pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
         self._queue.put(None)
         for process in processes:
             process.join(10)
@@ -321,13 +334,13 @@ class CeleryBackend(Backend):
             self._dispatched.pop(key, None)
         return status
 
-    def _dispatch(self, spec: Spec, task: str) -> None:
+    def _dispatch(self, spec: Spec, task: str, lane: str) -> None:
         from compute.engine.celery_app import TASK, celery_app
-        from compute.engine.kinds import KINDS
+        from compute.engine.kinds import queue_of
 
         self._dispatched[spec.key] = spec.to_json()
         celery_app(self._redis_url).send_task(TASK, args=[spec.to_json()], task_id=task,
-                                              queue=KINDS[spec.kind].queue)
+                                              queue=queue_of(spec.kind, lane))
 
     def cancel(self, key: str) -> None:
         record = self.records.get(key) or {}
@@ -350,7 +363,8 @@ def make_backend(settings=None) -> Backend:
     from compute.settings import get_settings
 
     settings = settings or get_settings()
-    limits = {"jobs_per_client": settings.jobs_per_client, "memory_budget": settings.memory_budget_bytes}
+    limits = {"jobs_per_client": settings.jobs_per_client, "memory_budget": settings.memory_budget_bytes,
+              "long_job_seconds": settings.long_job_seconds}
     if settings.redis_url:
         try:
             return CeleryBackend(settings.cache_dir, settings.redis_url, settings.cache_max_bytes, **limits)

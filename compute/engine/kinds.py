@@ -305,6 +305,14 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
 )}
 
 
+def queue_of(kind: str, lane: str = "interactive") -> str:
+    """The Celery queue a job of ``kind`` goes to in ``lane``: the kind's queue ("gpu", "cpu"),
+    and for the long lane that queue's "-long" twin (workers of their own, so short jobs never
+    wait behind long ones)."""
+    queue = KINDS[kind].queue
+    return f"{queue}-long" if lane == "long" else queue
+
+
 def describe(spec, names: Mapping[str, str] = {}) -> str:
     """What a job computes, in a few words, from its spec (a Spec or its JSON), naming models by
     ``names`` (weights key -> name; an unknown key shows its first 10 characters).

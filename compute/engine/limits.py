@@ -52,6 +52,7 @@ class Step:
 
 _models: dict[str, object] = {}
 _widths: dict[tuple, int] = {}
+_flops: dict[tuple, float] = {}
 
 
 def _model_info(key: str):
@@ -83,6 +84,29 @@ def _layer_width(model_key: str, stimuli: str, layer: str, pooling: str) -> int:
         model = open_model(info)
         _widths[signature] = model.width(stimulus_set_named(stimuli), resolve(model, layer), pooling)
     return _widths[signature]
+
+
+def forward_seconds(model_key: str, stimuli: str) -> float:
+    """Rough seconds of one forward pass of the model over the stimulus set: its FLOPs on one
+    stimulus (counted on the CPU, once per architecture) times N, at ``FLOPS_PER_S``; 0 for a
+    model that cannot say (uploaded activations are read, not run)."""
+    from compute.engine.kinds import FLOPS_PER_S
+    from compute.sources.representations import TORCH_SOURCES
+
+    try:
+        info = _model_info(model_key)
+        owner = (info.architecture, json.dumps(info.hparams, sort_keys=True)) if info.source in TORCH_SOURCES \
+            else info.key
+        if (owner, stimuli) not in _flops:
+            from compute.sources.representations import open_model
+            from compute.sources.stimuli import stimulus_set_named
+
+            model = open_model(info)
+            counter = getattr(model, "flops", None)
+            _flops[owner, stimuli] = counter(stimulus_set_named(stimuli)) if counter else 0.0
+        return _flops[owner, stimuli] * _num_stimuli(stimuli) / FLOPS_PER_S
+    except Exception:  # noqa: BLE001 - no estimate; the job itself reports any real problem
+        return 0.0
 
 
 @lru_cache(maxsize=64)
@@ -137,20 +161,37 @@ class Work:
     artifacts: int
     forward_passes: int
     bytes: int
+    seconds: float = 0.0
 
     def describe(self) -> str:
         passes = f", {self.forward_passes} forward pass{'es' if self.forward_passes != 1 else ''}" \
             if self.forward_passes else ""
-        return f"{self.artifacts} result{'s' if self.artifacts != 1 else ''} to compute{passes}, about {format_bytes(self.bytes)}"
+        return (f"{self.artifacts} result{'s' if self.artifacts != 1 else ''} to compute{passes}, about "
+                f"{format_bytes(self.bytes)} and {format_seconds(self.seconds)}")
+
+
+def format_seconds(seconds: float) -> str:
+    """A rough duration in words: "under a second", "about 40 s", "about 11 min"."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 5400:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 def missing_work(specs, has: Callable, shape_of: Callable) -> Work:
     """The :class:`Work` of computing ``specs`` given ``has(spec)`` (cached) and ``shape_of``."""
     missing = {s.key: s for spec in specs for s in spec.walk() if not has(s)}
-    passes = {(s.params["model"], s.params["stimuli"], s.params["pooling"])
-              for s in missing.values() if s.kind == "activations"}
-    sizes = {step.key: step.bytes for spec in specs for step in job_steps(spec, shape_of) if step.key in missing}
-    return Work(len(missing), len(passes), sum(sizes.values()))
+    # One forward pass per model, stimulus set and pooling (all its layers), one per predictions.
+    passes = {(s.params["model"], s.params["stimuli"], s.params.get("pooling", s.kind)): s.locate.get("stimuli", "digits")
+              for s in missing.values() if s.kind in ("activations", "predictions")}
+    steps = {step.key: step for spec in specs for step in job_steps(spec, shape_of) if step.key in missing}
+    forward = sum(forward_seconds(model, name) for (model, _, _), name in passes.items())
+    extractions = sum(1 for (_, _, pooling) in passes if pooling != "predictions")
+    return Work(len(missing), extractions, sum(step.bytes for step in steps.values()),
+                sum(step.seconds for step in steps.values()) + forward)
 
 
 def check_memory(spec, budget: int | None, shape_of: Callable) -> None:

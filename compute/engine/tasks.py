@@ -1,6 +1,6 @@
 """The Celery task: the distributed transport for :func:`compute.engine.worker.run_job`.
 
-Run a worker with ``celery -A compute.engine.tasks worker -Q gpu,cpu -c 1`` (the app is
+Run a worker with ``celery -A compute.engine.tasks worker -Q gpu,cpu,gpu-long,cpu-long -c 1`` (the app is
 compute/engine/celery_app.py's, found here as ``app``). The worker imports the same code as the
 web process and reads the same settings (``REDIS_URL``, ``REPSCOPE_CACHE_DIR`` on a shared
 volume). Torch is imported in each pool process as it starts (never in the worker's parent,

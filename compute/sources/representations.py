@@ -39,6 +39,8 @@ class Representation(Protocol):
 
     def scores(self, stimuli: StimulusSet) -> np.ndarray: ...
 
+    # Optional: ``flops(stimuli) -> float``, one stimulus's forward FLOPs, for time estimates.
+
 
 def resolve(representation: Representation, layer: str) -> str:
     """The layer name ``layer`` stands for: itself, or for ``"penultimate"`` the layer marked so."""
@@ -77,6 +79,17 @@ class TorchRepresentation:
         from compute.sources.activations import predict
 
         return predict(self.module, stimuli.images)
+
+    def flops(self, stimuli) -> float:
+        """Floating-point operations of one stimulus's forward pass (torch's FLOP counter, on
+        the CPU): what the time estimate of an extraction scales with."""
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            self.module.to("cpu").eval()(torch.as_tensor(stimuli.images[:1]).float())
+        return float(counter.get_total_flops())
 
 
 def _torch(info: ModelInfo, device) -> TorchRepresentation:

@@ -9,7 +9,7 @@ from compute.engine import artifacts
 from compute.engine.jobs import CeleryBackend, EmbeddedBackend
 from compute.engine.limits import TooManyJobs
 from compute.engine.records import ACTIVE
-from tests.integration.backends import slow_spec, stimuli
+from tests.integration.backends import ONE_LANE, slow_spec, stimuli
 
 CAP = 4
 CLIENTS = 24
@@ -58,8 +58,8 @@ def active_jobs(backend, keys) -> int:
 @pytest.mark.parametrize("kind", ["embedded", "celery"])
 def test_simultaneous_submissions_never_exceed_the_client_cap(kind, cache_dir, zoo_dir, tmp_path, request):
     if kind == "embedded":
-        backend = EmbeddedBackend(cache_dir, workers=1, jobs_per_client=CAP)
-        # Its one worker busy with another client's slow job: the accepted jobs stay queued.
+        backend = EmbeddedBackend(cache_dir, workers=1, jobs_per_client=CAP, long_job_seconds=ONE_LANE)
+        # Its one worker (one lane) busy with another client's slow job: the accepted jobs stay queued.
         busy = backend.submit(slow_spec(), client="10.0.0.1")
     else:
         backend = CeleryBackend(cache_dir, request.getfixturevalue("redis_url"), jobs_per_client=CAP)

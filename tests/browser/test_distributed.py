@@ -20,7 +20,7 @@ def distributed_app(zoo_dir, redis_url, tmp_path):
     web_command = compose_command("web")
     web_command[web_command.index("--bind") + 1] = f"127.0.0.1:{port}"
     processes = [start_process(web_command, env, tmp_path / "web.log")]
-    for name in ("worker", "cpu-worker"):
+    for name in ("worker", "long-worker", "cpu-worker"):
         processes.append(start_process(compose_command(name), env, tmp_path / f"{name}.log"))
     url = f"http://127.0.0.1:{port}"
 

@@ -20,13 +20,15 @@ from tests.support import start_process, stop_process
 SLOW_PX = 96
 SLOW_N = 768
 BATCH = 256
+ONE_LANE = float("inf")  # a long_job_seconds that sends every job to the interactive lane
 
 
-def celery_worker(redis_url: str, cache_dir: Path, zoo_dir: Path, log_path: Path):
+def celery_worker(redis_url: str, cache_dir: Path, zoo_dir: Path, log_path: Path,
+                  queues: str = "gpu,cpu,gpu-long,cpu-long"):
     """A real ``celery worker`` (prefork, one process) for the test's Redis and cache."""
     env = {"REDIS_URL": redis_url, "REPSCOPE_CACHE_DIR": str(cache_dir), "REPSCOPE_ZOO_DIR": str(zoo_dir)}
     return start_process(
-        [sys.executable, "-m", "celery", "-A", "compute.engine.tasks", "worker", "-Q", "gpu,cpu",
+        [sys.executable, "-m", "celery", "-A", "compute.engine.tasks", "worker", "-Q", queues,
          "-c", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", f"test-{log_path.stem}@%h"],
         env, log_path,
     )
@@ -34,16 +36,17 @@ def celery_worker(redis_url: str, cache_dir: Path, zoo_dir: Path, log_path: Path
 
 @pytest.fixture(params=["embedded", "celery"])
 def backend(request, cache_dir, zoo_dir, tmp_path):
-    """The job backend under test, with one worker process."""
+    """The job backend under test, with one worker process and one lane (its tests queue jobs
+    behind others; tests/integration/test_lanes.py runs the lanes apart)."""
     if request.param == "embedded":
-        backend = EmbeddedBackend(cache_dir, workers=1)
+        backend = EmbeddedBackend(cache_dir, workers=1, long_job_seconds=ONE_LANE)
         yield backend
         backend.close()
         return
     redis_url = request.getfixturevalue("redis_url")
     request.getfixturevalue("monkeypatch").setenv("REDIS_URL", redis_url)
     worker = celery_worker(redis_url, cache_dir, zoo_dir, tmp_path / "worker.log")
-    backend = CeleryBackend(cache_dir, redis_url)
+    backend = CeleryBackend(cache_dir, redis_url, long_job_seconds=ONE_LANE)
     yield backend
     stop_process(worker)
     print((tmp_path / "worker.log").read_text()[-3000:])

@@ -9,7 +9,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
 def test_services_and_volumes():
-    assert set(COMPOSE["services"]) == {"web", "worker", "cpu-worker", "redis"}
+    assert set(COMPOSE["services"]) == {"web", "worker", "long-worker", "cpu-worker", "redis"}
     assert {"artifacts", "uploads"} <= set(COMPOSE["volumes"])
 
 
@@ -20,15 +20,16 @@ def test_web_serves_the_flask_app_that_app_py_exports():
 
 
 def test_workers_run_our_celery_app_on_the_queues_the_code_routes_to():
-    from compute.engine.kinds import KINDS
+    from compute.engine.jobs import LANES
+    from compute.engine.kinds import KINDS, queue_of
 
     queues = set()
-    for name in ("worker", "cpu-worker"):
+    for name in ("worker", "long-worker", "cpu-worker"):
         command = COMPOSE["services"][name]["command"].split()
         assert command[:3] == ["celery", "-A", "compute.engine.tasks"]
         importlib.import_module(command[2])
-        queues.add(command[command.index("-Q") + 1])
-    routed = {kind.queue for kind in KINDS.values()}
+        queues.update(command[command.index("-Q") + 1].split(","))
+    routed = {queue_of(kind, lane) for kind in KINDS for lane in LANES}
     assert routed <= queues
 
 
