@@ -52,8 +52,10 @@ def _read_json(path: Path | None) -> dict:
 
 
 def _is_classifier(repo_id: str) -> bool:
-    architectures = _read_json(cached_file(repo_id, "config.json")).get("architectures") or []
-    return any(str(a).endswith("ForImageClassification") for a in architectures)
+    """Whether the cached config is a transformers image classifier (not one needing remote code)."""
+    config = _read_json(cached_file(repo_id, "config.json"))
+    return "auto_map" not in config and any(str(a).endswith("ForImageClassification")
+                                            for a in config.get("architectures") or [])
 
 
 def names() -> list[str]:

@@ -151,6 +151,22 @@ def test_the_upload_worker_finds_the_lab_package_and_gives_it_the_image_shape(tm
                       num_classes=10)
 
 
+@pytest.mark.parametrize("architecture", ["timm:test_vit", "hf:tiny-vit"])
+def test_the_upload_worker_checks_timm_and_hugging_face_weights(tmp_path, architecture):
+    """The worker imports timm or transformers before its memory limit, then checks as always."""
+    family, name = A.split_architecture(architecture)
+    received = tmp_path / "received"
+    save_file(A.build_module(family, name, {"num_classes": 10, "seed": 2}).state_dict(), str(received))
+    result = run_in_worker("checkpoint", path=str(received), filename="net.safetensors",
+                           architecture=architecture, num_classes=10)
+    assert result["architecture"] == architecture and 0 <= result["accuracy"] <= 1
+    assert M.get_model_info("net").source == "upload"
+    save_file(A.build_module(family, name, {"num_classes": 7}).state_dict(), str(received))
+    with pytest.raises(ValueError, match=r"shape mismatches: .*\(expected \(10, \d+\), got \(7, \d+\)\)"):
+        run_in_worker("checkpoint", path=str(received), filename="seven.safetensors", architecture=architecture,
+                      num_classes=10)
+
+
 def test_a_lab_entry_point_that_fails_to_import_is_named(tmp_path, monkeypatch):
     """A second distribution whose entry point names a missing module (metadata only)."""
     info = tmp_path / "broken_lab-1.0.dist-info"
@@ -279,6 +295,10 @@ def test_a_cached_model_without_safetensors_is_refused_clearly(tmp_path, no_netw
                                                 "Hugging Face hub cache.*never downloads"):
         M.register_model("hf-bin", "hf:lab/vit-bin", pretrained=True)
     config = json.loads((snapshot / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForImageClassification": "modeling.Net"}  # remote code: never offered
+    (snapshot / "config.json").write_text(json.dumps(config))
+    assert "hf:lab/vit-bin" not in A.list_architectures("hf")
+    config.pop("auto_map")
     config["architectures"] = ["ViTModel"]  # a backbone, no classifier: not offered
     (snapshot / "config.json").write_text(json.dumps(config))
     assert "hf:lab/vit-bin" not in A.list_architectures("hf")
