@@ -60,3 +60,27 @@ def redis_url(tmp_path):
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def lab_models(tmp_path_factory) -> Path:
+    """The example lab package (examples/repscope-lab-models) installed as an operator would,
+    but with ``pip install --target`` into a session folder first on ``sys.path`` and on
+    ``PYTHONPATH``: importlib.metadata finds its ``repscope.models`` entry points here and in
+    every child process (upload workers, app servers), and the shared environment is untouched."""
+    import importlib
+    import sys
+
+    from tests.support import ROOT, pip_install_target
+
+    target = pip_install_target(ROOT / "examples" / "repscope-lab-models", tmp_path_factory.mktemp("lab-site"))
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), previous]))
+    sys.path.insert(0, str(target))
+    importlib.invalidate_caches()
+    yield target
+    sys.path.remove(str(target))
+    if previous is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = previous

@@ -83,3 +83,19 @@ def compose_command(service: str) -> list[str]:
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     return [sys.executable, "-m", *compose["services"][service]["command"].split()]
+
+
+def pip_install_target(source: Path, target: Path) -> Path:
+    """``pip install --target`` a local package (no index, no dependencies, this environment's
+    build backend) into ``target``, built from a copy so the source tree stays clean."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / source.name
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                               "--no-build-isolation", "--target", str(target), str(copy)],
+                              capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.fail(f"pip install --target {target} {source} failed:\n{done.stderr}", pytrace=False)
+    return target

@@ -56,12 +56,14 @@ def _reduce(output: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def _first_tensor(output):
+    """The output itself, or the first tensor of a tuple/list or of a dict (Hugging Face's
+    ``ModelOutput``: ``last_hidden_state`` first)."""
     if isinstance(output, torch.Tensor):
         return output
-    if isinstance(output, (tuple, list)):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
+    items = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            return item
     raise TypeError(f"a layer returned {type(output).__name__}, not a tensor")
 
 

@@ -39,7 +39,8 @@ def final_classifier(model: nn.Module) -> str | None:
 def _penultimate(model: nn.Module, final: str | None) -> str | None:
     """The leaf before the final classifier in registration order, skipping dropout/identity/
     flatten; raised to its enclosing block when that block ends with it but is no Sequential
-    (squeezenet's Fire concatenates two branches: its output, not the last branch, is the input)."""
+    (squeezenet's Fire concatenates two branches: its output, not the last branch, is the input;
+    timm's global_pool flattens its pool's output) nor a transformers model."""
     if final is None:
         return None
     modules = dict(model.named_modules())
@@ -47,9 +48,10 @@ def _penultimate(model: nn.Module, final: str | None) -> str | None:
     found = next((n for n in reversed(leaves[:leaves.index(final)]) if not isinstance(modules[n], _PASSIVE)), None)
     while found and "." in found:
         parent = found.rsplit(".", 1)[0]
-        last_leaf = [n for n in leaves if n.startswith(parent + ".")][-1]
+        last_leaf = [n for n in leaves if n.startswith(parent + ".") and not isinstance(modules[n], _PASSIVE)][-1]
         if (isinstance(modules[parent], nn.Sequential) or last_leaf != found
-                or final.startswith(parent + ".")):
+                or final.startswith(parent + ".") or hasattr(modules[parent], "base_model_prefix")):
+            # transformers' models return a ModelOutput whose first tensor need not be this leaf's
             break
         found = parent
     return found
@@ -61,7 +63,8 @@ _BODIES = ("features", "trunk_output", "encoder", "layers", "blocks", "stages")
 def _default_blocks(model: nn.Module, final: str | None) -> list[str]:
     """Top-level stages: descend while one container holds the network, then take its
     sub-containers (auxiliary heads and the classifier's container left out), expanding a body
-    container (regnet's trunk_output, maxvit's blocks) beside a stem; when those are all leaves
+    container (regnet's trunk_output, maxvit's blocks, through a single wrapper such as Hugging
+    Face's encoder.stages) beside a stem; when those are all leaves
     (vgg, alexnet), take the pooling layers that end each stage."""
 
     def blocks_of(prefix: str, container: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -77,9 +80,11 @@ def _default_blocks(model: nn.Module, final: str | None) -> list[str]:
             continue
         if blocks:
             bodies = [b for b in blocks if b[0].rsplit(".", 1)[-1] in _BODIES]
-            if len(bodies) == 1 and len(blocks_of(bodies[0][0] + ".", bodies[0][1])) > 1:
-                inner = [n for n, _ in blocks_of(bodies[0][0] + ".", bodies[0][1])]
-                return [i for n, _ in blocks for i in (inner if n == bodies[0][0] else [n])]
+            inner = blocks_of(bodies[0][0] + ".", bodies[0][1]) if len(bodies) == 1 else []
+            while len(inner) == 1:  # a body wrapping its stages (Hugging Face's encoder.stages)
+                inner = blocks_of(inner[0][0] + ".", inner[0][1])
+            if len(inner) > 1:
+                return [i for n, _ in blocks for i in ([n for n, _ in inner] if n == bodies[0][0] else [n])]
             return [n for n, _ in blocks]
         pools = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
         return [prefix + n for n, m in container.named_children() if isinstance(m, pools)]

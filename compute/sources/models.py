@@ -1,4 +1,4 @@
-"""The model registry: every model the app knows (zoo, torchvision, uploads) and loading one.
+"""The model registry: every model the app knows (zoo, networks built by name, uploads) and loading one.
 
 A model's identity is the sha256 of its weights (:func:`compute.sources.weights.weights_key`),
 never its file name. Registered (non-zoo) models live in ``<cache_dir>/models/registry.json``;
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from compute.settings import private_dir
 from compute.sources.files import exclusive_lock, write_atomic
-from compute.sources.torchvision_models import load_torchvision, torchvision_architectures
+from compute.sources.architectures import architecture_name, build_module, split_architecture
 from compute.sources.weights import load_state_dict_file, load_weights, weights_key
 from compute.sources.zoo_cache import ensure_zoo
 from compute.sources.zoo_manifest import DATASETS, load_manifest, zoo_path
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 class ModelInfo:
     """What the UI and the engine know of a model without loading it.
 
-    ``architecture`` is a zoo architecture (``"mlp"``, ``"cnn"``) or ``"torchvision:<name>"``;
+    ``architecture`` is a registry name (:mod:`compute.sources.architectures`): a zoo
+    architecture (``"mlp"``, ``"cnn"``), ``"torchvision:<name>"``, ``"lab:<name>"``, ...;
     ``accuracy``/``top5`` are fractions in [0, 1] on ``stimulus_set``, None when the model's
     outputs do not match its labels ("accuracy n/a").
     """
@@ -37,7 +38,8 @@ class ModelInfo:
     name: str
     key: str
     architecture: str
-    source: str  # "zoo", "torchvision", "upload" or another opener's (compute.sources.representations)
+    source: str  # "zoo", "upload", an architecture family built by name ("torchvision", "lab", "timm",
+    # "hf") or another opener's (compute.sources.representations)
     tags: dict
     accuracy: float | None
     top5: float | None
@@ -68,29 +70,6 @@ def _read_registry() -> list[dict]:
         return []
 
 
-def _split_arch(architecture: str) -> tuple[str, str]:
-    """("zoo", "mlp") or ("torchvision", "resnet18") from "mlp" / "torchvision:resnet18" / "resnet18"."""
-    from compute.sources.zoo_architectures import ARCHITECTURES
-
-    if architecture.startswith("torchvision:"):
-        return "torchvision", architecture.split(":", 1)[1]
-    if architecture in ARCHITECTURES:
-        return "zoo", architecture
-    if architecture in torchvision_architectures():
-        return "torchvision", architecture
-    raise ValueError(f"unknown architecture {architecture!r}: use a zoo architecture "
-                     f"({', '.join(sorted(ARCHITECTURES))}) or a torchvision name (torchvision_architectures())")
-
-
-def _build(kind: str, arch: str, hparams: dict) -> nn.Module:
-    """A fresh module to load uploaded weights into: zoo hparams, or torchvision's num_classes."""
-    from compute.sources.zoo_architectures import build_architecture
-
-    if kind == "zoo":
-        return build_architecture(arch, **hparams)
-    return load_torchvision(arch, num_classes=hparams.get("num_classes"))
-
-
 def model_accuracy(model: nn.Module, stimuli) -> tuple[float | None, float | None]:
     """(top-1, top-5) of ``model`` on a StimulusSet; (None, None) when its outputs do not match
     the set's classes (the model is still usable, shown as "accuracy n/a")."""
@@ -114,16 +93,18 @@ def register_model(name: str, architecture: str, *, weights: str | Path | dict |
                    seed: int = 0, stimulus_set: str | None = None, tags: dict | None = None) -> ModelInfo:
     """Validate a model and add it to the registry; return its ModelInfo.
 
-    ``architecture``: a zoo architecture with ``hparams`` (``"cnn"``, ``{"channels": 8, ...}``)
-    or a torchvision name (``"resnet18"`` or ``"torchvision:resnet18"``). ``weights``: a
-    checkpoint path or a state_dict (source "upload"; stored as safetensors under the cache),
-    or None for torchvision models: ``pretrained`` hub-cache weights or a random init from
-    ``seed`` (source "torchvision"). With ``stimulus_set`` the top-1/top-5 accuracy on it is
-    recorded. Nothing is written unless every check passes; names must be unique.
+    ``architecture``: a registry name (:mod:`compute.sources.architectures`): a zoo architecture
+    with ``hparams`` (``"cnn"``, ``{"channels": 8, ...}``), a torchvision name (``"resnet18"`` or
+    ``"torchvision:resnet18"``), ``"lab:<name>"``, ``"timm:<name>"`` or ``"hf:<name>"`` (their
+    ``hparams`` are the family's). ``weights``: a checkpoint path or a state_dict (source
+    "upload"; stored as safetensors under the cache), or None for any architecture but the
+    zoo's: ``pretrained`` weights from the local caches or a random init from ``seed`` (source:
+    the family, e.g. "torchvision", "timm"). With ``stimulus_set`` the top-1/top-5 accuracy on it
+    is recorded. Nothing is written unless every check passes; names must be unique.
     """
     from safetensors.torch import save_file
 
-    kind, arch = _split_arch(architecture)
+    kind, arch = split_architecture(architecture)
     hparams = dict(hparams or {})
     if not name or not isinstance(name, str):
         raise ValueError("name must be a non-empty string")
@@ -133,12 +114,12 @@ def register_model(name: str, architecture: str, *, weights: str | Path | dict |
         state = load_state_dict_file(weights) if isinstance(weights, (str, Path)) else dict(weights)
         if num_classes is not None:
             hparams["num_classes"] = int(num_classes)
-        model = load_weights(_build(kind, arch, hparams), state)
+        model = load_weights(build_module(kind, arch, hparams), state)
         source = "upload"
     else:
-        model = load_torchvision(arch, pretrained=pretrained, num_classes=num_classes, seed=seed)
-        source, hparams = "torchvision", {"pretrained": bool(pretrained), "seed": int(seed),
-                                          "num_classes": num_classes}
+        hparams = {**hparams, "pretrained": bool(pretrained), "seed": int(seed), "num_classes": num_classes}
+        model = build_module(kind, arch, hparams)
+        source = kind
     key = weights_key(model.state_dict())
     accuracy = top5 = None
     classes = _num_classes(model)
@@ -146,7 +127,7 @@ def register_model(name: str, architecture: str, *, weights: str | Path | dict |
         from compute.sources.stimuli import get_stimulus_set
 
         accuracy, top5 = model_accuracy(model, get_stimulus_set(stimulus_set))
-    architecture = arch if kind == "zoo" else f"torchvision:{arch}"
+    architecture = architecture_name(kind, arch)
     file = None
     if source == "upload":
         file = model_file("weights", key, ".safetensors")
@@ -230,12 +211,9 @@ def get_model_info(name_or_key: str) -> ModelInfo:
 def load_model(name_or_key: str | ModelInfo, device: str | torch.device = "cpu") -> nn.Module:
     """The model, weights checked against its key, in eval mode on ``device``."""
     info = name_or_key if isinstance(name_or_key, ModelInfo) else get_model_info(name_or_key)
-    kind, arch = _split_arch(info.architecture)
-    if info.source == "torchvision":
-        model = load_torchvision(arch, pretrained=bool(info.hparams.get("pretrained")),
-                                 num_classes=info.hparams.get("num_classes"), seed=int(info.hparams.get("seed", 0)))
-    else:
-        model = load_weights(_build(kind, arch, info.hparams), load_state_dict_file(info.weights))
+    model = build_module(*split_architecture(info.architecture), info.hparams)
+    if info.source in ("zoo", "upload"):
+        model = load_weights(model, load_state_dict_file(info.weights))
     if weights_key(model.state_dict()) != info.key:
         raise ValueError(f"the weights of {info.name!r} changed on disk (their hash differs from the "
                          "registered key); rebuild the zoo or register the model again")

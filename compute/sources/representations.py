@@ -99,7 +99,7 @@ def _torch(info: ModelInfo, device) -> TorchRepresentation:
 
 
 # Sources whose models are torch modules: one architecture and hyperparameters, one set of shapes.
-TORCH_SOURCES = ("zoo", "torchvision", "upload")
+TORCH_SOURCES = ("zoo", "torchvision", "upload", "lab", "timm", "hf")
 # ModelInfo.source -> its opener(info, device), or "module:function" imported on first use.
 OPENERS: dict[str, Callable[[ModelInfo, object], Representation] | str] = {source: _torch for source in TORCH_SOURCES}
 OPENERS["activations"] = "compute.sources.activation_models:open_activations"

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from compute.sources.preprocess import image_transform, with_preprocessing
 from compute.sources.weights import load_state_dict_file, load_weights
 
 if TYPE_CHECKING:
@@ -47,10 +48,10 @@ def preprocessing(arch: str, pretrained: bool = False) -> Callable[[torch.Tensor
     centre crop, ImageNet normalisation).
     """
     transform = _tv_weights(arch).transforms() if pretrained else None
+    to_rgb = image_transform(channels=3)
 
     def prepare(images: torch.Tensor) -> torch.Tensor:
-        if images.ndim == 4 and images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
+        images = to_rgb(images)
         return transform(images) if transform is not None else images
 
     return prepare
@@ -90,6 +91,4 @@ def load_torchvision(arch: str, pretrained: bool = False, num_classes: int | Non
         if arch.startswith(("googlenet", "inception")):
             kwargs["aux_logits"], kwargs["init_weights"] = False, True
         model = torchvision.models.get_model(arch, weights=None, **kwargs)
-    prepare = preprocessing(arch, pretrained)
-    model.register_forward_pre_hook(lambda module, args: (prepare(args[0]), *args[1:]))
-    return model.eval()
+    return with_preprocessing(model, preprocessing(arch, pretrained)).eval()

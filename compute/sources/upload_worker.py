@@ -88,6 +88,9 @@ def _worker_main() -> int:
 
     from compute.measures import confusion  # noqa: F401
     from compute.sources import activations, layers, zoo_architectures  # noqa: F401
+    from compute.sources.architectures import preload
+
+    preload(request["arguments"].get("architecture"))  # timm, transformers or a lab's package
 
     task = _task(request["kind"])
     torch.set_num_threads(1)

@@ -36,7 +36,7 @@ from compute.sources.models import list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_reference, save_reference
 from compute.sources.stimuli import image_folder, stimulus_set_named
 from compute.sources.stimulus_names import upload_sets
-from compute.sources.torchvision_models import torchvision_architectures
+from compute.sources.architectures import list_architectures, split_architecture, upload_hparams
 from compute.sources.weights import ACCEPTED_FORMATS, load_state_dict_file
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -145,16 +145,19 @@ def read_checkpoint(path: Path, suffix: str, filename: str) -> dict:
 
 
 def architecture_choices() -> list[str]:
-    """What an upload may declare: zoo families at their widths (``"cnn-w16"``), then torchvision names."""
+    """What an upload may declare: zoo families at their widths (``"cnn-w16"``), torchvision names,
+    then the lab's, timm's and Hugging Face's prefixed names (:mod:`compute.sources.architectures`)."""
     from compute.sources.zoo_training import WIDTHS
 
     return [f"{family}-w{width}" for family, widths in WIDTHS.items() for width in widths] \
-        + torchvision_architectures()
+        + [name.removeprefix("torchvision:") for name in list_architectures("torchvision")] \
+        + list_architectures("lab", "timm", "hf")
 
 
 def resolve_architecture(architecture: str, num_classes: int, image_shape: tuple[int, int, int]) -> tuple[str, dict]:
     """(architecture, hparams) for register_model: ``"cnn-w16"`` -> the zoo family at width 16 for
-    images of ``image_shape`` (C, H, W) and ``num_classes``; a torchvision name as it is."""
+    images of ``image_shape`` (C, H, W) and ``num_classes``; a torchvision name as it is; a
+    ``lab:``, ``timm:`` or ``hf:`` name with what it takes from ``image_shape``."""
     from compute.sources.zoo_architectures import ARCHITECTURES, family_hparams
 
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
@@ -165,11 +168,16 @@ def resolve_architecture(architecture: str, num_classes: int, image_shape: tuple
     found = re.fullmatch(r"([a-z]+)-w(\d+)", architecture or "")
     if found and found.group(1) in ARCHITECTURES and int(found.group(2)) > 0:
         return found.group(1), family_hparams(found.group(1), int(found.group(2)), image_shape, num_classes)
-    name = (architecture or "").removeprefix("torchvision:")
-    if name in torchvision_architectures():
+    try:
+        family, name = split_architecture(architecture or "")
+    except ValueError as error:
+        raise UploadError(f"{error}; a zoo family is named with its width (e.g. "
+                          f"{', '.join(sorted(ARCHITECTURES))} as 'cnn-w16')") from None
+    if family == "zoo":
+        raise UploadError(f"the zoo architecture {name!r} needs its width, e.g. '{name}-w16'")
+    if family == "torchvision":
         return name, {}
-    raise UploadError(f"unknown architecture {architecture!r}: use a zoo family with its width "
-                      f"(e.g. {', '.join(sorted(ARCHITECTURES))} as 'cnn-w16') or a torchvision model name")
+    return f"{family}:{name}", upload_hparams(family, name, image_shape)
 
 
 def _suffix(filename: str, accepted: tuple[str, ...], formats: str) -> str:
