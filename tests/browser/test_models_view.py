@@ -20,10 +20,9 @@ def test_a_checkpoint_uploaded_in_the_page_appears_in_the_table(app_server, page
     assert row.inner_text().strip() == "my-upload"
     assert page.locator("#models-table td[data-dash-column='source']").first.inner_text().strip() == "upload"
     # The selection panel lists it without a reload, and counts it.
-    page.wait_for_function("document.querySelector('#selection-summary').innerText.includes('113')", timeout=30_000)
+    page.wait_for_selector("#selection-summary:has-text('of 113 models')", timeout=30_000)
     choose(page, "selection-models", "my-upload")
-    page.wait_for_function("document.querySelector('#selection-summary').innerText.startsWith('1 of 113')",
-                           timeout=30_000)
+    page.wait_for_selector("#selection-summary:has-text('1 of 113 models')", timeout=30_000)
 
 
 def test_a_bad_checkpoint_shows_the_reason_and_registers_nothing(app_server, page, zoo_dir, tmp_path):
