@@ -29,7 +29,7 @@ from compute.sources.matfiles import StructArray, Unsupported, read_struct, vari
 from compute.sources.stimuli import stimulus_set_named
 from compute.sources.stimulus_manifest import MAX_TAG_TEXT, Manifest, write_manifest
 from compute.sources.uploads import (MAX_ZIP_MEMBERS, UploadError, accept_stimulus_zip, check_filename,
-                                     file_sha256)
+                                     display_name, file_sha256)
 
 IMAGE_FIELDS = ("image", "img", "stimulus")
 CLASS_FIELDS = ("category", "class", "label")
@@ -144,25 +144,34 @@ def import_stimulus_mat(path: str | Path, target: Path) -> Manifest:
     return manifest
 
 
-def accept_stimulus_mat(path: str | Path, filename: str) -> dict:
-    """Import an uploaded .mat of images as ``upload:<sha256>``; runs in the worker. Returns
-    ``{"stimulus_set", "num_classes", "images", "tags"}``."""
-    check_filename("stimuli", filename)
+def import_stimulus_set(path: str | Path):
+    """The stimulus set of the .mat file of images at ``path``, imported once into the upload
+    folder as ``upload:<sha256 of the file>`` (the same file gives the same set); ValueError
+    naming the problem when the file holds no usable struct array of images."""
     digest = file_sha256(Path(path))
     target = upload_dir() / "stimuli" / digest
     if not target.exists():
         private_dir(target.parent)
         partial = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
         try:
-            try:
-                import_stimulus_mat(path, partial)
-            except ValueError as error:
-                raise UploadError(f"{filename!r}: {error}") from None
+            import_stimulus_mat(path, partial)
             partial.chmod(0o700)
             os.replace(partial, target)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
-    stimuli = stimulus_set_named(f"upload:{digest}")
+    return stimulus_set_named(f"upload:{digest}")
+
+
+def accept_stimulus_mat(path: str | Path, filename: str) -> dict:
+    """Import an uploaded .mat of images (:func:`import_stimulus_set`); runs in the worker.
+    Returns ``{"stimulus_set", "num_classes", "images", "tags"}``."""
+    check_filename("stimuli", filename)
+    try:
+        stimuli = import_stimulus_set(path)
+    except UploadError:
+        raise
+    except ValueError as error:
+        raise UploadError(f"{display_name(filename)!r}: {error}") from None
     return {"stimulus_set": stimuli.name, "num_classes": stimuli.num_classes, "images": len(stimuli),
             "tags": sorted(stimuli.tags or {})}
 
