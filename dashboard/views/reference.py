@@ -69,7 +69,10 @@ def candidate_rows(values, reference: str, stimuli) -> list[tuple[str, int, str]
         if info.stimulus_key != stimuli.key or info.key == reference or row >= info.subjects:
             raise ValueError(f"{info.name!r} row {row} cannot be ranked against this reference: choose a row of "
                              "another reference over the selected stimulus set")
-        found.append((info.key, row, f"{info.name} · {info.row_name(row)}"))
+        label = f"{info.name} · {info.row_name(row)}"
+        if label in {other for *_, other in found}:  # two rows of one name: bars need distinct labels
+            label += f" (row {row + 1})"
+        found.append((info.key, row, label))
     return found
 
 

@@ -1,6 +1,7 @@
 """MATLAB RSA-toolbox struct arrays of RDMs as references: Kriegeskorte et al. (2008)'s real files,
 the same layout written as v7.3 (HDF5) the way MATLAB writes it, bad structs named, names kept
 through the store, and rows of one reference ranked against another."""
+import json
 from pathlib import Path
 
 import h5py
@@ -210,6 +211,12 @@ def test_subject_names_are_stored_and_old_entries_still_load(tmp_path):
     assert plain.subject_names is None and plain.row_name(1) == "subject 2"
     with pytest.raises(ValueError, match="2 subject names for 3 RDMs"):
         R.save_reference(rdms, "brain", FakeStimuli(), names[:2])
+    stored = tmp_path / "uploads" / "references" / f"{plain.key}.json"
+    entry = json.loads(stored.read_text())
+    del entry["subject_names"]  # as written before names were kept
+    stored.write_text(json.dumps(entry))
+    assert R.reference_info(plain.key).subject_names is None
+    assert [r.key for r in R.list_references(FakeStimuli())] == [plain.key, info.key]
 
 
 def test_rows_of_other_references_are_candidates_and_their_own_are_not(tmp_path):

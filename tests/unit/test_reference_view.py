@@ -134,6 +134,9 @@ def test_rows_of_other_references_join_the_ranking_as_bars(view, digits, tmp_pat
     namespace = {}
     exec(view.code(context), namespace)  # noqa: S102 - our own snippet
     np.testing.assert_allclose(namespace["fit"], fit, rtol=1e-6)
+    _, _, twice, _ = view.plan(selection, brain.key, "euclidean", "spearman", "penultimate", "100",
+                               [f"{models.key}:1", f"{models.key}:1"])
+    assert [c[2] for c in twice["candidates"]] == ["models · V1", "models · V1 (row 2)"]
     for chosen, problem in [([f"{brain.key}:0"], "cannot be ranked against this reference"),
                             ([f"{models.key}:2"], "cannot be ranked against this reference"),
                             (["../etc:1"], "is not a reference RDM row")]:
