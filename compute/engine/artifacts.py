@@ -160,18 +160,24 @@ def srm_fit_spec(model_keys, stimuli, layers, pooling: str = "none", k: int = 10
     return Spec("srm_fit", params, inputs, locate={"stimuli": stimuli.name})
 
 
-def reference_fit_spec(reference: str, rdms, method: str = "spearman", n_boot: int = 1000, seed: int = 0) -> Spec:
+def reference_fit_spec(reference: str, rdms, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
+                       candidates=()) -> Spec:
     """Each input RDM (``rdm_spec``s over one stimulus set) against the uploaded reference RDM
     ``reference`` (its key, compute.sources.references): an (R, 5) float64 array, one row per
     input RDM, columns compute.measures.reference.FIT_COLUMNS (mean comparison with the
-    subjects' RDMs, bootstrap CI over stimuli, noise ceiling lower/upper)."""
+    subjects' RDMs, bootstrap CI over stimuli, noise ceiling lower/upper). ``candidates``,
+    ``(reference key, row)`` pairs, add rows of other stored references over the same stimuli
+    (e.g. the monkey-IT RDM of a model-RDM file) as further candidates, after the inputs."""
     rdms = tuple(rdms)
-    if not rdms:
+    candidates = [[str(key), int(row)] for key, row in candidates]
+    if not rdms and not candidates:
         raise ValueError("reference_fit_spec needs at least one RDM to compare with the reference")
     if not isinstance(n_boot, int) or isinstance(n_boot, bool) or n_boot < 0:
         raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
-    return Spec("reference_fit", {"reference": reference, "method": method, "n_boot": n_boot, "seed": int(seed)},
-                rdms)
+    params = {"reference": reference, "method": method, "n_boot": n_boot, "seed": int(seed)}
+    if candidates:  # only when given: the keys of fits without them stay as they were
+        params["candidates"] = candidates
+    return Spec("reference_fit", params, rdms)
 
 
 # ---- computing a spec and what it needs ----

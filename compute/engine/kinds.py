@@ -206,7 +206,7 @@ def _subjects(reference: str) -> int:
 
 def _reference_fit(spec, shapes: list[Shape]) -> Cost:
     p = spec.params
-    r, length = len(shapes), shapes[0][0]
+    r, length = len(shapes) + len(p.get("candidates", ())), shapes[0][0]
     n, s, n_boot = side_from_length(length), _subjects(p["reference"]), p["n_boot"]
     chunk = min(n_boot, max(1, _BOOTSTRAP_CHUNK // length)) * length
     peak = r * length * (_F32 + _F64) + 2 * s * length * _F64 + n_boot * n * _F64 + 3 * chunk * _F64
@@ -275,7 +275,8 @@ def _describe_layer_grid(spec: dict, names) -> str:
 
 def _describe_reference_fit(spec: dict, names) -> str:
     params, inputs = spec["params"], spec["inputs"]
-    return (f"{_count(len(inputs), 'RDM')} ({_layers(inputs)}) against reference {params['reference'][:8]} "
+    more = f" and {_count(len(params['candidates']), 'reference RDM')}" if params.get("candidates") else ""
+    return (f"{_count(len(inputs), 'RDM')} ({_layers(inputs)}){more} against reference {params['reference'][:8]} "
             f"({params['method']}, {params['n_boot']} resamples)")
 
 

@@ -164,10 +164,11 @@ def srm_fit(spec, inputs, ctx: Context):
 
 def reference_fit(spec, inputs, ctx: Context):
     from compute.measures.reference import FIT_COLUMNS, fit_reference
-    from compute.sources.references import load_reference
+    from compute.sources.references import candidate_rdms, load_reference
 
     p = spec.params
-    fit = fit_reference([np.asarray(x) for x in inputs], load_reference(p["reference"]), p["method"],
+    rdms = [np.asarray(x) for x in inputs] + candidate_rdms(p["reference"], p.get("candidates", ()))
+    fit = fit_reference(rdms, load_reference(p["reference"]), p["method"],
                         n_boot=p["n_boot"], seed=p["seed"], should_stop=ctx.should_stop,
                         progress=lambda f: ctx.report(f, "comparing with the reference"))
     return fit, {"columns": list(FIT_COLUMNS)}

@@ -11,14 +11,17 @@ Files (:func:`read_reference`; nothing is ever unpickled):
 - ``.csv``: numbers separated by commas (or whitespace), no header: an N x N matrix, one row
   (or column) of K values, one row per subject of K values, or S N x N matrices one below the
   other (S*N rows of N);
-- ``.mat``: MATLAB v5 (``scipy.io.loadmat``) or v7.3 (HDF5, read with h5py): the variable named
-  ``rdms`` or ``rdm``, else the only numeric one;
+- ``.mat``: MATLAB v5 or v7.3 (:mod:`compute.sources.matfiles`): a struct array of RDMs as the
+  MATLAB RSA toolbox keeps them (``RDMs(mask, subject, session).RDM`` with its ``name``: one row
+  per subject, sessions averaged, names kept; see :mod:`compute.sources.matlab_rdms`), else the
+  numeric variable named ``rdms`` or ``rdm``, else the only numeric one;
 - ``.hdf5``/``.h5``: an rsatoolbox ``RDMs.save(..., file_type='hdf5')`` file: its
   ``dissimilarities`` dataset (n_rdm x K).
 
 Shapes (:func:`subject_rdms`): (N, N) square, (K,) condensed, (S, N, N) or (S, K) for several
 subjects; subjects may also be on the last axis, (N, N, S) or (K, S), as MATLAB stores them, or
 stacked as (S*N, N). Square RDMs must be symmetric with a zero diagonal; every value finite.
+A reference keeps its subjects' names when the file has them (:attr:`ReferenceInfo.subject_names`).
 """
 from __future__ import annotations
 
@@ -39,8 +42,6 @@ from compute.sources.files import write_atomic
 SUFFIXES = (".npy", ".csv", ".mat", ".hdf5", ".h5")
 FORMATS = ".npy, .csv, .mat (v5 or v7.3) or an rsatoolbox .hdf5 (RDMs.save)"
 MAX_VALUES = 10**8  # 800 MB of float64, in the file as read
-_PREFERRED = ("rdms", "rdm")
-_NUMERIC = ("double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 _KEY = re.compile(r"[0-9a-f]{64}")
 
 
@@ -55,6 +56,15 @@ class ReferenceInfo:
     stimulus_set: str
     stimulus_key: str
     created: float
+    subject_names: tuple[str, ...] | None = None  # one per row, when the file named them
+
+    def __post_init__(self):
+        if self.subject_names is not None:  # a JSON list read back
+            object.__setattr__(self, "subject_names", tuple(self.subject_names))
+
+    def row_name(self, row: int) -> str:
+        """The name of row (subject) ``row``: the file's, else ``subject <row + 1>``."""
+        return self.subject_names[row] if self.subject_names else f"subject {row + 1}"
 
     @property
     def label(self) -> str:
@@ -133,35 +143,11 @@ def _read_hdf5_dataset(dataset, what: str) -> np.ndarray:
     return np.asarray(dataset[()], dtype=np.float64)
 
 
-def _pick(names: list[str], what: str) -> str:
-    for preferred in _PREFERRED:
-        if preferred in names:
-            return preferred
-    if len(names) == 1:
-        return names[0]
-    found = "several numeric variables: " + ", ".join(names) if names else "no numeric variable"
-    raise ValueError(f"{what} holds {found}; name the RDM variable 'rdms' (several subjects) or 'rdm'")
+def _read_mat(path: Path, variable: str | None = None):
+    """A numeric array, or the subjects of a struct array of RDMs (compute.sources.matlab_rdms)."""
+    from compute.sources.matlab_rdms import read_mat_rdms
 
-
-def _read_mat(path: Path) -> np.ndarray:
-    import scipy.io
-
-    try:
-        major, _ = scipy.io.matlab.matfile_version(str(path))
-    except (ValueError, OSError) as error:
-        raise ValueError(f"not a readable MATLAB .mat file ({error})") from None
-    if major == 2:  # v7.3: an HDF5 file, stored column-major
-        import h5py
-
-        with h5py.File(path, "r") as handle:
-            names = [k for k, v in handle.items() if isinstance(v, h5py.Dataset) and v.dtype.kind in "biuf"]
-            name = _pick(names, "the .mat (v7.3) file")
-            return _read_hdf5_dataset(handle[name], f"variable {name!r}").T
-    listing = scipy.io.whosmat(str(path), appendmat=False)
-    shapes = {name: shape for name, shape, kind in listing if kind in _NUMERIC}
-    name = _pick(list(shapes), "the .mat file")
-    _check_size(shapes[name], f"variable {name!r}")
-    return _numeric(scipy.io.loadmat(str(path), variable_names=[name], appendmat=False)[name], f"variable {name!r}")
+    return read_mat_rdms(path, variable, MAX_VALUES)
 
 
 def _read_rsatoolbox(path: Path) -> np.ndarray:
@@ -185,17 +171,43 @@ _READERS = {".npy": _read_npy, ".csv": _read_csv, ".mat": _read_mat, ".hdf5": _r
 def read_reference(path: str | Path, suffix: str, n: int, stimulus_set: str = "the stimulus set") -> np.ndarray:
     """The (S, K) float64 subjects' RDMs in the file at ``path``, read as format ``suffix``
     (one of :data:`SUFFIXES`) and checked against ``n`` stimuli (those of ``stimulus_set``)."""
+    return read_named_reference(path, suffix, n, stimulus_set)[0]
+
+
+def read_named_reference(path: str | Path, suffix: str, n: int, stimulus_set: str = "the stimulus set",
+                         variable: str | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """(the (S, K) RDMs as :func:`read_reference` gives them, the subjects' names or None); a
+    .mat file's ``variable`` may be named (default: see compute.sources.matlab_rdms)."""
     if suffix not in _READERS:
         raise ValueError(f"the format {suffix!r} is not accepted for a reference RDM; accepted: {FORMATS}")
-    return subject_rdms(_READERS[suffix](Path(path)), n, stimulus_set)
+    found = _read_mat(Path(path), variable) if suffix == ".mat" else _READERS[suffix](Path(path))
+    if isinstance(found, list):
+        return _subjects_of(found, n, stimulus_set), [subject.name for subject in found]
+    return subject_rdms(found, n, stimulus_set), None
+
+
+def _subjects_of(subjects, n: int, stimulus_set: str) -> np.ndarray:
+    """(S, K): each subject's RDM, the mean over its sessions (compute.sources.matlab_rdms.Subject)."""
+    rows = []
+    for subject in subjects:
+        sessions = []
+        for entry in subject.sessions:
+            rdm = subject_rdms(entry.rdm, n, stimulus_set, who=entry.label)
+            if len(rdm) != 1:
+                raise ValueError(f"{entry.label}: its RDM field holds {len(rdm)} RDMs {entry.rdm.shape}; an element "
+                                 "of a struct array of RDMs holds one")
+            sessions.append(rdm[0])
+        rows.append(np.mean(sessions, axis=0))
+    return np.stack(rows)
 
 
 # --- shapes and checks ----------------------------------------------------------------------
 
-def subject_rdms(array, n: int, stimulus_set: str = "the stimulus set") -> np.ndarray:
+def subject_rdms(array, n: int, stimulus_set: str = "the stimulus set", who: str | None = None) -> np.ndarray:
     """``array`` of one of the accepted shapes (see the module docstring) as (S, K) float64
-    condensed RDMs over ``n`` stimuli; ValueError naming the problem otherwise."""
-    array = _numeric(array, "the reference")
+    condensed RDMs over ``n`` stimuli; ValueError naming the problem (and ``who``, the RDM's
+    name in the file, when given) otherwise."""
+    array = _numeric(array, who or "the reference")
     k = n * (n - 1) // 2
     shape = array.shape
     accepted = (f"a reference for {stimulus_set} ({n} stimuli) must be ({n}, {n}), ({k},) condensed, "
@@ -203,22 +215,22 @@ def subject_rdms(array, n: int, stimulus_set: str = "the stimulus set") -> np.nd
     if n < 3:
         raise ValueError(f"{stimulus_set} has {n} stimuli; an RDM needs at least 3")
     if array.ndim == 1 and shape[0] == k:
-        return _finite(array[None], "condensed")
+        return _finite(array[None], "condensed", who)
     if array.ndim == 2 and shape == (n, n):
-        return _condensed(array[None])
+        return _condensed(array[None], who)
     if array.ndim == 2 and shape[1] == k:
-        return _finite(array, "condensed")
+        return _finite(array, "condensed", who)
     if array.ndim == 2 and shape[0] == k:
-        return _finite(np.ascontiguousarray(array.T), "condensed")
+        return _finite(np.ascontiguousarray(array.T), "condensed", who)
     if array.ndim == 2 and shape[1] == n and shape[0] % n == 0:  # square RDMs one below the other
-        return _condensed(array.reshape(-1, n, n))
+        return _condensed(array.reshape(-1, n, n), who)
     if array.ndim == 3 and shape[1:] == (n, n):
-        return _condensed(array)
+        return _condensed(array, who)
     if array.ndim == 3 and shape[:2] == (n, n):
-        return _condensed(np.moveaxis(array, 2, 0))
+        return _condensed(np.moveaxis(array, 2, 0), who)
     side = _side(shape)
     found = f"; it is an RDM over {side} stimuli, not {n}" if side and side != n else ""
-    raise ValueError(f"the reference has shape {shape}{found}: {accepted}")
+    raise ValueError(f"{who or 'the reference'} has shape {shape}{found}: {accepted}")
 
 
 def _side(shape) -> int | None:
@@ -232,30 +244,35 @@ def _side(shape) -> int | None:
     return side if side is not None and side >= 3 else None
 
 
-def _finite(rdms: np.ndarray, form: str) -> np.ndarray:
+def _whose(s: int, who: str | None, form: str = "") -> str:
+    """How a message names RDM ``s``: "subject 1's condensed RDM", or by ``who`` (a file's name)."""
+    return f"{who}: its {form}RDM" if who else f"subject {s}'s {form}RDM"
+
+
+def _finite(rdms: np.ndarray, form: str, who: str | None = None) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(rdms).all(axis=1))
     if bad.size:
-        raise ValueError(f"subject {int(bad[0])}'s {form} RDM has NaN or infinite values; every dissimilarity "
+        raise ValueError(f"{_whose(int(bad[0]), who, form + ' ')} has NaN or infinite values; every dissimilarity "
                          "must be a finite number")
     return np.ascontiguousarray(rdms)
 
 
-def _condensed(square: np.ndarray) -> np.ndarray:
+def _condensed(square: np.ndarray, who: str | None = None) -> np.ndarray:
     """(S, N, N) symmetric zero-diagonal RDMs as (S, K) upper triangles."""
     n = square.shape[1]
     for s, matrix in enumerate(square):
         if not np.isfinite(matrix).all():
             rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
-            raise ValueError(f"subject {s}'s RDM has NaN or infinite values in rows (stimuli) "
+            raise ValueError(f"{_whose(s, who)} has NaN or infinite values in rows (stimuli) "
                              f"{', '.join(map(str, rows[:10]))}; every dissimilarity must be a finite number")
         scale = max(1.0, float(np.abs(matrix).max()))
         asymmetry = float(np.abs(matrix - matrix.T).max())
         if asymmetry > 1e-6 * scale:
-            raise ValueError(f"subject {s}'s RDM is not symmetric (max |D - D.T| = {asymmetry:.3g}); "
+            raise ValueError(f"{_whose(s, who)} is not symmetric (max |D - D.T| = {asymmetry:.3g}); "
                              "a dissimilarity matrix must be")
         diagonal = float(np.abs(np.diag(matrix)).max())
         if diagonal > 1e-6 * scale:
-            raise ValueError(f"subject {s}'s RDM has a non-zero diagonal (max {diagonal:.3g}); a stimulus' "
+            raise ValueError(f"{_whose(s, who)} has a non-zero diagonal (max {diagonal:.3g}); a stimulus' "
                              "dissimilarity to itself must be 0")
     rows, cols = np.triu_indices(n, 1)
     return np.ascontiguousarray(square[:, rows, cols])
@@ -274,19 +291,25 @@ def _directory(create: bool = True) -> Path:
     return private_dir(directory) if create else directory
 
 
-def save_reference(rdms: np.ndarray, name: str, stimuli) -> ReferenceInfo:
+def save_reference(rdms: np.ndarray, name: str, stimuli, subject_names=None) -> ReferenceInfo:
     """Store (S, K) condensed ``rdms`` (from :func:`subject_rdms`) over ``stimuli`` (a
-    StimulusSet) under their key; an identical array stored before keeps its first name."""
+    StimulusSet) under their key, with the rows' ``subject_names`` (S strings) when known; an
+    identical array stored before keeps its first names."""
     rdms = np.ascontiguousarray(rdms, dtype=np.float64)
     n = len(stimuli)
     if rdms.ndim != 2 or rdms.shape[1] != n * (n - 1) // 2 or not np.isfinite(rdms).all():
         raise ValueError(f"save_reference needs finite (subjects, {n * (n - 1) // 2}) condensed RDMs over the "
                          f"{n} stimuli of {stimuli.name!r}, got shape {rdms.shape}")
+    if subject_names is not None:
+        subject_names = tuple(str(s) for s in subject_names)
+        if len(subject_names) != len(rdms):
+            raise ValueError(f"save_reference got {len(subject_names)} subject names for {len(rdms)} RDMs")
     key = reference_key(rdms)
     directory = _directory()
     if (directory / f"{key}.json").exists():
         return reference_info(key)
-    info = ReferenceInfo(key, name, int(rdms.shape[0]), len(stimuli), stimuli.name, stimuli.key, time.time())
+    info = ReferenceInfo(key, name, int(rdms.shape[0]), len(stimuli), stimuli.name, stimuli.key, time.time(),
+                         subject_names)
     write_atomic(directory / f"{key}.npy", lambda handle: np.save(handle, rdms, allow_pickle=False))
     write_atomic(directory / f"{key}.json", lambda handle: handle.write(json.dumps(asdict(info)).encode()))
     return info
@@ -308,6 +331,26 @@ def load_reference(key: str) -> np.ndarray:
     rdms = np.load(_directory(create=False) / f"{key}.npy", allow_pickle=False)
     if reference_key(rdms) != key:
         raise ValueError(f"the stored reference RDM {key[:12]}… does not match its key (corrupt); upload it again")
+    return rdms
+
+
+def candidate_rdms(reference: str, pairs) -> list[np.ndarray]:
+    """The condensed RDMs at ``(key, row)`` of ``pairs``: rows of stored references over the
+    stimuli of ``reference``, to rank against it beside models' RDMs. A row of ``reference``
+    itself is refused: it would be compared with the subjects it is one of."""
+    own = reference_info(reference)
+    rdms = []
+    for key, row in pairs:
+        info = reference_info(key)
+        if key == reference:
+            raise ValueError(f"{info.row_name(row) if 0 <= row < info.subjects else f'row {row}'} of {info.name!r} is "
+                             "a subject of the reference itself; rank rows of another reference")
+        if info.stimulus_key != own.stimulus_key:
+            raise ValueError(f"the reference {info.name!r} is over stimulus set {info.stimulus_set!r}, not "
+                             f"{own.stimulus_set!r}: its RDMs cannot be ranked against {own.name!r}")
+        if not isinstance(row, int) or isinstance(row, bool) or not 0 <= row < info.subjects:
+            raise ValueError(f"the reference {info.name!r} has rows 0 to {info.subjects - 1}, not {row!r}")
+        rdms.append(load_reference(key)[row])
     return rdms
 
 

@@ -8,7 +8,9 @@ Sources, each chosen by a name of the server's registry (:mod:`compute.sources.s
   disk under the data root (``REPSCOPE_DATA_ROOT``, default ``<cache_dir>/data``), ``n_per_class``
   test images per class drawn with a fixed seed. Nothing is downloaded unless ``download=True``.
 - ``"folder:<root>/<set>"``: an image folder with one sub-folder per class (:func:`image_folder`)
-  under a directory of ``REPSCOPE_DATA_ROOTS``; ``"upload:<sha256>"``: one unpacked from an upload.
+  under a directory of ``REPSCOPE_DATA_ROOTS``; ``"upload:<sha256>"``: one unpacked from an upload
+  (a zip of class folders, or images imported from a .mat file, kept in the file's order by a
+  ``stimuli.json`` list: :mod:`compute.sources.stimulus_manifest`).
 
 Non-default options are written into the set's name (``"mnist?n_per_class=20&seed=1"``), so
 ``get_stimulus_set(stimuli.name)`` always rebuilds the same set. A name never holds a path:
@@ -30,6 +32,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
+from compute.sources.stimulus_manifest import read_manifest
 from compute.sources.stimulus_names import (TORCHVISION_SETS, UnknownStimulusSet, folder_sets, registered_name,
                                             resolve, upload_sets)
 
@@ -49,7 +52,8 @@ class StimulusSet:
     ``images`` is a float32 tensor (N x C x H x W) with values in [0, 1]; ``labels`` an int64
     array (N,) indexing ``class_names``; ``ids`` one stable string per image; ``key`` the sha256
     of the pixels, labels and shape (the content, not the name), so two sets with the same images
-    in the same order share every cached artifact.
+    in the same order share every cached artifact. ``tags`` (optional) holds per-image
+    properties beside the class, one list of N values per tag (e.g. ``{"animal": [1, 0, ...]}``).
     """
 
     name: str
@@ -58,6 +62,7 @@ class StimulusSet:
     class_names: list[str]
     ids: list[str]
     key: str
+    tags: dict[str, list] | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -100,8 +105,9 @@ def content_key(images: torch.Tensor, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def make_stimulus_set(name: str, images, labels, class_names, ids=None) -> StimulusSet:
-    """Validate and wrap images (N x C x H x W, values in [0, 1]) and labels into a StimulusSet."""
+def make_stimulus_set(name: str, images, labels, class_names, ids=None, tags=None) -> StimulusSet:
+    """Validate and wrap images (N x C x H x W, values in [0, 1]) and labels (and optional
+    ``tags``: name -> N values) into a StimulusSet."""
     import torch
 
     images = torch.as_tensor(images, dtype=torch.float32).contiguous()
@@ -115,7 +121,12 @@ def make_stimulus_set(name: str, images, labels, class_names, ids=None) -> Stimu
     ids = list(ids) if ids is not None else [f"{name}-{i}" for i in range(len(labels))]
     if len(ids) != len(labels):
         raise ValueError(f"ids must have {len(labels)} entries, got {len(ids)}")
-    return StimulusSet(name, images, labels, list(class_names), ids, content_key(images, labels))
+    if tags is not None:
+        tags = {str(k): list(v) for k, v in tags.items()}
+        wrong = [k for k, v in tags.items() if len(v) != len(labels)]
+        if wrong:
+            raise ValueError(f"tag {wrong[0]!r} must have {len(labels)} values, one per image")
+    return StimulusSet(name, images, labels, list(class_names), ids, content_key(images, labels), tags or None)
 
 
 # --- built-in digits ------------------------------------------------------------------------
@@ -257,7 +268,9 @@ def dataset_split(dataset: str, n_per_class: int = DEFAULT_PER_CLASS, train_per_
 
 def image_folder(path: str | Path, n_per_class: int | None = None, seed: int = 0,
                  size: int | None = None) -> StimulusSet:
-    """Images in class sub-folders (``path/<class>/<image>``), sorted by class then file name.
+    """Images in class sub-folders (``path/<class>/<image>``), sorted by class then file name;
+    or, in a folder with a stimulus list (``stimuli.json``), the images it lists in its order,
+    with its classes and tags.
 
     All images are read with PIL; grayscale folders give 1 channel, anything else RGB. Images of
     one common size keep it; otherwise (or when ``size`` is given) each is centre-cropped to a
@@ -279,26 +292,14 @@ def _image_folder(root: Path, base: str, n_per_class: int | None, seed: int, siz
     label = base.removeprefix("folder:") if base == f"folder:{root}" else base
     if not root.is_dir():
         raise ValueError(f"image folder {label} does not exist or is not a folder")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
-        raise ValueError(f"image folder {label} is empty: it needs one sub-folder of images per class")
-    files = {d.name: sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-             for d in class_dirs}
-    empty = [name for name, fs in files.items() if not fs]
-    if empty:
-        raise ValueError(f"image folder {label} has empty class folders: {', '.join(empty)}")
-    if len(class_dirs) < 2:
-        raise ValueError(f"image folder {label} has only one class ({class_dirs[0].name}); "
-                         "a stimulus set needs at least two class sub-folders")
-    class_names = list(files)
-    paths, labels = [], []
-    rng = np.random.default_rng(seed)
-    for label_index, name in enumerate(class_names):
-        chosen = files[name]
-        if n_per_class is not None and len(chosen) > n_per_class:
-            chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), n_per_class, replace=False))]
-        paths += chosen
-        labels += [label_index] * len(chosen)
+    listed = read_manifest(root, label)
+    if listed is not None:
+        keep = listed.chosen(n_per_class, seed)
+        paths, labels = [root / listed.files[i] for i in keep], [listed.labels[i] for i in keep]
+        class_names, tags = list(listed.classes), {k: [v[i] for i in keep] for k, v in listed.tags.items()}
+    else:
+        paths, labels, class_names = _class_folders(root, label, n_per_class, seed)
+        tags = None
     pictures, unreadable = [], []
     for file in paths:
         try:
@@ -321,7 +322,32 @@ def _image_folder(root: Path, base: str, n_per_class: int | None, seed: int, siz
     name = _options_name(base, {"n_per_class": n_per_class, "seed": seed, "size": size},
                          {"n_per_class": None, "seed": 0, "size": None})
     return make_stimulus_set(name, images, labels, class_names,
-                             [str(p.relative_to(root)) for p in paths])
+                             [str(p.relative_to(root)) for p in paths], tags)
+
+
+def _class_folders(root: Path, label: str, n_per_class: int | None, seed: int):
+    """(paths, labels, classes) of class sub-folders, sorted by class then file name."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise ValueError(f"image folder {label} is empty: it needs one sub-folder of images per class")
+    files = {d.name: sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+             for d in class_dirs}
+    empty = [name for name, fs in files.items() if not fs]
+    if empty:
+        raise ValueError(f"image folder {label} has empty class folders: {', '.join(empty)}")
+    if len(class_dirs) < 2:
+        raise ValueError(f"image folder {label} has only one class ({class_dirs[0].name}); "
+                         "a stimulus set needs at least two class sub-folders")
+    class_names = list(files)
+    paths, labels = [], []
+    rng = np.random.default_rng(seed)
+    for label_index, name in enumerate(class_names):
+        chosen = files[name]
+        if n_per_class is not None and len(chosen) > n_per_class:
+            chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), n_per_class, replace=False))]
+        paths += chosen
+        labels += [label_index] * len(chosen)
+    return paths, labels, class_names
 
 
 def _square(picture, side: int):

@@ -8,7 +8,7 @@ A name is one of
 - ``folder:<root>/<set>``: the sub-folder ``<set>``, holding one folder of images per class, of
   a directory listed in ``REPSCOPE_DATA_ROOTS``, ``<root>`` being that directory's own name
   (``/srv/stimuli/faces`` under the root ``/srv/stimuli`` is ``folder:stimuli/faces``);
-- ``upload:<sha256>``: a zip of class folders uploaded through the app,
+- ``upload:<sha256>``: a zip of class folders, or a .mat struct array of images, uploaded through the app,
 
 optionally followed by options: ``?n_per_class=<n>&seed=<s>`` (torchvision sets and folders)
 and ``size=<pixels>`` (folders), whole numbers in :data:`OPTION_RANGES`.

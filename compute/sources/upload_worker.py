@@ -20,7 +20,7 @@ from compute.sources.uploads import UploadError, check_filename
 
 TASKS = {
     "checkpoint": "compute.sources.uploads:accept_checkpoint",
-    "stimuli": "compute.sources.uploads:accept_stimulus_zip",
+    "stimuli": "compute.sources.matlab_stimuli:accept_stimuli",  # a .zip, or a .mat of images
     "reference": "compute.sources.uploads:accept_reference",
     "activations": "compute.sources.activation_models:accept_activations",
 }

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from compute.measures.validate import listed
 from compute.settings import format_bytes, get_settings, private_dir, upload_dir
 from compute.sources.models import list_models, register_model
-from compute.sources.references import FORMATS, SUFFIXES, read_reference, save_reference
+from compute.sources.references import FORMATS, SUFFIXES, read_named_reference, save_reference
 from compute.sources.stimuli import image_folder, stimulus_set_named
 from compute.sources.stimulus_names import upload_sets
 from compute.sources.architectures import list_architectures, split_architecture, upload_hparams
@@ -50,7 +50,8 @@ _ZIP_JUNK = ("__MACOSX/",)
 # Upload kind -> (accepted suffixes, the formats in words); the worker's tasks are in upload_worker.py.
 ACCEPTED = {
     "checkpoint": (CHECKPOINT_SUFFIXES, ACCEPTED_FORMATS),
-    "stimuli": ((".zip",), "a .zip of one folder of images per class"),
+    "stimuli": ((".zip", ".mat"), "a .zip of one folder of images per class, or a .mat struct array of images "
+                "with a category field (compute.sources.matlab_stimuli)"),
     "reference": (SUFFIXES, FORMATS),
     "activations": ((".npz", ".h5", ".hdf5", ".safetensors"),
                     "an .npz, .h5/.hdf5 or .safetensors file of one array per layer (see the README)"),
@@ -364,11 +365,13 @@ def uploaded_stimulus_sets() -> list[str]:
 # --- reference RDMs -------------------------------------------------------------------------
 
 def accept_reference(path: str | Path, filename: str, stimulus_set: str = "digits", name: str | None = None) -> dict:
-    """Read an uploaded reference RDM for ``stimulus_set`` and store it; runs in the worker.
-    Returns ``{"reference": key, "name", "subjects", "stimuli", "stimulus_set"}``."""
+    """Read an uploaded reference RDM for ``stimulus_set`` and store it (with its subjects'
+    names when the file has them); runs in the worker. Returns ``{"reference": key, "name",
+    "subjects", "stimuli", "stimulus_set", "subject_names"}``."""
     suffix = check_filename("reference", filename)
     stimuli = stimulus_set_named(stimulus_set)
-    rdms = read_reference(path, suffix, len(stimuli), f"stimulus set {stimuli.name!r}")
-    info = save_reference(rdms, model_name(filename, name), stimuli)
+    rdms, names = read_named_reference(path, suffix, len(stimuli), f"stimulus set {stimuli.name!r}")
+    info = save_reference(rdms, model_name(filename, name), stimuli, names)
     return {"reference": info.key, "name": info.name, "subjects": info.subjects, "stimuli": info.stimuli,
-            "stimulus_set": info.stimulus_set}
+            "stimulus_set": info.stimulus_set,
+            "subject_names": list(info.subject_names) if info.subject_names else None}

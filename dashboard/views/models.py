@@ -54,7 +54,8 @@ def layout(search: str | None = None, selection=None) -> html.Div:
                   dcc.Input(id=f"{_ID}-classes", type="number", min=2, step=1, value=10)], className="control"),
         dropdown(f"{_ID}-stimuli", "Stimulus set (accuracy, input size)", _stimulus_options(), "digits"),
     ])
-    stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders)", ".zip", [])
+    stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders, or a .mat struct array "
+                        "of images with a category field)", ".zip,.mat", [])
     activations = activations_form()
     return html.Div(
         [

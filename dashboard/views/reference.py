@@ -6,8 +6,14 @@ selected model's default layers (or only its penultimate one) give an input RDM;
 compared with every subject's RDM and the mean over subjects is the bar, with a 95 % bootstrap
 interval over stimuli and, with several subjects, the noise ceiling as a shaded band. Bars are
 coloured by layer depth (the d-th default layer of each model; the last is the penultimate).
+
+Rows of other references over the same stimuli may join the ranking as bars of their own
+("reference RDMs"): e.g. the monkey-IT RDM of Kriegeskorte et al.'s ``92_modelRDMs.mat``,
+uploaded as a reference too, ranked against human IT like a model, by the same fit.
 """
 from __future__ import annotations
+
+import re
 
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
@@ -33,13 +39,41 @@ BOOT_CHOICES = ("0", "100", "1000")
 # all-zero patterns some untrained zoo models have at depth 1.
 # Penultimate layers and 100 resamples by default: a bootstrap of every default layer of every
 # zoo model at 1000 resamples is hours of CPU; the controls ask for more when wanted.
-DEFAULTS = {"ref": "", "rdm": "euclidean", "compare": "spearman", "layers": "penultimate", "boot": "100"}
+DEFAULTS = {"ref": "", "rdm": "euclidean", "compare": "spearman", "layers": "penultimate", "boot": "100",
+            "cand": ""}
+_CANDIDATE = re.compile(r"([0-9a-f]{64}):([0-9]{1,6})")  # a reference's key and row: "<key>:<row>"
 CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES, "layers": LAYER_CHOICES, "boot": BOOT_CHOICES}
 
 
 def reference_options(stimuli) -> list[dict]:
     """The references stored for ``stimuli``, newest first, as dropdown options (value: key)."""
     return [{"label": info.label, "value": info.key} for info in references.list_references(stimuli)]
+
+
+def candidate_options(stimuli, reference: str | None) -> list[dict]:
+    """Every row of the references stored for ``stimuli`` but ``reference``'s own, as options
+    (label "<reference> · <row name>", value "<key>:<row>")."""
+    return [{"label": f"{info.name} · {info.row_name(row)}", "value": f"{info.key}:{row}"}
+            for info in references.list_references(stimuli) if info.key != reference for row in range(info.subjects)]
+
+
+def candidate_rows(values, reference: str, stimuli) -> list[tuple[str, int, str]]:
+    """(key, row, label) for each chosen "<key>:<row>"; ValueError for one that is no row of a
+    reference over ``stimuli`` other than ``reference``."""
+    found = []
+    for value in values or []:
+        match = _CANDIDATE.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(f"{value!r} is not a reference RDM row ('<reference key>:<row>')")
+        info, row = references.reference_info(match.group(1)), int(match.group(2))
+        if info.stimulus_key != stimuli.key or info.key == reference or row >= info.subjects:
+            raise ValueError(f"{info.name!r} row {row} cannot be ranked against this reference: choose a row of "
+                             "another reference over the selected stimulus set")
+        label = f"{info.name} · {info.row_name(row)}"
+        if label in {other for *_, other in found}:  # two rows of one name: bars need distinct labels
+            label += f" (row {row + 1})"
+        found.append((info.key, row, label))
+    return found
 
 
 def rows(models, layers: str) -> list[tuple]:
@@ -56,6 +90,10 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     options = reference_options(selection.stimuli)
     keys = [o["value"] for o in options]
     chosen = view["ref"] if view["ref"] in keys else (keys[0] if keys else None)
+    cand_options = candidate_options(selection.stimuli, chosen)
+    for value in view["cand"].split(","):
+        if value and value not in {o["value"] for o in cand_options}:
+            url_codec.note_ignored("cand", value)
     upload = file_form(_UPLOAD, "Upload a reference RDM", ",".join(references.SUFFIXES), [
         html.Div([html.Label("Name (optional)", htmlFor=f"{_UPLOAD}-name"),
                   dcc.Input(id=f"{_UPLOAD}-name", type="text", placeholder="the file's name")], className="control"),
@@ -63,6 +101,9 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     controls = [
         dropdown(f"{_ID}-ref-choice", "Reference RDM", options, chosen, placeholder="upload one below"),
         upload,
+        dropdown(f"{_ID}-cand-choice", "Also rank reference RDMs (rows of other references)", cand_options,
+                 [v for v in view["cand"].split(",") if v in {o["value"] for o in cand_options}], multi=True,
+                 clearable=True, placeholder="e.g. a model-RDM file's monkey IT"),
         dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
         dropdown(f"{_ID}-compare-choice", "Compare with the reference by", COMPARE_CHOICES, view["compare"]),
         dropdown(f"{_ID}-layers-choice", "Layers", LAYER_CHOICES, view["layers"]),
@@ -73,11 +114,13 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     return compute_panel.view_page(_ID, TITLE, controls, hint, ["bars"])
 
 
-def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_boot):
-    """The reference fit of every (model, layer) for the controls' values; with no reference
-    chosen, nothing to compute (the figure asks for an upload)."""
+def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_boot, candidates=None):
+    """The reference fit of every (model, layer), and of the chosen rows of other references,
+    for the controls' values; with no reference chosen, nothing to compute (the figure asks
+    for an upload)."""
+    candidates = list(candidates or []) if isinstance(candidates, (list, type(None))) else [candidates]
     view = {"ref": reference or "", "rdm": rdm_method, "compare": compare_method, "layers": layers,
-            "boot": str(n_boot)}
+            "boot": str(n_boot), "cand": ",".join(map(str, candidates))}
     url_codec.check(view, CHOICES)  # a crafted request asking n_boot=20000 is refused
     search = url_codec.encode(view, DEFAULTS)
     if not reference:
@@ -89,27 +132,37 @@ def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_
                          f"stimuli), not the selected {stimuli.name!r} ({len(stimuli)} stimuli); choose that set "
                          "in the left panel or upload a reference for this one")
     bars = rows(need_models(selection, 1), layers)
+    extra = candidate_rows(candidates, reference, stimuli)
     rdms = [artifacts.rdm_spec(m.key, stimuli, layer, selection.pooling, rdm_method) for m, layer, _ in bars]
-    fit = artifacts.reference_fit_spec(reference, rdms, compare_method, int(n_boot))
+    fit = artifacts.reference_fit_spec(reference, rdms, compare_method, int(n_boot),
+                                       candidates=[(key, row) for key, row, _ in extra])
     context = {"view": view, "reference": {"name": info.name, "subjects": info.subjects},
-               "rows": [[m.key, layer, group] for m, layer, group in bars]}
+               "rows": [[m.key, layer, group] for m, layer, group in bars],
+               "candidates": [list(c) for c in extra]}
     return {"fit": fit}, ["fit"], context, search
 
 
-def figure(bars: list[tuple], fit, view: dict, reference: dict):
-    """The ranked bar chart for ``bars`` ((model, layer, group)) and their (R, 5) fit."""
+CANDIDATE_GROUP = "reference RDM"
+
+
+def figure(bars: list[tuple], fit, view: dict, reference: dict, candidates=()):
+    """The ranked bar chart for ``bars`` ((model, layer, group)) then ``candidates`` ((key, row,
+    label): rows of other references) and their (R, 5) fit, in that order."""
     method = view["compare"]
     distance = COMPARE_METHODS[method].kind == "distance"
-    hover = [f"<b>{m.name}</b><br>layer {layer}<br>accuracy {accuracy_text(m)}<br>{method} {row[0]:.4f}"
+    heads = ([f"<b>{m.name}</b><br>layer {layer}<br>accuracy {accuracy_text(m)}" for m, layer, _ in bars]
+             + [f"<b>{label}</b><br>a row of another reference" for _, _, label in candidates])
+    hover = [f"{head}<br>{method} {row[0]:.4f}"
              + (f"<br>95 % CI [{row[1]:.4f}, {row[2]:.4f}]" if view["boot"] != "0" else "")
-             for (m, layer, _), row in zip(bars, fit)]
+             for head, row in zip(heads, fit)]
     subjects = reference["subjects"]
     detail = (f"{view['rdm']} input RDMs; bars: 95 % bootstrap CI over stimuli ({view['boot']} resamples)"
               if view["boot"] != "0" else f"{view['rdm']} input RDMs; no bootstrap")
     ceiling = "; band: noise ceiling (lower–upper)" if subjects > 1 else ""
     return ranked_bars(
-        [f"{m.name} · {layer}" for m, layer, _ in bars], fit[:, 0], fit[:, 1], fit[:, 2],
-        [group for _, _, group in bars], hover,
+        [f"{m.name} · {layer}" for m, layer, _ in bars] + [label for _, _, label in candidates],
+        fit[:, 0], fit[:, 1], fit[:, 2],
+        [group for _, _, group in bars] + [CANDIDATE_GROUP] * len(candidates), hover,
         title=f"Layers ranked by {method} with {reference['name']} ({subjects} subject{'s' if subjects > 1 else ''})"
               f"<br><sup>{detail}{ceiling}</sup>",
         x_title=f"{method} with the reference, mean over subjects ({'lower' if distance else 'higher'} = more similar)",
@@ -125,7 +178,7 @@ def draw(context: dict, arrays: dict):
         return (empty,)
     by_key = Selection.from_url_params(context["selection"]).by_key
     bars = [(by_key[key], layer, group) for key, layer, group in context["rows"]]
-    return (figure(bars, arrays["fit"], context["view"], context["reference"]),)
+    return (figure(bars, arrays["fit"], context["view"], context["reference"], context.get("candidates", ())),)
 
 
 def code(context: dict) -> str:
@@ -134,6 +187,8 @@ def code(context: dict) -> str:
         return "# Upload a reference RDM first."
     view, selection = context["view"], Selection.from_url_params(context["selection"])
     listing = "".join(f"    ({selection.by_key[key].name!r}, {layer!r}),\n" for key, layer, _ in context["rows"])
+    extra = "".join(f"rdms.append(load_reference({key!r})[{row}])  # {label}\n"
+                    for key, row, label in context.get("candidates", ()))
     return f"""import numpy as np
 
 import compute
@@ -150,7 +205,7 @@ rdms = []
 for name, layer in bars:
     (acts,) = model_activations(name, stimuli, [layer], pooling={selection.pooling!r})
     rdms.append(compute.rdm(acts, method={view["rdm"]!r}, condensed=True).astype(np.float32))
-# One row per bar: mean {view["compare"]} over subjects, 95 % CI low, high, noise ceiling lower, upper.
+{extra}# One row per bar: mean {view["compare"]} over subjects, 95 % CI low, high, noise ceiling lower, upper.
 fit = fit_reference(rdms, subjects, method={view["compare"]!r}, n_boot={int(view["boot"])}, seed=0)
 """
 
@@ -158,13 +213,15 @@ fit = fit_reference(rdms, subjects, method={view["compare"]!r}, n_boot={int(view
 def upload_message(result: dict | None):
     """What a reference upload's answer means, in one line."""
     if result and result.get("ok"):
+        names = result.get("subject_names") or []
+        shown = f": {', '.join(names[:8])}{' …' if len(names) > 8 else ''}" if names else ""
         return html.Div(f"Reference ready: {result['name']} ({result['subjects']} subject(s) over "
-                        f"{result['stimuli']} stimuli of {result['stimulus_set']})", className="status-done")
+                        f"{result['stimuli']} stimuli of {result['stimulus_set']}){shown}", className="status-done")
     return refusal_message(result)
 
 
 compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
-                              for name in ("ref", "rdm", "compare", "layers", "boot")], plan)
+                              for name in ("ref", "rdm", "compare", "layers", "boot", "cand")], plan)
 compute_panel.register_poll(_ID, [Output(f"{_ID}-bars", "figure")], draw, code)
 
 clientside_callback(
@@ -190,3 +247,20 @@ def _uploaded(result, selection):
     options = reference_options(Selection.from_url_params(selection).stimuli)
     chosen = result["reference"] if result and result.get("ok") else no_update
     return upload_message(result), options, chosen
+
+
+@callback(
+    Output(f"{_ID}-cand-choice", "options"),
+    Output(f"{_ID}-cand-choice", "value"),
+    Input(f"{_ID}-ref-choice", "value"),
+    Input(f"{_ID}-ref-choice", "options"),
+    State(f"{_ID}-cand-choice", "value"),
+    State("selection", "data"),
+    prevent_initial_call=True,
+)
+def _candidates(reference, _options, chosen, selection):
+    """The rows other references offer once the reference (or the list of them) changes; the
+    chosen ones that are still offered stay chosen."""
+    options = candidate_options(Selection.from_url_params(selection).stimuli, reference)
+    offered = {o["value"] for o in options}
+    return options, [v for v in chosen or [] if v in offered]

@@ -142,3 +142,26 @@ def test_recipe_reads_the_stored_reference(tmp_path, monkeypatch):
     np.testing.assert_array_equal(out, fit_reference(rdms.astype(np.float32), subjects, "spearman", n_boot=30, seed=2))
     assert meta == {"columns": list(FIT_COLUMNS)} and out.dtype == np.float64
     assert reports[-1] == (1.0, "comparing with the reference")
+
+
+def test_rows_of_another_reference_are_fitted_after_the_inputs(tmp_path, monkeypatch):
+    from compute.engine.kinds import describe
+    from compute.sources.references import save_reference
+
+    monkeypatch.setenv("REPSCOPE_UPLOAD_DIR", str(tmp_path / "uploads"))
+    rdms, subjects = problem(5)
+    stimuli = type("Tiny", (), {"name": "tiny", "key": "t" * 64, "__len__": lambda self: N})()
+    brain = save_reference(subjects, "brain", stimuli)
+    others = save_reference(rdms.astype(np.float64), "models", stimuli, [f"model {i}" for i in range(len(rdms))])
+    inputs = [artifacts.rdm_spec("m1", DIGITS)]
+    spec = artifacts.reference_fit_spec(brain.key, inputs, "spearman", n_boot=20, candidates=[(others.key, 1)])
+    assert spec.params["candidates"] == [[others.key, 1]]
+    assert spec.key != artifacts.reference_fit_spec(brain.key, inputs, "spearman", n_boot=20).key
+    assert artifacts.Spec.from_json(spec.to_json()).key == spec.key
+    out, _ = KINDS["reference_fit"].recipe(spec, [rdms[0].astype(np.float32)], artifacts.Context())
+    expected = fit_reference([rdms[0].astype(np.float32), rdms[1]], subjects, "spearman", n_boot=20, seed=0)
+    np.testing.assert_array_equal(out, expected)
+    assert "1 RDM (layer penultimate) and 1 reference RDM against reference" in describe(spec)
+    assert KINDS["reference_fit"].estimate(spec, [(N * (N - 1) // 2,)]).shape == (2, 5)
+    alone = artifacts.reference_fit_spec(brain.key, [], candidates=[(others.key, 0)])
+    assert alone.inputs == () and alone.params["candidates"] == [[others.key, 0]]

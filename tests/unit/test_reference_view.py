@@ -108,3 +108,43 @@ def test_upload_messages(view):
     refused = view.upload_message({"ok": False, "error": "the reference has shape (4, 4)"})
     assert refused.children == "Refused: the reference has shape (4, 4)" and "alert-error" in refused.className
     assert view.upload_message(None) == ""
+
+
+def test_rows_of_other_references_join_the_ranking_as_bars(view, digits, tmp_path):
+    brain = _store(digits, subjects=2, name="brain")
+    rng = np.random.default_rng(9)
+    models = save_reference(np.stack([pdist(rng.normal(size=(len(digits), 3))) for _ in range(2)]), "models", digits,
+                            ["monkeyIT", "V1"])
+    assert view.candidate_options(digits, brain.key) == [
+        {"label": "models · monkeyIT", "value": f"{models.key}:0"}, {"label": "models · V1", "value": f"{models.key}:1"}]
+    assert [o["label"] for o in view.candidate_options(digits, models.key)] == ["brain · subject 1", "brain · subject 2"]
+    selection = Selection(names=PAIR[:1])
+    specs, _, context, search = view.plan(selection, brain.key, "euclidean", "spearman", "penultimate", "100",
+                                          [f"{models.key}:1"])
+    assert specs["fit"].params["candidates"] == [[models.key, 1]] and len(specs["fit"].inputs) == 1
+    assert context["candidates"] == [[models.key, 1, "models · V1"]]
+    assert f"cand={models.key}%3A1" in search
+    store = ArtifactStore(tmp_path / "artifacts")
+    artifacts.ensure(specs["fit"], store)
+    fit = store.get("reference_fit", specs["fit"].key)[0]
+    context = {**context, "selection": selection.url_params()}
+    (figure,) = view.draw(context, {"fit": fit})
+    assert [trace.name for trace in figure.data] == ["penultimate", "reference RDM"]
+    assert list(figure.data[1].y) == ["models · V1"] and figure.data[1].x[0] == pytest.approx(fit[1, 0])
+    namespace = {}
+    exec(view.code(context), namespace)  # noqa: S102 - our own snippet
+    np.testing.assert_allclose(namespace["fit"], fit, rtol=1e-6)
+    _, _, twice, _ = view.plan(selection, brain.key, "euclidean", "spearman", "penultimate", "100",
+                               [f"{models.key}:1", f"{models.key}:1"])
+    assert [c[2] for c in twice["candidates"]] == ["models · V1", "models · V1 (row 2)"]
+    for chosen, problem in [([f"{brain.key}:0"], "cannot be ranked against this reference"),
+                            ([f"{models.key}:2"], "cannot be ranked against this reference"),
+                            (["../etc:1"], "is not a reference RDM row")]:
+        with pytest.raises(ValueError, match=problem):
+            view.plan(selection, brain.key, "euclidean", "spearman", "penultimate", "100", chosen)
+
+
+def test_upload_message_lists_the_subjects_names(view):
+    done = view.upload_message({"ok": True, "reference": "k", "name": "92_brainRDMs", "subjects": 4, "stimuli": 92,
+                                "stimulus_set": "upload:x", "subject_names": ["hIT | BE", "hIT | KO"]})
+    assert done.children == "Reference ready: 92_brainRDMs (4 subject(s) over 92 stimuli of upload:x): hIT | BE, hIT | KO"

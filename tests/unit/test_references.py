@@ -187,7 +187,7 @@ def test_the_upload_worker_stores_a_reference_for_the_stimulus_set(tmp_path, zoo
     result = run_in_worker("reference", path=str(tmp_path / "upload.part"), filename="My brain.npy",
                              stimulus_set="digits")
     assert result == {"reference": R.reference_key(np.stack([squareform(s) for s in square])), "name": "My-brain",
-                      "subjects": 2, "stimuli": len(digits), "stimulus_set": "digits"}
+                      "subjects": 2, "stimuli": len(digits), "stimulus_set": "digits", "subject_names": None}
     assert [r.key for r in R.list_references(digits)] == [result["reference"]]
     with open(tmp_path / "small.part", "wb") as handle:
         np.save(handle, square[:, :10, :10])
