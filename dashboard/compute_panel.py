@@ -128,6 +128,29 @@ def confirm_area(prefix: str, what: str) -> html.Div:
                     className="status-confirm")
 
 
+def running_area(prefix: str, status: dict) -> html.Div:
+    """The progress line of work queued or running: its progress and the Cancel button."""
+    return html.Div([describe_status(status),
+                     html.Button("Cancel", id=f"{prefix}-cancel", n_clicks=0, className="button cancel-button")],
+                    className="status-with-cancel")
+
+
+def cancel_jobs(plan: Callable[..., tuple], clicks, job) -> bool:
+    """What the Cancel button does: cancel the jobs of the record's view state (planned again:
+    the client names no job), the next poll shows them cancelled. False when nothing was asked."""
+    if not clicks or not isinstance(job, dict) or "values" not in job:
+        return False
+    try:
+        specs, targets, _ = planned(plan, job)
+    except ValueError:
+        return False
+    backend = services.backend()
+    for name in targets:
+        for spec in specs[name].walk():
+            backend.cancel(spec.key)
+    return True
+
+
 def combined_status(statuses: list[dict]) -> dict:
     """One status for several jobs: failed/cancelled if any is, done when all are, otherwise
     running at their mean progress with the message of the first one not done."""
@@ -165,8 +188,10 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
     if refused:
         return (*unchanged, describe_status({"state": "failed", "message": refused}), True)
     status = combined_status(list(statuses.values()))
+    if status["state"] in _FINISHED:
+        return (*unchanged, describe_status(status), True)
     if status["state"] != "done":
-        return (*unchanged, describe_status(status), status["state"] in _FINISHED)
+        return (*unchanged, running_area(prefix, status), False)
     arrays = job_arrays(specs, needs)
     if arrays is None:  # evicted between status and read
         refused = _resubmit(backend, specs, targets)
@@ -208,6 +233,15 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
     )
     def _compute(clicks, job):
         return press_compute(_PLANS[prefix], clicks, job)
+
+    @callback(
+        Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
+        Input(f"{prefix}-cancel", "n_clicks"),
+        State(f"{prefix}-job", "data"),
+        prevent_initial_call=True,
+    )
+    def _cancel(clicks, job):
+        return False if cancel_jobs(_PLANS[prefix], clicks, job) else no_update
 
 
 def press_compute(plan: Callable[..., tuple], clicks, job) -> tuple:

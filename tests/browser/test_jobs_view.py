@@ -64,3 +64,14 @@ def test_jobs_a_restart_interrupted_are_failed_with_the_reason(app, page):
     expect(failed.locator(".job-message .alert-error")).to_contain_text("interrupted by a restart of the app")
     assert failed.locator(".job-cancel").count() == 0
     assert page.locator("nav").get_by_text("Jobs").count() == 1
+
+
+def test_a_view_cancels_its_own_running_job(app, page):
+    """Every computed view shows Cancel beside its progress; pressing it cancels the jobs the
+    view waits for (planned again on the server) and the view says so."""
+    _start_job(page, app.url + "/")
+    page.click("#model-space-cancel")
+    page.wait_for_selector("#model-space-progress:has-text('cancelled')", timeout=WAIT_MS)
+    assert page.locator("#model-space-cancel").count() == 0  # nothing left to cancel
+    page.goto(app.url + "/jobs")
+    expect(_row(page, "mds smacof of model_rdm spearman of")).to_contain_text("cancelled", timeout=WAIT_MS)
