@@ -72,18 +72,25 @@ PLOT_DATA = """id => {
 
 def wait_for_figures(page, prefix="model-space", figures=("mds", "heatmap"), timeout=240_000):
     """Wait until every figure ``<prefix>-<name>`` has data, failing at once with the page's
-    message if the view's job fails; return each figure's traces (see PLOT_DATA) in order."""
+    message if the view's job fails; return each figure's traces (see PLOT_DATA) in order. Work
+    the view asks to confirm (its estimate over the Compute gate's) is confirmed."""
     ids = [f"{prefix}-{name}" for name in figures]
-    page.wait_for_function(
-        """([ids, progress]) => {
-             if (document.querySelector('#' + progress + ' .status-failed')) return true;
-             return ids.every(id => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
-               const t = el && el._fullData && el._fullData[0];
-               return !!t && (t._length > 0 || (!!t.z && t.z.length > 0)); });
-           }""",
-        arg=[ids, f"{prefix}-progress"],
-        timeout=timeout,
-    )
+    for _ in range(2):
+        page.wait_for_function(
+            """([ids, progress, compute]) => {
+                 if (document.querySelector('#' + progress + ' .status-failed')) return true;
+                 if (document.getElementById(compute)) return true;
+                 return ids.every(id => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
+                   const t = el && el._fullData && el._fullData[0];
+                   return !!t && (t._length > 0 || (!!t.z && t.z.length > 0)); });
+               }""",
+            arg=[ids, f"{prefix}-progress", f"{prefix}-compute"],
+            timeout=timeout,
+        )
+        if not page.locator(f"#{prefix}-compute").count():
+            break
+        page.click(f"#{prefix}-compute")
+        page.wait_for_selector(f"#{prefix}-compute", state="detached", timeout=60_000)
     failed = page.query_selector(f"#{prefix}-progress .status-failed")
     assert failed is None, "the job failed: " + failed.inner_text()
     return tuple(page.evaluate(PLOT_DATA, figure_id) for figure_id in ids)
