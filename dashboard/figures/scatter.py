@@ -17,10 +17,12 @@ def embedding_scatter(
     groups: Sequence[str],
     hover: Sequence[str],
     title: str,
+    color_format: str = "",
 ) -> go.Figure:
     """One trace per group (symbol) over a shared continuous colour scale with one colour bar.
 
-    ``coords`` is (n, 2); ``color`` may hold ``None`` (drawn at the low end of the scale); ``hover`` is per-point HTML.
+    ``coords`` is (n, 2); ``color`` may hold ``None`` (drawn at the low end of the scale); ``hover`` is
+    per-point HTML; ``color_format`` is the colour bar's d3 tick format (".0%" for fractions as percent).
     """
     coords = np.asarray(coords, dtype=float)
     if coords.ndim != 2 or coords.shape[1] < 2 or coords.shape[0] != len(names):
@@ -48,7 +50,7 @@ def embedding_scatter(
                     "cmin": low,
                     "cmax": high,
                     "showscale": index == 0,
-                    "colorbar": {"title": {"text": color_title}, "x": 1.02},
+                    "colorbar": {"title": {"text": color_title}, "x": 1.02, "tickformat": color_format},
                     "line": {"width": 0.5, "color": "#333"},
                 },
             )

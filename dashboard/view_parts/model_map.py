@@ -26,6 +26,6 @@ def models_scatter(models, coords, title: str, group_of=lambda m: str(m.tags.get
         for m in models
     ]
     return embedding_scatter(
-        coords, [m.name for m in models], [m.accuracy for m in models], "accuracy",
-        groups=[group_of(m) for m in models], hover=hover, title=title,
+        coords, [m.name for m in models], [m.accuracy for m in models], "top-1 accuracy (%, higher is better)",
+        groups=[group_of(m) for m in models], hover=hover, title=title, color_format=".0%",
     )

@@ -156,3 +156,13 @@ def test_model_rdm_sorted_by_group_or_name_permutes_rows_and_columns_alike():
     assert list(trace.y) == ["b", "a", "d", "c"] and list(trace.x) == list(trace.y)
     np.testing.assert_array_equal(np.asarray(trace.z), matrix[np.ix_([1, 3, 0, 2], [1, 3, 0, 2])])
     assert "sorted by group, then accuracy" in heatmap.layout.title.text and len(heatmap.layout.shapes) == 2
+
+
+def test_the_model_map_shows_accuracy_in_percent():
+    from types import SimpleNamespace
+
+    from dashboard.view_parts.model_map import models_scatter
+
+    models = [SimpleNamespace(name=f"m{i}", architecture="cnn", accuracy=a, tags={}) for i, a in enumerate((0.5, 0.9))]
+    bar = models_scatter(models, np.zeros((2, 2)), "map").data[0].marker.colorbar
+    assert bar.tickformat == ".0%" and "%" in bar.title.text and "higher is better" in bar.title.text
