@@ -38,6 +38,7 @@ FIELDS = {
     "checkpoint": {"architecture": None, "num_classes": None, "stimulus_set": "digits", "name": None},
     "stimuli": {},
     "reference": {"stimulus_set": "digits", "name": None},
+    "onnx": {"stimulus_set": "digits", "name": None, "size": None, "mean": None, "std": None, "channels": None},
 }
 
 

@@ -89,6 +89,7 @@ def _torch(info: ModelInfo, device) -> TorchRepresentation:
 TORCH_SOURCES = ("zoo", "torchvision", "upload")
 # ModelInfo.source -> its opener(info, device), or "module:function" imported on first use.
 OPENERS: dict[str, Callable[[ModelInfo, object], Representation] | str] = {source: _torch for source in TORCH_SOURCES}
+OPENERS["onnx"] = "compute.sources.onnx_models:open_onnx"
 
 
 def open_model(name_or_info: str | ModelInfo, device="cpu") -> Representation:

@@ -22,6 +22,7 @@ TASKS = {
     "checkpoint": "compute.sources.uploads:accept_checkpoint",
     "stimuli": "compute.sources.uploads:accept_stimulus_zip",
     "reference": "compute.sources.uploads:accept_reference",
+    "onnx": "compute.sources.onnx_models:accept_onnx",
 }
 
 
@@ -76,6 +77,8 @@ def _worker_main() -> int:
     request = json.loads(sys.stdin.buffer.read())
     # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
     import h5py  # noqa: F401
+    import onnx  # noqa: F401
+    import onnxruntime  # noqa: F401
     import PIL.Image  # noqa: F401
     import safetensors.torch  # noqa: F401
     import scipy.io  # noqa: F401

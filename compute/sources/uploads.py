@@ -52,6 +52,7 @@ ACCEPTED = {
     "checkpoint": (CHECKPOINT_SUFFIXES, ACCEPTED_FORMATS),
     "stimuli": ((".zip",), "a .zip of one folder of images per class"),
     "reference": (SUFFIXES, FORMATS),
+    "onnx": ((".onnx",), "an .onnx model with its weights inside (no external data, no custom operators)"),
 }
 
 # safetensors dtype name -> bytes per element
