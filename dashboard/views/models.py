@@ -1,4 +1,4 @@
-"""Models: the registry as a sortable table, and uploads of checkpoints and stimulus sets.
+"""Models: the registry as a sortable table, and uploads of checkpoints, ONNX models and stimulus sets.
 
 Files go to the chunked upload route (``assets/upload.js``, never ``dcc.Upload``); the server
 checks them in a limited worker process, and the table lists a new model once it is registered.
@@ -54,11 +54,12 @@ def layout(search: str | None = None, selection=None) -> html.Div:
         dropdown(f"{_ID}-stimuli", "Stimulus set (accuracy, input size)", _stimulus_options(), "digits"),
     ])
     stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders)", ".zip", [])
+    onnx = file_form(f"{_ID}-onnx", "Upload an ONNX model", ".onnx", _onnx_controls())
     return html.Div(
         [
             html.Div([html.H2(TITLE), checkpoint, stimuli,
                       html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules "
-                             "are refused.", className="hint")],
+                             "are refused.", className="hint"), onnx],
                      className="panel panel-wide"),
             html.Div(
                 dash_table.DataTable(id=f"{_ID}-table", columns=COLUMNS, data=table_rows(services.models(None)),
@@ -100,3 +101,42 @@ for _kind, _function, _states in (
 def uploaded(checkpoint, stimuli):
     return (upload_message(checkpoint), upload_message(stimuli), table_rows(services.models(None)),
             _stimulus_options())
+
+
+def _onnx_controls() -> list:
+    """The ONNX form's stimulus set and input preprocessing; blanks take the graph's own values."""
+    def text(key: str, label: str, value: str, placeholder: str = "") -> html.Div:
+        return html.Div([html.Label(label, htmlFor=f"{_ID}-onnx-{key}"),
+                         dcc.Input(id=f"{_ID}-onnx-{key}", type="text", value=value, placeholder=placeholder)],
+                        className="control")
+
+    return [
+        dropdown(f"{_ID}-onnx-stimuli", "Stimulus set (accuracy)", _stimulus_options(), "digits"),
+        text("name", "Name", "", "the file's name"),
+        text("size", "Input size (H,W)", "", "the graph's"),
+        text("mean", "Mean per channel", "0"),
+        text("std", "Std per channel", "1"),
+        dropdown(f"{_ID}-onnx-channels", "Channels", [{"label": "the graph's", "value": ""}, {"label": "1 (grey)", "value": 1},
+                                                           {"label": "3 (RGB)", "value": 3}], ""),
+        html.P("Stimuli are pixels in [0, 1]: they are converted to the channels, resized to the size, then "
+               "(x - mean) / std. Custom operators and external data are refused.", className="hint"),
+    ]
+
+
+clientside_callback(
+    ClientsideFunction("repscope", "uploadOnnx"),
+    Output(f"{_ID}-onnx-result", "data"),
+    Input(f"{_ID}-onnx-send", "n_clicks"),
+    *[State(f"{_ID}-onnx-{key}", "value") for key in ("stimuli", "name", "size", "mean", "std", "channels")],
+    prevent_initial_call=True,
+)
+
+
+@callback(
+    Output(f"{_ID}-onnx-message", "children"),
+    Output(f"{_ID}-table", "data", allow_duplicate=True),
+    Input(f"{_ID}-onnx-result", "data"),
+    prevent_initial_call=True,
+)
+def uploaded_onnx(result):
+    return upload_message(result), table_rows(services.models(None))
