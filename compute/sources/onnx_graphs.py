@@ -80,8 +80,6 @@ def check_graph(model: onnx.ModelProto, shown: str) -> ImageInput:
     the image input. Messages name the file ``shown``, and the op, domain or tensor at fault."""
     import onnx
 
-    from compute.settings import format_bytes
-
     external = next((t.name for t in _tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL), None)
     if external is not None:
         raise ValueError(f"{shown}: tensor {external!r} keeps its data in an external file, which is refused "
@@ -105,9 +103,6 @@ def check_graph(model: onnx.ModelProto, shown: str) -> ImageInput:
         onnx.checker.check_model(model)
     except Exception as error:  # onnx's ValidationError and friends
         raise ValueError(f"{shown}: not a valid ONNX model ({str(error).strip().splitlines()[0][:300]})") from None
-    size = model.ByteSize()
-    if size <= 0:
-        raise ValueError(f"{shown}: the model is empty ({format_bytes(size)})")
     return image_input(model, shown)
 
 
