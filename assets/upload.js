@@ -67,6 +67,10 @@
     uploadStimuli: function (clicks) {
       return upload('stimuli', {}, 'models-stimuli');
     },
+    uploadOnnx: function (clicks, stimulusSet, name, size, mean, std, channels) {
+      return upload('onnx', {stimulus_set: stimulusSet, name: name || null, size: size || null, mean: mean || null,
+                             std: std || null, channels: channels || null}, 'models-onnx');
+    },
     uploadReference: function (clicks, selection, name) {
       return upload('reference', {stimulus_set: (selection && selection.set) || 'digits', name: name || null},
                     'reference-upload');

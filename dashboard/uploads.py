@@ -40,6 +40,7 @@ FIELDS = {
     "reference": {"stimulus_set": "digits", "name": None},
     "activations": {"stimulus_set": "digits", "name": None, "brain": False, "repeated": False, "series": None,
                     "step": None},
+    "onnx": {"stimulus_set": "digits", "name": None, "size": None, "mean": None, "std": None, "channels": None},
 }
 
 

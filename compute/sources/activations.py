@@ -55,6 +55,18 @@ def _reduce(output: torch.Tensor, kind: str) -> torch.Tensor:
     return output.reshape(output.shape[0], -1) if output.ndim != 2 else output
 
 
+def reduce_output(output: torch.Tensor, kind: str, k: int | None, project: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """One batch of a layer's output (N x ...) as pooling ``kind`` keeps it: ``"avg"`` -> N x C
+    (:func:`_reduce`), ``"proj"`` -> flattened times ``project(width)`` (N x ``k``) when wider
+    than ``k``; otherwise as it is (the caller flattens). Every source of models reduces so."""
+    width = int(np.prod(output.shape[1:]))
+    if kind == "avg" or (kind == "proj" and width > k):
+        output = _reduce(output, kind)
+        if kind == "proj":
+            output = output.float() @ project(width)
+    return output
+
+
 def _first_tensor(output):
     """The output itself, or the first tensor of a tuple/list or of a dict (Hugging Face's
     ``ModelOutput``: ``last_hidden_state`` first)."""
@@ -129,14 +141,14 @@ def extract(model: nn.Module, images, layers: list[str] | str, pooling: str = "n
     def hook_for(name: str):
         def hook(module, inputs, output):
             out = _first_tensor(output).detach()
+
+            def project(width: int) -> torch.Tensor:
+                if name not in projections:
+                    projections[name] = projection_matrix(width, k, seed).to(out.device)
+                return projections[name]
+
+            out = reduce_output(out, kind, k, project)
             width = int(np.prod(out.shape[1:]))
-            if kind == "avg" or (kind == "proj" and width > k):
-                out = _reduce(out, kind)
-                if kind == "proj":
-                    if name not in projections:
-                        projections[name] = projection_matrix(width, k, seed).to(out.device)
-                    out = out.float() @ projections[name]
-                width = out.shape[1]
             if name not in results:
                 results[name] = np.empty((n, width), dtype=np.float32)
             elif results[name].shape[1] != width:

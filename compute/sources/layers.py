@@ -14,12 +14,14 @@ from torch import nn
 @dataclass(frozen=True)
 class LayerInfo:
     """One named module: ``kind`` its class name; ``default`` in the default selection;
-    ``penultimate`` the layer whose output feeds the final classifier."""
+    ``penultimate`` the layer whose output feeds the final classifier; ``shape`` its output's
+    shape when known without running it (an ONNX graph's tensors; None for a symbolic dim)."""
 
     name: str
     kind: str
     default: bool
     penultimate: bool
+    shape: tuple | None = None
 
 
 _PASSIVE = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.Flatten)

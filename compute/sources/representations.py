@@ -103,6 +103,7 @@ TORCH_SOURCES = ("zoo", "torchvision", "upload", "lab", "timm", "hf")
 # ModelInfo.source -> its opener(info, device), or "module:function" imported on first use.
 OPENERS: dict[str, Callable[[ModelInfo, object], Representation] | str] = {source: _torch for source in TORCH_SOURCES}
 OPENERS["activations"] = "compute.sources.activation_models:open_activations"
+OPENERS["onnx"] = "compute.sources.onnx_models:open_onnx"
 
 
 def open_model(name_or_info: str | ModelInfo, device="cpu") -> Representation:

@@ -23,6 +23,7 @@ TASKS = {
     "stimuli": "compute.sources.matlab_stimuli:accept_stimuli",  # a .zip, or a .mat of images
     "reference": "compute.sources.uploads:accept_reference",
     "activations": "compute.sources.activation_models:accept_activations",
+    "onnx": "compute.sources.onnx_models:accept_onnx",
 }
 
 
@@ -77,6 +78,8 @@ def _worker_main() -> int:
     request = json.loads(sys.stdin.buffer.read())
     # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
     import h5py  # noqa: F401
+    import onnx  # noqa: F401
+    import onnxruntime  # noqa: F401
     import PIL.Image  # noqa: F401
     import safetensors.numpy  # noqa: F401
     import safetensors.torch  # noqa: F401

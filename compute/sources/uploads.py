@@ -55,6 +55,7 @@ ACCEPTED = {
     "reference": (SUFFIXES, FORMATS),
     "activations": ((".npz", ".h5", ".hdf5", ".safetensors"),
                     "an .npz, .h5/.hdf5 or .safetensors file of one array per layer (see the README)"),
+    "onnx": ((".onnx",), "an .onnx model with its weights inside (no external data, no custom operators)"),
 }
 
 # safetensors dtype name -> bytes per element

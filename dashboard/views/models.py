@@ -1,4 +1,4 @@
-"""Models: the registry as a sortable table, and uploads of checkpoints and stimulus sets.
+"""Models: the registry as a sortable table, and uploads of checkpoints, ONNX models and stimulus sets.
 
 Files go to the chunked upload route (``assets/upload.js``, never ``dcc.Upload``); the server
 checks them in a limited worker process, and the table lists a new model once it is registered.
@@ -57,11 +57,12 @@ def layout(search: str | None = None, selection=None) -> html.Div:
     stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders, or a .mat struct array "
                         "of images with a category field)", ".zip,.mat", [])
     activations = activations_form()
+    onnx = file_form(f"{_ID}-onnx", "Upload an ONNX model", ".onnx", _onnx_controls())
     return html.Div(
         [
             html.Div([html.H2(TITLE), checkpoint, stimuli,
                       html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules "
-                             "are refused.", className="hint"), activations],
+                             "are refused.", className="hint"), activations, onnx],
                      className="panel panel-wide"),
             html.Div(
                 dash_table.DataTable(id=f"{_ID}-table", columns=COLUMNS, data=table_rows(services.models(None)),
@@ -142,6 +143,35 @@ clientside_callback(
 )
 
 
+def _onnx_controls() -> list:
+    """The ONNX form's stimulus set and input preprocessing; blanks take the graph's own values."""
+    def text(key: str, label: str, value: str, placeholder: str = "") -> html.Div:
+        return html.Div([html.Label(label, htmlFor=f"{_ID}-onnx-{key}"),
+                         dcc.Input(id=f"{_ID}-onnx-{key}", type="text", value=value, placeholder=placeholder)],
+                        className="control")
+
+    return [
+        dropdown(f"{_ID}-onnx-stimuli", "Stimulus set (accuracy)", _stimulus_options(), "digits"),
+        text("name", "Name", "", "the file's name"),
+        text("size", "Input size (H,W)", "", "the graph's"),
+        text("mean", "Mean per channel", "0"),
+        text("std", "Std per channel", "1"),
+        dropdown(f"{_ID}-onnx-channels", "Channels", [{"label": "the graph's", "value": ""}, {"label": "1 (grey)", "value": 1},
+                                                           {"label": "3 (RGB)", "value": 3}], ""),
+        html.P("Stimuli are pixels in [0, 1]: they are converted to the channels, resized to the size, then "
+               "(x - mean) / std. Custom operators and external data are refused.", className="hint"),
+    ]
+
+
+clientside_callback(
+    ClientsideFunction("repscope", "uploadOnnx"),
+    Output(f"{_ID}-onnx-result", "data"),
+    Input(f"{_ID}-onnx-send", "n_clicks"),
+    *[State(f"{_ID}-onnx-{key}", "value") for key in ("stimuli", "name", "size", "mean", "std", "channels")],
+    prevent_initial_call=True,
+)
+
+
 @callback(
     Output(f"{_ID}-activations-message", "children"),
     Output(f"{_ID}-table", "data", allow_duplicate=True),
@@ -154,15 +184,16 @@ def activations_uploaded(result):
 
 @callback(
     Output(f"{_ID}-activations-set", "options"),
+    Output(f"{_ID}-onnx-stimuli", "options"),
     Input(f"{_ID}-stimuli-result", "data"),
     prevent_initial_call=True,
 )
 def new_stimulus_set(_):
-    return _stimulus_options()
+    return _stimulus_options(), _stimulus_options()
 
 
 # Every upload form of this page: a registered model or set is listed in the selection panel at once.
-UPLOAD_FORMS = ("checkpoint", "stimuli", "activations")
+UPLOAD_FORMS = ("checkpoint", "stimuli", "activations", "onnx")
 
 
 @callback(
@@ -175,3 +206,13 @@ def registry_changed(*results):
     import time
 
     return time.time() if any(result and result.get("ok") for result in results) else no_update
+
+
+@callback(
+    Output(f"{_ID}-onnx-message", "children"),
+    Output(f"{_ID}-table", "data", allow_duplicate=True),
+    Input(f"{_ID}-onnx-result", "data"),
+    prevent_initial_call=True,
+)
+def uploaded_onnx(result):
+    return upload_message(result), table_rows(services.models(None))
