@@ -73,3 +73,29 @@ def test_a_click_on_a_model_point_links_to_its_input_rdm(monkeypatch):
     assert model_space.model_link(click) == ("/app/rdm", "?model=cnn-w4-s0-e25")
     assert model_space.model_link(None) == (model_space.no_update, model_space.no_update)
     assert model_space.model_link({"points": []}) == (model_space.no_update, model_space.no_update)
+
+
+def test_show_code_runs_on_uploaded_activations(zoo_dir, cache_dir, tmp_path):
+    """The layer grid's snippet over a model registered from a file of activations (issue 16):
+    the snippet, as a notebook runs it, gives the grid the job stored."""
+    from compute.engine.artifacts import ensure
+    from compute.engine.store import ArtifactStore
+    from compute.sources.activation_models import register_activations
+    from compute.sources.activations import extract
+    from compute.sources.models import load_model
+    from compute.sources.stimuli import get_stimulus_set
+    from dashboard.selection import Selection
+    from dashboard.views import layer_grid
+
+    digits = get_stimulus_set("digits")
+    layers = ["bn1", "bn2", "bn3"]
+    acts = extract(load_model("cnn-w4-s0-e25"), digits.images, layers, pooling="avg")
+    register_activations("from-a-file", acts, "digits")
+    selection = Selection(names=("from-a-file", "mlp-w8-s0-e25"), pooling="avg")
+    specs, targets, context, _ = layer_grid.plan(selection, "from-a-file", "mlp-w8-s0-e25", "cka_linear", "default")
+    store = ArtifactStore(tmp_path / "artifacts")
+    for target in targets:
+        ensure(specs[target], store)
+    namespace = {}
+    exec(compile(layer_grid.code({**context, "selection": selection.url_params()}), "<snippet>", "exec"), namespace)
+    np.testing.assert_allclose(namespace["grid"], store.get("layer_grid", specs["grid"].key)[0], atol=1e-5)
