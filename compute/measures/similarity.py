@@ -14,6 +14,7 @@ The D x D factorisations run in scipy's LAPACK on the host, on one OpenBLAS thre
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -21,11 +22,27 @@ import numpy as np
 import torch
 
 from compute.errors import stop_if_asked
-from compute.measures.cca import pair_cca, pair_pwcca, prepare_cca, prepare_pwcca
+from compute.measures.cca import (
+    pair_cca,
+    pair_pwcca,
+    pair_regression,
+    prepare_cca,
+    prepare_pwcca,
+    prepare_regression,
+)
 from compute.measures.cka import kernel_grid, pair_features, prepare_features, prepare_kernel
+from compute.measures.encoding import pair_encoding, prepare_encoding
+from compute.measures.knn import pair_knn, prepare_knn
 from compute.measures.numerics import one_blas_thread
 from compute.measures.procrustes import pair_procrustes, prepare_procrustes
 from compute.measures.registry import MEASURES
+from compute.measures.shape import (
+    check_alpha,
+    pair_permutation,
+    pair_shape,
+    prepare_permutation,
+    prepare_shape,
+)
 from compute.measures.validate import (
     as_matrix,
     check_not_constant,
@@ -34,8 +51,15 @@ from compute.measures.validate import (
     resolve_dtype,
 )
 
-_OPTIONS: dict[str, dict[str, float]] = {"cka_rbf": {"threshold": 1.0}, "svcca": {"keep": 0.99}}
-_SYMMETRIC = set(MEASURES) - {"pwcca"}
+_KNN = {"k": 10}
+_OPTIONS: dict[str, dict[str, float]] = {
+    "cka_rbf": {"threshold": 1.0}, "svcca": {"keep": 0.99}, "shape_alpha": {"alpha": 0.5},
+    "mutual_knn": _KNN, "jaccard_knn": _KNN, "cknna": _KNN,
+    "ridge_r": {"folds": 5, "seed": 0}, "pls_r": {"components": 25, "folds": 5, "seed": 0},
+}
+_SYMMETRIC = {name for name, measure in MEASURES.items() if measure.symmetric}
+# Least stimuli per measure: unbiased estimators need 4; k-fold encoding needs 2 per fold.
+_MIN_ROWS = {"cka_debiased": 4, "cknna": 4, "ridge_r": 4, "pls_r": 4}
 
 _Prepare = Callable[[torch.Tensor, str, dict], Any]
 _Pair = Callable[[str, Any, Any, dict], float]
@@ -44,16 +68,23 @@ _ROUTES: dict[str, tuple[_Prepare, _Pair]] = {
     "cca": (prepare_cca, pair_cca),
     "pwcca": (prepare_pwcca, pair_pwcca),
     "procrustes": (prepare_procrustes, pair_procrustes),
+    "shape": (prepare_shape, pair_shape),
+    "permutation": (prepare_permutation, pair_permutation),
+    "regression": (prepare_regression, pair_regression),
+    "knn": (prepare_knn, pair_knn),
+    "encoding": (prepare_encoding, pair_encoding),
+}
+_FAMILY = {
+    "cka_rbf": "kernel", "dcor": "kernel", "cca_mean": "cca", "svcca": "cca", "cca_rho_top": "cca",
+    "pwcca": "pwcca", "procrustes": "procrustes", "shape_alpha": "shape", "permutation": "permutation",
+    "linear_reg": "regression", "mutual_knn": "knn", "jaccard_knn": "knn", "cknna": "knn",
+    "ridge_r": "encoding", "pls_r": "encoding",
 }
 
 
 def _route(measure: str, n: int, widths_a: list[int], widths_b: list[int]) -> str:
-    if measure == "cka_rbf":
-        return "kernel"
-    if measure in ("cca_mean", "svcca"):
-        return "cca"
-    if measure in ("pwcca", "procrustes"):
-        return measure
+    if measure in _FAMILY:
+        return _FAMILY[measure]
     # Linear family: per-pair ||Xc'Yc||^2 costs N Da Db; the Gram route costs N^2 D per layer
     # once, then N^2 per pair. Take the cheaper (the feature form when D < N).
     features = n * (sum(da * db for da in widths_a for db in widths_b)
@@ -77,11 +108,17 @@ def _check_measure(measure: str, options: dict) -> dict:
         raise ValueError(f"threshold must be a positive number, got {resolved['threshold']!r}")
     if "keep" in resolved and not 0 < resolved["keep"] <= 1:
         raise ValueError(f"keep must be a variance fraction in (0, 1], got {resolved['keep']!r}")
+    if "alpha" in resolved:
+        check_alpha(resolved["alpha"])
+    for name in ("k", "folds", "seed", "components"):  # against N too, once the data are read
+        if name in resolved and not (isinstance(resolved[name], numbers.Real) and math.isfinite(resolved[name])
+                                     and float(resolved[name]).is_integer() and resolved[name] >= 0):
+            raise ValueError(f"{name} must be a whole number, got {resolved[name]!r}")
     return resolved
 
 
 def _as_layer(X: Any, name: str, measure: str, dtype: Any, device: Any) -> torch.Tensor:
-    tensor = as_matrix(X, name, dtype=dtype, device=device, min_rows=4 if measure == "cka_debiased" else 3)
+    tensor = as_matrix(X, name, dtype=dtype, device=device, min_rows=_MIN_ROWS.get(measure, 3))
     check_not_constant(tensor, name)
     return tensor
 
