@@ -12,7 +12,7 @@ directions, one the transpose of the other).
 - ``ridge_r``: ridge regression with an unpenalised intercept. Its penalty is chosen in each
   training set by generalised cross-validation (GCV, Golub, Heath & Wahba 1979), the rotation-
   invariant form of leave-one-out, over the grid ``alpha = scale x 10^e`` for e = -6 ... 6, with
-  ``scale`` = ||X_c||_F^2 / min(N, D_x) over all stimuli (the mean non-zero eigenvalue of X_c'X_c,
+  ``scale`` = ||X_c||_F^2 / min(N, D_x) over all stimuli (D_x counting only units that vary) (the mean non-zero eigenvalue of X_c'X_c,
   so the grid follows the data's scale and the score is invariant to scaling X). One alpha for
   all Y units (the one minimising the summed GCV error). GCV rather than exact leave-one-out:
   from one SVD of the training X per fold every alpha's error is O(rank) once U'Y is formed,
@@ -118,7 +118,12 @@ def _factor(X: torch.Tensor, test: np.ndarray) -> _Fold:
         U, s = U[:, kept], s[kept]
         P = Xte.to(torch.float64) @ Vt[kept].T
     else:
-        values, vectors = torch.linalg.eigh(gram_float64(Xtr.T))
+        G = gram_float64(Xtr.T)
+        # Centred again in float64: the float32 centring leaves a rounding direction along the
+        # ones vector whose eigenvalue (eps-relative, from the float32 products) passes the cut.
+        means = G.mean(dim=0)
+        G = G - means[None, :] - means[:, None] + means.mean()
+        values, vectors = torch.linalg.eigh(G)
         values, vectors = values.flip(0), vectors.flip(1)
         kept = values > max(cut * cut, len(train) * np.finfo(np.float64).eps) * values[0]
         U, s = vectors[:, kept], values[kept].sqrt()
@@ -133,7 +138,7 @@ def prepare_encoding(X: torch.Tensor, measure: str, options: dict) -> _Layer:
     Xc, mean = centre_columns(X, return_mean=True)
     squares = Xc.square().sum(dim=0, dtype=torch.float64).cpu().numpy()
     live = np.sqrt(squares / n) > 8 * torch.finfo(X.dtype).eps * np.abs(mean)
-    scale = float(squares.sum()) / min(n, d)
+    scale = float(squares.sum()) / min(n, max(int(live.sum()), 1))
     return _Layer(X, measure, dict(options), torch.from_numpy(np.flatnonzero(live)).to(X.device), scale)
 
 
@@ -144,9 +149,13 @@ def _ridge_fold(fold: _Fold, Y: torch.Tensor, alphas: np.ndarray) -> torch.Tenso
     B = crossprod_float64(fold.U, Ytr)  # (r, D_y) float64
     total = float(Ytr.square().sum(dtype=torch.float64))
     energy = B.square().sum(dim=1).cpu().numpy()
+    # Y's part outside X's column space; rounding when X spans it all (D >= N_train - 1), where
+    # it would swamp the GCV errors of the smallest alphas (both tend to 0 there).
+    outside = total - energy.sum()
+    outside = outside if outside > _rank_cut(len(fold.train), Y.shape[1], Y.dtype) * total else 0.0
     s2 = fold.s.square().cpu().numpy()
     shrink = s2[None, :] / (s2[None, :] + alphas[:, None])  # (alphas, r): f_k
-    residual = total - ((2 * shrink - shrink ** 2) * energy).sum(axis=1)
+    residual = outside + ((1 - shrink) ** 2 * energy).sum(axis=1)  # ||(I - H) Y_c||^2
     dof = (1 + shrink.sum(axis=1)) / len(fold.train)  # the intercept's 1 included
     best = int(np.argmin(residual / (1 - dof) ** 2))
     gain = fold.s / (fold.s.square() + alphas[best])

@@ -46,13 +46,18 @@ def prepare_shape(X: torch.Tensor, measure: str, options: dict) -> torch.Tensor:
         return prepare_procrustes(X, measure, options)
     Xc = centre_columns(X)
     n, d = Xc.shape
+    cut = max(n, d) * torch.finfo(X.dtype).eps  # numpy's matrix_rank, on singular values
     if d <= n:
         U, s, _ = torch.linalg.svd(Xc.to(torch.float64), full_matrices=False)
     else:
-        values, U = torch.linalg.eigh(gram_float64(Xc.T))
+        G = gram_float64(Xc.T)
+        means = G.mean(dim=0)  # centred again in float64: no rounding direction along the ones vector
+        values, U = torch.linalg.eigh(G - means[None, :] - means[:, None] + means.mean())
         values, U = values.flip(0), U.flip(1)
+        # An eigensolver resolves eigenvalues only to ~N eps64 of the largest.
+        cut = math.sqrt(max(cut * cut, n * np.finfo(np.float64).eps))
         s = values.clamp(min=0).sqrt()
-    kept = s > max(n, d) * torch.finfo(X.dtype).eps * s[0]
+    kept = s > cut * s[0]
     U, s = U[:, kept], s[kept]
     mix = alpha * s / torch.linalg.vector_norm(s) + (1 - alpha) / math.sqrt(len(s))
     F = U * mix
