@@ -22,6 +22,7 @@ _API = {
     "similarity": "compute.measures.similarity",
     "layer_grid": "compute.measures.similarity",
     "MEASURES": "compute.measures.registry",
+    "dimensionality": "compute.measures.dimensionality",
     "mds": "compute.measures.embed",
     "confusion_matrix": "compute.measures.confusion",
     "fit_srm": "compute.measures.srm",

@@ -369,3 +369,28 @@ def test_layer_grid_equals_pairwise_with_options(measure):
     grid = compute.layer_grid(acts_a, acts_b, measure, **options)
     expected = [[compute.similarity(x, y, measure, **options) for y in acts_b.values()] for x in acts_a.values()]
     np.testing.assert_allclose(grid, expected, atol=1e-9)
+
+
+# --- dimensionality ---------------------------------------------------------------------------------
+def test_dimensionality_against_definitions():
+    X, _ = related(12, 70, 9, 3, offset=2.0)
+    lam = np.linalg.eigvalsh(np.cov(X.T))
+    sigma = np.linalg.svd(centred(X), compute_uv=False)
+    p = sigma / sigma.sum()
+    assert compute.dimensionality(X, **F64) == pytest.approx(lam.sum() ** 2 / np.sum(lam ** 2), abs=1e-9)
+    assert compute.dimensionality(X, "effective_rank", **F64) == pytest.approx(np.exp(-np.sum(p * np.log(p))), abs=1e-9)
+    assert compute.dimensionality(X) == pytest.approx(compute.dimensionality(X, **F64), abs=1e-5)
+    wide = np.random.default_rng(0).standard_normal((20, 50))  # the Gram route, N x N
+    sigma = np.linalg.svd(centred(wide), compute_uv=False)
+    assert compute.dimensionality(wide, **F64) == pytest.approx(np.sum(sigma ** 2) ** 2 / np.sum(sigma ** 4), abs=1e-9)
+    # closed forms: k equal orthogonal directions give k; invariant to rotation, scale and shift
+    even = np.kron(np.eye(4), np.array([[1.0], [-1.0]]))  # 8 stimuli, 4 orthogonal equal directions
+    for method in ("participation_ratio", "effective_rank"):
+        assert compute.dimensionality(even, method, **F64) == pytest.approx(4.0, abs=1e-9)
+        Q = ortho_group.rvs(9, random_state=1)
+        assert compute.dimensionality(3 * X @ Q - 7, method, **F64) == pytest.approx(
+            compute.dimensionality(X, method, **F64), abs=1e-9)
+    with pytest.raises(ValueError, match="participation_ratio, effective_rank"):
+        compute.dimensionality(X, "pca")
+    with pytest.raises(ValueError, match="same for every stimulus"):
+        compute.dimensionality(np.ones((5, 3)))
