@@ -4,8 +4,10 @@
 Every measure takes activations ``X`` (N stimuli x D_x features) and ``Y`` (N x D_y), the same
 stimuli in the same order, and returns one number. ``MEASURES`` says for each whether it is a
 similarity (higher = more alike) or a distance (lower = more alike), its range and invariances.
-The families live one per module: ``cka`` (linear and RBF kernels: CKA, RV, RV2), ``cca``
-(mean CCA, SVCCA, PWCCA) and ``procrustes``; their shared float64 numerics in ``numerics``.
+The families live one per module: ``cka`` (linear, RBF and distance kernels: CKA, RV, RV2,
+distance correlation), ``cca`` (mean CCA, SVCCA, PWCCA, top canonical correlation, linear
+regression's R^2), ``procrustes`` and ``shape`` (shape metrics), ``knn`` (neighbourhoods) and
+``encoding`` (cross-validated ridge and PLS); their shared float64 numerics in ``numerics``.
 
 ``layer_grid`` prepares each layer once (its centred kernel, feature factor, whitened basis...)
 and then forms every pair from those; ``similarity(X, Y)`` is the 1 x 1 case of the same code.
@@ -177,13 +179,18 @@ def similarity(
     Parameters
     ----------
     X, Y : array or tensor, shapes (N stimuli, D_x features) and (N, D_y)
-        Activations for the same N >= 3 stimuli (N >= 4 for ``cka_debiased``), same order, finite,
+        Activations for the same N >= 3 stimuli (N >= 4 for ``cka_debiased``, ``cknna``,
+        ``ridge_r`` and ``pls_r``), same order, finite,
         not constant across all stimuli. Widths may differ.
     measure : str
-        A key of ``MEASURES``: ``cka_linear``, ``cka_debiased``, ``cka_rbf``, ``rv``, ``rv2``,
-        ``cca_mean``, ``svcca``, ``pwcca`` (similarities: higher = more alike, in [0, 1]; ``rv2``
-        and ``cka_debiased`` in [-1, 1]) or ``procrustes`` (a distance in radians, [0, pi/2]:
-        lower = more alike).
+        A key of ``MEASURES``, which says for each whether it is a similarity (higher = more
+        alike) or a distance (lower = more alike), its range and invariances: the kernel family
+        ``cka_linear``, ``cka_debiased``, ``cka_rbf``, ``rv``, ``rv2``, ``dcor``; the CCA family
+        ``cca_mean``, ``svcca``, ``pwcca``, ``cca_rho_top``, ``linear_reg``; the shape metrics
+        ``procrustes``, ``shape_alpha``, ``permutation`` (distances in radians); the k-NN family
+        ``mutual_knn``, ``jaccard_knn``, ``cknna``; the encoding family ``ridge_r``, ``pls_r``.
+        ``pwcca``, ``linear_reg``, ``ridge_r`` and ``pls_r`` are not symmetric (``X`` predicts
+        ``Y``; swap the arguments for the reverse).
     dtype : float32 (default) or float64
         Precision of the data and GEMMs; reductions and small factorisations are float64.
     device : str or torch.device, optional
@@ -191,6 +198,10 @@ def similarity(
     **options
         ``threshold`` (``cka_rbf``, default 1.0): kernel width as a multiple of the median
         distance. ``keep`` (``svcca``, default 0.99): variance fraction kept on each side.
+        ``alpha`` (``shape_alpha``, default 0.5, in [0, 1]): 1 = procrustes, 0 = fully whitened.
+        ``k`` (``mutual_knn``, ``jaccard_knn``, ``cknna``, default 10, below N): neighbours.
+        ``folds`` (default 5, 2 to N/2) and ``seed`` (default 0) (``ridge_r``, ``pls_r``): the
+        cross-validation folds; ``components`` (``pls_r``, default 25, clipped to the rank).
 
     Notes
     -----
@@ -208,7 +219,8 @@ def similarity(
     -------
     float
         ``pwcca`` weighs by ``X``'s neurons when ``D_x <= D_y`` (else ``Y``'s), so it is not
-        symmetric; every other measure is.
+        symmetric; ``linear_reg``, ``ridge_r`` and ``pls_r`` score X predicting Y
+        (``MEASURES[m].symmetric`` says which).
     """
     options = _check_measure(measure, options)
     device = resolve_device(device)
