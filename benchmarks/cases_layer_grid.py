@@ -90,6 +90,28 @@ def grid_case(measure: str, n: int, with_extraction: bool, peer: bool, times_of:
     )
 
 
+def encoding_case(n: int) -> Case:
+    """ridge_r over a 5 x 5 self-grid of layers (widths 64 to 1,024) against RepScope's own
+    linear-CKA grid of the same layers (issue 17: within 3x of it)."""
+    widths = (64, 128, 256, 512, 1024)
+
+    def prepare(quick: bool) -> Prepared:
+        import compute
+
+        rng = np.random.default_rng(0)
+        latent = rng.standard_normal((n, 32))
+        acts = {f"l{i}": (np.maximum(latent @ rng.standard_normal((32, d)) + rng.standard_normal((n, d)), 0)
+                          ).astype(np.float32) for i, d in enumerate(widths)}
+        return Prepared(
+            repscope=lambda: compute.layer_grid(acts, acts, measure="ridge_r"),
+            peers={"cka_linear-grid": lambda: compute.layer_grid(acts, acts, measure="cka_linear")},
+            notes=[f"5 x 5 self-grid, widths {widths[0]}-{widths[-1]}; the peer is RepScope's linear CKA "
+                   "on the same layers (a different measure: no agreement)"])
+
+    return Case("layer_grid", f"ridge_r 5 x 5 grid vs linear CKA, N={n}", prepare, ("cka_linear-grid",),
+                target="ratio:3", timeout_s=1200)
+
+
 def cases(quick: bool) -> list[Case]:
     n = 64 if quick else 512
     first = grid_case("cka_debiased", n, with_extraction=True, peer=True)
@@ -98,4 +120,5 @@ def cases(quick: bool) -> list[Case]:
     # Quick: the second extract row repeats the first one's work (the grid is ~1 % of it).
     return [first] + ([] if quick else [second]) + [
             grid_case("cka_linear", n, with_extraction=False, peer=False),
-            grid_case("cka_debiased", n, with_extraction=False, peer=False)]
+            grid_case("cka_debiased", n, with_extraction=False, peer=False),
+            encoding_case(200 if quick else 2000)]

@@ -739,6 +739,13 @@ def judge(record: dict) -> str:
         base = min((peer_seconds(p) for p in record["peers"].values() if peer_seconds(p)), default=None)
         if base and rep / base > 1.15:
             why.append(f"{rep / base:.2f}x a bare forward > 1.15x")
+    elif kind.startswith("ratio:"):  # at most this many times the fastest peer's time
+        limit = float(kind.split(":")[1])
+        base = min((peer_seconds(p) for p in record["peers"].values() if peer_seconds(p)), default=None)
+        if base is None:
+            why.append("peer not measured")
+        elif rep / base > limit:
+            why.append(f"{rep / base:.2g}x the {min(record['peers'])} time > {limit:g}x")
     elif kind.startswith("latency:"):
         limit = float(kind.split(":")[1])
         if rep > limit:

@@ -23,6 +23,7 @@ _API = {
     "similarity": "compute.measures.similarity",
     "layer_grid": "compute.measures.nulls",  # the grid, or with null=n_perm its per-cell null
     "MEASURES": "compute.measures.registry",
+    "dimensionality": "compute.measures.dimensionality",
     "mds": "compute.measures.embed",
     "confusion_matrix": "compute.measures.confusion",
     "fit_srm": "compute.measures.srm",

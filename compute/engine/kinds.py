@@ -119,19 +119,43 @@ def _mds(spec, shapes: list[Shape]) -> Cost:
                 f"an MDS of {p:,} points ({p:,} x {p:,} float64 distances)", "use fewer stimuli (n_per_class)")
 
 
+# Encoding measures factor each of their (default 5) training sets; k-NN measures keep k
+# neighbours per stimulus and form their cosine Gram matrix in row blocks of 2^26 entries.
+_FOLDS = 5
+_KNN = ("mutual_knn", "jaccard_knn", "cknna")
+
+
 def _prepared_bytes(n: int, d: int, measure: str) -> int:
     """One layer prepared for a similarity measure: its centred float32 copy and a float64
-    N x N kernel (cka_rbf) or the smaller of the N x N Gram and the D x D factor (the linear
-    and CCA families, Procrustes)."""
-    side = n if measure == "cka_rbf" else min(n, d)
+    N x N kernel (cka_rbf, dcor) or the smaller of the N x N Gram and the D x D factor (the
+    linear and CCA families, Procrustes, shape metrics); the k-NN family its neighbours and one
+    block of its Gram matrix; ridge_r / pls_r a float32 factor of every fold's training data
+    (plus, for D >= N, the N x N Gram)."""
+    if measure in _KNN:
+        return n * d * _F32 + n * 10 * 2 * _F64 + min(n * n, 1 << 26) * _F32
+    if measure in ("ridge_r", "pls_r"):
+        return n * d * (_F32 + _F64) + _FOLDS * n * min(n, d) * _F32 + (n * n * _F64 if d >= n else 0)
+    side = n if measure in ("cka_rbf", "dcor") else min(n, d)
     return n * d * _F32 + side * side * _F64
 
 
-def _prepare_flops(n: int, d: int) -> float:
+def _prepare_flops(n: int, d: int, measure: str = "") -> float:
+    if measure in _KNN:
+        return 2 * n * n * d
+    if measure in ("ridge_r", "pls_r"):
+        return _FOLDS * 4 * n * d * min(n, d)  # one SVD (or Gram eigensolver) per fold
     return 2 * n * d * min(n, d)
 
 
-def _pair_flops(n: int, da: int, db: int) -> float:
+def _pair_flops(n: int, da: int, db: int, measure: str = "") -> float:
+    if measure in _KNN:
+        return 20 * n * math.log2(10)
+    if measure == "ridge_r":
+        return _FOLDS * 2 * n * min(n, da) * db  # U'Y and the held-out predictions per fold
+    if measure == "pls_r":
+        return _FOLDS * 25 * 40 * n * (da + db)  # ~40 power iterations per component
+    if measure == "permutation":
+        return 2 * n * da * db + max(da, db) ** 3  # the cross-covariance, then the assignment
     return 2 * n * min(n, da) * min(n, db)
 
 
@@ -141,8 +165,8 @@ def _layer_grid(spec, shapes: list[Shape]) -> Cost:
     widths = [shape[1] for shape in shapes]
     measure = spec.params["measure"]
     peak = sum(n * d * _F32 + _prepared_bytes(n, d, measure) for d in widths) + la * lb * _F64
-    flops = sum(_prepare_flops(n, d) for d in widths) + sum(
-        _pair_flops(n, da, db) for da in widths[:la] for db in widths[la:])
+    flops = sum(_prepare_flops(n, d, measure) for d in widths) + sum(
+        _pair_flops(n, da, db, measure) for da in widths[:la] for db in widths[la:])
     return Cost(peak, _seconds(flops), (la, lb),
                 f"{measure} between {la} x {lb} layers of {n:,} stimuli (every layer's activations "
                 "and prepared kernel or factor)", "use fewer stimuli (n_per_class), fewer layers or pooling 'avg'")
@@ -156,8 +180,9 @@ def _similarities(spec, shapes: list[Shape]) -> Cost:
     columns: dict[int, set[int]] = {}
     for a, b in pairs:  # the recipe prepares each column's first sides once per column
         columns.setdefault(b, set()).add(a)
-    flops = sum(_prepare_flops(n, widths[b]) + sum(_prepare_flops(n, widths[a]) + _pair_flops(n, widths[a], widths[b])
-                                                 for a in firsts) for b, firsts in columns.items())
+    flops = sum(_prepare_flops(n, widths[b], measure) + sum(
+        _prepare_flops(n, widths[a], measure) + _pair_flops(n, widths[a], widths[b], measure) for a in firsts)
+        for b, firsts in columns.items())
     return Cost(peak, _seconds(flops), (len(pairs),),
                 f"{measure} of {len(pairs)} layer pairs over {len(widths)} layers of {n:,} stimuli",
                 "use fewer stimuli (n_per_class), fewer models or pooling 'avg'")

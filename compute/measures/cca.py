@@ -1,4 +1,4 @@
-"""The CCA family: mean CCA, SVCCA and PWCCA.
+"""The CCA family: mean CCA, SVCCA, PWCCA, the top canonical correlation, and linear regression's R^2.
 
 Each compares two representations of the same N stimuli, X (N x D_x) and Y (N x D_y), by the
 canonical correlations between their centred column spaces: a **similarity** in [0, 1]
@@ -7,7 +7,10 @@ invertible linear map of either side's features); ``svcca`` first keeps each sid
 singular directions (``keep``, the variance fraction); ``pwcca`` weighs them by how much of the
 narrower side's neurons each canonical direction accounts for (google/svcca ``compute_pwcca``
 with the narrower layer first, in either argument order; not symmetric for equal widths, where
-the first layer's neurons weigh). ``registry.MEASURES`` holds each one's invariances.
+the first layer's neurons weigh); ``cca_rho_top`` is the largest canonical correlation. ``linear_reg``
+(Kornblith et al. 2019's baseline) is the R^2 of the least-squares fit of Y from X,
+||Q_X' Y_c||_F^2 / ||Y_c||_F^2, from the same whitened basis of X: asymmetric (X predicts Y).
+``registry.MEASURES`` holds each one's invariances.
 
 A side's basis is never formed when it has fewer features than stimuli: its whitener ``W`` (a
 Cholesky factor, or the symmetric inverse square root for PWCCA) is kept, and a pair's
@@ -189,8 +192,31 @@ def prepare_cca(X: torch.Tensor, measure: str, options: dict) -> _CCASide:
 
 
 def pair_cca(measure: str, a: _CCASide, b: _CCASide, options: dict) -> float:
-    """The mean canonical correlation of two prepared layers, in [0, 1]."""
-    return float(_singular_values(_whitened_cross(a, b)).mean())
+    """The mean canonical correlation of two prepared layers (``cca_rho_top``: the largest), in [0, 1]."""
+    rho = _singular_values(_whitened_cross(a, b))
+    return float(rho.max() if measure == "cca_rho_top" else rho.mean())
+
+
+@dataclass
+class _RegressionState:
+    """One layer for ``linear_reg``: as the predictor, an orthonormal basis of its centred
+    column space (``side``); as the predicted, its centred data and their squared norm."""
+
+    side: _CCASide
+    Yc: torch.Tensor
+    total: float
+
+
+def prepare_regression(X: torch.Tensor, measure: str, options: dict) -> _RegressionState:
+    """One layer X (N x D) for ``linear_reg`` in either role."""
+    Yc = centre_columns(X)
+    return _RegressionState(_basis(X, None), Yc, float(Yc.square().sum(dtype=torch.float64)))
+
+
+def pair_regression(measure: str, a: _RegressionState, b: _RegressionState, options: dict) -> float:
+    """R^2 of the least-squares fit of b from a: ||Q_a' Y_c||_F^2 / ||Y_c||_F^2 (Q_a orthonormal)."""
+    projected = a.side.left(crossprod_float64(a.side.F, b.Yc).cpu().numpy())
+    return float(np.sum(projected * projected)) / b.total
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Each compares two representations of the same N stimuli, X (N x D_x) and Y (N x D_y), by their
 stimulus-by-stimulus kernels: a normalised inner product of the centred (N x N) kernels, a
 **similarity** (higher = more alike). ``cka_linear``, ``rv`` (the same number on centred data)
-and ``cka_rbf`` lie in [0, 1]; ``rv2`` (diagonals left out) and ``cka_debiased`` (the unbiased
+and ``cka_rbf`` lie in [0, 1], as does ``dcor`` (distance correlation, Szekely et al. 2007: the
+same normalised inner product of double-centred Euclidean distance matrices, square-rooted; the
+biased V-statistic of ``dcor.distance_correlation``); ``rv2`` (diagonals left out) and ``cka_debiased`` (the unbiased
 HSIC of Song et al. 2012) in [-1, 1]. ``registry.MEASURES`` holds their invariances.
 
 Two routes give the same numbers. The feature route keeps each layer as its centred features
@@ -136,6 +138,11 @@ def prepare_kernel(X: torch.Tensor, measure: str, options: dict) -> torch.Tensor
                 "identical activations); the kernel width is undefined: use another measure"
             )
         K = _double_centre(torch.exp(sq / (-2 * options["threshold"] ** 2 * median)))
+    elif measure == "dcor":
+        norms = K.diagonal()
+        distances = (norms[:, None] + norms[None, :] - 2 * K).clamp_(min=0).sqrt_()
+        distances.fill_diagonal_(0)
+        K = _double_centre(distances)  # Szekely et al.'s A_kl: dCov^2 = <A, B> / N^2
     elif measure == "rv2":
         K.fill_diagonal_(0)
     elif measure == "cka_debiased":
@@ -153,4 +160,6 @@ def kernel_grid(states_a: list, states_b: list, measure: str) -> np.ndarray:
     for value in self_a + self_b:
         check_self(measure, value)
     cross = crossprod_float64(torch.cat(states_a, dim=1), torch.cat(states_b, dim=1)).cpu().numpy()
-    return cross / np.sqrt(np.outer(self_a, self_b))
+    grid = cross / np.sqrt(np.outer(self_a, self_b))
+    # Distance correlation is the square root of this ratio of distance covariances (>= 0 exactly).
+    return np.sqrt(np.clip(grid, 0.0, None)) if measure == "dcor" else grid

@@ -15,7 +15,8 @@ class Measure:
 
     ``kind`` is ``"similarity"`` (higher = more alike) or ``"distance"`` (lower = more alike);
     ``range`` is the closed interval of values it can take; ``invariances`` names the
-    transformations of the inputs that leave it unchanged.
+    transformations of the inputs that leave it unchanged; ``symmetric`` is False where the
+    order of the two inputs matters (X predicts Y, or one side's units weigh).
     """
 
     name: str
@@ -23,6 +24,7 @@ class Measure:
     range: tuple[float, float]
     invariances: tuple[str, ...] = ()
     description: str = ""
+    symmetric: bool = True
 
 
 RDM_METHODS: dict[str, Measure] = {
@@ -165,11 +167,76 @@ MEASURES: dict[str, Measure] = {
         "Projection-weighted CCA (Morcos et al. 2018) exactly as google/svcca compute_pwcca with "
         "the narrower layer first, in either argument order (the first layer's neurons weigh "
         "when widths are equal); constant units dropped",
+        symmetric=False,
     ),
     "procrustes": Measure(
         "procrustes", "distance", (0.0, math.pi / 2), _LINEAR_SHIFT,
         "Angular orthogonal-Procrustes shape distance (Williams et al. 2021), in radians: "
         "arccos of the nuclear norm of X'Y on centred, unit-norm data",
+    ),
+    "shape_alpha": Measure(
+        "shape_alpha", "distance", (0.0, math.pi / 2), _LINEAR_SHIFT,
+        "Generalised shape metric (Williams et al. 2021): angular Procrustes distance between "
+        "partially whitened layers, alpha x data + (1 - alpha) x whitened data, each at unit norm "
+        "(option alpha in [0, 1], default 0.5; 1 = procrustes, 0 = the CCA angle); a metric",
+    ),
+    "permutation": Measure(
+        "permutation", "distance", (0.0, math.pi), ("permutation of units", "isotropic scaling", "translation"),
+        "Angular distance after the best one-to-one matching of units (Williams et al. 2021, "
+        "netrep PermutationMetric): arccos of max over permutations of <X, Y Pi> on centred, "
+        "unit-norm data; a metric",
+    ),
+    "cca_rho_top": Measure(
+        "cca_rho_top", "similarity", (0.0, 1.0), ("invertible linear", "translation"),
+        "Largest canonical correlation (Hotelling 1936) between the centred column spaces; "
+        "directions without variance dropped first",
+    ),
+    "linear_reg": Measure(
+        "linear_reg", "similarity", (0.0, 1.0),
+        ("invertible linear maps of X", "orthogonal maps and isotropic scaling of Y", "translation"),
+        "R^2 of the least-squares fit of Y from X (Kornblith et al. 2019's baseline): "
+        "||Q_X' Y_c||^2 / ||Y_c||^2; X predicts Y (not symmetric); 1 whenever X spans N - 1 directions",
+        symmetric=False,
+    ),
+    "dcor": Measure(
+        "dcor", "similarity", (0.0, 1.0), _LINEAR_SHIFT,
+        "Distance correlation (Szekely et al. 2007): the distance covariance of the Euclidean "
+        "distance matrices, normalised, square-rooted (dcor.distance_correlation); 0 only for "
+        "independent data in the limit",
+    ),
+    "mutual_knn": Measure(
+        "mutual_knn", "similarity", (0.0, 1.0),
+        ("orthogonal", "positive scaling of each stimulus"),
+        "Mutual k-NN alignment (Huh et al. 2024): mean fraction of a stimulus's k nearest "
+        "neighbours (cosine similarity, option k, default 10) shared by both layers",
+    ),
+    "jaccard_knn": Measure(
+        "jaccard_knn", "similarity", (0.0, 1.0),
+        ("orthogonal", "positive scaling of each stimulus"),
+        "k-NN Jaccard similarity: mean over stimuli of |shared| / |union| of the two layers' k "
+        "nearest neighbours (cosine similarity, option k, default 10)",
+    ),
+    "cknna": Measure(
+        "cknna", "similarity", (-1.0, 1.0),
+        ("orthogonal", "positive scaling of each stimulus"),
+        "Centred kernel nearest-neighbour alignment (Huh et al. 2024, the paper's formula): CKA "
+        "of the cosine kernels, row-centred, summed only over pairs that are k nearest neighbours "
+        "in both layers (option k, default 10)",
+    ),
+    "ridge_r": Measure(
+        "ridge_r", "similarity", (-1.0, 1.0),
+        ("orthogonal maps of X", "isotropic scaling", "translation"),
+        "Neural predictivity (Schrimpf et al. 2018): cross-validated ridge regression from X to Y "
+        "(options folds 5, seed 0; penalty by GCV), median over Y units of the held-out Pearson r; "
+        "X predicts Y (not symmetric)",
+        symmetric=False,
+    ),
+    "pls_r": Measure(
+        "pls_r", "similarity", (-1.0, 1.0),
+        ("orthogonal maps of X", "isotropic scaling", "translation"),
+        "Neural predictivity with PLS regression (Brain-Score; options components 25, folds 5, "
+        "seed 0): median over Y units of the held-out Pearson r; X predicts Y (not symmetric)",
+        symmetric=False,
     ),
 }
 

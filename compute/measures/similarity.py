@@ -4,8 +4,10 @@
 Every measure takes activations ``X`` (N stimuli x D_x features) and ``Y`` (N x D_y), the same
 stimuli in the same order, and returns one number. ``MEASURES`` says for each whether it is a
 similarity (higher = more alike) or a distance (lower = more alike), its range and invariances.
-The families live one per module: ``cka`` (linear and RBF kernels: CKA, RV, RV2), ``cca``
-(mean CCA, SVCCA, PWCCA) and ``procrustes``; their shared float64 numerics in ``numerics``.
+The families live one per module: ``cka`` (linear, RBF and distance kernels: CKA, RV, RV2,
+distance correlation), ``cca`` (mean CCA, SVCCA, PWCCA, top canonical correlation, linear
+regression's R^2), ``procrustes`` and ``shape`` (shape metrics), ``knn`` (neighbourhoods) and
+``encoding`` (cross-validated ridge and PLS); their shared float64 numerics in ``numerics``.
 
 ``layer_grid`` prepares each layer once (its centred kernel, feature factor, whitened basis...)
 and then forms every pair from those; ``similarity(X, Y)`` is the 1 x 1 case of the same code.
@@ -14,6 +16,7 @@ The D x D factorisations run in scipy's LAPACK on the host, on one OpenBLAS thre
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -21,11 +24,27 @@ import numpy as np
 import torch
 
 from compute.errors import stop_if_asked
-from compute.measures.cca import pair_cca, pair_pwcca, prepare_cca, prepare_pwcca
+from compute.measures.cca import (
+    pair_cca,
+    pair_pwcca,
+    pair_regression,
+    prepare_cca,
+    prepare_pwcca,
+    prepare_regression,
+)
 from compute.measures.cka import kernel_grid, pair_features, prepare_features, prepare_kernel
+from compute.measures.encoding import pair_encoding, prepare_encoding
+from compute.measures.knn import pair_knn, prepare_knn
 from compute.measures.numerics import one_blas_thread
 from compute.measures.procrustes import pair_procrustes, prepare_procrustes
 from compute.measures.registry import MEASURES
+from compute.measures.shape import (
+    check_alpha,
+    pair_permutation,
+    pair_shape,
+    prepare_permutation,
+    prepare_shape,
+)
 from compute.measures.validate import (
     as_matrix,
     check_not_constant,
@@ -34,8 +53,15 @@ from compute.measures.validate import (
     resolve_dtype,
 )
 
-_OPTIONS: dict[str, dict[str, float]] = {"cka_rbf": {"threshold": 1.0}, "svcca": {"keep": 0.99}}
-_SYMMETRIC = set(MEASURES) - {"pwcca"}
+_KNN = {"k": 10}
+_OPTIONS: dict[str, dict[str, float]] = {
+    "cka_rbf": {"threshold": 1.0}, "svcca": {"keep": 0.99}, "shape_alpha": {"alpha": 0.5},
+    "mutual_knn": _KNN, "jaccard_knn": _KNN, "cknna": _KNN,
+    "ridge_r": {"folds": 5, "seed": 0}, "pls_r": {"components": 25, "folds": 5, "seed": 0},
+}
+_SYMMETRIC = {name for name, measure in MEASURES.items() if measure.symmetric}
+# Least stimuli per measure: unbiased estimators need 4; k-fold encoding needs 2 per fold.
+_MIN_ROWS = {"cka_debiased": 4, "cknna": 4, "ridge_r": 4, "pls_r": 4}
 
 _Prepare = Callable[[torch.Tensor, str, dict], Any]
 _Pair = Callable[[str, Any, Any, dict], float]
@@ -44,16 +70,23 @@ _ROUTES: dict[str, tuple[_Prepare, _Pair]] = {
     "cca": (prepare_cca, pair_cca),
     "pwcca": (prepare_pwcca, pair_pwcca),
     "procrustes": (prepare_procrustes, pair_procrustes),
+    "shape": (prepare_shape, pair_shape),
+    "permutation": (prepare_permutation, pair_permutation),
+    "regression": (prepare_regression, pair_regression),
+    "knn": (prepare_knn, pair_knn),
+    "encoding": (prepare_encoding, pair_encoding),
+}
+_FAMILY = {
+    "cka_rbf": "kernel", "dcor": "kernel", "cca_mean": "cca", "svcca": "cca", "cca_rho_top": "cca",
+    "pwcca": "pwcca", "procrustes": "procrustes", "shape_alpha": "shape", "permutation": "permutation",
+    "linear_reg": "regression", "mutual_knn": "knn", "jaccard_knn": "knn", "cknna": "knn",
+    "ridge_r": "encoding", "pls_r": "encoding",
 }
 
 
 def _route(measure: str, n: int, widths_a: list[int], widths_b: list[int]) -> str:
-    if measure == "cka_rbf":
-        return "kernel"
-    if measure in ("cca_mean", "svcca"):
-        return "cca"
-    if measure in ("pwcca", "procrustes"):
-        return measure
+    if measure in _FAMILY:
+        return _FAMILY[measure]
     # Linear family: per-pair ||Xc'Yc||^2 costs N Da Db; the Gram route costs N^2 D per layer
     # once, then N^2 per pair. Take the cheaper (the feature form when D < N).
     features = n * (sum(da * db for da in widths_a for db in widths_b)
@@ -77,11 +110,17 @@ def _check_measure(measure: str, options: dict) -> dict:
         raise ValueError(f"threshold must be a positive number, got {resolved['threshold']!r}")
     if "keep" in resolved and not 0 < resolved["keep"] <= 1:
         raise ValueError(f"keep must be a variance fraction in (0, 1], got {resolved['keep']!r}")
+    if "alpha" in resolved:
+        check_alpha(resolved["alpha"])
+    for name in ("k", "folds", "seed", "components"):  # against N too, once the data are read
+        if name in resolved and not (isinstance(resolved[name], numbers.Real) and math.isfinite(resolved[name])
+                                     and float(resolved[name]).is_integer() and resolved[name] >= 0):
+            raise ValueError(f"{name} must be a whole number, got {resolved[name]!r}")
     return resolved
 
 
 def _as_layer(X: Any, name: str, measure: str, dtype: Any, device: Any) -> torch.Tensor:
-    tensor = as_matrix(X, name, dtype=dtype, device=device, min_rows=4 if measure == "cka_debiased" else 3)
+    tensor = as_matrix(X, name, dtype=dtype, device=device, min_rows=_MIN_ROWS.get(measure, 3))
     check_not_constant(tensor, name)
     return tensor
 
@@ -140,13 +179,18 @@ def similarity(
     Parameters
     ----------
     X, Y : array or tensor, shapes (N stimuli, D_x features) and (N, D_y)
-        Activations for the same N >= 3 stimuli (N >= 4 for ``cka_debiased``), same order, finite,
+        Activations for the same N >= 3 stimuli (N >= 4 for ``cka_debiased``, ``cknna``,
+        ``ridge_r`` and ``pls_r``), same order, finite,
         not constant across all stimuli. Widths may differ.
     measure : str
-        A key of ``MEASURES``: ``cka_linear``, ``cka_debiased``, ``cka_rbf``, ``rv``, ``rv2``,
-        ``cca_mean``, ``svcca``, ``pwcca`` (similarities: higher = more alike, in [0, 1]; ``rv2``
-        and ``cka_debiased`` in [-1, 1]) or ``procrustes`` (a distance in radians, [0, pi/2]:
-        lower = more alike).
+        A key of ``MEASURES``, which says for each whether it is a similarity (higher = more
+        alike) or a distance (lower = more alike), its range and invariances: the kernel family
+        ``cka_linear``, ``cka_debiased``, ``cka_rbf``, ``rv``, ``rv2``, ``dcor``; the CCA family
+        ``cca_mean``, ``svcca``, ``pwcca``, ``cca_rho_top``, ``linear_reg``; the shape metrics
+        ``procrustes``, ``shape_alpha``, ``permutation`` (distances in radians); the k-NN family
+        ``mutual_knn``, ``jaccard_knn``, ``cknna``; the encoding family ``ridge_r``, ``pls_r``.
+        ``pwcca``, ``linear_reg``, ``ridge_r`` and ``pls_r`` are not symmetric (``X`` predicts
+        ``Y``; swap the arguments for the reverse).
     dtype : float32 (default) or float64
         Precision of the data and GEMMs; reductions and small factorisations are float64.
     device : str or torch.device, optional
@@ -154,6 +198,10 @@ def similarity(
     **options
         ``threshold`` (``cka_rbf``, default 1.0): kernel width as a multiple of the median
         distance. ``keep`` (``svcca``, default 0.99): variance fraction kept on each side.
+        ``alpha`` (``shape_alpha``, default 0.5, in [0, 1]): 1 = procrustes, 0 = fully whitened.
+        ``k`` (``mutual_knn``, ``jaccard_knn``, ``cknna``, default 10, below N): neighbours.
+        ``folds`` (default 5, 2 to N/2) and ``seed`` (default 0) (``ridge_r``, ``pls_r``): the
+        cross-validation folds; ``components`` (``pls_r``, default 25, clipped to the rank).
 
     Notes
     -----
@@ -171,7 +219,8 @@ def similarity(
     -------
     float
         ``pwcca`` weighs by ``X``'s neurons when ``D_x <= D_y`` (else ``Y``'s), so it is not
-        symmetric; every other measure is.
+        symmetric; ``linear_reg``, ``ridge_r`` and ``pls_r`` score X predicting Y
+        (``MEASURES[m].symmetric`` says which).
     """
     options = _check_measure(measure, options)
     device = resolve_device(device)

@@ -153,8 +153,13 @@ def code(context: dict) -> str:
 layers_b = {context["layers_b"]!r}
 acts_a = dict(zip(layers_a, activations({view["a"]!r}, layers_a)))
 acts_b = dict(zip(layers_b, activations({view["b"]!r}, layers_b)))
-grid = compute.layer_grid(acts_a, acts_b, measure={view["measure"]!r})  # rows: A's layers, columns: B's
+grid = compute.layer_grid(acts_a, acts_b, measure={view["measure"]!r})  # rows: A's layers, columns: B's{_direction(view["measure"])}
 """
+
+
+def _direction(measure: str) -> str:
+    """For a measure whose argument order matters, which way the grid reads."""
+    return "" if MEASURES[measure].symmetric else "; not symmetric: each row's layer is X, the column's Y"
 
 
 compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure")], draw, code)

@@ -135,3 +135,14 @@ def test_fast_kendall_matrix_equals_scipy_per_pair(seed):
     rng = np.random.default_rng(seed)
     V = np.vstack([rng.integers(0, 6, (3, 200)), rng.random((2, 200)) * 4 // 1]).astype(np.float64)
     np.testing.assert_allclose(compare._kendall_matrix(V), compare._kendall_matrix_scipy(V), atol=1e-12)
+
+
+def test_the_ridge_r_grid_row_runs_and_is_judged_against_the_linear_cka_grid():
+    from benchmarks.cases_layer_grid import encoding_case
+
+    case = encoding_case(60)
+    record = harness.run_case(case, quick=True, repeats=1)
+    assert record["error"] is None
+    assert record["peers"]["cka_linear-grid"]["n"] >= 1
+    record["target_kind"] = case.target
+    assert harness.judge(record).startswith(("met", "missed"))

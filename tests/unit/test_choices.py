@@ -56,3 +56,9 @@ def test_the_reference_ranking_reads_lower_or_higher_as_the_registry_does(method
 def test_training_axes_read_lower_or_higher_as_the_registry_does(measure):
     better = "higher" if MEASURES[measure].kind == "similarity" else "lower"
     assert training._axis(measure) == f"{measure} ({better} = more alike)"
+
+
+@pytest.mark.parametrize("measure", choices.MEASURE_CHOICES)
+def test_the_layer_grid_snippet_says_how_an_asymmetric_grid_reads(measure):
+    said = layer_grid._direction(measure)
+    assert bool(said) == (not MEASURES[measure].symmetric)

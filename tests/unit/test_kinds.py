@@ -136,6 +136,19 @@ def test_layer_grid_holds_every_layer_and_rbf_kernels_grow_with_the_square_of_th
     assert KINDS["layer_grid"].estimate(linear, shapes).bytes < 3 * N * N * 8  # D x D factors when D < N
 
 
+def test_new_measures_estimate_their_own_costs():
+    """dcor holds an N x N kernel per layer like cka_rbf; ridge_r factors every fold (more work
+    than the linear-CKA grid, and more memory); the k-NN family needs more than its data."""
+    shapes = [(N, 64)] * 3
+    estimate = KINDS["layer_grid"].estimate
+    grid = {m: artifacts.layer_grid_spec(A, ["l1", "l2"], B, ["m1"], STIMULI, m)
+            for m in ("cka_linear", "dcor", "ridge_r", "mutual_knn")}
+    assert estimate(grid["dcor"], shapes).bytes >= 3 * N * N * 8
+    assert estimate(grid["ridge_r"], shapes).seconds > estimate(grid["cka_linear"], shapes).seconds
+    assert estimate(grid["ridge_r"], shapes).bytes > estimate(grid["cka_linear"], shapes).bytes
+    assert estimate(grid["mutual_knn"], shapes).bytes > 3 * N * 64 * 4
+
+
 def test_reference_fit_grows_with_the_resamples():
     few = artifacts.reference_fit_spec("f" * 64, [_RDM], n_boot=10)
     many = artifacts.reference_fit_spec("f" * 64, [_RDM], n_boot=10_000)

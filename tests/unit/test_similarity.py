@@ -18,7 +18,7 @@ from compute.measures import cca, numerics
 from compute.measures.numerics import one_blas_thread
 
 SIMILARITIES = sorted(m for m in compute.MEASURES if compute.MEASURES[m].kind == "similarity")
-SYMMETRIC = sorted(set(compute.MEASURES) - {"pwcca"})
+SYMMETRIC = sorted(m for m in compute.MEASURES if compute.MEASURES[m].symmetric)
 PROPS = settings(max_examples=25, deadline=None)
 
 
