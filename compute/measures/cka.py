@@ -160,6 +160,10 @@ def kernel_grid(states_a: list, states_b: list, measure: str) -> np.ndarray:
     for value in self_a + self_b:
         check_self(measure, value)
     cross = crossprod_float64(torch.cat(states_a, dim=1), torch.cat(states_b, dim=1)).cpu().numpy()
-    grid = cross / np.sqrt(np.outer(self_a, self_b))
-    # Distance correlation is the square root of this ratio of distance covariances (>= 0 exactly).
-    return np.sqrt(np.clip(grid, 0.0, None)) if measure == "dcor" else grid
+    return from_alignment(cross / np.sqrt(np.outer(self_a, self_b)), measure)
+
+
+def from_alignment(alignment: np.ndarray, measure: str) -> np.ndarray:
+    """The measure from its kernels' normalised alignment <K, L> / (|K| |L|): itself, except
+    distance correlation, its square root (of a ratio of distance covariances, >= 0 exactly)."""
+    return np.sqrt(np.clip(alignment, 0.0, None)) if measure == "dcor" else alignment

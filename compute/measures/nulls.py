@@ -11,7 +11,7 @@ seeded permutation and recomputes the measure. A score is then reported with its
   chance is 0 and a representation with itself is 1); for distances the same on the negated
   scale, best = 0.
 
-Kernel measures (linear, debiased and RBF CKA, RV, RV2) permute each Y layer's centred kernel
+Kernel measures (linear, debiased and RBF CKA, RV, RV2, distance correlation) permute each Y layer's centred kernel
 once per permutation and meet every X layer in one GEMM (a grid's cells share each side's work);
 the others recompute Y's prepared side per permutation.
 """
@@ -24,14 +24,14 @@ import numpy as np
 import torch
 
 from compute.errors import stop_if_asked
-from compute.measures.cka import check_self, prepare_kernel
+from compute.measures.cka import check_self, from_alignment, prepare_kernel
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import MEASURES
 from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
 from compute.measures.similarity import layer_grid as _plain_grid
 from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
 
-KERNEL_MEASURES = ("cka_linear", "cka_debiased", "cka_rbf", "rv", "rv2")
+KERNEL_MEASURES = ("cka_linear", "cka_debiased", "cka_rbf", "rv", "rv2", "dcor")
 _CHUNK_ELEMENTS = 1 << 24
 
 
@@ -88,7 +88,7 @@ def _kernel_nulls(states_a: list, mats_b: list, measure: str, perms: np.ndarray,
             p = index[start:start + step]
             permuted = K[p[:, :, None], p[:, None, :]].reshape(len(p), n * n).T.to(stacked.dtype)
             cross = crossprod_float64(stacked, permuted).cpu().numpy()  # (L_A, chunk)
-            out[:, j, start:start + step] = cross / np.sqrt(np.outer(self_a, [self_b]))
+            out[:, j, start:start + step] = from_alignment(cross / np.sqrt(np.outer(self_a, [self_b])), measure)
     return out
 
 
@@ -158,11 +158,12 @@ def grid_null(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str
 
 def layer_grid(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str = "cka_linear",
                dtype: Any = None, device: Any = None, should_stop: Callable[[], bool] | None = None,
-               null: int | None = None, seed: int = 0, **options) -> np.ndarray | GridNull:
+               null: int | None = None, null_seed: int = 0, **options) -> np.ndarray | GridNull:
     """``compute.layer_grid``: :func:`compute.measures.similarity.layer_grid` (an L_A x L_B array),
     or with ``null=n_perm`` the :class:`GridNull` of :func:`grid_null` (the grid with each cell's
-    permutation null, p, z and calibrated score)."""
+    permutation null, p, z and calibrated score; ``null_seed`` seeds the permutations, so a
+    measure's own ``seed`` option, ridge_r's folds, stays its own)."""
     if null is None:
         return _plain_grid(acts_a, acts_b, measure, dtype=dtype, device=device, should_stop=should_stop, **options)
-    return grid_null(acts_a, acts_b, measure, n_perm=null, seed=seed, dtype=dtype, device=device,
+    return grid_null(acts_a, acts_b, measure, n_perm=null, seed=null_seed, dtype=dtype, device=device,
                      should_stop=should_stop, **options)

@@ -101,7 +101,7 @@ def test_compute_layer_grid_takes_a_null():
     X, Y = related(8)
     plain = compute.layer_grid({"x": X}, {"y": Y}, "cka_linear")
     assert isinstance(plain, np.ndarray) and plain.shape == (1, 1)
-    with_null = compute.layer_grid({"x": X}, {"y": Y}, "cka_linear", null=40, seed=2)
+    with_null = compute.layer_grid({"x": X}, {"y": Y}, "cka_linear", null=40, null_seed=2)
     assert with_null.values[0, 0] == pytest.approx(plain[0, 0])
     assert with_null.p.shape == with_null.z.shape == with_null.calibrated.shape == (1, 1)
     np.testing.assert_array_equal(with_null.null, grid_null({"x": X}, {"y": Y}, "cka_linear", n_perm=40, seed=2).null)

@@ -259,6 +259,9 @@ def test_cca_invariant_to_invertible_linear_maps(seed, n, dx, dy):
 def test_self_similarity_and_symmetry(seed, n, dx, dy):
     X, Y = random_pair(seed, n, dx, dy)
     for measure in SIMILARITIES:
+        if measure in ("ridge_r", "pls_r"):  # a penalised or low-rank fit of X from itself: near 1, not 1
+            assert compute.similarity(X, X, measure) > 0.999
+            continue
         assert compute.similarity(X, X, measure) == pytest.approx(1.0, abs=1e-5)
     assert compute.similarity(X, X, "procrustes") == pytest.approx(0.0, abs=1e-6)
     for measure in SYMMETRIC:
