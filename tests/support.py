@@ -14,6 +14,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def external_data(name: str) -> Path:
+    """``<shared>/external_data/<name>``: the public data sets beside the checkout (``../shared``),
+    found from the checkout upwards, or under ``REPSCOPE_EXTERNAL_DATA`` when set. Tests read
+    them there and skip, saying where they looked, when they are absent; never committed."""
+    given = os.environ.get("REPSCOPE_EXTERNAL_DATA")
+    if given:
+        return Path(given) / name
+    for folder in ROOT.parents:
+        candidate = folder / "shared" / "external_data" / name
+        if candidate.is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "external_data" / name
+
+
 def require_program(name: str, package: str) -> str:
     path = shutil.which(name)
     if not path:

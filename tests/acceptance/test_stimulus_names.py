@@ -134,8 +134,10 @@ def test_the_selection_lists_the_roots_sets_and_ignores_any_other_from_a_link_or
         controls = [(f"selection-{c}", "value", v) for c, v in
                     (("set", name), ("where", []), ("models", []), ("group", "family"), ("pooling", "none"))]
         status, text = update(client, [("selection", "data"), ("selection-models", "options"),
-                                       ("selection-where", "options"), ("selection-summary", "children")],
-                              controls, [("selection", "data", None)], ["selection-set.value"])
+                                       ("selection-where", "options"), ("selection-summary", "children"),
+                                       ("selection-set", "options")],
+                              [*controls, ("registry-changed", "data", None)], [("selection", "data", None)],
+                              ["selection-set.value"])
         assert status == 200 and json.loads(text)["response"]["selection"]["data"]["set"] == "digits", (name, text[:300])
         _secret_free(text, disk)
         if not name:  # "?set=" is no value at all

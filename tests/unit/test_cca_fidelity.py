@@ -1,14 +1,14 @@
 """The CCA family's fidelity rules (issue 17): rank decided scale-free, PWCCA the same in either
 argument order, dead units dropped by every member. On google/svcca's own tutorial activations."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import compute
 from tests.unit.test_similarity import ref_cca_mean, ref_pwcca, ref_svcca, related
+from tests.support import external_data
 
-SVCCA = Path(__file__).resolve().parents[3] / "shared" / "external_data" / "svcca"
+SVCCA = external_data("svcca")
 FAMILY = ("cca_mean", "svcca", "pwcca")
 
 

@@ -2,7 +2,6 @@
 the same layout written as v7.3 (HDF5) the way MATLAB writes it, bad structs named, names kept
 through the store, and rows of one reference ranked against another."""
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -12,8 +11,9 @@ from scipy.spatial.distance import squareform
 
 from compute.sources import references as R
 from tests.unit.test_references import FakeStimuli
+from tests.support import external_data
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "external_data" / "rsa92"  # ../shared beside the repo
+DATA = external_data("rsa92")  # ../shared beside the repo
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the rsa92 external data are not at {DATA}")
 N = 92
 

@@ -1,6 +1,5 @@
 """RDMs of repeated measurements (crossnobis, Mahalanobis) and the whitened RDM comparisons,
 against rsatoolbox on the same data and noise precision, on the Kriegeskorte 2008 RDMs."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,9 @@ from scipy.spatial.distance import squareform
 
 import compute
 from compute.measures.crossnobis import noise_precision
+from tests.support import external_data
 
-RSA92 = Path(__file__).resolve().parents[3] / "shared" / "external_data" / "rsa92"
+RSA92 = external_data("rsa92")
 
 
 def measurements(seed, r=4, n=12, d=7, signal=1.0):
