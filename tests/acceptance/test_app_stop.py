@@ -64,7 +64,7 @@ def post(base: str, dependency: dict, values: dict) -> dict:
 def test_stopping_the_app_mid_job_leaves_no_process_behind(server, stop, zoo_dir, tmp_path, monkeypatch):
     cache, uploads = tmp_path / "cache", tmp_path / "uploads"
     env = {"REPSCOPE_CACHE_DIR": str(cache), "REPSCOPE_UPLOAD_DIR": str(uploads), "REPSCOPE_ZOO_DIR": str(zoo_dir),
-           "REPSCOPE_AUTO_COMPUTE_BYTES": str(10**15),  # the job starts without the Compute button
+           "REPSCOPE_AUTO_COMPUTE_BYTES": str(10**15), "REPSCOPE_AUTO_COMPUTE_SECONDS": str(10**9),  # no Compute button
            "SECRET_KEY": "test-" + "0" * 32}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
