@@ -18,18 +18,14 @@ the set ``upload:<sha256>``, whose order is the file's, so RDMs made over that o
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from compute.settings import private_dir, upload_dir
 from compute.sources.matfiles import StructArray, Unsupported, read_struct, variables
-from compute.sources.stimuli import stimulus_set_named
 from compute.sources.stimulus_manifest import MAX_TAG_TEXT, Manifest, write_manifest
-from compute.sources.uploads import (MAX_ZIP_MEMBERS, UploadError, accept_stimulus_zip, check_filename,
-                                     display_name, file_sha256)
+from compute.sources.uploads import (MAX_ZIP_MEMBERS, UploadError, accept_stimulus_zip, check_filename, store_stimulus_set,
+                                     display_name)
 
 IMAGE_FIELDS = ("image", "img", "stimulus")
 CLASS_FIELDS = ("category", "class", "label")
@@ -148,18 +144,7 @@ def import_stimulus_set(path: str | Path):
     """The stimulus set of the .mat file of images at ``path``, imported once into the upload
     folder as ``upload:<sha256 of the file>`` (the same file gives the same set); ValueError
     naming the problem when the file holds no usable struct array of images."""
-    digest = file_sha256(Path(path))
-    target = upload_dir() / "stimuli" / digest
-    if not target.exists():
-        private_dir(target.parent)
-        partial = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
-        try:
-            import_stimulus_mat(path, partial)
-            partial.chmod(0o700)
-            os.replace(partial, target)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-    return stimulus_set_named(f"upload:{digest}")
+    return store_stimulus_set(path, lambda folder: import_stimulus_mat(path, folder))
 
 
 def accept_stimulus_mat(path: str | Path, filename: str) -> dict:

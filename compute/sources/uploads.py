@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from compute.measures.validate import listed
-from compute.settings import format_bytes, get_settings, private_dir, upload_dir
+from compute.settings import format_bytes, private_dir, upload_dir
 from compute.sources.models import list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_named_reference, save_reference
 from compute.sources.stimuli import image_folder, stimulus_set_named
@@ -337,25 +337,36 @@ def accept_stimulus_zip(path: str | Path, filename: str) -> dict:
     """Unpack a zip of class folders of images into ``<upload_dir>/stimuli/<sha256>``; runs in
     the worker. Returns ``{"stimulus_set": "upload:<sha256>", "num_classes", "images"}``."""
     check_filename("stimuli", filename)
+
+    def unpack(partial: Path) -> None:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise UploadError(f"{filename!r} is not a readable zip file ({error})") from None
+        with archive:
+            _unzip(archive, _plan_zip(archive), partial)
+        image_folder(partial)  # every image decodes, at least two classes
+
+    stimuli = store_stimulus_set(path, unpack)
+    return {"stimulus_set": stimuli.name, "num_classes": stimuli.num_classes, "images": len(stimuli)}
+
+
+def store_stimulus_set(path: str | Path, unpack):
+    """The stimulus set ``upload:<sha256 of the file at path>``, made once: ``unpack(folder)``
+    fills a private temporary folder, which then replaces ``<upload_dir>/stimuli/<sha256>``
+    atomically (the same file gives the same set; a failure leaves nothing)."""
     digest = file_sha256(Path(path))
     target = upload_dir() / "stimuli" / digest
     if not target.exists():
         private_dir(target.parent)
         partial = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
         try:
-            try:
-                archive = zipfile.ZipFile(path)
-            except (zipfile.BadZipFile, OSError) as error:
-                raise UploadError(f"{filename!r} is not a readable zip file ({error})") from None
-            with archive:
-                _unzip(archive, _plan_zip(archive), partial)
-            image_folder(partial)  # every image decodes, at least two classes
+            unpack(partial)
             partial.chmod(0o700)
             os.replace(partial, target)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
-    stimuli = stimulus_set_named(f"upload:{digest}")
-    return {"stimulus_set": stimuli.name, "num_classes": stimuli.num_classes, "images": len(stimuli)}
+    return stimulus_set_named(f"upload:{digest}")
 
 
 def uploaded_stimulus_sets() -> list[str]:

@@ -9,17 +9,11 @@ import pytest
 
 from compute.sources.stimuli import get_stimulus_set
 from tests.acceptance.test_uploads import upload
-from tests.browser.support import AppServer
 
 
 @pytest.fixture(scope="module")
-def server(zoo_dir, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("app")
-    app = AppServer(directory / "cache", zoo_dir, directory, env={"REPSCOPE_UPLOAD_DIR": str(directory / "uploads")})
-    app.start()
-    app.directory = directory
-    yield app
-    app.stop()
+def server(upload_server):
+    return upload_server
 
 
 def npz_bytes(tmp_path, **arrays) -> bytes:

@@ -15,17 +15,11 @@ from compute.sources.models import load_model, model_accuracy
 from compute.sources.stimuli import get_stimulus_set
 from compute.sources.zoo_manifest import load_manifest, zoo_path
 from tests.acceptance.test_uploads import refused, upload
-from tests.browser.support import AppServer
 
 
 @pytest.fixture(scope="module")
-def server(zoo_dir, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("app")
-    app = AppServer(directory / "cache", zoo_dir, directory, env={"REPSCOPE_UPLOAD_DIR": str(directory / "uploads")})
-    app.start()
-    app.directory = directory
-    yield app
-    app.stop()
+def server(upload_server):
+    return upload_server
 
 
 def exported(tmp_path) -> tuple[bytes, object]:

@@ -3,20 +3,14 @@ Kriegeskorte et al. (2008)'s brain RDMs for another stimulus set, its model RDMs
 import pytest
 
 from tests.acceptance.test_uploads import upload
-from tests.browser.support import AppServer
 from tests.unit.test_matlab_rdms import DATA, needs_data
 
 pytestmark = needs_data
 
 
 @pytest.fixture(scope="module")
-def server(zoo_dir, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("app")
-    app = AppServer(directory / "cache", zoo_dir, directory, env={"REPSCOPE_UPLOAD_DIR": str(directory / "uploads")})
-    app.start()
-    app.directory = directory
-    yield app
-    app.stop()
+def server(upload_server):
+    return upload_server
 
 
 def test_the_classic_files_are_refused_where_they_do_not_fit(server):
