@@ -9,8 +9,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support import free_port, start_redis
+
+# Property tests draw the same examples on every run: a CI run is never red by the luck of the
+# draw. A counterexample found while working becomes an explicit @example beside its test.
+settings.register_profile("repscope", derandomize=True, print_blob=True)
+settings.load_profile("repscope")
 
 
 @pytest.fixture(scope="session")

@@ -320,8 +320,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("model_rdm", 1, recipes.model_rdm, "gpu", _model_rdm, _describe_model_rdm),
     Kind("mds", 1, recipes.mds, "cpu", _mds,
          lambda spec, names: f"mds {spec['params']['method']} of {describe(spec['inputs'][0], names)}"),
-    Kind("layer_grid", 3, recipes.layer_grid, "cpu", _layer_grid, _describe_layer_grid),
-    Kind("similarities", 3, recipes.similarities, "cpu", _similarities,
+    Kind("layer_grid", 4, recipes.layer_grid, "cpu", _layer_grid, _describe_layer_grid),
+    Kind("similarities", 4, recipes.similarities, "cpu", _similarities,
          lambda spec, names: f"{spec['params']['measure']} of {_count(len(spec['params']['pairs']), 'layer pair')} "
                              f"({_layers(spec['inputs'])})"),
     Kind("confusion", 1, recipes.confusion, "cpu", _confusion,

@@ -181,10 +181,10 @@ MEASURES: dict[str, Measure] = {
         "(option alpha in [0, 1], default 0.5; 1 = procrustes, 0 = the CCA angle); a metric",
     ),
     "permutation": Measure(
-        "permutation", "distance", (0.0, math.pi), ("permutation of units", "isotropic scaling", "translation"),
+        "permutation", "distance", (0.0, math.pi / 2), ("permutation of units", "isotropic scaling", "translation"),
         "Angular distance after the best one-to-one matching of units (Williams et al. 2021, "
-        "netrep PermutationMetric): arccos of max over permutations of <X, Y Pi> on centred, "
-        "unit-norm data; a metric",
+        "netrep PermutationMetric with both layers zero-padded to D_x + D_y): arccos of the "
+        "largest <X, Y Pi> on centred, unit-norm data, a unit may stay unmatched; a metric",
     ),
     "cca_rho_top": Measure(
         "cca_rho_top", "similarity", (0.0, 1.0), ("invertible linear", "translation"),

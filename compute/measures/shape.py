@@ -3,8 +3,9 @@
 Both are **distances** in radians, lower = more alike, and proper metrics over layers (symmetric,
 zero for equivalent representations, triangle inequality): each maps a layer to a point on the
 unit sphere and takes the angle to the nearest point of the other layer's orbit under a group of
-isometries (orthogonal maps, or permutations of the units). Widths may differ: the narrower side
-is zero-padded, which leaves both numbers unchanged.
+isometries (orthogonal maps, or permutations of the units). Widths may differ: layers are
+zero-padded to a common width, which leaves ``shape_alpha`` unchanged; for ``permutation`` it
+means a unit may stay unmatched (see there).
 
 - ``shape_alpha`` (option ``alpha`` in [0, 1], default 0.5): angular Procrustes distance between
   partially whitened layers. With X_c = U S V' (centred, rank r), the layer becomes
@@ -16,9 +17,14 @@ is zero-padded, which leaves both numbers unchanged.
   is arccos(sum of canonical correlations / sqrt(r_x r_y)), the CCA angle (arccos of mean CCA
   for equal ranks). Rank: singular values above max(N, D) eps(dtype) of the largest.
 - ``permutation``: angular distance after the best one-to-one matching of units (netrep's
-  ``PermutationMetric``): centred, zero-padded to equal widths, unit Frobenius norm, then
-  arccos of max over permutations of trace(X' Y Pi), from ``linear_sum_assignment`` on the
-  D x D cross-covariance (O(D^3): seconds at D = 4,096). In [0, pi].
+  ``PermutationMetric`` on both layers zero-padded to D_x + D_y units): centred, unit Frobenius
+  norm, then arccos of the largest trace(X' Y Pi) over matchings in which any unit may stay
+  unmatched (matched to a padding zero), from ``linear_sum_assignment`` on the cross-covariance
+  clipped at 0 (O(D^3): seconds at D = 4,096). In [0, pi/2]. Padding each pair only to its wider
+  side (netrep's default) forces negatively related units to be matched and breaks the triangle
+  inequality across layers of different widths (widths 1, 1, 2: 2.49 > 1.49 + 0.85); padding to
+  D_x + D_y gives the value any common padding of a whole grid would, so it is a metric over
+  every set of layers.
 """
 from __future__ import annotations
 
@@ -76,7 +82,8 @@ def prepare_permutation(X: torch.Tensor, measure: str, options: dict) -> torch.T
 
 
 def pair_permutation(measure: str, a: torch.Tensor, b: torch.Tensor, options: dict) -> float:
-    """The angle, in radians, after the best matching of a's units to b's."""
-    C = crossprod_float64(a, b).cpu().numpy()  # zero-padding adds zero rows or columns: not needed
+    """The angle, in radians, after the best matching of a's units to b's (a unit matched with
+    a negative cross-covariance is better left unmatched, at 0)."""
+    C = np.maximum(crossprod_float64(a, b).cpu().numpy(), 0.0)
     rows, cols = scipy.optimize.linear_sum_assignment(C, maximize=True)
     return float(np.arccos(np.clip(C[rows, cols].sum(), -1.0, 1.0)))

@@ -34,7 +34,8 @@ SPECS = {
 }
 
 # The keys these specs had before the Kind records (cache keys must never change by a move);
-# layer_grid and similarities at code version 3 (the CCA family's scale-free rank, issue 17).
+# layer_grid and similarities at code version 4 (3: the CCA family's scale-free rank, issue 17;
+# 4: the permutation metric lets units stay unmatched).
 KEYS = {
     "activations": "8c3b719ade7410d7ad6fc557efa3faf7aaf96575",
     "predictions": "abe1c1f61177c4a020a48d22ece62603f32a48f3",
@@ -42,8 +43,8 @@ KEYS = {
     "rdm_blocks": "7c46cd05dfcc7d15807d75a3c47e445a47a2f66e",
     "model_rdm": "8e1384271eb22445ea89da993c8b9a2d074a3acf",
     "mds": "90a22d446863f0730175e656c15a5b5c71161695",
-    "layer_grid": "96a681df8e654f47cf6748abfa1eac001097b129",
-    "similarities": "90b44d057cfc13ef49bd0fffe63cab456bb4ed2d",
+    "layer_grid": "dd31fa3b45ea798e7890afcf42250bce111b7401",
+    "similarities": "61658ce7fe72a6c54599ad4a834c4bf9c705cd8d",
     "confusion": "21465094ae33a748154c32d15172ba61f226146b",
     "confusion_rdm": "ab457e0de29620c57762baa24776a62c4b0034c9",
     "srm_fit": "69aa94349bdf07eef02818cff059f9c8708e617c",
