@@ -42,6 +42,7 @@ BOOT_CHOICES = ("0", "100", "1000")
 DEFAULTS = {"ref": "", "rdm": "euclidean", "compare": "spearman", "layers": "penultimate", "boot": "100",
             "cand": ""}
 _CANDIDATE = re.compile(r"([0-9a-f]{64}):([0-9]{1,6})")  # a reference's key and row: "<key>:<row>"
+MAX_CANDIDATES = 100  # rows of other references ranked at once (each is an RDM in the job)
 CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES, "layers": LAYER_CHOICES, "boot": BOOT_CHOICES}
 
 
@@ -60,6 +61,8 @@ def candidate_options(stimuli, reference: str | None) -> list[dict]:
 def candidate_rows(values, reference: str, stimuli) -> list[tuple[str, int, str]]:
     """(key, row, label) for each chosen "<key>:<row>"; ValueError for one that is no row of a
     reference over ``stimuli`` other than ``reference``."""
+    if len(values or []) > MAX_CANDIDATES:
+        raise ValueError(f"at most {MAX_CANDIDATES} reference RDM rows can be ranked at once, got {len(values)}")
     found = []
     for value in values or []:
         match = _CANDIDATE.fullmatch(value) if isinstance(value, str) else None

@@ -139,7 +139,10 @@ def test_rows_of_other_references_join_the_ranking_as_bars(view, digits, tmp_pat
     assert [c[2] for c in twice["candidates"]] == ["models · V1", "models · V1 (row 2)"]
     for chosen, problem in [([f"{brain.key}:0"], "cannot be ranked against this reference"),
                             ([f"{models.key}:2"], "cannot be ranked against this reference"),
-                            (["../etc:1"], "is not a reference RDM row")]:
+                            (["../etc:1"], "is not a reference RDM row"),
+                            ([{"key": models.key}], "is not a reference RDM row"),
+                            (["0" * 64 + ":0"], "no reference RDM 000000000000… is stored"),
+                            ([f"{models.key}:0"] * 101, "at most 100 reference RDM rows")]:
         with pytest.raises(ValueError, match=problem):
             view.plan(selection, brain.key, "euclidean", "spearman", "penultimate", "100", chosen)
 
