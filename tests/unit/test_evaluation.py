@@ -1,0 +1,134 @@
+"""compute.evaluate_models against rsatoolbox's model evaluation on the Kriegeskorte 2008 RDMs
+(the same bootstrap draws fed to rsatoolbox's own loops), closed forms, errors and properties."""
+
+import numpy as np
+import pytest
+import rsatoolbox
+import rsatoolbox.inference.evaluate as rsa_evaluate
+import scipy.io
+import scipy.stats
+from rsatoolbox.util.inference_util import _dual_bootstrap, t_tests
+from scipy.spatial.distance import squareform
+
+import compute
+from compute.measures.evaluation import Resamples, _bootstrap, resample_indices
+from tests.support import external_data
+
+RSA92 = external_data("rsa92")
+RSA_NAMES = {"spearman": "spearman", "pearson": "corr", "cosine": "cosine", "rho_a": "rho-a"}
+OVER = {"dual": ("subjects", "stimuli"), "rdm": ("subjects",), "pattern": ("stimuli",)}
+
+
+@pytest.fixture(scope="module")
+def rsa92():
+    """The 4 human IT subjects (sessions averaged) and the 8 model RDMs, condensed, float64."""
+    if not (RSA92 / "92_brainRDMs.mat").exists():
+        pytest.skip(f"the Kriegeskorte 2008 RDMs are not at {RSA92}")
+    brain = scipy.io.loadmat(RSA92 / "92_brainRDMs.mat")["RDMs"]
+    subjects = np.stack([np.mean([squareform(brain[0, s, k]["RDM"], checks=False) for k in range(2)], axis=0)
+                         for s in range(4)]).astype(np.float64)  # stored in single precision
+    found = scipy.io.loadmat(RSA92 / "92_modelRDMs.mat")["Models"][0]
+    models = {str(m["name"][0]): squareform(np.asarray(m["RDM"], dtype=np.float64), checks=False) for m in found}
+    return subjects, models
+
+
+@pytest.fixture(scope="module")
+def four_models(rsa92):
+    """A binary model (ties), monkey IT, a computational one and V1: rsatoolbox's loops are slow."""
+    subjects, models = rsa92
+    return subjects, {name: models[name] for name in ("animacy", "monkeyIT", "HMAX", "V1")}
+
+
+def draws(n_boot, seed=3):
+    """Seeded draws plus the edge cases: one subject drawn 4 times, a resample of 2 distinct
+    stimuli (dropped), one of exactly 3."""
+    base = resample_indices(4, 92, n_boot, seed)
+    stimuli = base.stimuli.copy()
+    stimuli[1] = np.r_[[7] * 46, [9] * 46]
+    stimuli[2] = np.r_[[0] * 30, [5] * 30, [91] * 32]
+    subjects = base.subjects.copy()
+    subjects[0] = 2
+    return Resamples(subjects, stimuli)
+
+
+def rsatoolbox_evaluation(kind, subjects, models, method, indices, monkeypatch):
+    """rsatoolbox's eval_dual_bootstrap / eval_bootstrap_rdm / eval_bootstrap_pattern, its own
+    loop and functions, with its random sampler replaced by one that replays ``indices``."""
+    rows = iter(range(len(indices.stimuli)))
+
+    def both(rdms, rdm_descriptor="index", pattern_descriptor="index"):
+        i = next(rows)
+        return (rdms.subsample(rdm_descriptor, indices.subjects[i]).subsample_pattern(
+            pattern_descriptor, indices.stimuli[i]), indices.subjects[i], indices.stimuli[i])
+
+    def rdm_only(rdms, rdm_descriptor="index"):
+        i = next(rows)
+        return rdms.subsample(rdm_descriptor, indices.subjects[i]), indices.subjects[i]
+
+    def pattern_only(rdms, pattern_descriptor="index"):
+        i = next(rows)
+        return rdms.subsample_pattern(pattern_descriptor, indices.stimuli[i]), indices.stimuli[i]
+
+    monkeypatch.setattr(rsa_evaluate, "bootstrap_sample", both)
+    monkeypatch.setattr(rsa_evaluate, "bootstrap_sample_rdm", rdm_only)
+    monkeypatch.setattr(rsa_evaluate, "bootstrap_sample_pattern", pattern_only)
+    data = rsatoolbox.rdm.RDMs(subjects)
+    fixed = [rsatoolbox.model.ModelFixed(name, rsatoolbox.rdm.RDMs(rdm[None])) for name, rdm in models.items()]
+    n, name = len(indices.stimuli), RSA_NAMES[method]
+    if kind == "dual":
+        return rsa_evaluate.eval_dual_bootstrap(fixed, data, method=name, N=n)
+    if kind == "rdm":
+        return rsa_evaluate.eval_bootstrap_rdm(fixed, data, method=name, N=n)
+    return rsa_evaluate.eval_bootstrap_pattern(fixed, data, method=name, N=n)
+
+
+@pytest.mark.parametrize("kind, method", [("dual", "spearman"), ("rdm", "spearman"), ("dual", "pearson"),
+                                          ("pattern", "cosine"), ("pattern", "rho_a")])
+def test_evaluate_models_is_rsatoolbox_s_on_the_same_draws(four_models, kind, method, monkeypatch):
+    subjects, models = four_models
+    indices = draws(8)
+    theirs = rsatoolbox_evaluation(kind, subjects, models, method, indices, monkeypatch)
+    ours = compute.evaluate_models(subjects, models, method, over=OVER[kind], indices=indices)
+    m = len(models)
+    # Each resample's mean score of every model and its noise ceiling, per kind of resample.
+    samples, valid = _bootstrap(*_tensors(subjects, models, method), indices, OVER[kind], method, None)
+    evaluations, ceilings = np.asarray(theirs.evaluations), np.asarray(theirs.noise_ceiling)
+    for k, name in enumerate(("both", "subjects", "stimuli") if kind == "dual" else OVER[kind]):
+        expected = evaluations[..., 0, 0, k] if kind == "dual" else evaluations
+        expected_ceiling = ceilings[:, :, 0, k] if kind == "dual" else ceilings
+        np.testing.assert_allclose(samples[name][0][valid], expected[valid], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(samples[name][1][valid], expected_ceiling.T[valid], rtol=0, atol=1e-9)
+        assert np.isnan(expected[~valid]).all()
+    assert ours.n_boot == valid.sum() == (8 if kind == "rdm" else 7)
+    # The corrected variances (dual bootstrap: rsatoolbox's _dual_bootstrap), the dof, the tests.
+    assert ours.dof == theirs.dof
+    np.testing.assert_allclose(ours.sem ** 2, theirs.model_var, rtol=1e-9, atol=1e-15)
+    p = t_tests(ours.scores[None, :], theirs.diff_var, theirs.dof)
+    off = ~np.eye(m, dtype=bool)
+    np.testing.assert_allclose(ours.pairwise_p_raw[off], p[off], rtol=0, atol=1e-9)
+    variances = np.asarray(theirs.variances)
+    if kind == "dual":
+        var_lower = _dual_bootstrap(variances[:, m, m], len(subjects), 92)
+    elif kind == "pattern":
+        var_lower = variances[m, m] * 92 / 91
+    else:  # eval_bootstrap_rdm keeps only the models' covariance: the ceiling's from its samples
+        var_lower = np.var(ceilings[0], ddof=1) * 4 / 3
+    assert ours.ceiling_p == pytest.approx(scipy.stats.t.sf(ours.noise_ceiling.lower / np.sqrt(var_lower),
+                                                            theirs.dof), abs=1e-9)
+    # Point estimates on all data: rsatoolbox's eval_fixed and boot_noise_ceiling.
+    data = rsatoolbox.rdm.RDMs(subjects)
+    fixed = [rsatoolbox.model.ModelFixed(n, rsatoolbox.rdm.RDMs(r[None])) for n, r in models.items()]
+    np.testing.assert_allclose(ours.scores, rsa_evaluate.eval_fixed(fixed, data, method=RSA_NAMES[method])
+                               .evaluations[0].mean(axis=1), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.noise_ceiling, rsatoolbox.inference.boot_noise_ceiling(
+        data, method=RSA_NAMES[method]), rtol=0, atol=1e-9)
+
+
+def _tensors(subjects, models, method):
+    import torch
+
+    V = torch.from_numpy(subjects)
+    A = torch.from_numpy(np.stack(list(models.values())))
+    from compute.measures.evaluation import _full_scores
+
+    return V, A, torch.from_numpy(_full_scores(A, V, method))
