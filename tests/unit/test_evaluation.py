@@ -132,3 +132,92 @@ def _tensors(subjects, models, method):
     from compute.measures.evaluation import _full_scores
 
     return V, A, torch.from_numpy(_full_scores(A, V, method))
+
+
+def synthetic(seed, s=5, n=12, m=3):
+    """S subjects' RDMs sharing a structure, and M models: noisy copies of it."""
+    rng = np.random.default_rng(seed)
+    k = n * (n - 1) // 2
+    shared = rng.random(k)
+    subjects = shared + 0.5 * rng.random((s, k))
+    models = {f"model {i}": shared + (0.3 + i) * rng.random(k) for i in range(m)}
+    return subjects, models
+
+
+@pytest.mark.parametrize("method, pooled", [
+    ("spearman", lambda V: scipy.stats.rankdata(V, axis=1).mean(axis=0)),
+    ("pearson", lambda V: scipy.stats.zscore(V, axis=1).mean(axis=0)),
+])
+def test_the_pooled_reference_scores_the_upper_ceiling(method, pooled):
+    """Closed forms: the pool of all subjects scores the upper bound; a model and its copy do not
+    differ (p = 1); the interval is the score +- t sem; normalised = score / lower bound."""
+    subjects, models = synthetic(0)
+    models = {"pool": pooled(subjects), "copy of the pool": pooled(subjects), **models}
+    ev = compute.evaluate_models(subjects, models, method, n_boot=50)
+    assert ev.scores[0] == pytest.approx(ev.noise_ceiling.upper, abs=1e-12)
+    assert ev.pairwise_p_raw[0, 1] == ev.pairwise_p[0, 1] == 1.0
+    half = scipy.stats.t.ppf(0.975, ev.dof) * ev.sem
+    np.testing.assert_allclose(ev.ci, np.stack([ev.scores - half, ev.scores + half], axis=1))
+    np.testing.assert_allclose(ev.normalised, ev.scores / ev.noise_ceiling.lower)
+    assert ev.names == tuple(models) and ev.dof == 4 and ev.over == ("subjects", "stimuli")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pairwise_p_are_symmetric_and_the_correction_only_raises_them(seed):
+    subjects, models = synthetic(seed, s=4, n=10, m=5)
+    ev = compute.evaluate_models(subjects, models, n_boot=40, seed=seed)
+    for p in (ev.pairwise_p, ev.pairwise_p_raw):
+        np.testing.assert_array_equal(p, p.T)
+        np.testing.assert_array_equal(np.diag(p), 1.0)
+        assert ((p > 0) & (p <= 1)).all()
+    assert (ev.pairwise_p >= ev.pairwise_p_raw).all()
+    assert (ev.ci[:, 0] <= ev.scores).all() and (ev.scores <= ev.ci[:, 1]).all()
+    assert 0 < ev.ceiling_p < 1
+
+
+def test_seeds_reproduce_and_name_the_draws():
+    subjects, models = synthetic(1)
+    first = compute.evaluate_models(subjects, models, n_boot=30, seed=7)
+    again = compute.evaluate_models(subjects, models, n_boot=30, seed=7)
+    given = compute.evaluate_models(subjects, models, indices=resample_indices(5, 12, 30, 7))
+    other = compute.evaluate_models(subjects, models, n_boot=30, seed=8)
+    for a, b in ((first, again), (first, given)):
+        np.testing.assert_array_equal(a.ci, b.ci)
+        np.testing.assert_array_equal(a.pairwise_p, b.pairwise_p)
+    assert not np.array_equal(first.ci, other.ci)
+
+
+def test_one_subject_resamples_stimuli_only_and_square_rdms_are_accepted():
+    subjects, models = synthetic(2, s=1)
+    square = np.stack([squareform(v) for v in subjects])
+    ev = compute.evaluate_models(square, models, "cosine", n_boot=20, over=("stimuli",))
+    assert np.isnan(ev.noise_ceiling.lower) and np.isnan(ev.ceiling_p) and np.isnan(ev.normalised).all()
+    assert ev.dof == 11 and np.isfinite(ev.ci).all()
+    none = compute.evaluate_models(subjects, models, "euclidean", n_boot=0, over=("stimuli",))
+    assert np.isnan(none.ci).all() and np.isnan(none.pairwise_p[0, 1]) and none.n_boot == 0
+
+
+def test_bad_input_is_refused_with_the_reason():
+    subjects, models = synthetic(3)
+    refusals = [
+        (dict(reference=subjects[:1]), "resampling subjects needs at least 2"),
+        (dict(reference=subjects[:, :3], models={"a": np.arange(3.0)}), "resampling stimuli needs at least 4"),
+        (dict(models={"a": np.arange(15.0)}), r"models\['a'\] is an RDM over 6 stimuli but the reference is over 12"),
+        (dict(method="procrustes"), "unknown RDM comparison method"),
+        (dict(method="tau_b"), "evaluate_models supports the methods"),
+        (dict(n_boot=1), "n_boot must be 0"),
+        (dict(over=("runs",)), "over must name what is resampled"),
+        (dict(models={}), "non-empty dict"),
+        (dict(indices=Resamples(np.zeros((4, 5), int), np.zeros((4, 11), int))), r"indices.stimuli must be \(n_boot, 12\)"),
+        (dict(indices=Resamples(np.zeros((4, 5), int), np.zeros((4, 12), int))), "only 0 of 4 resamples drew 3"),
+    ]
+    bad = subjects.copy()
+    bad[2, 5] = np.nan
+    refusals.append((dict(reference=bad), r"reference\[2\] has NaN"))
+    nan_model = dict(models)
+    nan_model["model 1"] = np.where(np.arange(66) == 3, np.inf, models["model 1"])
+    refusals.append((dict(models=nan_model), r"models\['model 1'\] has NaN or inf"))
+    for change, message in refusals:
+        kwargs = dict(reference=subjects, models=models, n_boot=20) | change
+        with pytest.raises(ValueError, match=message):
+            compute.evaluate_models(**kwargs)
