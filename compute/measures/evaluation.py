@@ -9,11 +9,10 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import scipy.stats
-import torch
-
 from compute.errors import stop_if_asked
 from compute.measures import resampled
 from compute.measures.compare import _check_method, as_rdm_vector
+from compute.measures.numerics import one_blas_thread
 from compute.measures.registry import COMPARE_METHODS
 from compute.measures.stats import NoiseCeiling, _check_count, noise_ceiling
 
@@ -129,7 +128,8 @@ def evaluate_models(
     nan_m = np.full(m, np.nan)
     sem, p_raw, p_ceiling, used, dof = nan_m, np.full((m, m), np.nan), np.nan, 0, 0
     if len(draws.stimuli):
-        kinds, valid = _bootstrap(V, A, torch.from_numpy(scores_ms), draws, over, method, should_stop)
+        with one_blas_thread(), np.errstate(invalid="ignore", divide="ignore"):  # dropped resamples: 0 / 0
+            kinds, valid = _bootstrap(V, A, scores_ms, draws, over, method, should_stop)
         used = int(valid.sum())
         if used < 2:
             raise ValueError(f"only {used} of {len(valid)} resamples drew 3 or more distinct stimuli; "
@@ -149,7 +149,7 @@ def evaluate_models(
     )
 
 
-def _inputs(reference: Any, models: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+def _inputs(reference: Any, models: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The subjects' (S, K) and the models' (M, K) float64 condensed RDMs, and the models' names."""
     ref = np.asarray(reference)
     if ref.ndim not in (2, 3) or not len(ref):
@@ -166,10 +166,11 @@ def _inputs(reference: Any, models: Mapping[str, Any]) -> tuple[torch.Tensor, to
             raise ValueError(f"models[{name!r}] is an RDM over {n_model} stimuli but the reference is over {n}; "
                              "compute both on the same stimuli, in the same order")
         vectors.append(v)
-    return torch.stack([v for v, _ in subjects]), torch.stack(vectors), tuple(str(k) for k in models)
+    return (np.stack([v.numpy() for v, _ in subjects]), np.stack([v.numpy() for v in vectors]),
+            tuple(str(k) for k in models))
 
 
-def _n_stimuli(V: torch.Tensor) -> int:
+def _n_stimuli(V) -> int:
     return int(round((1 + np.sqrt(1 + 8 * V.shape[1])) / 2))
 
 
@@ -200,14 +201,13 @@ def _draws(indices: Any, s: int, n: int) -> Resamples:
     return Resamples(subjects, stimuli)
 
 
-def _full_scores(A: torch.Tensor, V: torch.Tensor, method: str) -> np.ndarray:
+def _full_scores(A: np.ndarray, V: np.ndarray, method: str) -> np.ndarray:
     """(M, S) comparisons of every model with every subject on all stimuli."""
-    W = torch.ones(1, A.shape[1], dtype=torch.float64)
-    P = resampled.prepared(torch.cat([A, V]), W, method)
-    return resampled.scores(P[:, :len(A)], P[:, len(A):], W, method)[0].numpy()
+    W = np.ones((1, A.shape[1]))
+    return resampled.scores(A, W, resampled.prepared(V, W, method), method)[0]
 
 
-def _bootstrap(V: torch.Tensor, A: torch.Tensor, X0: torch.Tensor, draws: Resamples, over: tuple[str, ...],
+def _bootstrap(V: np.ndarray, A: np.ndarray, X0: np.ndarray, draws: Resamples, over: tuple[str, ...],
                method: str, should_stop: Callable[[], bool] | None) -> tuple[dict, np.ndarray]:
     """Per kind of resample ("both", "subjects", "stimuli"; those ``over`` asks for) the (B, M)
     means over subjects of each resample and its (B, 2) noise ceiling; the (B,) usable resamples.
@@ -219,7 +219,7 @@ def _bootstrap(V: torch.Tensor, A: torch.Tensor, X0: torch.Tensor, draws: Resamp
     (s, k), b_all = V.shape, len(draws.stimuli)
     kinds = ("both", "subjects", "stimuli") if len(over) == 2 else over
     out = {kind: (np.full((b_all, A.shape[0]), np.nan), np.full((b_all, 2), np.nan)) for kind in kinds}
-    C_all = torch.from_numpy(np.stack([np.bincount(row, minlength=s) for row in draws.subjects]).astype(np.float64))
+    C_all = np.stack([np.bincount(row, minlength=s) for row in draws.subjects]).astype(np.float64)
     ranked = method in ("spearman", "rho_a")
     ties_a, ties_v = (resampled.tie_groups(A), resampled.tie_groups(V)) if ranked else (None, None)
     step = max(1, _CHUNK_ELEMENTS // ((A.shape[0] + s + 2) * k))
@@ -233,26 +233,26 @@ def _bootstrap(V: torch.Tensor, A: torch.Tensor, X0: torch.Tensor, draws: Resamp
         W = resampled.pair_weights(draws.stimuli[part])
         XV = resampled.centred(V, W, method, ties_v)
         PV = resampled.scaled(XV, W, method)
-        X = resampled.scores(resampled.prepared(A, W, method, ties_a), PV, W, method)
-        for kind, counts in (("stimuli", torch.ones_like(C)), ("both", C)):
+        X = resampled.scores(A, W, PV, method, ties_a)
+        for kind, counts in (("stimuli", np.ones_like(C)), ("both", C)):
             if kind in kinds:
-                out[kind][0][part] = ((X * counts[:, None, :]).sum(dim=2) / s).numpy()
+                out[kind][0][part] = np.einsum("bms,bs->bm", X, counts) / s
                 if s >= 2:
-                    out[kind][1][part] = resampled.noise_ceilings(XV, PV, W, counts, method).numpy()
+                    out[kind][1][part] = resampled.noise_ceilings(XV, PV, W, counts, method)
     if "subjects" in kinds:
-        out["subjects"][0][:] = (C_all @ X0.T / s).numpy()
+        out["subjects"][0][:] = C_all @ X0.T / s
         # The ceiling of a resample of subjects depends only on how often each was drawn.
-        counts, inverse = np.unique(C_all.numpy(), axis=0, return_inverse=True)
-        W = torch.ones(1, k, dtype=torch.float64)
+        counts, inverse = np.unique(C_all, axis=0, return_inverse=True)
+        W = np.ones((1, k))
         XV = resampled.centred(V, W, method, ties_v)
         PV = resampled.scaled(XV, W, method)
         ceilings = np.empty((len(counts), 2))
         for start in range(0, len(counts), step):
             stop_if_asked(should_stop)
-            C = torch.from_numpy(counts[start:start + step])
+            C = counts[start:start + step]
             b = len(C)
             ceilings[start:start + step] = resampled.noise_ceilings(
-                XV.expand(b, s, k), PV.expand(b, s, k), W.expand(b, k), C, method).numpy()
+                np.broadcast_to(XV, (b, s, k)), np.broadcast_to(PV, (b, s, k)), np.broadcast_to(W, (b, k)), C, method)
         out["subjects"][1][:] = ceilings[inverse.ravel()]
     return out, valid
 

@@ -11,7 +11,7 @@ from rsatoolbox.util.inference_util import _dual_bootstrap, t_tests
 from scipy.spatial.distance import squareform
 
 import compute
-from compute.measures.evaluation import Resamples, _bootstrap, resample_indices
+from compute.measures.evaluation import Resamples, _bootstrap, _full_scores, resample_indices
 from tests.support import external_data
 
 RSA92 = external_data("rsa92")
@@ -91,7 +91,7 @@ def test_evaluate_models_is_rsatoolbox_s_on_the_same_draws(four_models, kind, me
     ours = compute.evaluate_models(subjects, models, method, over=OVER[kind], indices=indices)
     m = len(models)
     # Each resample's mean score of every model and its noise ceiling, per kind of resample.
-    samples, valid = _bootstrap(*_tensors(subjects, models, method), indices, OVER[kind], method, None)
+    samples, valid = _bootstrap(*_arrays(subjects, models, method), indices, OVER[kind], method, None)
     evaluations, ceilings = np.asarray(theirs.evaluations), np.asarray(theirs.noise_ceiling)
     for k, name in enumerate(("both", "subjects", "stimuli") if kind == "dual" else OVER[kind]):
         expected = evaluations[..., 0, 0, k] if kind == "dual" else evaluations
@@ -124,14 +124,9 @@ def test_evaluate_models_is_rsatoolbox_s_on_the_same_draws(four_models, kind, me
         data, method=RSA_NAMES[method]), rtol=0, atol=1e-9)
 
 
-def _tensors(subjects, models, method):
-    import torch
-
-    V = torch.from_numpy(subjects)
-    A = torch.from_numpy(np.stack(list(models.values())))
-    from compute.measures.evaluation import _full_scores
-
-    return V, A, torch.from_numpy(_full_scores(A, V, method))
+def _arrays(subjects, models, method):
+    A = np.stack(list(models.values()))
+    return subjects, A, _full_scores(A, subjects, method)
 
 
 def synthetic(seed, s=5, n=12, m=3):
