@@ -34,7 +34,8 @@ class ModelEvaluation:
 
     ``names`` (M,); ``scores`` (M,) each model's comparison with each subject, averaged over the
     subjects; ``sem`` (M,) its bootstrap standard error; ``ci`` (M, 2) the t interval
-    ``scores +- t(dof) sem``; ``normalised`` (M,) ``scores / noise_ceiling.lower``;
+    ``scores +- t(dof) sem``; ``normalised`` (M,) ``scores / noise_ceiling.lower`` (1 = as
+    good as the other subjects' pooled RDM predicts a subject; for the distances > 1 is worse);
     ``noise_ceiling`` (lower, upper); ``ceiling_p`` the one-sided t test of the lower bound
     against 0; ``pairwise_p`` (M, M) two-sided t tests of the differences of scores,
     Benjamini-Hochberg corrected over the M (M - 1) / 2 pairs (``pairwise_p_raw`` before the
@@ -99,7 +100,9 @@ def evaluate_models(
     Returns
     -------
     ModelEvaluation
-        Point estimates (``scores``, ``noise_ceiling``) are on all subjects and stimuli. The
+        Point estimates (``scores``, ``noise_ceiling``) are on all subjects and stimuli, and
+        the intervals and tests are centred on them (rsatoolbox's ``Result`` centres its own on
+        the mean over resamples: its variances, not its centres, are what this follows). The
         bootstrap variance is rsatoolbox's: the covariance of the per-resample means over
         subjects (and of the ceiling's bounds), times S / (S - 1) when subjects are resampled,
         N / (N - 1) when stimuli are, dof S - 1 or N - 1. Over both it is the dual bootstrap of
