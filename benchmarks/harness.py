@@ -44,7 +44,8 @@ RAW = Path(__file__).resolve().parent / "out"  # raw records of the last runs (g
 # Hand-written analysis of the missed targets, appended to RESULTS.md.
 MISSED = Path(__file__).resolve().parent / "MISSED.md"
 
-GROUPS = ("rdm", "model_rdm", "similarity", "layer_grid", "nulls", "extraction", "mds", "memory", "store", "dashboard")
+GROUPS = ("rdm", "model_rdm", "similarity", "layer_grid", "nulls", "evaluation", "extraction", "mds", "memory",
+          "store", "dashboard")
 PEER_LIMIT_S = 10.0
 QUICK_PEER_LIMIT_S = 3.0  # --quick must finish in 3 minutes
 SLOW_S = 5.0  # from here the warm-up call counts as a repeat

@@ -77,6 +77,16 @@ def rsatoolbox_model_rdm(rdms: np.ndarray, method: str) -> np.ndarray:
     return compare(rdms, rdms, method=RSATOOLBOX_METHODS[method])
 
 
+def rsatoolbox_dual_bootstrap(subjects: np.ndarray, models: dict, n_boot: int):
+    """rsatoolbox's two-factor bootstrap evaluation of fixed model RDMs against the subjects'."""
+    import rsatoolbox
+    from rsatoolbox.inference import eval_dual_bootstrap
+
+    fixed = [rsatoolbox.model.ModelFixed(name, rsatoolbox.rdm.RDMs(rdm[None])) for name, rdm in models.items()]
+    np.random.seed(0)
+    return eval_dual_bootstrap(fixed, rsatoolbox.rdm.RDMs(subjects), method="spearman", N=n_boot)
+
+
 # ---- RV / RV2 ----
 
 def hoggorm_rv(X: np.ndarray, Y: np.ndarray, modified: bool = False) -> float:

@@ -31,6 +31,7 @@ _API = {
     "permutation_test": "compute.measures.stats",
     "grid_null": "compute.measures.nulls",
     "noise_ceiling": "compute.measures.stats",
+    "evaluate_models": "compute.measures.evaluation",
 }
 
 __all__ = sorted(_API)
