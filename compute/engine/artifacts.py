@@ -180,6 +180,20 @@ def reference_fit_spec(reference: str, rdms, method: str = "spearman", n_boot: i
     return Spec("reference_fit", params, rdms)
 
 
+def reference_eval_spec(reference: str, rdms, method: str = "spearman", n_boot: int = 1000, seed: int = 0,
+                        candidates=()) -> Spec:
+    """The inputs of :func:`reference_fit_spec` evaluated together (``compute.evaluate_models``):
+    an (M, 4 + M) float64 array, one row per candidate (the inputs, then ``candidates``): mean
+    comparison with the subjects, its bootstrap interval (subjects and stimuli resampled when
+    the reference has several subjects, else stimuli), the ceiling-normalised score, then the
+    BH-corrected p-values of the differences with every candidate; the meta holds the noise
+    ceiling and its test."""
+    fit = reference_fit_spec(reference, rdms, method, n_boot, seed, candidates)
+    if n_boot < 2:
+        raise ValueError(f"an evaluation needs at least 2 resamples, got n_boot={n_boot}")
+    return Spec("reference_eval", fit.params, fit.inputs)
+
+
 # ---- computing a spec and what it needs ----
 
 def _load(spec: Spec, store, ctx: Context) -> np.ndarray:

@@ -172,3 +172,20 @@ def reference_fit(spec, inputs, ctx: Context):
                         n_boot=p["n_boot"], seed=p["seed"], should_stop=ctx.should_stop,
                         progress=lambda f: ctx.report(f, "comparing with the reference"))
     return fit, {"columns": list(FIT_COLUMNS)}
+
+
+def reference_eval(spec, inputs, ctx: Context):
+    from compute.measures.evaluation import evaluate_models
+    from compute.sources.references import candidate_rdms, load_reference
+
+    p = spec.params
+    rdms = [np.asarray(x, dtype=np.float64) for x in inputs] + candidate_rdms(p["reference"], p.get("candidates", ()))
+    subjects = load_reference(p["reference"])
+    over = ("subjects", "stimuli") if len(subjects) > 1 else ("stimuli",)
+    ctx.report(0.0, f"resampling {'subjects and stimuli' if len(over) > 1 else 'stimuli'} {p['n_boot']} times")
+    result = evaluate_models(subjects, {str(i): rdm for i, rdm in enumerate(rdms)}, p["method"],
+                             n_boot=p["n_boot"], over=over, seed=p["seed"], should_stop=ctx.should_stop)
+    table = np.column_stack([result.scores, result.ci, result.normalised, result.pairwise_p])
+    ceiling = result.noise_ceiling
+    return table, {"over": list(result.over), "n_boot": int(result.n_boot), "dof": int(result.dof),
+                   "ceiling": [float(ceiling.lower), float(ceiling.upper)], "ceiling_p": float(result.ceiling_p)}

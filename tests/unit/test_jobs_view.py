@@ -39,7 +39,7 @@ def test_describe_names_the_kind_its_parameters_and_models():
     depths = artifacts.srm_fit_spec(["a" * 64, "b" * 64, "c" * 64, "a" * 64], STIMULI, ["l1", "l2", "l3", "l4"])
     assert describe(depths.to_json(), NAMES) == "SRM (k = 10) of 4 models, 4 layers"
     fit = artifacts.reference_fit_spec("f" * 64, [rdm], "kendall_tau_a", n_boot=100)
-    assert describe(fit.to_json(), NAMES) == "1 RDM (layer fc1) against reference ffffffff (kendall_tau_a, 100 resamples)"
+    assert describe(fit.to_json(), NAMES) == "fit of 1 RDM (layer fc1) against reference ffffffff (kendall_tau_a, 100 resamples)"
 
 
 def test_rows_put_active_jobs_first_then_keep_newest_first():

@@ -31,6 +31,7 @@ SPECS = {
     "confusion_rdm": artifacts.confusion_model_rdm_spec([A, B], STIMULI, 5).inputs[0],
     "srm_fit": artifacts.srm_fit_spec([A, B], STIMULI, ["fc1", "fc1"], k=5),
     "reference_fit": artifacts.reference_fit_spec("f" * 64, [_RDM], "kendall_tau_a", n_boot=100),
+    "reference_eval": artifacts.reference_eval_spec("f" * 64, [_RDM, _RDM], "spearman", n_boot=100),
 }
 
 # The keys these specs had before the Kind records (cache keys must never change by a move);
@@ -49,6 +50,7 @@ KEYS = {
     "confusion_rdm": "ab457e0de29620c57762baa24776a62c4b0034c9",
     "srm_fit": "69aa94349bdf07eef02818cff059f9c8708e617c",
     "reference_fit": "8f34a668c4200f6ce6c9804621d4e2bb6d5760e5",
+    "reference_eval": "ff7c616ccad3bdba4dad2583e4585b3d82475515",
 }
 
 N, D, CLASSES = 2_000, 512, 10

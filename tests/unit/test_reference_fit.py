@@ -7,6 +7,7 @@ import pytest
 import scipy.stats
 from scipy.spatial.distance import pdist, squareform
 
+import compute
 from compute.engine import artifacts
 from compute.engine.kinds import KINDS
 from compute.errors import Cancelled
@@ -161,7 +162,37 @@ def test_rows_of_another_reference_are_fitted_after_the_inputs(tmp_path, monkeyp
     out, _ = KINDS["reference_fit"].recipe(spec, [rdms[0].astype(np.float32)], artifacts.Context())
     expected = fit_reference([rdms[0].astype(np.float32), rdms[1]], subjects, "spearman", n_boot=20, seed=0)
     np.testing.assert_array_equal(out, expected)
-    assert "1 RDM (layer penultimate) and 1 reference RDM against reference" in describe(spec)
+    assert "fit of 1 RDM (layer penultimate) and 1 reference RDM against reference 'brain'" in describe(spec)
     assert KINDS["reference_fit"].estimate(spec, [(N * (N - 1) // 2,)]).shape == (2, 5)
     alone = artifacts.reference_fit_spec(brain.key, [], candidates=[(others.key, 0)])
     assert alone.inputs == () and alone.params["candidates"] == [[others.key, 0]]
+
+
+def test_a_reference_evaluation_is_evaluate_models_on_the_same_rdms(tmp_path, monkeypatch):
+    """The reference_eval artifact: compute.evaluate_models over the inputs and the rows of
+    other references, both factors resampled for several subjects, as one (M, 4 + M) table."""
+    from compute.engine.kinds import describe
+    from compute.sources.references import save_reference
+
+    monkeypatch.setenv("REPSCOPE_UPLOAD_DIR", str(tmp_path / "uploads"))
+    rdms, subjects = problem(6, r=3)
+    stimuli = type("Tiny", (), {"name": "tiny", "key": "t" * 64, "__len__": lambda self: N})()
+    brain = save_reference(subjects, "brain", stimuli)
+    others = save_reference(rdms.astype(np.float64), "models", stimuli, [f"model {i}" for i in range(len(rdms))])
+    inputs = [artifacts.rdm_spec("m1", DIGITS), artifacts.rdm_spec("m2", DIGITS)]
+    spec = artifacts.reference_eval_spec(brain.key, inputs, "spearman", n_boot=30, candidates=[(others.key, 2)])
+    assert spec.kind == "reference_eval" and spec.key != artifacts.reference_fit_spec(
+        brain.key, inputs, "spearman", n_boot=30, candidates=[(others.key, 2)]).key
+    out, meta = KINDS["reference_eval"].recipe(spec, [rdms[0].astype(np.float32), rdms[1]], artifacts.Context())
+    expected = compute.evaluate_models(subjects, {"a": rdms[0].astype(np.float32), "b": rdms[1], "c": rdms[2]},
+                                       "spearman", n_boot=30, seed=0)
+    assert out.shape == (3, 7) and meta["over"] == ["subjects", "stimuli"] and meta["n_boot"] == 30
+    np.testing.assert_allclose(out[:, 0], expected.scores, rtol=1e-12)
+    np.testing.assert_allclose(out[:, 1:3], expected.ci, rtol=1e-12)
+    np.testing.assert_allclose(out[:, 3], expected.normalised, rtol=1e-12)
+    np.testing.assert_allclose(out[:, 4:], expected.pairwise_p, rtol=1e-12)
+    assert meta["ceiling"] == pytest.approx(list(expected.noise_ceiling), rel=1e-12)
+    assert "evaluation of 2 RDMs" in describe(spec) and "'brain' (spearman, 30 resamples)" in describe(spec)
+    assert KINDS["reference_eval"].estimate(spec, [(N * (N - 1) // 2,)] * 2).shape == (3, 7)
+    with pytest.raises(ValueError, match="at least 2 resamples"):
+        artifacts.reference_eval_spec(brain.key, inputs, "spearman", n_boot=0)
