@@ -51,7 +51,7 @@ def job_components(prefix: str) -> list:
     """The progress line, the share bar (copy link, download data, show code), the job record
     and the poll timer of one view."""
     return [progress_area(prefix), share_components(prefix), dcc.Store(id=f"{prefix}-job"),
-            *poll_components(prefix, POLL_MS, disabled=True)]
+            dcc.Store(id=f"{prefix}-early"), *poll_components(prefix, POLL_MS, disabled=True)]
 
 
 def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=()) -> html.Div:
@@ -165,39 +165,48 @@ def combined_status(statuses: list[dict]) -> dict:
 
 
 def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], plan: Callable[..., tuple],
-         prefix: str = "", needs=None) -> tuple:
+         prefix: str = "", needs=None, early=(), drawn=None) -> tuple:
     """What the poll callback returns: ``n_figures`` figures (or no_update), the progress line,
-    and whether to stop polling. The specs are ``plan``'s for the record's view state;
-    ``draw(context, arrays)`` gets the arrays of the named specs in ``needs`` (all by default; a
-    view that draws from small derived arrays never reads big ones)."""
+    whether to stop polling, and the marker of an early drawing. The specs are ``plan``'s for
+    the record's view state; ``draw(context, arrays)`` gets the arrays of the named specs in
+    ``needs`` (all by default; a view that draws from small derived arrays never reads big ones).
+    A view naming ``early`` targets is drawn from their arrays alone as soon as they are done
+    while the others still run (e.g. point estimates before their intervals), once: ``drawn``
+    is the marker of the early drawing already on the page."""
     unchanged = (no_update,) * n_figures
     if not job:
-        return (*unchanged, no_update, True)
+        return (*unchanged, no_update, True, no_update)
     if "error" in job:
-        return (*unchanged, describe_status({"state": "failed", "message": str(job["error"])}), True)
+        return (*unchanged, describe_status({"state": "failed", "message": str(job["error"])}), True, no_update)
     if "confirm" in job:
-        return (*unchanged, confirm_area(prefix, str(job["confirm"])), True)
+        return (*unchanged, confirm_area(prefix, str(job["confirm"])), True, no_update)
     try:
         specs, targets, context = planned(plan, job)
     except ValueError as error:
-        return (*unchanged, describe_status({"state": "failed", "message": str(error)}), True)
+        return (*unchanged, describe_status({"state": "failed", "message": str(error)}), True, no_update)
     backend = services.backend()
     statuses = {name: backend.spec_status(specs[name]) for name in targets}
     # No record and no artifact (evicted, or the job states were lost): ask again.
     refused = _resubmit(backend, specs, [name for name, s in statuses.items() if s["state"] == "missing"])
     if refused:
-        return (*unchanged, describe_status({"state": "failed", "message": refused}), True)
+        return (*unchanged, describe_status({"state": "failed", "message": refused}), True, no_update)
     status = combined_status(list(statuses.values()))
     if status["state"] in _FINISHED:
-        return (*unchanged, describe_status(status), True)
+        return (*unchanged, describe_status(status), True, no_update)
     if status["state"] != "done":
-        return (*unchanged, running_area(prefix, status), False)
+        first = [name for name in early if name in statuses]
+        marker = "|".join(specs[name].key for name in first)
+        if first and drawn != marker and all(statuses[name]["state"] == "done" for name in first):
+            arrays = job_arrays(specs, first)
+            if arrays is not None:
+                return (*draw(context, arrays), running_area(prefix, status), False, marker)
+        return (*unchanged, running_area(prefix, status), False, no_update)
     arrays = job_arrays(specs, needs)
     if arrays is None:  # evicted between status and read
         refused = _resubmit(backend, specs, targets)
-        return (*unchanged, refused or "recomputing an evicted result…", bool(refused))
+        return (*unchanged, refused or "recomputing an evicted result…", bool(refused), no_update)
     figures = draw(context, arrays)
-    return (*figures, describe_status(status), True)
+    return (*figures, describe_status(status), True, None)
 
 
 def _resubmit(backend, specs: dict, names) -> str | None:
@@ -211,17 +220,19 @@ def _resubmit(backend, specs: dict, names) -> str | None:
 
 
 def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict], tuple],
-                  code: Callable[[dict], str] | None = None, needs=None) -> None:
+                  code: Callable[[dict], str] | None = None, needs=None, early=()) -> None:
     """The view's poll callback: on each tick, the job's progress, then its figures (drawn from
-    the arrays named in ``needs``, all by default); and its share callbacks (see
-    :mod:`dashboard.share`), with ``code(context)`` the "Show code" snippet. The view's plan is
-    the one :func:`register_submit` was given for ``prefix``."""
+    the arrays named in ``needs``, all by default; first from the ``early`` ones alone, see
+    :func:`poll`); and its share callbacks (see :mod:`dashboard.share`), with ``code(context)``
+    the "Show code" snippet. The view's plan is the one :func:`register_submit` was given for
+    ``prefix``."""
     register_share(prefix, code, lambda job: planned(_PLANS[prefix], job))
     register_poll_callback(
         prefix,
-        [*outputs, Output(f"{prefix}-progress", "children"), Output(f"{prefix}-poll", "disabled", allow_duplicate=True)],
-        [State(f"{prefix}-job", "data")],
-        lambda job: poll(job, len(outputs), draw, _PLANS[prefix], prefix, needs),
+        [*outputs, Output(f"{prefix}-progress", "children"), Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
+         Output(f"{prefix}-early", "data")],
+        [State(f"{prefix}-job", "data"), State(f"{prefix}-early", "data")],
+        lambda job, drawn: poll(job, len(outputs), draw, _PLANS[prefix], prefix, needs, early, drawn),
     )
 
     @callback(

@@ -105,3 +105,33 @@ def class_scatter(
         template="plotly_white",
     )
     return figure
+
+
+def score_against_accuracy(labels: Sequence[str], accuracy: Sequence[float | None], score: Sequence[float],
+                           low: Sequence[float], high: Sequence[float], groups: Sequence[str], title: str,
+                           y_title: str, legend_title: str = "") -> go.Figure:
+    """Each item's score (y, with its interval when finite) against its model's top-1 accuracy
+    (x, a fraction shown in %; items without one are left out), one colour per group."""
+    accuracy = np.array([np.nan if a is None else a for a in accuracy], dtype=float)
+    score, low, high = (np.asarray(a, dtype=float) for a in (score, low, high))
+    figure = go.Figure()
+    for index, group in enumerate(dict.fromkeys(groups)):
+        members = [i for i, g in enumerate(groups) if g == group and np.isfinite(accuracy[i])]
+        if not members:
+            continue
+        has_ci = bool(np.isfinite(low[members]).any())
+        figure.add_trace(go.Scatter(
+            x=accuracy[members], y=score[members], mode="markers", name=group,
+            marker={"color": CATEGORICAL[index % len(CATEGORICAL)], "size": 9, "line": {"width": 0.5, "color": "#333"}},
+            error_y={"type": "data", "symmetric": False, "visible": has_ci, "thickness": 1, "color": "#999",
+                     "array": np.nan_to_num(high[members] - score[members]),
+                     "arrayminus": np.nan_to_num(score[members] - low[members])},
+            text=[labels[i] for i in members],
+            hovertemplate="%{text}<br>accuracy %{x:.1%}<br>score %{y:.4f}<extra></extra>",
+        ))
+    figure.update_layout(
+        title=title, template="plotly_white", legend={"title": {"text": legend_title}},
+        xaxis={"title": "top-1 accuracy on the stimulus set (%)", "tickformat": ".0%"},
+        yaxis={"title": y_title}, margin={"l": 40, "r": 20, "t": 60, "b": 40},
+    )
+    return figure
