@@ -32,6 +32,7 @@ _API = {
     "grid_null": "compute.measures.nulls",
     "noise_ceiling": "compute.measures.stats",
     "evaluate_models": "compute.measures.evaluation",
+    "fdr_bh": "compute.measures.stats",
 }
 
 __all__ = sorted(_API)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from compute.engine.kinds import KINDS
-from compute.engine.recipes import Context
+from compute.engine.recipes import Context, check_null
+from compute.measures.registry import DIMENSIONALITY_METHODS
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,36 @@ def mds_spec(matrix_spec: Spec, method: str = "smacof", seed: int = 0) -> Spec:
 
 
 def layer_grid_spec(model_a: str, layers_a, model_b: str, layers_b, stimuli,
-                    measure: str = "cka_linear", pooling: str = "none") -> Spec:
+                    measure: str = "cka_linear", pooling: str = "none", null: int = 0, seed: int = 0) -> Spec:
     """``measure`` between every layer in ``layers_a`` of ``model_a`` and every layer in
-    ``layers_b`` of ``model_b`` (L_A x L_B); the activations are ordinary, shared artifacts."""
+    ``layers_b`` of ``model_b`` (L_A x L_B); the activations are ordinary, shared artifacts.
+
+    ``null`` (0, 100 or 1000; recipes.NULL_PERMUTATIONS) permutations of B's stimuli, seeded by
+    ``seed`` (an integer in [0, 2^32)), make it the (5, L_A, L_B) stack of recipes.GRID_NULL_FIELDS
+    (scores, p, BH-FDR q over the cells, z, calibrated); other values are refused."""
     layers_a, layers_b = list(layers_a), list(layers_b)
     if not layers_a or not layers_b:
         raise ValueError("layer_grid_spec needs at least one layer of each model")
+    check_null(null, seed)
     inputs = tuple(activations_spec(model_a, stimuli, layer, pooling) for layer in layers_a) + tuple(
         activations_spec(model_b, stimuli, layer, pooling) for layer in layers_b)
-    return Spec("layer_grid", {"measure": measure, "layers_a": layers_a, "layers_b": layers_b}, inputs)
+    params = {"measure": measure, "layers_a": layers_a, "layers_b": layers_b}
+    if null:  # only when on: the keys of grids without a null stay as they were
+        params.update(null=null, seed=seed)
+    return Spec("layer_grid", params, inputs)
+
+
+def dimensionality_spec(model_key: str, layers, stimuli, method: str = "participation_ratio",
+                        pooling: str = "none") -> Spec:
+    """The dimensionality (``compute.dimensionality``, ``method`` a DIMENSIONALITY_METHODS name)
+    of each of ``layers`` of one model: an (L,) vector in the layers' order."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError("dimensionality_spec needs at least one layer")
+    if method not in DIMENSIONALITY_METHODS:
+        raise ValueError(f"unknown dimensionality method {method!r}; valid: {', '.join(DIMENSIONALITY_METHODS)}")
+    return Spec("dimensionality", {"method": method},
+                tuple(activations_spec(model_key, stimuli, layer, pooling) for layer in layers))
 
 
 def similarities_spec(pairs, stimuli, measure: str = "cka_linear", pooling: str = "none") -> Spec:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 
 from compute.engine import recipes
 from compute.measures.condensed import condensed_size, side_from_length
+from compute.measures.registry import KERNEL_NULL_MEASURES
 
 _F32 = 4
 _F64 = 8
@@ -159,17 +160,58 @@ def _pair_flops(n: int, da: int, db: int, measure: str = "") -> float:
     return 2 * n * min(n, da) * min(n, db)
 
 
+# A permutation null's kernel route gathers each permuted N x N kernel (memory-bound: about this
+# many FLOPs' time per entry, measured ~20 ns on two busy cores) in chunks of at most 2^24
+# entries; its other route calls prepare and pair per permutation, each call costing at least
+# about this many FLOPs' time (dispatch, small factorisations: 3 to 80 ms a call measured at
+# N = 500, D = 64 on two busy cores, for Procrustes, the CCA family and the shape metrics).
+_GATHER_FLOPS = 200
+_NULL_CHUNK = 1 << 24
+_CALL_FLOPS = 1e8
+
+
+def _grid_null(n: int, widths: list[int], la: int, measure: str, n_perm: int) -> tuple[int, float]:
+    """The bytes and FLOPs a grid's permutation null adds (compute/measures/nulls.py): the null
+    values and permutations; for kernel measures every A layer's kernel, stacked, one B kernel
+    and a chunk of its permutations, a gather and a GEMM per B layer and permutation; for the
+    others B's side prepared again and met with every A layer per permutation."""
+    held = la * (len(widths) - la) * n_perm * _F64 + n_perm * n * 8
+    if measure in KERNEL_NULL_MEASURES:
+        chunk = min(_NULL_CHUNK, n_perm * n * n)
+        held += 2 * la * n * n * _F32 + n * n * _F64 + chunk * (_F32 + _F64 + 8)
+        return held, sum(2 * n * n * d for d in widths) + n_perm * (len(widths) - la) * n * n * (
+            2 * la + _GATHER_FLOPS)
+    return held, n_perm * sum(_prepare_flops(n, db, measure) + _CALL_FLOPS + sum(
+        _pair_flops(n, da, db, measure) + _CALL_FLOPS for da in widths[:la]) for db in widths[la:])
+
+
 def _layer_grid(spec, shapes: list[Shape]) -> Cost:
     n = shapes[0][0]
     la, lb = len(spec.params["layers_a"]), len(spec.params["layers_b"])
     widths = [shape[1] for shape in shapes]
-    measure = spec.params["measure"]
+    measure, n_perm = spec.params["measure"], spec.params.get("null", 0)
     peak = sum(n * d * _F32 + _prepared_bytes(n, d, measure) for d in widths) + la * lb * _F64
     flops = sum(_prepare_flops(n, d, measure) for d in widths) + sum(
         _pair_flops(n, da, db, measure) for da in widths[:la] for db in widths[la:])
-    return Cost(peak, _seconds(flops), (la, lb),
-                f"{measure} between {la} x {lb} layers of {n:,} stimuli (every layer's activations "
-                "and prepared kernel or factor)", "use fewer stimuli (n_per_class), fewer layers or pooling 'avg'")
+    what = (f"{measure} between {la} x {lb} layers of {n:,} stimuli (every layer's activations "
+            "and prepared kernel or factor)")
+    if not n_perm:
+        return Cost(peak, _seconds(flops), (la, lb), what,
+                    "use fewer stimuli (n_per_class), fewer layers or pooling 'avg'")
+    held, null_flops = _grid_null(n, widths, la, measure, n_perm)
+    return Cost(peak + held, _seconds(flops + null_flops), (len(recipes.GRID_NULL_FIELDS), la, lb),
+                f"{what}, with {n_perm:,} permutations of the stimuli for every cell",
+                "use fewer stimuli (n_per_class), fewer layers, pooling 'avg' or fewer permutations")
+
+
+def _dimensionality(spec, shapes: list[Shape]) -> Cost:
+    n, widths = shapes[0][0], [shape[1] for shape in shapes]
+    # Every layer's activations, then one at a time its centred copy and float64 Gram (the smaller side).
+    peak = sum(n * d * _F32 for d in widths) + max(n * d * _F32 + min(n, d) ** 2 * 2 * _F64 for d in widths)
+    flops = sum(2 * n * d * min(n, d) + 10 * min(n, d) ** 3 for d in widths)
+    return Cost(peak, _seconds(flops), (len(widths),),
+                f"the {spec.params['method']} of {_count(len(widths), 'layer')} of {n:,} stimuli",
+                "use fewer stimuli (n_per_class), fewer layers or pooling 'avg'")
 
 
 def _similarities(spec, shapes: list[Shape]) -> Cost:
@@ -308,8 +350,9 @@ def _describe_model_rdm(spec: dict, names) -> str:
 def _describe_layer_grid(spec: dict, names) -> str:
     params, inputs = spec["params"], spec["inputs"]
     a, b = len(params["layers_a"]), len(params["layers_b"])
+    null = f", null of {params['null']} permutations" if params.get("null") else ""
     return (f"layer_grid {params['measure']}: {_model(inputs[0], names)} ({_count(a, 'layer')}) × "
-            f"{_model(inputs[-1], names)} ({_count(b, 'layer')})")
+            f"{_model(inputs[-1], names)} ({_count(b, 'layer')}){null}")
 
 
 def _reference_name(key: str) -> str:
@@ -349,6 +392,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("similarities", 4, recipes.similarities, "cpu", _similarities,
          lambda spec, names: f"{spec['params']['measure']} of {_count(len(spec['params']['pairs']), 'layer pair')} "
                              f"({_layers(spec['inputs'])})"),
+    Kind("dimensionality", 1, recipes.dimensionality, "cpu", _dimensionality,
+         lambda spec, names: f"{spec['params']['method']} of {_model(spec, names)}, {_layers(spec['inputs'])}"),
     Kind("confusion", 1, recipes.confusion, "cpu", _confusion,
          lambda spec, names: f"top-{spec['params']['k']} confusion of {_model(spec, names)}"),
     Kind("confusion_rdm", 1, recipes.confusion_rdm, "cpu", _confusion_rdm,

@@ -17,6 +17,23 @@ from compute.errors import Cancelled
 
 # The entries of an srm_fit artifact (a float64 vector), in order.
 SRM_FIT_FIELDS = ("variance_explained", "native_agreement", "shared_agreement", "train_variance_explained", "k")
+# A layer grid with a permutation null stacks these (L_A x L_B) arrays, in order: the scores, their
+# p-values, Benjamini-Hochberg q-values over the grid's cells, z and calibrated scores.
+GRID_NULL_FIELDS = ("values", "p", "q", "z", "calibrated")
+# How many permutations a layer grid's null may have (0: none), and its seeds' bound: a job's
+# cost is bounded whatever spec reaches a worker.
+NULL_PERMUTATIONS = (0, 100, 1000)
+MAX_SEED = 2**32 - 1
+
+
+def check_null(n_perm, seed) -> None:
+    """Raise ValueError unless ``n_perm`` is one of :data:`NULL_PERMUTATIONS` and ``seed`` an
+    integer in [0, :data:`MAX_SEED`]."""
+    if isinstance(n_perm, bool) or not isinstance(n_perm, int) or n_perm not in NULL_PERMUTATIONS:
+        raise ValueError(f"null must be one of {', '.join(map(str, NULL_PERMUTATIONS))} permutations, "
+                         f"not {str(n_perm)[:20]!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}], not {str(seed)[:20]!r}")
 
 
 @dataclass
@@ -98,14 +115,36 @@ def mds(spec, inputs, ctx: Context):
 
 
 def layer_grid(spec, inputs, ctx: Context):
+    """The L_A x L_B grid; with a null (params ``null``, ``seed``) the (5, L_A, L_B) stack of
+    :data:`GRID_NULL_FIELDS`."""
     from compute.measures.similarity import layer_grid as grid
 
-    names_a, names_b = spec.params["layers_a"], spec.params["layers_b"]
+    p = spec.params
+    names_a, names_b = p["layers_a"], p["layers_b"]
     acts_a = dict(zip(names_a, inputs[:len(names_a)]))
     same = spec.inputs[:len(names_a)] == spec.inputs[len(names_a):]
     # The same model and layers on both sides: one dict, so each layer is prepared once.
     acts_b = acts_a if same else dict(zip(names_b, inputs[len(names_a):]))
-    return grid(acts_a, acts_b, measure=spec.params["measure"], should_stop=ctx.should_stop), {}
+    if not p.get("null"):
+        return grid(acts_a, acts_b, measure=p["measure"], should_stop=ctx.should_stop), {}
+    from compute.measures.nulls import grid_null
+    from compute.measures.stats import fdr_bh
+
+    check_null(p["null"], p["seed"])
+    result = grid_null(acts_a, acts_b, p["measure"], n_perm=p["null"], seed=p["seed"], should_stop=ctx.should_stop)
+    stack = np.stack([result.values, result.p, fdr_bh(result.p), result.z, result.calibrated])
+    return stack, {"fields": list(GRID_NULL_FIELDS), "n_perm": p["null"], "seed": p["seed"]}
+
+
+def dimensionality(spec, inputs, ctx: Context):
+    """Each input layer's dimensionality (params ``method``), in the inputs' order: an (L,) vector."""
+    from compute.measures.dimensionality import dimensionality as measure
+
+    values = []
+    for acts in inputs:
+        ctx.check()
+        values.append(measure(acts, method=spec.params["method"]))
+    return np.array(values, dtype=np.float64), {}
 
 
 def similarities(spec, inputs, ctx: Context):

@@ -21,9 +21,8 @@ import scipy.linalg
 import torch
 
 from compute.measures.numerics import centre_columns, gram_float64, one_blas_thread
+from compute.measures.registry import DIMENSIONALITY_METHODS
 from compute.measures.validate import as_matrix, check_not_constant, resolve_device
-
-DIMENSIONALITY_METHODS = ("participation_ratio", "effective_rank")
 
 
 def dimensionality(X: Any, method: str = "participation_ratio", dtype: Any = None,

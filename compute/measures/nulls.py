@@ -26,12 +26,12 @@ import torch
 from compute.errors import stop_if_asked
 from compute.measures.cka import check_self, from_alignment, prepare_kernel
 from compute.measures.numerics import crossprod_float64, one_blas_thread
+from compute.measures.registry import KERNEL_NULL_MEASURES as KERNEL_MEASURES
 from compute.measures.registry import MEASURES
 from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
 from compute.measures.similarity import layer_grid as _plain_grid
 from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
 
-KERNEL_MEASURES = ("cka_linear", "cka_debiased", "cka_rbf", "rv", "rv2", "dcor")
 _CHUNK_ELEMENTS = 1 << 24
 
 

@@ -240,9 +240,21 @@ MEASURES: dict[str, Measure] = {
     ),
 }
 
+# The measures whose permutation null permutes a kernel once per Y layer and meets every X layer in
+# one GEMM (compute/measures/nulls.py); the others prepare Y again per permutation. Read by the
+# engine's time estimates too.
+KERNEL_NULL_MEASURES = ("cka_linear", "cka_debiased", "cka_rbf", "rv", "rv2", "dcor")
+
 MDS_METHODS: dict[str, str] = {
     "classical": "Torgerson scaling: the top eigenvectors of the double-centred -D^2/2; exact for "
                  "Euclidean distances",
     "smacof": "metric MDS minimising raw stress (scikit-learn's SMACOF), started from the classical "
               "solution",
+}
+
+# Per-layer descriptors (compute.dimensionality): each method's number in words (higher = more
+# dimensions used).
+DIMENSIONALITY_METHODS: dict[str, str] = {
+    "participation_ratio": "participation ratio (effective number of dimensions)",
+    "effective_rank": "effective rank (exp of the singular values' entropy)",
 }

@@ -186,6 +186,28 @@ def permutation_test(a: Any, b: Any, measure: str = "spearman", n_perm: int = 10
     return _summarised(estimate, null, COMPARE_METHODS[method].kind)
 
 
+def fdr_bh(p: Any) -> np.ndarray:
+    """Benjamini-Hochberg FDR-adjusted p-values (q-values) of the p-values ``p`` (any shape).
+
+    Over the m finite entries, sorted ascending: q_(i) = min_{j >= i} p_(j) m / j, at most 1;
+    rejecting every test with q < alpha controls the false discovery rate at alpha (for
+    independent or positively dependent tests). Same shape as ``p``; NaN stays NaN and is not
+    counted in m. Raises ValueError for p outside [0, 1].
+    """
+    p = np.asarray(p, dtype=np.float64)
+    finite = np.isfinite(p)
+    values = p[finite]
+    if np.any((values < 0) | (values > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    order = np.argsort(values, kind="stable")
+    ranked = values[order] * len(values) / np.arange(1, len(values) + 1)
+    adjusted = np.empty_like(values)
+    adjusted[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    q = np.full(p.shape, np.nan)
+    q[finite] = adjusted
+    return q
+
+
 def _summarised(estimate: float, null: np.ndarray, kind: str) -> PermutationResult:
     p, z, calibrated = calibrate(np.float64(estimate), null, kind)
     return PermutationResult(float(estimate), float(p), null, float(z), float(calibrated))

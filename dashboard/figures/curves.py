@@ -1,4 +1,5 @@
-"""Curves of a per-model summary against accuracy, one curve per layer depth."""
+"""Curves of a per-model summary against accuracy, one curve per layer depth; and of a per-layer
+summary against depth, one curve per model."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -34,5 +35,26 @@ def layer_curves(
         title=title, xaxis={"title": "accuracy", "tickformat": ".0%"}, yaxis={"title": y_title},
         legend={"title": {"text": "layer depth"}}, margin={"l": 50, "r": 20, "t": 50, "b": 40},
         template="plotly_white",
+    )
+    return figure
+
+
+def depth_curves(curves: Sequence[tuple[str, Sequence[str], Sequence[float]]], title: str,
+                 y_title: str) -> go.Figure:
+    """One line per ``(model, layer names, values)``: x is each layer's depth (1 = its first
+    layer, in the order given), the hover names the layer."""
+    figure = go.Figure()
+    for index, (label, layers, values) in enumerate(curves):
+        if len(layers) != len(values):
+            raise ValueError(f"curve {label!r}: {len(layers)} layers, {len(values)} values")
+        colour = CATEGORICAL[index % len(CATEGORICAL)]
+        figure.add_trace(go.Scatter(
+            x=list(range(1, len(layers) + 1)), y=list(values), mode="lines+markers", name=label, text=list(layers),
+            hovertemplate="layer %{text} (depth %{x})<br>" + y_title + ": %{y:.3f}<extra>" + label + "</extra>",
+            line={"color": colour, "width": 1.5}, marker={"size": 7, "color": colour},
+        ))
+    figure.update_layout(
+        title=title, xaxis={"title": "layer (depth order: 1 = first)", "dtick": 1}, yaxis={"title": y_title},
+        legend={"title": {"text": "model"}}, margin={"l": 50, "r": 20, "t": 50, "b": 40}, template="plotly_white",
     )
     return figure

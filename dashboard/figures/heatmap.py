@@ -10,6 +10,8 @@ from compute.measures.blocks import block_factor, block_layout, class_order
 
 # Perceptually uniform and colour-blind safe.
 SEQUENTIAL = "Viridis"
+# Marks on a Viridis heatmap: a red that stands out from its purples, greens and yellows alike.
+MARK_COLOUR = "#e8175d"
 
 
 def labelled_heatmap(
@@ -56,10 +58,30 @@ def labelled_heatmap(
     return figure
 
 
+def mark_cells(figure: go.Figure, marked: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str],
+               name: str, row: int | None = None, col: int | None = None, showlegend: bool = True) -> go.Figure:
+    """Ring each cell of a labelled heatmap where ``marked`` (rows x columns, bool) is True: one
+    scatter trace named ``name`` (its legend entry), in subplot (``row``, ``col``) if given."""
+    marked = np.asarray(marked, dtype=bool)
+    if marked.shape != (len(row_labels), len(column_labels)):
+        raise ValueError(f"marks of shape {marked.shape} do not match "
+                         f"{len(row_labels)} row and {len(column_labels)} column labels")
+    rows, cols = np.nonzero(marked)
+    size = max(6, min(26, 360 // max(marked.shape)))
+    figure.add_trace(go.Scatter(
+        x=[column_labels[j] for j in cols], y=[row_labels[i] for i in rows], mode="markers", name=name,
+        marker={"symbol": "circle-open", "size": size, "color": MARK_COLOUR, "line": {"width": 2.5}},
+        hoverinfo="skip", showlegend=showlegend, legendgroup=name,
+    ), row=row, col=col)
+    figure.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "xanchor": "left", "yanchor": "bottom"})
+    return figure
+
+
 def small_multiples(panels, colorbar_title: str, zrange: tuple[float, float] | None, title: str,
-                    columns: int = 4) -> go.Figure:
+                    columns: int = 4, marks=None, mark_name: str = "") -> go.Figure:
     """Several labelled heatmaps side by side on one colour scale: ``panels`` is a list of
-    ``(matrix, row_labels, column_labels, panel_title)``; ``columns`` panels per row."""
+    ``(matrix, row_labels, column_labels, panel_title)``; ``columns`` panels per row. ``marks``,
+    one bool matrix per panel, rings cells as :func:`mark_cells` does (``mark_name`` its legend)."""
     from plotly.subplots import make_subplots
 
     if not panels:
@@ -76,6 +98,11 @@ def small_multiples(panels, colorbar_title: str, zrange: tuple[float, float] | N
         figure.add_trace(go.Heatmap(z=matrix, x=list(column_labels), y=list(row_labels), coloraxis="coloraxis",
                                     hovertemplate="%{y}<br>%{x}<br>%{z:.4f}<extra></extra>"),
                          row=index // cols + 1, col=index % cols + 1)
+        if marks is not None:
+            mark_cells(figure, marks[index], row_labels, column_labels, mark_name,
+                       row=index // cols + 1, col=index % cols + 1, showlegend=index == 0)
+    if marks is not None:  # below the panels, clear of their titles
+        figure.update_layout(legend={"orientation": "h", "x": 0, "y": -0.02, "xanchor": "left", "yanchor": "top"})
     figure.update_yaxes(autorange="reversed", type="category", showgrid=False)
     figure.update_xaxes(type="category", showticklabels=False, showgrid=False)
     figure.update_layout(title=title, coloraxis={"colorscale": SEQUENTIAL, "colorbar": {"title": {"text": colorbar_title}},

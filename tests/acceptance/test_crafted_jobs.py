@@ -88,3 +88,36 @@ def test_crafted_values_and_job_stores_run_nothing_beyond_the_view(app_client):
     for key, record in services.backend().records.items():
         services.backend().cancel(key)
     assert reference.BOOT_CHOICES == ("0", "100", "1000")
+
+
+def test_a_crafted_layer_grid_null_runs_nothing(app_client):
+    """The layer grid offers a null of 0, 100 or 1000 permutations: a billion, sent as a control
+    value, as a job record's view state to the Compute button or to the small multiples, is refused."""
+    client, services = app_client
+    from dashboard.selection import Selection
+
+    selection = Selection()
+    dependencies = client.get("/_dash-dependencies").get_json()
+    submit = find(dependencies, output="layer-grid-job.data")
+    multiples = find(dependencies, output="layer-grid-multiples-job.data")
+    compute = find(dependencies, inputs=["layer-grid-compute.n_clicks"])
+    values = [selection.models[-1].name, selection.models[-2].name, "cka_linear", "default", "selected",
+              str(10**9), "raw", "participation_ratio"]
+    names = ("a", "b", "measure", "layers", "multiples", "null", "show", "dim")
+    controls = {f"layer-grid-{name}-choice.value": value for name, value in zip(names, values)}
+    for dependency, prefix in ((submit, "layer-grid"), (multiples, "layer-grid-multiples")):
+        job = post(client, dependency, controls)[f"{prefix}-job"]["data"]
+        assert "null must be one of off, 100, 1000" in job["error"], job
+    state = {"values": values, "selection": selection.url_params(), "confirm": "1 result"}
+    refused = post(client, compute, {"layer-grid-compute.n_clicks": 1, "layer-grid-job.data": state})
+    assert "null must be one of" in refused["layer-grid-job"]["data"]["error"]
+    assert [r for _, r in services.backend().records.items() if r["kind"] == "layer_grid"] == []
+    # What the view offers still runs: its most permutations, by the Compute button.
+    job = post(client, submit, {**controls, "layer-grid-null-choice.value": "1000"})["layer-grid-job"]["data"]
+    assert "confirm" in job, job
+    started = post(client, compute, {"layer-grid-compute.n_clicks": 1, "layer-grid-job.data": job})
+    assert "error" not in started["layer-grid-job"]["data"], started
+    grids = [r["spec"]["params"] for _, r in services.backend().records.items() if r["kind"] == "layer_grid"]
+    assert [(p["null"], p["seed"]) for p in grids] == [(1000, 0)]
+    for key, _ in services.backend().records.items():
+        services.backend().cancel(key)

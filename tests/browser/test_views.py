@@ -10,7 +10,7 @@ from compute.sources.activations import extract, predict
 from compute.sources.layers import list_layers
 from compute.sources.models import list_models, load_model
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import choose, wait_for_figures, wait_for_title
+from tests.browser.support import PLOT_DATA, choose, wait_for_figures, wait_for_title
 
 
 def _activations(name, layers):
@@ -99,6 +99,36 @@ def test_layer_grid_twin_button_compares_with_the_untrained_model(app_server, pa
     expected = compute.layer_grid(dict(zip(layers, _activations("mlp-w16-s0-e25", layers))),
                                   dict(zip(layers, _activations("mlp-w16-s0-untrained", layers))), measure="rv2")
     np.testing.assert_allclose(np.array(heatmap[0]["z"]), expected, atol=1e-6)
+
+
+def test_layer_grid_null_rings_cells_above_chance_shows_calibrated_scores_and_dimensionality(app_server, page):
+    """The null toggle on (100 permutations), then calibrated scores: the rings and the calibrated
+    cells are compute's; the dimensionality curves below are each model's, layer by layer."""
+    page.goto(app_server.url + "/layers?a=cnn-w4-s0-e25&b=mlp-w8-s1-e25&measure=cka_linear")
+    wait_for_figures(page, "layer-grid", ("heatmap",))
+    choose(page, "layer-grid-null-choice", "100 permutations")
+    page.wait_for_function("() => document.querySelector('#layer-grid-heatmap .js-plotly-plot')._fullData.length > 1",
+                           timeout=240_000)
+    choose(page, "layer-grid-show-choice", "calibrated")
+    page.wait_for_function("() => document.querySelector('#layer-grid-heatmap .js-plotly-plot')._fullData[0]"
+                           ".colorbar.title.text.startsWith('calibrated cka_linear<br>(0 = chance, 1 = best')",
+                           timeout=240_000)
+    heatmap, rings = page.evaluate(PLOT_DATA, "layer-grid-heatmap")
+    layers_a, layers_b = _default_layers("cnn-w4-s0-e25"), _default_layers("mlp-w8-s1-e25")
+    acts_a = _activations("cnn-w4-s0-e25", layers_a)
+    acts_b = _activations("mlp-w8-s1-e25", layers_b)
+    result = compute.layer_grid(dict(zip(layers_a, acts_a)), dict(zip(layers_b, acts_b)), "cka_linear",
+                                null=100, null_seed=0)
+    np.testing.assert_allclose(np.array(heatmap["z"]), result.calibrated, atol=1e-6)
+    rows, cols = np.nonzero(compute.fdr_bh(result.p) < 0.05)
+    assert sorted(zip(rings["y"], rings["x"])) == sorted((f"A: {layers_a[i]}", f"B: {layers_b[j]}")
+                                                         for i, j in zip(rows, cols))
+    assert "BH-FDR" in rings["name"]
+    assert _query(page) == {"a": "cnn-w4-s0-e25", "b": "mlp-w8-s1-e25", "null": "100", "show": "calibrated"}
+    (curves,) = wait_for_figures(page, "layer-grid-dims", ("curve",))
+    for curve, acts in zip(curves, (acts_a, acts_b)):
+        np.testing.assert_allclose(curve["y"], [compute.dimensionality(x) for x in acts], rtol=1e-5)
+    assert [curve["name"] for curve in curves] == ["cnn-w4-s0-e25", "mlp-w8-s1-e25"]
 
 
 def test_confusion_view_matches_compute(app_server, page):

@@ -25,6 +25,7 @@ SPECS = {
     "model_rdm": artifacts.model_rdm_spec([A, B, C], STIMULI),
     "mds": artifacts.mds_spec(artifacts.model_rdm_spec([A, B, C], STIMULI)),
     "layer_grid": artifacts.layer_grid_spec(A, ["l1", "l2"], B, ["m1"], STIMULI, "cka_linear"),
+    "dimensionality": artifacts.dimensionality_spec(A, ["l1", "l2"], STIMULI, "effective_rank"),
     "similarities": artifacts.similarities_spec([((A, "fc1"), (B, "fc1")), ((A, "fc2"), (B, "fc2"))], STIMULI,
                                                 "pwcca"),
     "confusion": artifacts.confusion_spec(A, STIMULI, 5),
@@ -36,7 +37,8 @@ SPECS = {
 
 # The keys these specs had before the Kind records (cache keys must never change by a move);
 # layer_grid and similarities at code version 4 (3: the CCA family's scale-free rank, issue 17;
-# 4: the permutation metric lets units stay unmatched).
+# 4: the permutation metric lets units stay unmatched); a layer grid without a null keeps its key
+# (its null parameters are added only when on); dimensionality new in issue 17.
 KEYS = {
     "activations": "8c3b719ade7410d7ad6fc557efa3faf7aaf96575",
     "predictions": "abe1c1f61177c4a020a48d22ece62603f32a48f3",
@@ -45,6 +47,7 @@ KEYS = {
     "model_rdm": "8e1384271eb22445ea89da993c8b9a2d074a3acf",
     "mds": "90a22d446863f0730175e656c15a5b5c71161695",
     "layer_grid": "dd31fa3b45ea798e7890afcf42250bce111b7401",
+    "dimensionality": "ec400067cbef1ca883861bac99446dca9b0b7c3d",
     "similarities": "61658ce7fe72a6c54599ad4a834c4bf9c705cd8d",
     "confusion": "21465094ae33a748154c32d15172ba61f226146b",
     "confusion_rdm": "ab457e0de29620c57762baa24776a62c4b0034c9",
