@@ -14,7 +14,7 @@ from compute.measures import resampled
 from compute.measures.compare import _check_method, as_rdm_vector
 from compute.measures.numerics import one_blas_thread
 from compute.measures.registry import COMPARE_METHODS
-from compute.measures.stats import NoiseCeiling, _check_count, noise_ceiling
+from compute.measures.stats import NoiseCeiling, _check_count, fdr_bh, noise_ceiling
 
 FACTORS = ("subjects", "stimuli")
 _CHUNK_ELEMENTS = 1 << 22
@@ -289,10 +289,7 @@ def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     """The (M, M) symmetric p-values BH-corrected over their upper triangle (finite ones)."""
     out = p.copy()
     upper = np.triu_indices(len(p), 1)
-    values = p[upper]
-    finite = np.isfinite(values)
-    if finite.any():
-        values[finite] = scipy.stats.false_discovery_control(values[finite], method="bh")
+    values = fdr_bh(p[upper])
     out[upper] = values
     out.T[upper] = values
     return out

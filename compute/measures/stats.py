@@ -203,6 +203,7 @@ def fdr_bh(p: Any) -> np.ndarray:
     ranked = values[order] * len(values) / np.arange(1, len(values) + 1)
     adjusted = np.empty_like(values)
     adjusted[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    adjusted = np.maximum(adjusted, values)  # q >= p exactly (p m / m may round below p)
     q = np.full(p.shape, np.nan)
     q[finite] = adjusted
     return q
