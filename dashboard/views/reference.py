@@ -3,9 +3,13 @@
 The reference (e.g. brain data; one or several subjects' RDMs over the current stimulus set)
 is uploaded here through the chunked upload route and read in the limited worker process. Each
 selected model's default layers (or only its penultimate one) give an input RDM; each is
-compared with every subject's RDM and the mean over subjects is the bar, with a 95 % bootstrap
-interval over stimuli and, with several subjects, the noise ceiling as a shaded band. Bars are
-coloured by layer depth (the d-th default layer of each model; the last is the penultimate).
+compared with every subject's RDM and the mean over subjects is the bar, with, with several
+subjects, the noise ceiling as a shaded band. The point estimates come first (a quick job);
+the bootstrap (``compute.evaluate_models``: subjects and stimuli resampled, rsatoolbox's
+two-factor correction) then adds 95 % intervals and the pairwise tests of the differences
+(Benjamini-Hochberg corrected), drawn as a matrix. Bars are coloured by layer depth (the d-th
+default layer of each model), or by architecture for penultimate layers; the top 20 are shown
+unless all are asked for; scores can be shown divided by the noise ceiling's lower bound.
 
 Rows of other references over the same stimuli may join the ranking as bars of their own
 ("reference RDMs"): e.g. the monkey-IT RDM of Kriegeskorte et al.'s ``92_modelRDMs.mat``,
@@ -15,18 +19,22 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from compute.engine import artifacts
 from compute.measures.registry import COMPARE_METHODS
+from compute.measures.resampled import WEIGHTED_METHODS
 from compute.sources import references
 from dashboard import compute_panel, services, url_codec
-from dashboard.figures.bars import ranked_bars
+from dashboard.figures.bars import ranked_bars, ranking
+from dashboard.figures.pairwise import pairwise_matrix
+from dashboard.figures.scatter import score_against_accuracy
 from dashboard.selection import Selection, need_models
 from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
 from dashboard.view_parts.depths import depth_layers
 from dashboard.view_parts.upload_form import file_form, upload_message as refusal_message
-from dashboard.widgets import accuracy_text, dropdown
+from dashboard.widgets import accuracy_text, dropdown, message_figure
 
 PATH = "/reference"
 TITLE = "Reference RDM"
@@ -35,15 +43,19 @@ _UPLOAD = f"{_ID}-upload"
 
 LAYER_CHOICES = ("default", "penultimate")
 BOOT_CHOICES = ("0", "100", "1000")
+SHOW_CHOICES = ("top 20", "all")
+SCORE_CHOICES = ("raw", "ceiling-normalised")
+TOP = 20
 # Euclidean input RDMs by default, as in the layer curves: correlation is undefined for the
 # all-zero patterns some untrained zoo models have at depth 1.
 # Penultimate layers and 100 resamples by default: a bootstrap of every default layer of every
 # zoo model at 1000 resamples is hours of CPU; the controls ask for more when wanted.
 DEFAULTS = {"ref": "", "rdm": "euclidean", "compare": "spearman", "layers": "penultimate", "boot": "100",
-            "cand": ""}
+            "cand": "", "show": "top 20", "score": "raw"}
 _CANDIDATE = re.compile(r"([0-9a-f]{64}):([0-9]{1,6})")  # a reference's key and row: "<key>:<row>"
 MAX_CANDIDATES = 100  # rows of other references ranked at once (each is an RDM in the job)
-CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES, "layers": LAYER_CHOICES, "boot": BOOT_CHOICES}
+CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES, "layers": LAYER_CHOICES, "boot": BOOT_CHOICES,
+           "show": SHOW_CHOICES, "score": SCORE_CHOICES}
 
 
 def reference_options(stimuli) -> list[dict]:
@@ -81,9 +93,9 @@ def candidate_rows(values, reference: str, stimuli) -> list[tuple[str, int, str]
 
 def rows(models, layers: str) -> list[tuple]:
     """(model, layer, group) for each bar: every default layer of each model, grouped by depth,
-    or each model's penultimate layer."""
+    or each model's penultimate layer, grouped by architecture."""
     if layers == "penultimate":
-        return [(m, "penultimate", "penultimate") for m in models]
+        return [(m, "penultimate", m.architecture) for m in models]
     return [(m, layer, f"depth {d + 1}") for m in models
             for d, layer in enumerate(depth_layers(services.layers(m.key)))]
 
@@ -110,20 +122,34 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
         dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
         dropdown(f"{_ID}-compare-choice", "Compare with the reference by", COMPARE_CHOICES, view["compare"]),
         dropdown(f"{_ID}-layers-choice", "Layers", LAYER_CHOICES, view["layers"]),
-        dropdown(f"{_ID}-boot-choice", "Bootstrap resamples (95 % CI)", BOOT_CHOICES, view["boot"]),
+        dropdown(f"{_ID}-boot-choice", "Bootstrap resamples (95 % CI, pairwise tests)", BOOT_CHOICES, view["boot"]),
+        dropdown(f"{_ID}-show-choice", "Bars shown", SHOW_CHOICES, view["show"]),
+        dropdown(f"{_ID}-score-choice", "Scores", SCORE_CHOICES, view["score"]),
+        html.P(EXPLAINED, className="hint"),
     ]
     hint = (f"{references.FORMATS}: (N, N), condensed (K,), or one RDM per subject (S, N, N) / (S, K); "
             f"N = the stimulus set's size. {selection.describe()}.")
-    return compute_panel.view_page(_ID, TITLE, controls, hint, ["bars"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, ["bars", "pairs", "accuracy"])
 
 
-def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_boot, candidates=None):
-    """The reference fit of every (model, layer), and of the chosen rows of other references,
-    for the controls' values; with no reference chosen, nothing to compute (the figure asks
-    for an upload)."""
+EXPLAINED = (
+    "Score: the comparison of a layer's RDM with each subject's RDM, averaged over subjects. Noise ceiling "
+    "(Nili et al. 2014): the band a true model would reach given the subjects' disagreement; lower bound = "
+    "each subject against the mean of the others. Ceiling-normalised = score / that lower bound. Intervals: "
+    "95 % bootstrap, resampling subjects and stimuli together (stimuli only with one subject), with "
+    "rsatoolbox's correction of the two-factor variance. Pairwise tests: t tests of each pair's difference "
+    "over the same resamples, Benjamini-Hochberg corrected over all pairs (p < 0.05 marked).")
+
+
+def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_boot, candidates=None,
+         show="top 20", score="raw"):
+    """The point estimates of every (model, layer), and of the chosen rows of other references,
+    against the reference, then their bootstrap (an evaluation of all of them together, or for a
+    comparison without a batched bootstrap the per-candidate fit), for the controls' values; with
+    no reference chosen, nothing to compute (the figure asks for an upload)."""
     candidates = list(candidates or []) if isinstance(candidates, (list, type(None))) else [candidates]
     view = {"ref": reference or "", "rdm": rdm_method, "compare": compare_method, "layers": layers,
-            "boot": str(n_boot), "cand": ",".join(map(str, candidates))}
+            "boot": str(n_boot), "cand": ",".join(map(str, candidates)), "show": show, "score": score}
     url_codec.check(view, CHOICES)  # a crafted request asking n_boot=20000 is refused
     search = url_codec.encode(view, DEFAULTS)
     if not reference:
@@ -137,51 +163,104 @@ def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_
     bars = rows(need_models(selection, 1), layers)
     extra = candidate_rows(candidates, reference, stimuli)
     rdms = [artifacts.rdm_spec(m.key, stimuli, layer, selection.pooling, rdm_method) for m, layer, _ in bars]
-    fit = artifacts.reference_fit_spec(reference, rdms, compare_method, int(n_boot),
-                                       candidates=[(key, row) for key, row, _ in extra])
+    pairs = [(key, row) for key, row, _ in extra]
+    specs = {"fit": artifacts.reference_fit_spec(reference, rdms, compare_method, 0, candidates=pairs)}
+    if view["boot"] != "0" and compare_method in WEIGHTED_METHODS:
+        specs["eval"] = artifacts.reference_eval_spec(reference, rdms, compare_method, int(n_boot), candidates=pairs)
+    elif view["boot"] != "0":  # no batched bootstrap for this comparison: each candidate's own, over stimuli
+        specs["boot"] = artifacts.reference_fit_spec(reference, rdms, compare_method, int(n_boot), candidates=pairs)
     context = {"view": view, "reference": {"name": info.name, "subjects": info.subjects},
                "rows": [[m.key, layer, group] for m, layer, group in bars],
                "candidates": [list(c) for c in extra]}
-    return {"fit": fit}, ["fit"], context, search
+    return specs, list(specs), context, search
 
 
 CANDIDATE_GROUP = "reference RDM"
 
 
-def figure(bars: list[tuple], fit, view: dict, reference: dict, candidates=()):
-    """The ranked bar chart for ``bars`` ((model, layer, group)) then ``candidates`` ((key, row,
-    label): rows of other references) and their (R, 5) fit, in that order."""
+def scores(arrays: dict, view: dict) -> tuple:
+    """(values, low, high, band, pairwise p or None, what the intervals are) of every candidate
+    from the arrays at hand: the point estimates always, the bootstrap's intervals and tests once
+    computed; divided by the noise ceiling's lower bound when ``view['score']`` asks for it."""
+    fit = arrays["fit"]
+    values, band = fit[:, 0].copy(), (fit[0, 3], fit[0, 4]) if len(fit) else (np.nan, np.nan)
+    low = high = np.full(len(fit), np.nan)
+    pairwise, intervals = None, "no bootstrap"
+    if "eval" in arrays:
+        low, high, pairwise = arrays["eval"][:, 1], arrays["eval"][:, 2], arrays["eval"][:, 4:]
+        intervals = f"95 % bootstrap CI ({view['boot']} resamples of subjects and stimuli)"
+    elif "boot" in arrays:
+        low, high = arrays["boot"][:, 1], arrays["boot"][:, 2]
+        intervals = f"95 % percentile CI over stimuli ({view['boot']} resamples)"
+    elif view["boot"] != "0":
+        intervals = "95 % intervals and pairwise tests computing…"
+    if view["score"] == "ceiling-normalised" and np.isfinite(band[0]) and band[0] > 0:
+        lower = band[0]
+        values, low, high, band = values / lower, low / lower, high / lower, (1.0, band[1] / lower)
+    return values, low, high, band, pairwise, intervals
+
+
+def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candidates=()) -> tuple:
+    """The ranked bars, the pairwise-test matrix and the score-against-accuracy scatter for
+    ``bars`` ((model, layer, group)) then ``candidates`` ((key, row, label): rows of other
+    references), in that order, from the fit (and the bootstrap once there)."""
     method = view["compare"]
     distance = COMPARE_METHODS[method].kind == "distance"
+    normalised = view["score"] == "ceiling-normalised" and not distance and reference["subjects"] > 1
+    values, low, high, band, pairwise, intervals = scores(arrays, view)
+    labels = [f"{m.name} · {layer}" for m, layer, _ in bars] + [label for _, _, label in candidates]
+    groups = [group for _, _, group in bars] + [CANDIDATE_GROUP] * len(candidates)
     heads = ([f"<b>{m.name}</b><br>layer {layer}<br>accuracy {accuracy_text(m)}" for m, layer, _ in bars]
              + [f"<b>{label}</b><br>a row of another reference" for _, _, label in candidates])
-    hover = [f"{head}<br>{method} {row[0]:.4f}"
-             + (f"<br>95 % CI [{row[1]:.4f}, {row[2]:.4f}]" if view["boot"] != "0" else "")
-             for head, row in zip(heads, fit)]
+    quantity = f"{method} / noise ceiling (lower bound)" if normalised else method
+    hover = [f"{head}<br>{quantity} {v:.4f}" + (f"<br>95 % CI [{a:.4f}, {b:.4f}]" if np.isfinite(a) else "")
+             for head, v, a, b in zip(heads, values, low, high)]
+    order = ranking(values, not distance)
+    shown = order[:TOP] if view["show"] == "top 20" else order
     subjects = reference["subjects"]
-    detail = (f"{view['rdm']} input RDMs; bars: 95 % bootstrap CI over stimuli ({view['boot']} resamples)"
-              if view["boot"] != "0" else f"{view['rdm']} input RDMs; no bootstrap")
     ceiling = "; band: noise ceiling (lower–upper)" if subjects > 1 else ""
-    return ranked_bars(
-        [f"{m.name} · {layer}" for m, layer, _ in bars] + [label for _, _, label in candidates],
-        fit[:, 0], fit[:, 1], fit[:, 2],
-        [group for _, _, group in bars] + [CANDIDATE_GROUP] * len(candidates), hover,
-        title=f"Layers ranked by {method} with {reference['name']} ({subjects} subject{'s' if subjects > 1 else ''})"
-              f"<br><sup>{detail}{ceiling}</sup>",
-        x_title=f"{method} with the reference, mean over subjects ({'lower' if distance else 'higher'} = more similar)",
-        higher_is_better=not distance, band=(fit[0, 3], fit[0, 4]) if len(fit) else None, band_label="noise ceiling",
-        legend_title="layer",
+    which = f"top {len(shown)} of {len(order)}" if len(shown) < len(order) else f"all {len(order)}"
+    pick = lambda seq: [seq[i] for i in shown]  # noqa: E731
+    direction = "lower" if distance else "higher"
+    x_title = (f"{method} with the reference, divided by the noise ceiling's lower bound (1 = as good as the "
+               "subjects agree; higher = more similar)" if normalised else
+               f"{method} with the reference, mean over subjects ({direction} = more similar)")
+    bars_figure = ranked_bars(
+        pick(labels), values[shown], low[shown], high[shown], pick(groups), pick(hover),
+        title=f"Layers ranked by {method} with {reference['name']} ({subjects} subject{'s' if subjects > 1 else ''}), "
+              f"{which}<br><sup>{view['rdm']} input RDMs; bars: {intervals}{ceiling}</sup>",
+        x_title=x_title, higher_is_better=not distance, band=band if len(shown) else None,
+        band_label="noise ceiling", legend_title="layer depth" if view["layers"] == "default" else "architecture",
     )
+    if pairwise is None:
+        why = (intervals if view["boot"] != "0" and "computing" in intervals else
+               f"Pairwise tests need the bootstrap of a batched comparison ({', '.join(WEIGHTED_METHODS)}) "
+               "with 100 or 1000 resamples")
+        pairs_figure = message_figure(why)
+    else:
+        m = len(order)
+        pairs_figure = pairwise_matrix(
+            pick(labels), values[shown], pairwise[np.ix_(shown, shown)], 0.05, not distance,
+            f"Which differences are significant ({which}, ranked)",
+            f"two-sided t tests of each difference over the bootstrap, Benjamini-Hochberg corrected over all "
+            f"{m * (m - 1) // 2} pairs")
+    models = range(len(bars))
+    accuracy_figure = score_against_accuracy(
+        [labels[i] for i in models], [bars[i][0].accuracy for i in models], values[:len(bars)],
+        low[:len(bars)], high[:len(bars)], groups[:len(bars)],
+        f"{quantity} with {reference['name']} against accuracy (every model)",
+        f"{quantity} ({direction} = more similar)", legend_title="layer depth" if view["layers"] == "default"
+        else "architecture")
+    return bars_figure, pairs_figure, accuracy_figure
 
 
 def draw(context: dict, arrays: dict):
-    if not context["rows"]:
-        empty = ranked_bars([], [], [], [], [], [], title=f"No reference RDM chosen for "
-                            f"{context['stimulus_set']}: upload one (left)", x_title="similarity with the reference")
-        return (empty,)
+    if not context["rows"] and not context.get("candidates"):
+        text = f"No reference RDM chosen for {context['stimulus_set']}: upload one (left)"
+        return message_figure(text), message_figure(text), message_figure(text)
     by_key = Selection.from_url_params(context["selection"]).by_key
     bars = [(by_key[key], layer, group) for key, layer, group in context["rows"]]
-    return (figure(bars, arrays["fit"], context["view"], context["reference"], context.get("candidates", ())),)
+    return figures(bars, arrays, context["view"], context["reference"], context.get("candidates", ()))
 
 
 def code(context: dict) -> str:
@@ -208,9 +287,22 @@ rdms = []
 for name, layer in bars:
     (acts,) = model_activations(name, stimuli, [layer], pooling={selection.pooling!r})
     rdms.append(compute.rdm(acts, method={view["rdm"]!r}, condensed=True).astype(np.float32))
-{extra}# One row per bar: mean {view["compare"]} over subjects, 95 % CI low, high, noise ceiling lower, upper.
-fit = fit_reference(rdms, subjects, method={view["compare"]!r}, n_boot={int(view["boot"])}, seed=0)
-"""
+{extra}# One row per bar: mean {view["compare"]} over subjects, (no CI,) noise ceiling lower, upper.
+fit = fit_reference(rdms, subjects, method={view["compare"]!r}, n_boot=0)
+{_bootstrap_code(view, context["reference"]["subjects"])}"""
+
+
+def _bootstrap_code(view: dict, subjects: int) -> str:
+    """The snippet's lines for the view's intervals (and pairwise tests)."""
+    if view["boot"] == "0":
+        return ""
+    if view["compare"] not in WEIGHTED_METHODS:
+        return (f"# Each bar's 95 % percentile interval over stimulus resamples (columns 1, 2).\n"
+                f"boot = fit_reference(rdms, subjects, method={view['compare']!r}, n_boot={int(view['boot'])}, seed=0)\n")
+    over = ("subjects", "stimuli") if subjects > 1 else ("stimuli",)
+    return (f"# All bars evaluated together: 95 % CIs, ceiling-normalised scores, BH-corrected pairwise p.\n"
+            f"evaluation = compute.evaluate_models(subjects, {{str(i): rdm for i, rdm in enumerate(rdms)}}, "
+            f"method={view['compare']!r}, n_boot={int(view['boot'])}, over={over!r}, seed=0)\n")
 
 
 def upload_message(result: dict | None):
@@ -224,8 +316,9 @@ def upload_message(result: dict | None):
 
 
 compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
-                              for name in ("ref", "rdm", "compare", "layers", "boot", "cand")], plan)
-compute_panel.register_poll(_ID, [Output(f"{_ID}-bars", "figure")], draw, code)
+                              for name in ("ref", "rdm", "compare", "layers", "boot", "cand", "show", "score")], plan)
+compute_panel.register_poll(_ID, [Output(f"{_ID}-{name}", "figure") for name in ("bars", "pairs", "accuracy")],
+                            draw, code, early=("fit",))
 
 clientside_callback(
     ClientsideFunction("repscope", "uploadReference"),

@@ -36,17 +36,21 @@ def _store(stimuli, subjects=2, name="brain"):
 def test_without_a_reference_nothing_is_computed_and_the_figure_asks_for_one(view):
     specs, targets, context, search = view.plan(Selection(), None, "euclidean", "spearman", "penultimate", "100")
     assert (specs, targets, search) == ({}, [], "")
-    (figure,) = view.draw({**context, "selection": Selection().url_params()}, {})
-    assert figure.data == () and "upload one" in figure.layout.title.text
+    figures = view.draw({**context, "selection": Selection().url_params()}, {})
+    assert len(figures) == 3
+    for figure in figures:
+        assert figure["data"] == [] and "upload one" in figure["layout"]["annotations"][0]["text"]
 
 
 def test_plan_compares_each_models_default_layers_in_one_artifact(view, digits):
     info = _store(digits)
     selection = Selection(names=PAIR)
     specs, targets, context, search = view.plan(selection, info.key, "cosine", "pearson", "default", "100")
-    fit = specs["fit"]
-    assert targets == ["fit"] and fit.kind == "reference_fit"
-    assert fit.params == {"reference": info.key, "method": "pearson", "n_boot": 100, "seed": 0}
+    fit, evaluation = specs["fit"], specs["eval"]
+    assert targets == ["fit", "eval"] and fit.kind == "reference_fit" and evaluation.kind == "reference_eval"
+    assert fit.params == {"reference": info.key, "method": "pearson", "n_boot": 0, "seed": 0}  # point estimates
+    assert evaluation.params == {"reference": info.key, "method": "pearson", "n_boot": 100, "seed": 0}
+    assert evaluation.inputs == fit.inputs
     models = {m.key: m.name for m in selection.models}
     rows = [(models[key], layer, group) for key, layer, group in context["rows"]]
     assert [group for *_, group in rows] == ["depth 1", "depth 2", "depth 3"] * 2
@@ -55,9 +59,12 @@ def test_plan_compares_each_models_default_layers_in_one_artifact(view, digits):
         [("cosine", layer) for _, layer, _ in rows]
     assert search == f"?compare=pearson&layers=default&rdm=cosine&ref={info.key}"
     assert context["reference"] == {"name": "brain", "subjects": 2}
-    specs, _, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "0")
-    assert [row[1:] for row in context["rows"]] == [["penultimate", "penultimate"]] * 2
-    assert specs["fit"].params["n_boot"] == 0
+    specs, targets, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "0")
+    assert sorted(row[1:] for row in context["rows"]) == [["penultimate", "cnn"], ["penultimate", "mlp"]]
+    assert targets == ["fit"] and specs["fit"].params["n_boot"] == 0
+    # a comparison without a batched bootstrap keeps each candidate's own interval over stimuli
+    specs, targets, _, _ = view.plan(selection, info.key, "euclidean", "kendall_tau_a", "penultimate", "100")
+    assert targets == ["fit", "boot"] and specs["boot"].params["n_boot"] == 100
     assert view.reference_options(digits) == [{"label": f"brain (2 subjects, {info.key[:8]})", "value": info.key}]
 
 
@@ -79,26 +86,60 @@ def test_draw_ranks_the_bars_and_says_which_way_is_better(view, digits):
     selection = Selection(names=PAIR)
     _, _, context, _ = view.plan(selection, info.key, "euclidean", "euclidean", "penultimate", "100")
     context = {**context, "selection": selection.url_params()}
-    fit = np.array([[2.0, 1.5, 2.5, 1.0, 0.5], [1.0, 0.8, 1.1, 1.0, 0.5]])
-    (figure,) = view.draw(context, {"fit": fit})
+    fit = np.array([[2.0, np.nan, np.nan, 1.0, 0.5], [1.0, np.nan, np.nan, 1.0, 0.5]])
+    boot = np.array([[2.0, 1.5, 2.5, 1.0, 0.5], [1.0, 0.8, 1.1, 1.0, 0.5]])
+    early, pairs, _ = view.draw(context, {"fit": fit})  # the point estimates, before the bootstrap
+    assert "intervals and pairwise tests computing" in early.layout.title.text
+    assert "computing" in pairs["layout"]["annotations"][0]["text"]
+    figure, pairs, scatter = view.draw(context, {"fit": fit, "boot": boot})
     names = {m.key: m.name for m in selection.models}
     labels = [f"{names[key]} · penultimate" for key, *_ in context["rows"]]
     assert list(figure.layout.yaxis.categoryarray) == labels[::-1]  # a distance: the smaller first
     assert "lower = more similar" in figure.layout.xaxis.title.text
     assert (figure.layout.shapes[0].x0, figure.layout.shapes[0].x1) == (0.5, 1.0)
     assert "2 subjects" in figure.layout.title.text and "100 resamples" in figure.layout.title.text
+    plus = {trace.y[0]: trace.error_x.array[0] for trace in figure.data}
+    assert [plus[label] for label in labels] == [pytest.approx(0.5), pytest.approx(0.1)]
+    assert "Pairwise tests need" in pairs["layout"]["annotations"][0]["text"]  # euclidean here has no eval
+    assert scatter.layout.xaxis.title.text == "top-1 accuracy on the stimulus set (%)"
+    assert sorted(y for trace in scatter.data for y in trace.y) == [1.0, 2.0]
+
+
+def test_the_evaluation_adds_intervals_pairwise_tests_and_normalised_scores(view, digits):
+    info = _store(digits)
+    selection = Selection(names=PAIR)
+    _, _, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "100", None, "top 20",
+                                 "ceiling-normalised")
+    context = {**context, "selection": selection.url_params()}
+    fit = np.array([[0.2, np.nan, np.nan, 0.4, 0.5], [0.3, np.nan, np.nan, 0.4, 0.5]])
+    evaluation = np.array([[0.2, 0.1, 0.3, 0.5, 1.0, 0.01], [0.3, 0.25, 0.35, 0.75, 0.01, 1.0]])
+    bars, pairs, _ = view.draw(context, {"fit": fit, "eval": evaluation})
+    shown = {trace.name: list(trace.x) for trace in bars.data}
+    first, second = (row[2] for row in context["rows"])
+    assert shown == {first: [pytest.approx(0.5)], second: [pytest.approx(0.75)]}  # divided by the ceiling's lower
+    assert (bars.layout.shapes[0].x0, bars.layout.shapes[0].x1) == (1.0, 1.25)
+    assert "noise ceiling's lower bound" in bars.layout.xaxis.title.text
+    assert "resamples of subjects and stimuli" in bars.layout.title.text
+    (heat,) = pairs.data
+    assert np.isnan(heat.z[0][0]) and heat.z[0][1] == 1.0 and heat.z[1][0] == -1.0  # the best (0.3) beats the other
+    assert "Benjamini-Hochberg corrected over all 1 pairs" in pairs.layout.title.text
+    assert heat.colorbar.title.text == "difference (p < 0.05)"
 
 
 def test_code_reproduces_the_artifact(view, digits, tmp_path):
     info = _store(digits)
-    selection = Selection(names=PAIR[:1])
+    selection = Selection(names=PAIR)
     # 100: the fewest bootstrap resamples the view offers
     specs, _, context, _ = view.plan(selection, info.key, "euclidean", "spearman", "penultimate", "100")
     store = ArtifactStore(tmp_path / "artifacts")
-    artifacts.ensure(specs["fit"], store)
+    for name in ("fit", "eval"):
+        artifacts.ensure(specs[name], store)
     namespace = {}
     exec(view.code({**context, "selection": selection.url_params()}), namespace)  # noqa: S102 - our own snippet
     np.testing.assert_allclose(namespace["fit"], store.get("reference_fit", specs["fit"].key)[0], rtol=1e-6)
+    evaluation, stored = namespace["evaluation"], store.get("reference_eval", specs["eval"].key)[0]
+    np.testing.assert_allclose(np.column_stack([evaluation.scores, evaluation.ci, evaluation.normalised,
+                                                evaluation.pairwise_p]), stored, rtol=1e-5)
 
 
 def test_upload_messages(view):
@@ -128,9 +169,10 @@ def test_rows_of_other_references_join_the_ranking_as_bars(view, digits, tmp_pat
     artifacts.ensure(specs["fit"], store)
     fit = store.get("reference_fit", specs["fit"].key)[0]
     context = {**context, "selection": selection.url_params()}
-    (figure,) = view.draw(context, {"fit": fit})
-    assert [trace.name for trace in figure.data] == ["penultimate", "reference RDM"]
-    assert list(figure.data[1].y) == ["models · V1"] and figure.data[1].x[0] == pytest.approx(fit[1, 0])
+    figure, _, _ = view.draw(context, {"fit": fit})
+    traces = {trace.name: trace for trace in figure.data}
+    assert sorted(traces) == ["cnn", "reference RDM"]
+    assert list(traces["reference RDM"].y) == ["models · V1"] and traces["reference RDM"].x[0] == pytest.approx(fit[1, 0])
     namespace = {}
     exec(view.code(context), namespace)  # noqa: S102 - our own snippet
     np.testing.assert_allclose(namespace["fit"], fit, rtol=1e-6)
