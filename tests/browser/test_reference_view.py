@@ -1,6 +1,7 @@
 """The Reference RDM view in headless Chromium: upload two noisy "subjects" made from one model's
 penultimate RDM through the page, and see that layer ranked first, every bar's number, its
-bootstrap interval and the noise ceiling as compute and scipy give them; then open the link."""
+two-factor bootstrap interval, the pairwise tests and the noise ceiling as compute and scipy give
+them; then open the link."""
 import numpy as np
 import scipy.stats
 from scipy.spatial.distance import squareform
@@ -22,6 +23,14 @@ BARS = """id => {
 }"""
 
 
+# The pairwise-test matrix as drawn: its labels (rows, best first) and cells (+1 row better,
+# -1 column better, 0 not significant, null on the diagonal).
+PAIRS = """id => {
+  const t = document.querySelector('#' + id + ' .js-plotly-plot')._fullData[0];
+  return {labels: Array.from(t.y), z: t.z.map(row => Array.from(row))};
+}"""
+
+
 def _rdm(model, layer):
     (acts,) = _activations(model, [layer])
     return compute.rdm(acts, method="euclidean", condensed=True).astype(np.float32)
@@ -39,20 +48,26 @@ def test_an_uploaded_reference_ranks_the_layer_it_was_made_from_first(app_server
     page.click("#reference-upload-send")
     page.wait_for_selector("#reference-upload-message .status-done", timeout=240_000)
     assert "brain (2 subject(s) over 500 stimuli of digits)" in page.inner_text("#reference-upload-message")
-    wait_for_figures(page, "reference", ("bars",), timeout=480_000)
+    wait_for_figures(page, "reference", ("bars", "pairs", "accuracy"), timeout=480_000)
 
     drawn = page.evaluate(BARS, "reference-bars")
     assert drawn["order"][0] == f"{TARGET} · penultimate"
     bars = [(label, x, plus, minus) for trace in drawn["bars"]
             for label, x, plus, minus in zip(trace["y"], trace["x"], trace["plus"], trace["minus"])]
     assert len(bars) == 6 and {label.split(" · ")[0] for label, *_ in bars} == set(MODELS)
+    rdms = {label: _rdm(*label.split(" · ")) for label, *_ in bars}
+    evaluation = compute.evaluate_models(subjects, rdms, "spearman", n_boot=100, seed=0)
     for label, x, plus, minus in bars:
-        model, layer = label.split(" · ")
-        rdm = _rdm(model, layer)
-        expected = np.mean([scipy.stats.spearmanr(rdm, subject)[0] for subject in subjects])
+        expected = np.mean([scipy.stats.spearmanr(rdms[label], subject)[0] for subject in subjects])
         assert abs(x - expected) < 1e-4, label
-        assert plus > 0 and minus > 0, label  # the 95 % interval holds the estimate
-    assert [t["name"] for t in drawn["bars"]] == ["depth 1", "depth 2", "depth 3"]
+        low, high = evaluation.ci[evaluation.names.index(label)]
+        assert abs(x + plus - high) < 1e-4 and abs(x - minus - low) < 1e-4, label  # subjects and stimuli resampled
+    assert sorted(t["name"] for t in drawn["bars"]) == ["depth 1", "depth 2", "depth 3"]
+    pairs = page.evaluate(PAIRS, "reference-pairs")
+    assert pairs["labels"] == drawn["order"]  # ranked as the bars
+    index = [evaluation.names.index(label) for label in pairs["labels"]]
+    significant = evaluation.pairwise_p[np.ix_(index, index)] < 0.05
+    np.testing.assert_array_equal(np.nan_to_num(np.abs(np.array(pairs["z"], dtype=float))) == 1, significant)
     lower, upper = compute.noise_ceiling(subjects, "spearman")
     np.testing.assert_allclose(drawn["bands"], [[lower, upper]], atol=1e-9)
 
@@ -60,6 +75,7 @@ def test_an_uploaded_reference_ranks_the_layer_it_was_made_from_first(app_server
     assert (query["models"], query["layers"], len(query["ref"])) == (",".join(MODELS), "default", 64)
     other = page.context.browser.new_context().new_page()  # the shared link, in a fresh browser
     other.goto(page.url)
-    wait_for_figures(other, "reference", ("bars",))
+    wait_for_figures(other, "reference", ("bars", "pairs"))
     assert other.evaluate(BARS, "reference-bars") == drawn
+    assert other.evaluate(PAIRS, "reference-pairs") == pairs
     other.context.close()

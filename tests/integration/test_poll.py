@@ -5,6 +5,8 @@ import time
 import numpy as np
 
 from compute.engine import artifacts
+from dash import no_update
+
 from dashboard import compute_panel, services
 from tests.integration.backends import backend, stimuli, three_models  # noqa: F401 (fixture)
 
@@ -28,14 +30,39 @@ def test_a_stored_target_without_a_record_is_drawn_and_a_lost_one_is_recomputed(
     assert backend.status(stored.key)["state"] == "missing"  # no job record…
     assert backend.spec_status(stored)["state"] == "done"  # …but the artifact is there
     job = {"values": [], "selection": None}
-    figure, _, stop = compute_panel.poll(job, 1, _draw, _plan_of(stored))
+    figure, _, stop, _ = compute_panel.poll(job, 1, _draw, _plan_of(stored))
     assert figure == 0.0 and stop
 
     lost = artifacts.rdm_spec(second, stimuli(), method="euclidean")  # never submitted
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        figure, _, stop = compute_panel.poll(job, 1, _draw, _plan_of(lost))
+        figure, _, stop, _ = compute_panel.poll(job, 1, _draw, _plan_of(lost))
         if stop:
             break
         time.sleep(0.3)
     assert stop and figure > 0  # asked for again by the poll, computed and drawn
+
+
+def test_a_view_is_drawn_early_from_its_first_targets_once_while_the_others_run(backend, monkeypatch):  # noqa: F811
+    """Point estimates before their intervals: with ``early`` targets done and another running,
+    the poll draws from the early ones once (the marker then says so) and keeps polling; when
+    all are done it draws from all."""
+    monkeypatch.setattr(services, "backend", lambda: backend)
+    first, second = three_models()[:2]
+    quick = artifacts.rdm_spec(first, stimuli(), method="euclidean")
+    n = len(stimuli())
+    backend.store.put(quick.kind, quick.key, np.ones(n * (n - 1) // 2, dtype=np.float32), {})
+    slow = artifacts.rdm_spec(second, stimuli(), method="correlation")
+    plan = lambda selection: ({"quick": quick, "slow": slow}, ["quick", "slow"], {}, None)  # noqa: E731
+    draw = lambda context, arrays: (sorted(arrays),)  # noqa: E731
+    job = {"values": [], "selection": None}
+    drawn, _, stop, marker = compute_panel.poll(job, 1, draw, plan, early=("quick",))
+    assert (drawn, stop, marker) == (["quick"], False, quick.key)  # the slow one was submitted, not done
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        drawn, _, stop, after = compute_panel.poll(job, 1, draw, plan, early=("quick",), drawn=marker)
+        if stop:
+            break
+        assert drawn is no_update and after is no_update  # drawn early once, not at every tick
+        time.sleep(0.3)
+    assert stop and drawn == ["quick", "slow"] and after is None
