@@ -148,6 +148,7 @@ def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_
     comparison without a batched bootstrap the per-candidate fit), for the controls' values; with
     no reference chosen, nothing to compute (the figure asks for an upload)."""
     candidates = list(candidates or []) if isinstance(candidates, (list, type(None))) else [candidates]
+    show, score = show or DEFAULTS["show"], score or DEFAULTS["score"]  # a control not sent: its default
     view = {"ref": reference or "", "rdm": rdm_method, "compare": compare_method, "layers": layers,
             "boot": str(n_boot), "cand": ",".join(map(str, candidates)), "show": show, "score": score}
     url_codec.check(view, CHOICES)  # a crafted request asking n_boot=20000 is refused

@@ -37,9 +37,9 @@ def post(client, dependency, values: dict) -> dict:
 
 
 def fits(services) -> list[int]:
-    """The n_boot of every reference fit the backend has a job record of."""
+    """The n_boot of every reference fit and evaluation the backend has a job record of."""
     return sorted(record["spec"]["params"]["n_boot"] for _, record in services.backend().records.items()
-                  if record["kind"] == "reference_fit")
+                  if record["kind"] in ("reference_fit", "reference_eval"))
 
 
 def test_crafted_values_and_job_stores_run_nothing_beyond_the_view(app_client):
@@ -84,7 +84,7 @@ def test_crafted_values_and_job_stores_run_nothing_beyond_the_view(app_client):
     assert "confirm" in job and job["values"][4] == "1000", job  # ref, rdm, compare, layers, boot, cand
     started = post(client, compute, {f"{PREFIX}-compute.n_clicks": 1, f"{PREFIX}-job.data": job})
     assert "error" not in started[f"{PREFIX}-job"]["data"], started
-    assert fits(services) == [1000]
+    assert fits(services) == [0, 1000]  # the point estimates, and the evaluation with its bootstrap
     for key, record in services.backend().records.items():
         services.backend().cancel(key)
     assert reference.BOOT_CHOICES == ("0", "100", "1000")

@@ -17,7 +17,7 @@ MODELS = (TARGET, "mlp-w16-s0-e25")
 BARS = """id => {
   const el = document.querySelector('#' + id + ' .js-plotly-plot');
   return {bars: el._fullData.map(t => ({name: t.name, y: Array.from(t.y), x: Array.from(t.x),
-                                        plus: Array.from(t.error_x.array), minus: Array.from(t.error_x.arrayminus)})),
+                                        plus: Array.from(t.error_x.array || []), minus: Array.from(t.error_x.arrayminus || [])})),
           order: Array.from(el._fullLayout.yaxis.categoryarray),
           bands: el._fullLayout.shapes.map(s => [s.x0, s.x1])};
 }"""

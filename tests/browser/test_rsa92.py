@@ -14,7 +14,7 @@ from compute.sources.activations import extract
 from compute.sources.layers import list_layers
 from compute.sources.models import load_model, register_model
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import choose, running_app
+from tests.browser.support import choose, running_app, wait_for_figures
 from tests.browser.test_reference_view import BARS
 from tests.unit.test_matlab_rdms import DATA, needs_data
 
@@ -64,6 +64,7 @@ def test_rank_networks_and_monkey_it_against_human_it(zoo_dir, tmp_path, page, m
             page.click("#reference-compute")
         page.wait_for_function(f"() => ({BAR_LABELS})('reference-bars').includes('92_modelRDMs · monkeyIT')",
                                timeout=300_000)
+        wait_for_figures(page, "reference", ("bars", "pairs"), timeout=300_000)  # the bootstrap drawn too
         assert page.query_selector("#reference-progress .status-failed") is None
         drawn = page.evaluate(BARS, "reference-bars")
         page.goto("about:blank")  # no poll left running when the app stops
