@@ -23,11 +23,13 @@ def labelled_heatmap(
     hover_label: str = "dissimilarity",
     zrange: tuple[float, float] | None = None,
     annotate: bool = False,
+    x_title: str = "",
+    y_title: str = "",
 ) -> go.Figure:
     """A heatmap of ``matrix`` (rows x columns) with labelled axes, row 0 at the top.
 
     ``zrange`` fixes the colour scale (e.g. a measure's range); ``annotate`` writes each value
-    in its cell (for small grids).
+    in its cell (for small grids); ``x_title``/``y_title`` name what the columns and rows are.
     """
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or matrix.shape != (len(row_labels), len(column_labels)):
@@ -50,8 +52,9 @@ def labelled_heatmap(
     figure.update_layout(
         title=title,
         yaxis={"autorange": "reversed", "showticklabels": len(row_labels) <= 40, "type": "category",
-               "showgrid": False},
-        xaxis={"showticklabels": len(column_labels) <= 40, "type": "category", "showgrid": False},
+               "showgrid": False, "title": {"text": y_title}},
+        xaxis={"showticklabels": len(column_labels) <= 40, "type": "category", "showgrid": False,
+               "title": {"text": x_title}},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},
         template="plotly_white",
     )
@@ -185,7 +188,8 @@ def rdm_heatmap(
             hovertemplate="stimulus %{y:.0f} × %{x:.0f}<br>dissimilarity: %{z:.4f}<extra></extra>",
         )
     )
-    axis = {"tickmode": "array", "tickvals": ticks, "ticktext": names, "showgrid": False, "zeroline": False}
+    axis = {"tickmode": "array", "tickvals": ticks, "ticktext": names, "showgrid": False, "zeroline": False,
+            "title": {"text": "stimulus (sorted by class)"}}
     figure.update_layout(
         title=title,
         shapes=boundary_lines(starts, len(labels)),

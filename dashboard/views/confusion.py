@@ -15,7 +15,7 @@ from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import labelled_heatmap, sorted_heatmap
 from dashboard.selection import Selection, best_model, need_models
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import RDM_CHOICES
+from dashboard.view_parts.choices import RDM_CHOICES, rdm_scale_title
 from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
 from dashboard.widgets import dropdown, figure_slot, model_dropdown
 
@@ -46,13 +46,16 @@ def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 100
 def figures(stimuli, arrays: dict, view: dict, max_side: int = 1000):
     """The class-sorted input RDM, then one confusion heatmap per k in ``TOP_K``."""
     heatmap = sorted_heatmap(stimuli, arrays["blocks"], max_side,
-                             f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer</sup>", view["rdm"])
+                             f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer</sup>",
+                             rdm_scale_title(view["rdm"]))
     classes = [str(name) for name in stimuli.class_names]
     confusions = tuple(
         labelled_heatmap(arrays[f"top{k}"], classes, classes,
                          title=f"Top-{k} confusion (rows: true class)<br><sup>{view['model']}</sup>",
-                         colorbar_title="fraction", hover_label=f"fraction in top {k}", zrange=(0.0, 1.0),
-                         annotate=len(classes) <= 20)
+                         colorbar_title="share of the true class's stimuli<br>" + (
+                             "predicted as this class" if k == 1 else f"with this class in their top {k}"),
+                         hover_label=f"fraction in top {k}", zrange=(0.0, 1.0),
+                         annotate=len(classes) <= 20, x_title="predicted class", y_title="true class")
         for k in TOP_K
     )
     return (heatmap, *confusions)

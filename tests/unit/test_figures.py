@@ -166,3 +166,25 @@ def test_the_model_map_shows_accuracy_in_percent():
     models = [SimpleNamespace(name=f"m{i}", architecture="cnn", accuracy=a, tags={}) for i, a in enumerate((0.5, 0.9))]
     bar = models_scatter(models, np.zeros((2, 2)), "map").data[0].marker.colorbar
     assert bar.tickformat == ".0%" and "%" in bar.title.text and "higher is better" in bar.title.text
+
+
+def test_confusion_and_input_rdm_figures_say_what_their_axes_and_colours_are():
+    """Axes titled ("true class" / "predicted class", stimuli sorted by class) and colour bars in
+    words with their direction, not a method's code name (issue 19)."""
+    from dashboard.views import confusion, input_rdm
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 4)
+    stimuli = type("Stimuli", (), {"labels": labels, "class_names": ["a", "b", "c"],
+                                   "ids": [str(i) for i in range(12)], "__len__": lambda self: 12})()
+    blocks = rng.random((12, 12))
+    arrays = {"blocks": blocks, **{f"top{k}": rng.random((3, 3)) for k in confusion.TOP_K}}
+    rdm, *confusions = confusion.figures(stimuli, arrays, {"rdm": "correlation", "model": "m"})
+    assert rdm.data[0].colorbar.title.text == "1 - Pearson correlation<br>(dissimilarity: higher = more different)"
+    assert rdm.layout.xaxis.title.text == rdm.layout.yaxis.title.text == "stimulus (sorted by class)"
+    for k, figure in zip(confusion.TOP_K, confusions):
+        assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("predicted class", "true class")
+        assert figure.data[0].colorbar.title.text.startswith("share of the true class's stimuli")
+    heatmap, _ = input_rdm.figures(stimuli, blocks, rng.random((12, 2)),
+                                   {"rdm": "euclidean", "model": "m", "layer": "fc", "mds": "classical"})
+    assert heatmap.data[0].colorbar.title.text.startswith("Euclidean distance<br>(dissimilarity")
