@@ -17,6 +17,14 @@ directions, one the transpose of the other).
   all Y units (the one minimising the summed GCV error). GCV rather than exact leave-one-out:
   from one SVD of the training X per fold every alpha's error is O(rank) once U'Y is formed,
   where exact leave-one-out costs an N x D_y product per alpha.
+
+  Cost, for a layer grid: each layer is centred once with its stimuli in fold order, and as a
+  predictor its folds are factorised once (the eigenvectors of each training Gram matrix,
+  formed as the whole Gram less the fold's; on the GPU when the layer is there). A pair then
+  costs about (2 N + folds x D_x) D_x D_y multiply-adds in GEMMs: X_c'Y_c per test fold, U'Y_c
+  as one rotation per fold, the held-out predictions. The per-fold eigendecompositions
+  (folds x D_x^3, LAPACK on one host thread) are the floor: at N = 2,000 and widths 64-1,024
+  they alone take ~10x a linear-CKA grid of the same layers.
 - ``pls_r``: PLS regression (PLS2, NIPALS with regression deflation as scikit-learn's
   ``PLSRegression(scale=False)``, Brain-Score's choice), ``components`` (default 25) clipped to
   the training data's rank; each weight vector is the exact leading singular vector of X_k'Y_k
