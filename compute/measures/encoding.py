@@ -136,7 +136,7 @@ class _Layer:
 
     def target(self) -> _Target:
         if self._target is None:
-            Y = self.Xc.index_select(1, self.live)
+            Y = self.Xc if len(self.live) == self.Xc.shape[1] else self.Xc.index_select(1, self.live)
             means = self.training_means(self.sums.index_select(1, self.live))
             squares = torch.stack([Y[a:b].square().sum(dim=0, dtype=torch.float64) for a, b in self.bounds])
             self._target = _Target(Y, means, squares)
