@@ -81,7 +81,8 @@ class _Fold:
     centred at its mean, ``P`` (test x r) the test X centred at the same mean on the right
     singular vectors, and what forms U'Y_c. When D < N_train: ``Vs`` (D x r) the right
     singular vectors over ``s`` and ``mean`` (D,) the training mean of X_c, so that
-    U'Y_c = Vs' (X_c'Y_c over the training rows - N_train mean m_Y'). When wider: ``U`` (N_train x r) the left singular vectors and ``u_sum`` = U'1."""
+    U'Y_c = Vs' (X_c'Y_c over the training rows - N_train mean m_Y'). When wider: ``U``
+    (N_train x r) the left singular vectors and ``u_sum`` = U'1."""
 
     start: int
     stop: int
@@ -234,7 +235,8 @@ def _ridge_r(a: _Layer, b: _Layer) -> torch.Tensor:
     folds = a.folds()
     alphas = a.scale * 10.0 ** _GRID_EXPONENTS
     # X_c'Y_c of each test fold (N D_x D_y in all); a training set's is their sum less its own.
-    crosses = [crossprod(a.Xc[f.start:f.stop], t.Y[f.start:f.stop]) for f in folds] if any(f.Vs is not None for f in folds) else []
+    tall = any(f.Vs is not None for f in folds)
+    crosses = [crossprod(a.Xc[f.start:f.stop], t.Y[f.start:f.stop]) for f in folds] if tall else []
     whole = sum(crosses)
     predicted = torch.empty((n, t.Y.shape[1]), dtype=dtype, device=t.Y.device)
     squares = t.squares.sum(dim=1).cpu().numpy()
