@@ -17,10 +17,19 @@ directions, one the transpose of the other).
   all Y units (the one minimising the summed GCV error). GCV rather than exact leave-one-out:
   from one SVD of the training X per fold every alpha's error is O(rank) once U'Y is formed,
   where exact leave-one-out costs an N x D_y product per alpha.
+
+  Cost, for a layer grid: each layer is centred once with its stimuli in fold order, and as a
+  predictor its folds are factorised once (the eigenvectors of each training Gram matrix,
+  formed as the whole Gram less the fold's; on the GPU when the layer is there). A pair then
+  costs about (2 N + folds x D_x) D_x D_y multiply-adds in GEMMs: X_c'Y_c per test fold, U'Y_c
+  as one rotation per fold, the held-out predictions. The per-fold eigendecompositions
+  (folds x D_x^3, LAPACK on one host thread) are the floor: at N = 2,000 and widths 64-1,024
+  they alone take ~10x a linear-CKA grid of the same layers.
 - ``pls_r``: PLS regression (PLS2, NIPALS with regression deflation as scikit-learn's
   ``PLSRegression(scale=False)``, Brain-Score's choice), ``components`` (default 25) clipped to
   the training data's rank; each weight vector is the exact leading singular vector of X_k'Y_k
-  (power iteration run to 1e-12).
+  (from the eigenvectors of the smaller side of its Gram when either width is at most 512, else
+  power iteration run to 1e-12).
 
 Folds: a permutation of the stimuli by ``numpy.random.default_rng(seed)`` cut into ``folds``
 contiguous parts, the first N mod folds of them one longer (``fold_indices``). Y units constant
@@ -35,11 +44,14 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from compute.measures.numerics import centre_columns, crossprod_float64, gram_float64
+from compute.measures.numerics import centre_columns, crossprod, crossprod_float64, gram_float64
 
 _GRID_EXPONENTS = np.arange(-6.0, 7.0)
 _POWER_TOL = 1e-12
 _POWER_ITERATIONS = 10_000
+# Widest Gram of X_k'Y_k solved exactly for the PLS weights (cheaper than power iteration, which
+# crawls where the leading singular values are close: 2 s a fit on SVHN's 100 x 40 layers).
+_EXACT_WIDTH = 512
 
 
 def fold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
@@ -65,34 +77,71 @@ def check_options(measure: str, options: dict, n: int) -> None:
 
 @dataclass
 class _Fold:
-    """One training set's factors for ridge: U (train x r, the left singular vectors of the
-    centred training X), s (r,) its singular values, P (test x r) the centred test X on the
-    right singular vectors."""
+    """One training set's ridge factors: ``s`` (r,) the singular values of the training X
+    centred at its mean, ``P`` (test x r) the test X centred at the same mean on the right
+    singular vectors, and what forms U'Y_c. When D < N_train: ``Vs`` (D x r) the right
+    singular vectors over ``s`` and ``mean`` (D,) the training mean of X_c, so that
+    U'Y_c = Vs' (X_c'Y_c over the training rows - N_train mean m_Y'). When wider: ``U``
+    (N_train x r) the left singular vectors and ``u_sum`` = U'1."""
 
-    train: np.ndarray
-    test: np.ndarray
-    U: torch.Tensor
+    start: int
+    stop: int
     s: torch.Tensor
     P: torch.Tensor
+    Vs: torch.Tensor | None = None
+    mean: torch.Tensor | None = None
+    U: torch.Tensor | None = None
+    u_sum: torch.Tensor | None = None
+
+
+@dataclass
+class _Target:
+    """A layer as the predicted side: ``Y`` (N x D_y) its live units centred, in fold order;
+    per fold the training means ``means`` (folds x D_y, float64) and sums of squares about the
+    whole mean ``squares`` (folds x D_y, float64)."""
+
+    Y: torch.Tensor
+    means: torch.Tensor
+    squares: torch.Tensor
 
 
 @dataclass
 class _Layer:
-    """One layer in either role: ``X`` the data (as predictor, its folds are factorised on
-    first use and kept), ``live`` the units that vary (as the predicted side)."""
+    """One layer in either role. ``X`` the data; for ``ridge_r`` also ``Xc`` (N x D) X minus its
+    column means with the stimuli in fold order (fold k the rows ``bounds[k]``) and ``sums``
+    (folds x D, float64) each fold's column sums of ``Xc``. As predictor its folds are
+    factorised on first use and kept (once per layer in a grid); ``live`` the units that vary
+    (those predicted)."""
 
     X: torch.Tensor
     measure: str
     options: dict
     live: torch.Tensor
     scale: float
+    Xc: torch.Tensor | None = None
+    bounds: list = field(default_factory=list)
+    sums: torch.Tensor | None = None
     _folds: list = field(default_factory=list)
+    _target: _Target | None = None
+
+    def training_means(self, sums: torch.Tensor) -> torch.Tensor:
+        """Each fold's training mean (folds x D, float64) from fold column sums."""
+        n = self.Xc.shape[0]
+        sizes = torch.tensor([n - (b - a) for a, b in self.bounds], dtype=torch.float64, device=sums.device)
+        return (sums.sum(dim=0) - sums) / sizes[:, None]
 
     def folds(self) -> list[_Fold]:
         if not self._folds:
-            parts = fold_indices(self.X.shape[0], int(self.options["folds"]), int(self.options["seed"]))
-            self._folds = [_factor(self.X, part) for part in parts]
+            self._folds = _factor_folds(self)
         return self._folds
+
+    def target(self) -> _Target:
+        if self._target is None:
+            Y = self.Xc if len(self.live) == self.Xc.shape[1] else self.Xc.index_select(1, self.live)
+            means = self.training_means(self.sums.index_select(1, self.live))
+            squares = torch.stack([Y[a:b].square().sum(dim=0, dtype=torch.float64) for a, b in self.bounds])
+            self._target = _Target(Y, means, squares)
+        return self._target
 
 
 def _rank_cut(n: int, d: int, dtype: torch.dtype) -> float:
@@ -105,36 +154,52 @@ def _split(n: int, test: np.ndarray, device) -> tuple[np.ndarray, torch.Tensor, 
     return train, torch.from_numpy(train).to(device), torch.from_numpy(test).to(device)
 
 
-def _factor(X: torch.Tensor, test: np.ndarray) -> _Fold:
-    """The SVD of the training X centred by its mean (or of its Gram matrix when D >= N_train),
-    and the test X projected on its right singular vectors."""
-    n, d = X.shape
-    train, tr, te = _split(n, test, X.device)
-    Xtr, mean = centre_columns(X.index_select(0, tr), return_mean=True)
-    Xte = X.index_select(0, te) - torch.from_numpy(mean).to(X)
-    cut = _rank_cut(len(train), d, X.dtype)
-    wide = d >= len(train)
-    G = gram_float64(Xtr.T if wide else Xtr).cpu().numpy()
-    if wide:
+def _eigen(G: torch.Tensor, cut: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (descending) and eigenvectors of the float64 Gram matrix ``G`` above what an
+    eigensolver resolves (N eps64 of the largest, and ``cut`` squared): every alpha of the grid
+    shrinks the rest to nothing anyway. On the host one float64 LAPACK call (a float64 SVD of
+    the N x D data took 50 s at 1,600 x 1,024 on a shared core); on a GPU, torch's."""
+    floor = max(cut * cut, max(G.shape) * np.finfo(np.float64).eps)
+    if G.device.type == "cpu":
+        values, vectors = scipy.linalg.eigh(G.numpy(), driver="evd", check_finite=False)
+        kept = int((values > floor * values[-1]).sum())
+        return (torch.from_numpy(values[::-1][:kept].copy()),
+                torch.from_numpy(np.ascontiguousarray(vectors[:, ::-1][:, :kept])))
+    values, vectors = torch.linalg.eigh(G)
+    values, vectors = values.flip(0), vectors.flip(1)
+    kept = values > floor * values[0]
+    return values[kept], vectors[:, kept]
+
+
+def _factor_folds(layer: _Layer) -> list[_Fold]:
+    """Every fold's factors from one pass over the layer: when D < N_train the eigenvectors of
+    the training Gram matrix, formed as the whole Gram minus the test fold's (the fold Grams
+    add up to the whole, so the N D^2 products are formed once, not once per fold); when D is
+    wider, of the training stimuli's Gram matrix."""
+    Xc, dtype = layer.Xc, layer.Xc.dtype
+    n, d = Xc.shape
+    grams = [gram_float64(Xc[a:b]) for a, b in layer.bounds] if any(d < n - (b - a) for a, b in layer.bounds) else []
+    whole = sum(grams)
+    folds = []
+    for k, ((a, b), mean) in enumerate(zip(layer.bounds, layer.training_means(layer.sums))):
+        n_train = n - (b - a)
+        cut = _rank_cut(n_train, d, dtype)
+        Xte = Xc[a:b] - mean.to(dtype)
+        if d < n_train:
+            values, vectors = _eigen(whole - grams[k] - n_train * torch.outer(mean, mean), cut)
+            s = values.sqrt()
+            folds.append(_Fold(a, b, s, Xte @ vectors.to(dtype), Vs=(vectors / s).to(dtype), mean=mean.to(dtype)))
+            continue
+        Xtr = torch.cat([Xc[:a], Xc[b:]]) - mean.to(dtype)
+        G = gram_float64(Xtr.T)
         # Centred again in float64: the float32 centring leaves a rounding direction along the
         # ones vector whose eigenvalue (eps-relative, from the float32 products) passes the cut.
-        means = G.mean(axis=0)
-        G = G - means[None, :] - means[:, None] + means.mean()
-    # The eigenvectors of the smaller Gram matrix (one float64 LAPACK call on the host: a float64
-    # SVD of the N x D data took 50 s at 1,600 x 1,024 on a shared core). Directions below what
-    # an eigensolver resolves (N eps64 of the largest eigenvalue) are dropped: every alpha of
-    # the grid shrinks them to nothing anyway.
-    values, vectors = scipy.linalg.eigh(G, driver="evd", check_finite=False)
-    values, vectors = values[::-1], vectors[:, ::-1]
-    kept = values > max(cut * cut, max(G.shape) * np.finfo(np.float64).eps) * values[0]
-    s = torch.from_numpy(np.sqrt(values[kept])).to(X.device)
-    vectors = torch.from_numpy(np.ascontiguousarray(vectors[:, kept])).to(X.device)
-    if wide:
-        U, P = vectors, crossprod_float64(Xte.T, Xtr.T) @ vectors / s
-    else:
-        right = (vectors / s).to(X.dtype)  # V S^-1
-        U, P = Xtr @ right, (Xte @ vectors.to(X.dtype)).to(torch.float64)
-    return _Fold(train, test, U.to(X.dtype), s, P.to(X.dtype))
+        means = G.mean(dim=0)
+        values, vectors = _eigen(G - means[None, :] - means[:, None] + means.mean(), cut)
+        s = values.sqrt()
+        P = crossprod_float64(Xte.T, Xtr.T) @ vectors / s
+        folds.append(_Fold(a, b, s, P.to(dtype), U=vectors.to(dtype), u_sum=vectors.sum(dim=0)))
+    return folds
 
 
 def prepare_encoding(X: torch.Tensor, measure: str, options: dict) -> _Layer:
@@ -145,31 +210,69 @@ def prepare_encoding(X: torch.Tensor, measure: str, options: dict) -> _Layer:
     squares = Xc.square().sum(dim=0, dtype=torch.float64).cpu().numpy()
     live = np.sqrt(squares / n) > 8 * torch.finfo(X.dtype).eps * np.abs(mean)
     scale = float(squares.sum()) / min(n, max(int(live.sum()), 1))
-    return _Layer(X, measure, dict(options), torch.from_numpy(np.flatnonzero(live)).to(X.device), scale)
+    layer = _Layer(X, measure, dict(options), torch.from_numpy(np.flatnonzero(live)).to(X.device), scale)
+    if measure == "ridge_r":
+        parts = fold_indices(n, int(options["folds"]), int(options["seed"]))
+        stops = np.cumsum([len(part) for part in parts])
+        layer.bounds = [(int(stop - len(part)), int(stop)) for part, stop in zip(parts, stops)]
+        layer.Xc = Xc.index_select(0, torch.from_numpy(np.concatenate(parts)).to(X.device))
+        layer.sums = torch.stack([layer.Xc[a:b].sum(dim=0, dtype=torch.float64) for a, b in layer.bounds])
+    return layer
 
 
-def _ridge_fold(fold: _Fold, Y: torch.Tensor, alphas: np.ndarray) -> torch.Tensor:
-    """Held-out predictions of the test stimuli (test x D_y) with the GCV-chosen alpha."""
-    tr = torch.from_numpy(fold.train).to(Y.device)
-    Ytr, mean = centre_columns(Y.index_select(0, tr), return_mean=True)
-    B = crossprod_float64(fold.U, Ytr)  # (r, D_y) float64
-    total = float(Ytr.square().sum(dtype=torch.float64))
-    energy = B.square().sum(dim=1).cpu().numpy()
-    # Y's part outside X's column space; rounding when X spans it all (D >= N_train - 1), where
-    # it would swamp the GCV errors of the smallest alphas (both tend to 0 there).
-    outside = total - energy.sum()
-    outside = outside if outside > _rank_cut(len(fold.train), Y.shape[1], Y.dtype) * total else 0.0
-    s2 = fold.s.square().cpu().numpy()
-    shrink = s2[None, :] / (s2[None, :] + alphas[:, None])  # (alphas, r): f_k
-    residual = outside + ((1 - shrink) ** 2 * energy).sum(axis=1)  # ||(I - H) Y_c||^2
-    dof = (1 + shrink.sum(axis=1)) / len(fold.train)  # the intercept's 1 included
-    best = int(np.argmin(residual / (1 - dof) ** 2))
-    gain = fold.s / (fold.s.square() + alphas[best])
-    return (fold.P @ (gain[:, None] * B).to(fold.P.dtype)).to(torch.float64) + torch.from_numpy(mean).to(Y.device)
+def _train_cross(fold: _Fold, Y: torch.Tensor) -> torch.Tensor:
+    """U'Y over the training rows (all but the fold's), float64."""
+    parts = [(fold.U[:fold.start], Y[:fold.start]), (fold.U[fold.start:], Y[fold.stop:])]
+    return sum(crossprod_float64(U, Z) for U, Z in parts if len(U))
+
+
+def _ridge_r(a: _Layer, b: _Layer) -> torch.Tensor:
+    """Held-out predictions (N x D_y, fold order, about Y's mean) of ``b``'s live units from
+    ``a``, each fold's alpha chosen by GCV on its training set: a few GEMMs per fold, the whole
+    alpha grid scored at once from U'Y_c's row energies."""
+    t = b.target()
+    n, dtype = t.Y.shape[0], t.Y.dtype
+    folds = a.folds()
+    alphas = a.scale * 10.0 ** _GRID_EXPONENTS
+    # X_c'Y_c of each test fold (N D_x D_y in all); a training set's is their sum less its own.
+    tall = any(f.Vs is not None for f in folds)
+    crosses = [crossprod(a.Xc[f.start:f.stop], t.Y[f.start:f.stop]) for f in folds] if tall else []
+    whole = sum(crosses)
+    predicted = torch.empty((n, t.Y.shape[1]), dtype=dtype, device=t.Y.device)
+    squares = t.squares.sum(dim=1).cpu().numpy()
+    for k, fold in enumerate(folds):
+        n_train = n - (fold.stop - fold.start)
+        if fold.Vs is not None:
+            B = fold.Vs.T @ (whole - crosses[k]).addr_(fold.mean, t.means[k].to(dtype), alpha=-n_train)
+        else:
+            B = (_train_cross(fold, t.Y) - torch.outer(fold.u_sum, t.means[k])).to(dtype)
+        total = squares.sum() - squares[k] - n_train * float(t.means[k].square().sum())
+        energy = torch.linalg.vector_norm(B, dim=1).cpu().numpy().astype(np.float64) ** 2
+        # Y's part outside X's column space; rounding when X spans it all (D >= N_train - 1), where
+        # it would swamp the GCV errors of the smallest alphas (both tend to 0 there).
+        outside = total - energy.sum()
+        outside = outside if outside > _rank_cut(n_train, t.Y.shape[1], dtype) * total else 0.0
+        s2 = fold.s.square().cpu().numpy()
+        shrink = s2[None, :] / (s2[None, :] + alphas[:, None])  # (alphas, r): f_k
+        residual = outside + ((1 - shrink) ** 2 * energy).sum(axis=1)  # ||(I - H) Y_c||^2
+        dof = (1 + shrink.sum(axis=1)) / n_train  # the intercept's 1 included
+        best = int(np.argmin(residual / (1 - dof) ** 2))
+        gain = (fold.s / (fold.s.square() + alphas[best])).to(dtype)
+        torch.addmm(t.means[k].to(dtype), fold.P * gain, B, out=predicted[fold.start:fold.stop])
+    return predicted
 
 
 def _leading_left(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """The leading left singular vector of X'Y by power iteration on X'Y Y'X (never formed)."""
+    """The leading left singular vector of X'Y: from the eigenvectors of the smaller of (X'Y)'(X'Y)
+    and (X'Y)(X'Y)' when it is at most ``_EXACT_WIDTH`` wide, else by power iteration on
+    X'Y Y'X (never formed)."""
+    if min(X.shape[1], Y.shape[1]) <= _EXACT_WIDTH:
+        M = X.T @ Y
+        if M.shape[1] < M.shape[0]:
+            w = M @ torch.linalg.eigh(M.T @ M).eigenvectors[:, -1]
+        else:
+            w = torch.linalg.eigh(M @ M.T).eigenvectors[:, -1]
+        return w / torch.linalg.vector_norm(w)
     start = int(torch.argmax(Y.square().sum(dim=0)))
     w = X.T @ Y[:, start]
     w = w / torch.linalg.vector_norm(w)
@@ -215,11 +318,13 @@ def _pls_fold(X: torch.Tensor, test: np.ndarray, Y: torch.Tensor, components: in
 
 
 def _median_r(predicted: torch.Tensor, Y: torch.Tensor) -> float:
-    """Median over Y's units of the Pearson r between predictions and responses (float64)."""
+    """Median over Y's units of the Pearson r between predictions and responses, summed in
+    their dtype (torch's cascaded sums: float32 data keep float32 accuracy)."""
     p = predicted - predicted.mean(dim=0)
     y = Y - Y.mean(dim=0)
-    norms = torch.linalg.vector_norm(p, dim=0) * torch.linalg.vector_norm(y, dim=0)
-    r = torch.where(norms > 0, (p * y).sum(dim=0) / norms.clamp(min=np.finfo(np.float64).tiny), 0.0)
+    norms = (torch.linalg.vector_norm(p, dim=0) * torch.linalg.vector_norm(y, dim=0)).to(torch.float64)
+    dots = (p * y).sum(dim=0).to(torch.float64)
+    r = torch.where(norms > 0, dots / norms.clamp(min=np.finfo(np.float64).tiny), 0.0)
     return float(np.median(r.cpu().numpy()))
 
 
@@ -227,15 +332,12 @@ def pair_encoding(measure: str, a: _Layer, b: _Layer, options: dict) -> float:
     """How well layer ``a`` predicts layer ``b`` (held-out median Pearson r)."""
     if b.live.numel() == 0:
         raise ValueError(f"{measure}: every unit of the predicted layer is constant; nothing to predict")
+    if measure == "ridge_r":
+        return _median_r(_ridge_r(a, b), b.target().Y)
     Y = b.X.index_select(1, b.live)
     n = Y.shape[0]
     predicted = torch.empty((n, Y.shape[1]), dtype=torch.float64, device=Y.device)
-    if measure == "ridge_r":
-        alphas = a.scale * 10.0 ** _GRID_EXPONENTS
-        for fold in a.folds():
-            predicted[torch.from_numpy(fold.test).to(Y.device)] = _ridge_fold(fold, Y, alphas)
-    else:
-        components = int(options["components"])
-        for test in fold_indices(n, int(options["folds"]), int(options["seed"])):
-            predicted[torch.from_numpy(test).to(Y.device)] = _pls_fold(a.X, test, Y, components)
+    components = int(options["components"])
+    for test in fold_indices(n, int(options["folds"]), int(options["seed"])):
+        predicted[torch.from_numpy(test).to(Y.device)] = _pls_fold(a.X, test, Y, components)
     return _median_r(predicted, Y.to(torch.float64))

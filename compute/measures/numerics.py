@@ -89,6 +89,14 @@ def crossprod_float64(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out) if host else out
 
 
+def crossprod(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``A.T @ B`` in the operands' dtype: one GEMM when the rows fit one block, else
+    ``crossprod_float64`` rounded back (so long reductions still add their blocks in float64)."""
+    if A.shape[0] <= _ROW_BLOCK:
+        return A.T @ B
+    return crossprod_float64(A, B).to(A.dtype)
+
+
 def gram_float64(F: torch.Tensor) -> torch.Tensor:
     """``F.T @ F`` (D x D, float64, for F of N x D) from the column blocks on and above the
     diagonal of the product.

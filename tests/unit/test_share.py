@@ -52,6 +52,35 @@ def test_show_code_reproduces_the_view_s_numbers(name, zoo_dir, tmp_path):
         np.testing.assert_allclose(got, stored, rtol=1e-4, atol=1e-4, err_msg=f"{name}: {array_name}")
 
 
+NEW_MEASURES = ("mutual_knn", "jaccard_knn", "cknna", "ridge_r", "pls_r", "shape_alpha", "permutation",
+                "dcor", "linear_reg", "cca_rho_top")  # issue 17's
+
+
+def test_the_layer_grid_snippet_reproduces_each_new_measure_s_grid(zoo_dir, tmp_path):
+    """The layer grid's "Show code" for each of issue 17's measures gives its job's grid. The
+    snippets differ only in their last line (the measure's): the activations are extracted once."""
+    from compute.engine.artifacts import ensure
+    from compute.engine.store import ArtifactStore
+    from dashboard.selection import Selection
+    from dashboard.views import layer_grid
+
+    selection = Selection(names=SNIPPET_MODELS, pooling="avg")
+    store = ArtifactStore(tmp_path / "artifacts")
+    namespace, start = {}, None
+    for measure in NEW_MEASURES:
+        specs, _, context, _ = layer_grid.plan(selection, "mlp-w8-s0-e25", "cnn-w4-s0-e25", measure, "default")
+        head, last = layer_grid.code({**context, "selection": selection.url_params()}).rstrip("\n").rsplit("\n", 1)
+        assert f"measure={measure!r}" in last
+        if start is None:
+            start = head
+            exec(compile(head, "<layer grid snippet>", "exec"), namespace)
+        assert head == start
+        exec(compile(last, f"<{measure} snippet>", "exec"), namespace)
+        ensure(specs["grid"], store)
+        stored = store.get(specs["grid"].kind, specs["grid"].key)[0]
+        np.testing.assert_allclose(namespace["grid"], stored, rtol=1e-4, atol=1e-4, err_msg=measure)
+
+
 def test_archive_holds_each_array_as_npy_and_the_view_state():
     arrays = {"matrix": np.arange(9, dtype=np.float32).reshape(3, 3), "mds": np.ones((3, 2))}
     job = {"context": {"view": {"compare": "pearson"}}, "targets": ["mds"]}
