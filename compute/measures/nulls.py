@@ -35,7 +35,7 @@ from compute.measures.compare import _check_method, _check_not_constant, prepare
 from compute.measures.cka import check_self, from_alignment, prepare_kernel
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import KERNEL_NULL_MEASURES as KERNEL_MEASURES
-from compute.measures.registry import COMPARE_METHODS, MEASURES
+from compute.measures.registry import COMPARE_METHODS, MEASURES, NULL_COMPARE_METHODS
 from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
 from compute.measures.similarity import layer_grid as _plain_grid
 from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
@@ -70,11 +70,6 @@ class ModelRdmNull:
     calibrated: np.ndarray
     null: np.ndarray
     mean_null: np.ndarray
-
-
-# RDM comparisons whose null is batched: prepared rows whose dot products are the comparison
-# (euclidean from the dot products and the norms, which a permutation keeps).
-BATCHED_RDM_METHODS = ("spearman", "pearson", "rho_a", "cosine", *WHITENED, "euclidean")
 
 
 def permutations(n: int, n_perm: int, seed: int) -> np.ndarray:
@@ -217,7 +212,7 @@ def model_rdm_null(rdms: Any, method: str = "spearman", n_perm: int = 1000, seed
     """``compute.model_rdm(rdms, method)`` with each entry's permutation null.
 
     rdms : (M, K) condensed, (M, N, N) square, or a list of M >= 2 RDMs over the same N stimuli.
-    method : one of :data:`BATCHED_RDM_METHODS` (Kendall's taus and manhattan have no batched
+    method : one of :data:`NULL_COMPARE_METHODS` (Kendall's taus and manhattan have no batched
         form and are refused). The null hypothesis of entry (i, j): RDMs i and j are unrelated,
         so the pairing of their stimuli does not matter. Each of ``n_perm`` seeded permutations
         of the N stimuli (the same for every entry, seeded by ``seed`` as
@@ -227,8 +222,8 @@ def model_rdm_null(rdms: Any, method: str = "spearman", n_perm: int = 1000, seed
     """
     _check_count(n_perm)
     _check_method(method)
-    if method not in BATCHED_RDM_METHODS:
-        raise ValueError(f"the model RDM's null is batched only for {', '.join(BATCHED_RDM_METHODS)}; "
+    if method not in NULL_COMPARE_METHODS:
+        raise ValueError(f"the model RDM's null is batched only for {', '.join(NULL_COMPARE_METHODS)}; "
                          f"{method!r} has no batched form: choose one of those, or test single pairs "
                          "with compute.permutation_test")
     V = stack_rdms(rdms, "rdms")
