@@ -218,7 +218,8 @@ def model_rdm_null(rdms: Any, method: str = "spearman", n_perm: int = 1000, seed
         of the N stimuli (the same for every entry, seeded by ``seed`` as
         ``compute.permutation_test``) permutes RDM j's rows and columns for i < j; p, z and
         calibrated are those of ``permutation_test(rdms[i], rdms[j], method)``.
-    dtype : float32 (default) or float64, of the GEMMs (preparing is float64).
+    dtype : float32 (default) or float64, of the GEMMs (preparing is float64; euclidean's are
+        always float64).
     """
     _check_count(n_perm)
     _check_method(method)
@@ -230,6 +231,8 @@ def model_rdm_null(rdms: Any, method: str = "spearman", n_perm: int = 1000, seed
     _check_not_constant(V, method, None)
     m, n = V.shape[0], side_from_length(V.shape[1])
     device, dtype = resolve_device(device), resolve_dtype(dtype)
+    if method == "euclidean":  # the norm trick cancels digits: float64 GEMMs
+        dtype = torch.float64
     P = (V if method == "euclidean" else prepare(V, method)).to(device)
     squares = (P * P).sum(dim=1)
     rows, cols = torch.triu_indices(m, m, 1, device=device)
