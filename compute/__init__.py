@@ -30,6 +30,7 @@ _API = {
     "bootstrap": "compute.measures.stats",
     "permutation_test": "compute.measures.stats",
     "grid_null": "compute.measures.nulls",
+    "model_rdm_null": "compute.measures.nulls",
     "noise_ceiling": "compute.measures.stats",
     "evaluate_models": "compute.measures.evaluation",
     "fdr_bh": "compute.measures.stats",

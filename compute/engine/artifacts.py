@@ -19,7 +19,7 @@ import numpy as np
 
 from compute.engine.kinds import KINDS
 from compute.engine.recipes import Context, check_null
-from compute.measures.registry import DIMENSIONALITY_METHODS
+from compute.measures.registry import DIMENSIONALITY_METHODS, NULL_COMPARE_METHODS
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,18 @@ def model_rdm_spec(model_keys, stimuli, layer="penultimate", pooling="none",
         raise ValueError(f"{len(layers)} layers given for {len(model_keys)} models; give one per model")
     rdms = tuple(rdm_spec(key, stimuli, name, pooling, rdm_method) for key, name in zip(model_keys, layers))
     return Spec("model_rdm", {"method": compare_method}, rdms)
+
+
+def model_rdm_null_spec(matrix: Spec, null: int, seed: int = 0) -> Spec:
+    """A model RDM (``matrix``, from :func:`model_rdm_spec`) with each entry's permutation null:
+    ``null`` (100 or 1000) permutations of the stimuli, seeded by ``seed``; the (7, M, M) stack of
+    recipes.MODEL_NULL_FIELDS. Other counts, and comparisons without a batched null, are refused."""
+    check_null(null, seed)
+    method = matrix.params["method"]
+    if not null or matrix.kind != "model_rdm" or method not in NULL_COMPARE_METHODS:
+        raise ValueError(f"a model RDM's null needs 100 or 1000 permutations and one of "
+                         f"{', '.join(NULL_COMPARE_METHODS)}; got {null!r} permutations of {method!r}")
+    return Spec("model_rdm_null", {"method": method, "null": null, "seed": seed}, matrix.inputs)
 
 
 def mds_spec(matrix_spec: Spec, method: str = "smacof", seed: int = 0) -> Spec:

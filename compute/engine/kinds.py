@@ -113,6 +113,25 @@ def _model_rdm(spec, shapes: list[Shape]) -> Cost:
                 "use fewer stimuli (n_per_class) or fewer models")
 
 
+# A model RDM's null gathers its prepared (M, K) stack once per permutation (about this many
+# FLOPs' time per entry: a column gather, cheaper than a kernel's; measured with the GEMMs at
+# ~0.25 s a permutation for 112 models of N = 500 on two busy cores).
+_RDM_GATHER_FLOPS = 20
+
+
+def _model_rdm_null(spec, shapes: list[Shape]) -> Cost:
+    m, pairs = len(shapes), shapes[0][0]
+    n_perm = spec.params["null"]
+    side = pairs + (side_from_length(pairs) or 0)  # a whitened vector adds the N diagonal entries
+    held = m * pairs * _F32 + 2 * m * side * _F64 + m * side * _F32 + _NULL_CHUNK * _F32
+    held += (m * m // 2 + m) * n_perm * _F64 + len(recipes.MODEL_NULL_FIELDS) * m * m * _F64
+    flops = 2 * m * m * pairs + m * pairs * math.log2(max(pairs, 2)) + n_perm * (
+        2 * m * m * side + _RDM_GATHER_FLOPS * m * side)
+    return Cost(held, _seconds(flops), (len(recipes.MODEL_NULL_FIELDS), m, m),
+                f"comparing {m} RDMs of {pairs:,} pairs each, with {n_perm:,} permutations of the stimuli for every entry",
+                "use fewer stimuli (n_per_class), fewer models or fewer permutations")
+
+
 def _mds(spec, shapes: list[Shape]) -> Cost:
     shape, = shapes
     p = shape[0] if len(shape) == 2 else side_from_length(shape[0])
@@ -386,6 +405,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda spec, names: f"RDM picture ({spec['params']['max_side']} blocks per side) of "
                              f"{describe(spec['inputs'][0], names)}"),
     Kind("model_rdm", 1, recipes.model_rdm, "gpu", _model_rdm, _describe_model_rdm),
+    Kind("model_rdm_null", 1, recipes.model_rdm_null, "gpu", _model_rdm_null,
+         lambda spec, names: f"{_describe_model_rdm(spec, names)}, null of {spec['params']['null']} permutations"),
     Kind("mds", 1, recipes.mds, "cpu", _mds,
          lambda spec, names: f"mds {spec['params']['method']} of {describe(spec['inputs'][0], names)}"),
     Kind("layer_grid", 4, recipes.layer_grid, "cpu", _layer_grid, _describe_layer_grid),

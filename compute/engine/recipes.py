@@ -24,6 +24,11 @@ GRID_NULL_FIELDS = ("values", "p", "q", "z", "calibrated")
 # cost is bounded whatever spec reaches a worker.
 NULL_PERMUTATIONS = (0, 100, 1000)
 MAX_SEED = 2**32 - 1
+# A model RDM's null stacks these (M x M) arrays: the model RDM, each entry's p, BH q over the
+# entries above the diagonal, z and calibrated (NaN diagonals); then, on their diagonals, each
+# model's chance band: the 2.5 and 97.5 % quantiles of its mean dissimilarity to the others
+# across the permutations' model RDMs.
+MODEL_NULL_FIELDS = ("values", "p", "q", "z", "calibrated", "chance_low", "chance_high")
 
 
 def check_null(n_perm, seed) -> None:
@@ -100,6 +105,26 @@ def model_rdm(spec, inputs, ctx: Context):
     from compute.measures.compare import model_rdm as measure
 
     return measure(np.stack([np.asarray(x) for x in inputs]), method=spec.params["method"]), {}
+
+
+def model_rdm_null(spec, inputs, ctx: Context):
+    """The (7, M, M) stack of :data:`MODEL_NULL_FIELDS` (params ``method``, ``null``, ``seed``)."""
+    from compute.measures.nulls import model_rdm_null as null_of
+    from compute.measures.stats import fdr_bh
+
+    p = spec.params
+    check_null(p["null"], p["seed"])
+    if not p["null"]:
+        raise ValueError("a model RDM's null needs 100 or 1000 permutations, not 0")
+    result = null_of(np.stack([np.asarray(x) for x in inputs]), p["method"], n_perm=p["null"], seed=p["seed"],
+                     should_stop=ctx.should_stop)
+    m = len(inputs)
+    rows, cols = np.triu_indices(m, 1)
+    q = np.full((m, m), np.nan)
+    q[rows, cols] = q[cols, rows] = fdr_bh(result.p[rows, cols])
+    low, high = np.quantile(result.mean_null, [0.025, 0.975], axis=1)
+    stack = np.stack([result.values, result.p, q, result.z, result.calibrated, np.diag(low), np.diag(high)])
+    return stack, {"fields": list(MODEL_NULL_FIELDS), "n_perm": p["null"], "seed": p["seed"]}
 
 
 def mds(spec, inputs, ctx: Context):

@@ -14,6 +14,12 @@ seeded permutation and recomputes the measure. A score is then reported with its
 Kernel measures (linear, debiased and RBF CKA, RV, RV2, distance correlation) permute each Y layer's centred kernel
 once per permutation and meet every X layer in one GEMM (a grid's cells share each side's work);
 the others recompute Y's prepared side per permutation.
+
+The model RDM's null (:func:`model_rdm_null`) is the same for RDM comparisons: the stimuli of the
+second RDM of each pair are permuted (its rows and columns together), as
+``compute.permutation_test`` does. Each RDM is prepared once (ranked, centred and normalised, or
+whitened); a stimulus permutation is then an index map on the condensed entries, and one gather
+of the whole (M, K) stack and one (M x K)(K x M) GEMM give every pair's null sample.
 """
 from __future__ import annotations
 
@@ -24,13 +30,16 @@ import numpy as np
 import torch
 
 from compute.errors import stop_if_asked
+from compute.measures.condensed import side_from_length
+from compute.measures.compare import _check_method, _check_not_constant, prepare, stack_rdms
 from compute.measures.cka import check_self, from_alignment, prepare_kernel
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import KERNEL_NULL_MEASURES as KERNEL_MEASURES
-from compute.measures.registry import MEASURES
+from compute.measures.registry import COMPARE_METHODS, MEASURES, NULL_COMPARE_METHODS
 from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
 from compute.measures.similarity import layer_grid as _plain_grid
 from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
+from compute.measures.whitened import WHITENED
 
 _CHUNK_ELEMENTS = 1 << 24
 
@@ -45,6 +54,22 @@ class GridNull:
     z: np.ndarray
     calibrated: np.ndarray
     null: np.ndarray
+
+
+@dataclass(frozen=True)
+class ModelRdmNull:
+    """A model RDM with its permutation null per entry: ``values`` (M x M, as
+    ``compute.model_rdm``), ``p``, ``z`` and ``calibrated`` (M x M, symmetric, NaN diagonal);
+    ``null`` (M(M-1)/2 x n_perm): each pair's comparison (as ``compare_rdms``: a similarity, or
+    a distance) under each permutation, pairs in condensed order; ``mean_null`` (M x n_perm):
+    each model's mean dissimilarity to the others in each permutation's model RDM."""
+
+    values: np.ndarray
+    p: np.ndarray
+    z: np.ndarray
+    calibrated: np.ndarray
+    null: np.ndarray
+    mean_null: np.ndarray
 
 
 def permutations(n: int, n_perm: int, seed: int) -> np.ndarray:
@@ -167,3 +192,81 @@ def layer_grid(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: st
         return _plain_grid(acts_a, acts_b, measure, dtype=dtype, device=device, should_stop=should_stop, **options)
     return grid_null(acts_a, acts_b, measure, n_perm=null, seed=null_seed, dtype=dtype, device=device,
                      should_stop=should_stop, **options)
+
+
+def permuted_entries(perms: np.ndarray, whitened: bool = False) -> np.ndarray:
+    """(n_perm, K) indices: entry k of the condensed RDM with its stimuli permuted by row s of
+    ``perms`` (n_perm, n) is entry ``out[s, k]`` of the original; ``whitened`` appends the n
+    diagonal entries of a whitened vector (:mod:`compute.measures.whitened`), K + perm."""
+    perms = np.atleast_2d(perms)
+    n = perms.shape[1]
+    rows, cols = np.triu_indices(n, 1)
+    pi, pj = perms[:, rows], perms[:, cols]
+    lo, hi = np.minimum(pi, pj), np.maximum(pi, pj)
+    index = lo * n - lo * (lo + 1) // 2 + hi - lo - 1
+    return np.concatenate([index, len(rows) + perms], axis=1) if whitened else index
+
+
+def model_rdm_null(rdms: Any, method: str = "spearman", n_perm: int = 1000, seed: int = 0, dtype: Any = None,
+                   device: Any = None, should_stop: Callable[[], bool] | None = None) -> ModelRdmNull:
+    """``compute.model_rdm(rdms, method)`` with each entry's permutation null.
+
+    rdms : (M, K) condensed, (M, N, N) square, or a list of M >= 2 RDMs over the same N stimuli.
+    method : one of :data:`NULL_COMPARE_METHODS` (Kendall's taus and manhattan have no batched
+        form and are refused). The null hypothesis of entry (i, j): RDMs i and j are unrelated,
+        so the pairing of their stimuli does not matter. Each of ``n_perm`` seeded permutations
+        of the N stimuli (the same for every entry, seeded by ``seed`` as
+        ``compute.permutation_test``) permutes RDM j's rows and columns for i < j; p, z and
+        calibrated are those of ``permutation_test(rdms[i], rdms[j], method)``.
+    dtype : float32 (default) or float64, of the GEMMs (preparing is float64; euclidean's are
+        always float64).
+    """
+    _check_count(n_perm)
+    _check_method(method)
+    if method not in NULL_COMPARE_METHODS:
+        raise ValueError(f"the model RDM's null is batched only for {', '.join(NULL_COMPARE_METHODS)}; "
+                         f"{method!r} has no batched form: choose one of those, or test single pairs "
+                         "with compute.permutation_test")
+    V = stack_rdms(rdms, "rdms")
+    _check_not_constant(V, method, None)
+    m, n = V.shape[0], side_from_length(V.shape[1])
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    if method == "euclidean":  # the norm trick cancels digits: float64 GEMMs
+        dtype = torch.float64
+    P = (V if method == "euclidean" else prepare(V, method)).to(device)
+    squares = (P * P).sum(dim=1)
+    rows, cols = torch.triu_indices(m, m, 1, device=device)
+    estimate = _pair_values(P @ P.T, squares, rows, cols, method)
+    perms = permutations(n, n_perm, seed)
+    stack = P.to(dtype)
+    step = max(1, _CHUNK_ELEMENTS // m)
+    null = torch.empty(len(rows), n_perm, dtype=torch.float64, device=device)
+    for s, perm in enumerate(perms):
+        stop_if_asked(should_stop)
+        index = torch.from_numpy(permuted_entries(perm, method in WHITENED)[0]).to(device)
+        gram = torch.zeros(m, m, dtype=dtype, device=device)
+        for start in range(0, stack.shape[1], step):  # chunks of the entries bound the gathered copy
+            gram += stack[:, start:start + step] @ stack.index_select(1, index[start:start + step]).T
+        null[:, s] = _pair_values(gram.to(torch.float64), squares, rows, cols, method)
+    estimate, null = estimate.cpu().numpy(), null.cpu().numpy()
+    kind = COMPARE_METHODS[method].kind
+    p, z, calibrated = calibrate(estimate, null, kind)
+    dissimilar = (lambda x: 1.0 - x) if kind == "similarity" else (lambda x: x)
+    r, c = rows.cpu().numpy(), cols.cpu().numpy()
+    incidence = np.zeros((m, len(r)))
+    incidence[r, np.arange(len(r))] = incidence[c, np.arange(len(r))] = 1.0 / (m - 1)
+    return ModelRdmNull(_square(dissimilar(estimate), r, c, m, 0.0), *(_square(x, r, c, m, np.nan) for x in (p, z, calibrated)),
+                        null, incidence @ dissimilar(null))
+
+
+def _pair_values(gram: torch.Tensor, squares: torch.Tensor, rows, cols, method: str) -> torch.Tensor:
+    """The comparison of each pair (rows[t], cols[t]) from the Gram matrix of prepared rows."""
+    if method == "euclidean":
+        return torch.sqrt(torch.clamp(squares[rows] + squares[cols] - 2 * gram[rows, cols], min=0.0))
+    return torch.clamp(gram[rows, cols], -1.0, 1.0)
+
+
+def _square(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int, diagonal: float) -> np.ndarray:
+    out = np.full((m, m), diagonal)
+    out[rows, cols] = out[cols, rows] = values
+    return out

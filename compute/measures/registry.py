@@ -244,6 +244,9 @@ MEASURES: dict[str, Measure] = {
 # one GEMM (compute/measures/nulls.py); the others prepare Y again per permutation. Read by the
 # engine's time estimates too.
 KERNEL_NULL_MEASURES = ("cka_linear", "cka_debiased", "cka_rbf", "rv", "rv2", "dcor")
+# The RDM comparisons whose model-RDM null is batched (compute/measures/nulls.py model_rdm_null):
+# prepared rows whose dot products are the comparison (euclidean from them and the norms).
+NULL_COMPARE_METHODS = ("spearman", "pearson", "rho_a", "cosine", "cosine_cov", "corr_cov", "euclidean")
 
 MDS_METHODS: dict[str, str] = {
     "classical": "Torgerson scaling: the top eigenvectors of the double-centred -D^2/2; exact for "

@@ -25,7 +25,7 @@ from compute.measures.compare import (
     stack_rdms,
 )
 from compute.measures.rdm import rank_rows
-from compute.measures.nulls import activation_null, calibrate
+from compute.measures.nulls import activation_null, calibrate, permuted_entries
 from compute.measures.nulls import permutations as _permutations
 from compute.measures.registry import COMPARE_METHODS, MEASURES
 from compute.measures.whitened import WHITENED, normalised_for_pooling
@@ -157,16 +157,13 @@ def permutation_test(a: Any, b: Any, measure: str = "spearman", n_perm: int = 10
     va, vb, n = rdm_vector_pair(rdm_a, rdm_b, ("rdm_a", "rdm_b"))
     estimate = compare_rdms(va, vb, method, dtype=np.float64, device="cpu")
     perms = _permutations(n, n_perm, seed)
-    rows, cols = np.triu_indices(n, 1)
     null = np.empty(n_perm)
     if method in ("spearman", "pearson", "rho_a", "cosine", *WHITENED):
         pa, pb = prepare(torch.stack([va, vb]), method)
     step = max(1, _CHUNK_ELEMENTS // len(va))
     for start in range(0, n_perm, step):
         p = perms[start:start + step]
-        pi, pj = p[:, rows], p[:, cols]
-        lo, hi = np.minimum(pi, pj), np.maximum(pi, pj)
-        index = torch.from_numpy(lo * n - lo * (lo + 1) // 2 + hi - lo - 1)
+        index = torch.from_numpy(permuted_entries(p, method in WHITENED))
         if method == "euclidean":
             values = torch.linalg.vector_norm(va - vb[index], dim=1)
         elif method == "manhattan":
@@ -177,10 +174,7 @@ def permutation_test(a: Any, b: Any, measure: str = "spearman", n_perm: int = 10
             values = torch.tensor(
                 [_kendall(a, b[ix], *ties, method == "tau_b") for ix in index.numpy()], dtype=torch.float64
             )
-        elif method in WHITENED:  # the whitened vector's diagonal part follows the stimuli
-            index = torch.cat([index, len(va) + torch.from_numpy(p)], dim=1)
-            values = pb[index] @ pa
-        else:
+        else:  # a whitened vector's diagonal part follows the stimuli (permuted_entries)
             values = pb[index] @ pa
         null[start:start + step] = values.numpy()
     return _summarised(estimate, null, COMPARE_METHODS[method].kind)

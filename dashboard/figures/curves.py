@@ -13,15 +13,25 @@ def layer_curves(
     curves: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[str]]],
     title: str,
     y_title: str,
+    bands: Sequence[tuple[Sequence[float], Sequence[float]] | None] | None = None,
+    band_name: str = "chance band",
 ) -> go.Figure:
     """One line per ``(label, accuracies, values, names)``, its points in order of accuracy;
-    models without an accuracy (None) are left out of their curve."""
+    models without an accuracy (None) are left out of their curve. ``bands`` (one per curve, or
+    None) are (low, high) per model, each drawn as a shaded band in its curve's colour, its legend
+    entry "<label>: <band_name>"."""
     figure = go.Figure()
-    for index, (label, accuracy, values, names) in enumerate(curves):
+    bands = list(bands) if bands is not None else [None] * len(curves)
+    if len(bands) != len(curves):
+        raise ValueError(f"{len(bands)} bands for {len(curves)} curves")
+    for index, ((label, accuracy, values, names), band) in enumerate(zip(curves, bands)):
         if not (len(accuracy) == len(values) == len(names)):
             raise ValueError(f"curve {label!r}: {len(accuracy)} accuracies, {len(values)} values, {len(names)} names")
         known = [i for i, a in enumerate(accuracy) if a is not None]
         known.sort(key=lambda i: (accuracy[i], names[i]))
+        if band is not None:
+            _band(figure, [accuracy[i] for i in known], [band[0][i] for i in known], [band[1][i] for i in known],
+                  f"{label}: {band_name}", CATEGORICAL[index % len(CATEGORICAL)])
         figure.add_trace(
             go.Scatter(
                 x=[accuracy[i] for i in known], y=[values[i] for i in known], mode="lines+markers", name=label,
@@ -37,6 +47,15 @@ def layer_curves(
         template="plotly_white",
     )
     return figure
+
+
+def _band(figure: go.Figure, x, low, high, name: str, colour: str) -> None:
+    """A shaded band from ``low`` to ``high`` over ``x`` (ascending): one closed, filled outline."""
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    figure.add_trace(go.Scatter(
+        x=list(x) + list(x)[::-1], y=list(high) + list(low)[::-1], mode="lines", fill="toself", name=name,
+        fillcolor=f"rgba({red}, {green}, {blue}, 0.18)", line={"width": 0, "color": colour}, hoverinfo="skip",
+    ))
 
 
 def depth_curves(curves: Sequence[tuple[str, Sequence[str], Sequence[float]]], title: str,

@@ -2,7 +2,9 @@
 
 At each depth (the d-th of each model's default layers: the zoo's activations after each
 block) the models' input RDMs are compared into a model RDM; each model's mean dissimilarity
-to all others is plotted against its accuracy, one curve per depth.
+to all others is plotted against its accuracy, one curve per depth. With the null on (100 or 1000
+permutations of the stimuli, dashboard/view_parts/model_null.py), each depth's curve gets its
+chance band: per model, the 2.5-97.5 % range of the same mean under the model RDM's null.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dashboard import compute_panel, url_codec
 from dashboard.figures.curves import layer_curves
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
+from dashboard.view_parts import model_null
 from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
 from dashboard.view_parts.depths import depths
 from dashboard.widgets import dropdown
@@ -24,11 +27,19 @@ _ID = "curves"
 
 # Euclidean by default: correlation-type RDMs are undefined for all-zero patterns, which the
 # zoo's cnn-w2-s0-untrained has at depth 1 (55 stimuli silent after its first ReLU).
-DEFAULTS = {"rdm": "euclidean", "compare": "spearman"}
-CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES}
+DEFAULTS = {"rdm": "euclidean", "compare": "spearman", "null": "off"}
+CHOICES = {"rdm": RDM_CHOICES, "compare": COMPARE_CHOICES, "null": tuple(model_null.NULLS)}
+BAND_NAME = "chance band (95 % of the null)"
+BAND_WORDS = (
+    "Chance band (null on): for each model, the 2.5-97.5 % range of its mean dissimilarity to the others "
+    "when every entry of the depth's model RDM is replaced by its permutation-null sample (the stimuli of "
+    "the second RDM of each pair permuted, n = 100 or 1000, seed 0). A point above its band is more unlike "
+    "the others than chance would make it; below, more alike."
+)
 
 
 def specs(models, stimuli, view: dict, pooling: str = "none") -> dict[str, artifacts.Spec]:
+    """Each depth's model RDM ("depth<d>") and, with the null on, its null ("null<d>")."""
     named = {}
     for d, pairs in enumerate(depths(models)):
         if len(pairs) < 2:
@@ -36,6 +47,9 @@ def specs(models, stimuli, view: dict, pooling: str = "none") -> dict[str, artif
         named[f"depth{d + 1}"] = artifacts.model_rdm_spec([m.key for m, _ in pairs], stimuli,
                                                           [layer for _, layer in pairs], pooling,
                                                           view["rdm"], view["compare"])
+        null = model_null.null_spec(named[f"depth{d + 1}"], view)
+        if null is not None:
+            named[f"null{d + 1}"] = null
     return named
 
 
@@ -43,26 +57,33 @@ def figure(models_by_depth: dict, arrays: dict, view: dict):
     curves = [(f"depth {name.removeprefix('depth')}", [m.accuracy for m in models],
                mean_dissimilarity(arrays[name]).tolist(), [m.name for m in models])
               for name, models in models_by_depth.items()]
+    nulls = [arrays.get(name.replace("depth", "null")) for name in models_by_depth]
+    bands = [None if null is None else model_null.chance_band(null) for null in nulls]
     return layer_curves(curves, title=f"Mean dissimilarity to all other models ({view['rdm']} RDMs, "
-                        f"{view['compare']}) against accuracy", y_title="mean dissimilarity")
+                        f"{view['compare']}) against accuracy", y_title="mean dissimilarity",
+                        bands=bands, band_name=BAND_NAME)
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
     view = url_codec.decode(search, DEFAULTS, CHOICES)
     controls = [dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
-                dropdown(f"{_ID}-compare-choice", "Compare RDMs with", COMPARE_CHOICES, view["compare"])]
+                dropdown(f"{_ID}-compare-choice", "Compare RDMs with", COMPARE_CHOICES, view["compare"]),
+                dropdown(f"{_ID}-null-choice", "Null (permutations of the stimuli)", model_null.options(model_null.NULLS),
+                         view["null"]),
+                html.P(BAND_WORDS, className="hint")]
     hint = f"Depth d: each model's d-th default layer (the last is the penultimate). {selection.describe()}."
     return compute_panel.view_page(_ID, TITLE, controls, hint, ["curves"])
 
 
-def plan(selection: Selection, rdm_method, compare_method):
-    view = {"rdm": rdm_method, "compare": compare_method}
+def plan(selection: Selection, rdm_method, compare_method, null="off"):
+    view = {"rdm": rdm_method, "compare": compare_method, "null": null}
     url_codec.check(view, CHOICES)
     models = need_models(selection, 3)
     named = specs(models, selection.stimuli, view, selection.pooling)
     by_depth = {f"depth{d + 1}": pairs for d, pairs in enumerate(depths(models))}
-    context = {"view": view, "models": {name: [m.key for m, _ in by_depth[name]] for name in named},
-               "pairs": {name: [(m.key, layer) for m, layer in by_depth[name]] for name in named}}
+    shown = [name for name in named if name.startswith("depth")]
+    context = {"view": view, "models": {name: [m.key for m, _ in by_depth[name]] for name in shown},
+               "pairs": {name: [(m.key, layer) for m, layer in by_depth[name]] for name in shown}}
     return named, list(named), context, url_codec.encode(view, DEFAULTS)
 
 
@@ -72,7 +93,10 @@ def draw(context: dict, arrays: dict):
     return (figure(models, arrays, context["view"]),)
 
 
-compute_panel.register_submit(_ID, [Input(f"{_ID}-rdm-choice", "value"), Input(f"{_ID}-compare-choice", "value")], plan)
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "null")],
+                              plan)
+
+
 def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the curves."""
     view = context["view"]
@@ -82,12 +106,21 @@ def code(context: dict) -> str:
     listing = "".join(f"    {name!r}: {pairs!r},\n" for name, pairs in depths.items())
     return prelude(selection) + f"""depths = {{  # depth -> (model, layer) pairs, models ordered by accuracy
 {listing}}}
-curves = {{}}
+curves, bands = {{}}, {{}}
 for depth, pairs in depths.items():
     rdms = np.stack([compute.rdm(activations(name, [layer])[0], method={view["rdm"]!r}, condensed=True)
                      .astype(np.float32) for name, layer in pairs])
     matrix = compute.model_rdm(rdms, method={view["compare"]!r})
     curves[depth] = (matrix.sum(axis=1) - np.diag(matrix)) / (len(pairs) - 1)  # mean dissimilarity to the others
+""" + _band_code(view)
+
+
+def _band_code(view: dict) -> str:
+    if not model_null.n_perm(view):
+        return ""
+    return f"""    # The chance band: each model's mean dissimilarity under the null, 2.5-97.5 % over the permutations
+    null = compute.model_rdm_null(rdms, method={view["compare"]!r}, n_perm={model_null.n_perm(view)}, seed={model_null.NULL_SEED})
+    bands[depth] = np.quantile(null.mean_null, [0.025, 0.975], axis=1)  # (2, models): low, high
 """
 
 

@@ -2,7 +2,8 @@
 
 Each model's penultimate-layer input RDM (1 - Pearson r by default) is compared with every
 other model's (Spearman by default) into a model RDM; its MDS is coloured by accuracy
-(Fig 3 of the RSA-vs-performance paper).
+(Fig 3 of the RSA-vs-performance paper). A permutation null (off, 100 or 1000 permutations of
+the stimuli) rings the entries above chance after BH-FDR and can show calibrated similarities.
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from dash import Input, Output, callback, html, no_update
 
 from compute.measures.registry import COMPARE_METHODS
 from dashboard import compute_panel, url_codec
-from dashboard.figures.heatmap import matrix_heatmap
+from dashboard.figures.heatmap import mark_cells, matrix_heatmap
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES
+from dashboard.view_parts import model_null
 from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
 from dashboard.widgets import dropdown
 
@@ -26,8 +28,9 @@ TITLE = "Model RDM & MDS"
 _ID = "model-space"
 
 SORT_CHOICES = {"accuracy": "accuracy", "group": "group, then accuracy", "name": "name"}
-DEFAULTS = {**MAP_DEFAULTS, "sort": "accuracy"}
-CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": MDS_CHOICES, "sort": tuple(SORT_CHOICES)}
+DEFAULTS = {**MAP_DEFAULTS, "sort": "accuracy", "null": "off", "show": "raw"}
+CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": MDS_CHOICES, "sort": tuple(SORT_CHOICES),
+           "null": tuple(model_null.NULLS), "show": tuple(model_null.SHOWS)}
 
 
 def display_order(models, sort: str, group_of) -> list[int]:
@@ -49,17 +52,27 @@ def _group_key(value: str) -> tuple:
         return (1, 0.0, value)
 
 
-def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.get("family", m.architecture))):
+def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.get("family", m.architecture)),
+            null=None):
     """The heatmap (models in the order ``view["sort"]`` asks; the matrix and coordinates are in
-    ``models``' order) and the MDS scatter for computed arrays."""
+    ``models``' order) and the MDS scatter for computed arrays; with a ``null`` artifact (the
+    stack of recipes.MODEL_NULL_FIELDS) the entries above chance ringed, and calibrated
+    similarities shown where ``view["show"]`` asks."""
     sort = view.get("sort", "accuracy")
     order = display_order(models, sort, group_of)
-    direction = dissimilarity_label(view["compare"])
+    calibrated = null is not None and view.get("show") == "calibrated"
+    shown = model_null.fields(null)["calibrated"] if calibrated else np.asarray(matrix)
+    what = f"calibrated {view['compare']}" if calibrated else dissimilarity_label(view["compare"])
+    labels = [models[i].name for i in order]
     heatmap = matrix_heatmap(
-        np.asarray(matrix)[np.ix_(order, order)], [models[i].name for i in order],
-        title=f"Model RDM ({direction})<br><sup>input RDMs compared; models sorted by {SORT_CHOICES[sort]}</sup>",
-        colorbar_title=direction, groups=[group_of(models[i]) for i in order] if sort == "group" else None,
+        shown[np.ix_(order, order)], labels,
+        title=f"Model RDM ({what})<br><sup>input RDMs compared; models sorted by {SORT_CHOICES[sort]}</sup>",
+        colorbar_title=colour_title(view["compare"], calibrated), hover_label=what,
+        groups=[group_of(models[i]) for i in order] if sort == "group" else None,
     )
+    if null is not None:
+        mark_cells(heatmap, model_null.ringed(null)[np.ix_(order, order)], labels, labels,
+                   model_null.mark_words(view, len(models)))
     return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy", group_of)
 
 
@@ -67,6 +80,13 @@ def dissimilarity_label(compare: str) -> str:
     """What the model RDM's cells are for comparison method ``compare``: the distance itself, or
     1 − the similarity (as the registry says which it is)."""
     return "distance" if COMPARE_METHODS[compare].kind == "distance" else f"1 − {compare}"
+
+
+def colour_title(compare: str, calibrated: bool = False) -> str:
+    """The colour bar's title: which value, in words with its direction."""
+    if calibrated:
+        return f"calibrated {compare}<br>(0 = chance, 1 = identical;<br>higher = more alike)"
+    return f"{dissimilarity_label(compare)}<br>(dissimilarity:<br>lower = more alike)"
 
 
 def _dropdown(name: str, label: str, value: str, options=None) -> html.Div:
@@ -79,27 +99,35 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
                 _dropdown("compare", "Compare RDMs with", view["compare"]),
                 _dropdown("mds", "MDS", view["mds"]),
                 _dropdown("sort", "Sort the model RDM by", view["sort"],
-                          [{"label": text, "value": value} for value, text in SORT_CHOICES.items()])]
+                          [{"label": text, "value": value} for value, text in SORT_CHOICES.items()]),
+                _dropdown("null", "Null (permutations of the stimuli)", view["null"], model_null.options(model_null.NULLS)),
+                dropdown(f"{_ID}-show-choice", "Show", model_null.options(model_null.SHOWS), view["show"],
+                         disabled=view["null"] == "off"),
+                html.P(model_null.NULL_WORDS, className="hint")]
     hint = (f"Layer: penultimate. {selection.describe()}. Click a model to open its input RDM; "
             "lasso-select models to make them the selection.")
     return compute_panel.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
 
 
-def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="accuracy"):
-    """The model RDM and its MDS for the controls' values, and the URL state (the sort only
-    reorders the drawing: the artifacts are the same)."""
-    view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method, "sort": sort}
+def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="accuracy", null="off", show="raw"):
+    """The model RDM and its MDS for the controls' values (with a null, the model RDM's null
+    too), and the URL state (the sort only reorders the drawing: the artifacts are the same)."""
+    view = {"rdm": rdm_method, "compare": compare_method, "mds": mds_method, "sort": sort, "null": null, "show": show}
     url_codec.check(view, CHOICES)
     models = need_models(selection, 3)
     matrix, embedding = map_specs(models, selection.stimuli, view, selection.pooling)
+    specs = {"matrix": matrix, "mds": embedding}
+    spec = model_null.null_spec(matrix, view)
+    if spec is not None:
+        specs["null"] = spec
     context = {"view": view, "models": [m.key for m in models]}
-    return {"matrix": matrix, "mds": embedding}, ["mds"], context, url_codec.encode(view, DEFAULTS)
+    return specs, [name for name in ("mds", "null") if name in specs], context, url_codec.encode(view, DEFAULTS)
 
 
 def draw(context: dict, arrays: dict):
     selection = Selection.from_url_params(context["selection"])
     return figures([selection.by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"],
-                   context["view"], selection.group_of)
+                   context["view"], selection.group_of, arrays.get("null"))
 
 
 def code(context: dict) -> str:
@@ -114,11 +142,32 @@ rdms = np.stack([compute.rdm(activations(name, ["penultimate"])[0], method={view
                  .astype(np.float32) for name in models])
 matrix = compute.model_rdm(rdms, method={view["compare"]!r})  # the heatmap
 coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row per model
+""" + _null_code(view)
+
+
+def _null_code(view: dict) -> str:
+    if not model_null.n_perm(view):
+        return ""
+    chosen = "calibrated" if view.get("show") == "calibrated" else "values"
+    return f"""
+# The null: for each pair, the second RDM's stimuli permuted {model_null.n_perm(view)} times (seed {model_null.NULL_SEED})
+null = compute.model_rdm_null(rdms, method={view["compare"]!r}, n_perm={model_null.n_perm(view)}, seed={model_null.NULL_SEED})
+shown = null.{chosen}  # null.values: the model RDM; null.calibrated: (r - mean null) / (1 - mean null)
+upper = np.triu_indices(len(models), 1)
+q = np.full(null.p.shape, np.nan)
+q[upper] = q.T[upper] = compute.fdr_bh(null.p[upper])  # Benjamini-Hochberg over the entries above the diagonal
+ringed = q < {model_null.ALPHA}
 """
 
 
-compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("rdm", "compare", "mds", "sort")],
-                        plan)
+compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
+                                    for name in ("rdm", "compare", "mds", "sort", "null", "show")], plan)
+
+
+@callback(Output(f"{_ID}-show-choice", "disabled"), Input(f"{_ID}-null-choice", "value"), prevent_initial_call=True)
+def _follow_null(null):
+    """Calibrated similarities need a null."""
+    return null == "off"
 compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
 
 

@@ -1,6 +1,10 @@
 """The model RDM & MDS page in headless Chromium, on the built-in zoo."""
 from urllib.parse import parse_qsl, urlparse
 
+import numpy as np
+
+import compute
+from tests.browser.test_views import _activations
 from tests.browser.support import AppServer, PLOT_DATA, choose, wait_for_figures, wait_for_title
 from tests.support import free_port
 from compute.sources.models import list_models
@@ -37,6 +41,28 @@ def test_sorting_by_group_reorders_the_same_model_rdm(app_server, page):
     where = {name: i for i, name in enumerate(before["y"])}
     moved = [where[name] for name in after["y"]]
     assert after["z"] == [[before["z"][i][j] for j in moved] for i in moved]
+
+
+def test_the_null_rings_the_entries_compute_finds_above_chance(app_server, page):
+    """Four models, 100 permutations: the rings are the entries whose BH q < 0.05 in compute's
+    model_rdm_null of the same input RDMs; calibrated values shown as asked; the page says what
+    was permuted."""
+    models = ("mlp-w4-s0-untrained", "mlp-w8-s0-e25", "cnn-w4-s0-e25", "mlp-w8-s1-e25")
+    page.goto(app_server.url + f"/?models={','.join(models)}&null=100&show=calibrated")
+    _, (heatmap, rings) = wait_for_figures(page)
+    names = heatmap["y"]
+    rdms = np.stack([compute.rdm(_activations(name, ["penultimate"])[0], method="correlation", condensed=True)
+                     .astype(np.float32) for name in names])
+    null = compute.model_rdm_null(rdms, "spearman", n_perm=100, seed=0)
+    upper = np.triu_indices(len(names), 1)
+    q = np.full(null.p.shape, np.nan)
+    q[upper] = q.T[upper] = compute.fdr_bh(null.p[upper])
+    with np.errstate(invalid="ignore"):
+        expected = {(names[i], names[j]) for i, j in zip(*np.nonzero(q < 0.05))}
+    assert expected and set(zip(rings["y"], rings["x"])) == expected and "BH-FDR" in rings["name"]
+    np.testing.assert_allclose(np.array(heatmap["z"], dtype=float), null.calibrated, atol=1e-5)
+    assert "calibrated spearman" in page.inner_text("#model-space-heatmap")
+    assert "stimuli of the second model's input RDM are permuted" in page.inner_text("body")
 
 
 def test_redis_down_shows_a_clear_error_in_the_page_and_the_log(zoo_dir, tmp_path, page):

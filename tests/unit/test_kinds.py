@@ -23,6 +23,7 @@ SPECS = {
     "rdm": _RDM,
     "rdm_blocks": artifacts.rdm_blocks_spec(_RDM, STIMULI, 1000),
     "model_rdm": artifacts.model_rdm_spec([A, B, C], STIMULI),
+    "model_rdm_null": artifacts.model_rdm_null_spec(artifacts.model_rdm_spec([A, B, C], STIMULI), 100),
     "mds": artifacts.mds_spec(artifacts.model_rdm_spec([A, B, C], STIMULI)),
     "layer_grid": artifacts.layer_grid_spec(A, ["l1", "l2"], B, ["m1"], STIMULI, "cka_linear"),
     "dimensionality": artifacts.dimensionality_spec(A, ["l1", "l2"], STIMULI, "effective_rank"),
@@ -38,13 +39,14 @@ SPECS = {
 # The keys these specs had before the Kind records (cache keys must never change by a move);
 # layer_grid and similarities at code version 4 (3: the CCA family's scale-free rank, issue 17;
 # 4: the permutation metric lets units stay unmatched); a layer grid without a null keeps its key
-# (its null parameters are added only when on); dimensionality new in issue 17.
+# (its null parameters are added only when on); dimensionality new in issue 17; model_rdm_null in 18.
 KEYS = {
     "activations": "8c3b719ade7410d7ad6fc557efa3faf7aaf96575",
     "predictions": "abe1c1f61177c4a020a48d22ece62603f32a48f3",
     "rdm": "757ef1269718c744ca665d221e3631f517e82c6f",
     "rdm_blocks": "7c46cd05dfcc7d15807d75a3c47e445a47a2f66e",
     "model_rdm": "8e1384271eb22445ea89da993c8b9a2d074a3acf",
+    "model_rdm_null": "d06baed1d096aea3e59ad277176fb7ebfa1c6c95",
     "mds": "90a22d446863f0730175e656c15a5b5c71161695",
     "layer_grid": "dd31fa3b45ea798e7890afcf42250bce111b7401",
     "dimensionality": "ec400067cbef1ca883861bac99446dca9b0b7c3d",
