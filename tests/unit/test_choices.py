@@ -45,9 +45,9 @@ def test_the_model_rdm_says_distance_or_one_minus_similarity_as_the_registry_doe
 @pytest.mark.parametrize("method", choices.COMPARE_CHOICES)
 def test_the_reference_ranking_reads_lower_or_higher_as_the_registry_does(method):
     model = ModelInfo("m", "k" * 4, "mlp", "zoo", {}, 0.9, None, 10, {})
-    view = {"compare": method, "rdm": "euclidean", "boot": "0"}
-    figure = reference.figure([(model, "penultimate", "penultimate")], np.zeros((1, 5)), view,
-                              {"name": "brain", "subjects": 1})
+    view = {"compare": method, "rdm": "euclidean", "boot": "0", "show": "top 20", "score": "raw", "layers": "penultimate"}
+    figure, _, _ = reference.figures([(model, "penultimate", "penultimate")], {"fit": np.zeros((1, 5))}, view,
+                                     {"name": "brain", "subjects": 1})
     better = "lower" if COMPARE_METHODS[method].kind == "distance" else "higher"
     assert f"({better} = more similar)" in figure.layout.xaxis.title.text
 
