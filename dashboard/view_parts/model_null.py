@@ -11,11 +11,9 @@ import numpy as np
 from compute.engine import artifacts
 from compute.engine.recipes import MODEL_NULL_FIELDS
 from compute.measures.registry import NULL_COMPARE_METHODS
+from dashboard.view_parts.null_choices import ALPHA, NULL_SEED, NULLS, n_perm, options  # noqa: F401 (shared)
 
-NULLS = {"off": "off", "100": "100 permutations", "1000": "1000 permutations"}
 SHOWS = {"raw": "raw dissimilarities", "calibrated": "calibrated similarities (0 = chance, 1 = identical)"}
-NULL_SEED = 0
-ALPHA = 0.05  # entries with a Benjamini-Hochberg q below this are ringed
 NULL_WORDS = (
     "Null: for each pair of models, the stimuli of the second model's input RDM are permuted (its rows "
     "and columns together) n times (n = 100 or 1000, seed 0, the same permutations for every pair) and "
@@ -24,15 +22,6 @@ NULL_WORDS = (
     "Calibrated = (r − mean null) / (1 − mean null): 0 = chance, 1 = identical (distances: the same on "
     f"the negated scale). Offered for {', '.join(NULL_COMPARE_METHODS)}."
 )
-
-
-def options(labels: dict) -> list[dict]:
-    return [{"label": text, "value": value} for value, text in labels.items()]
-
-
-def n_perm(view: dict) -> int:
-    """The view's number of permutations (0: no null)."""
-    return 0 if view.get("null", "off") == "off" else int(view["null"])
 
 
 def null_spec(matrix: artifacts.Spec, view: dict) -> artifacts.Spec | None:

@@ -21,6 +21,7 @@ from dashboard.figures.heatmap import labelled_heatmap, mark_cells, small_multip
 from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
 from dashboard.view_parts.choices import MEASURE_CHOICES
+from dashboard.view_parts.null_choices import ALPHA, NULL_SEED, NULLS, n_perm, options
 from dashboard.widgets import dropdown, figure_slot, message_figure, model_dropdown, model_options
 
 PATH = "/layers"
@@ -33,10 +34,7 @@ MAX_MULTIPLES = 8
 _MULTIPLES_ID = "layer-grid-multiples"  # the small multiples: a job of their own
 _DIMS_ID = "layer-grid-dims"  # the dimensionality curves: another
 _ANNOTATE_UP_TO = 20
-NULLS = {"off": "off", "100": "100 permutations", "1000": "1000 permutations"}
 SHOWS = {"raw": "raw scores", "calibrated": "calibrated scores (0 = chance, 1 = best)"}
-NULL_SEED = 0
-ALPHA = 0.05  # cells with a Benjamini-Hochberg q below this are ringed
 CHOICES = {"measure": MEASURE_CHOICES, "layers": tuple(LAYER_SETS), "multiples": tuple(MULTIPLES),
            "null": tuple(NULLS), "show": tuple(SHOWS), "dim": tuple(DIMENSIONALITY_METHODS)}
 NULL_WORDS = (
@@ -75,11 +73,6 @@ def defaults(selection: Selection) -> dict:
 def read_state(search: str | None, selection: Selection) -> dict:
     names = tuple(m.name for m in services.models(selection.stimulus_set))
     return url_codec.decode(search, defaults(selection), {"a": names, "b": names, **CHOICES})
-
-
-def n_perm(view: dict) -> int:
-    """The view's number of permutations (0: no null)."""
-    return 0 if view.get("null", "off") == "off" else int(view["null"])
 
 
 def spec(model_a, model_b, stimuli, view: dict, pooling: str = "none") -> artifacts.Spec:
@@ -152,8 +145,8 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
                  [{"label": text, "value": value} for value, text in LAYER_SETS.items()], view["layers"]),
         dropdown(f"{_ID}-multiples-choice", f"Small multiples (up to {MAX_MULTIPLES})",
                  [{"label": text, "value": value} for value, text in MULTIPLES.items()], view["multiples"]),
-        dropdown(f"{_ID}-null-choice", "Null (permutations of B's stimuli)", _options(NULLS), view["null"]),
-        dropdown(f"{_ID}-show-choice", "Show", _options(SHOWS), view["show"], disabled=view["null"] == "off"),
+        dropdown(f"{_ID}-null-choice", "Null (permutations of B's stimuli)", options(NULLS), view["null"]),
+        dropdown(f"{_ID}-show-choice", "Show", options(SHOWS), view["show"], disabled=view["null"] == "off"),
         html.P(NULL_WORDS, className="hint"),
         dropdown(f"{_ID}-dim-choice", "Dimensionality per layer",
                  [{"label": text.split(" (")[0], "value": value} for value, text in DIMENSIONALITY_METHODS.items()],
@@ -164,10 +157,6 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
             html.H3("Small multiples"), *compute_panel.job_components(_MULTIPLES_ID), figure_slot(f"{_MULTIPLES_ID}-grid")]
     return compute_panel.view_page(_ID, TITLE, controls,
                              f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.", ["heatmap"], more)
-
-
-def _options(labels: dict) -> list[dict]:
-    return [{"label": text, "value": value} for value, text in labels.items()]
 
 
 @callback(Output(f"{_ID}-show-choice", "disabled"), Input(f"{_ID}-null-choice", "value"), prevent_initial_call=True)
