@@ -188,11 +188,12 @@ def rdm_heatmap(
             hovertemplate="stimulus %{y:.0f} × %{x:.0f}<br>dissimilarity: %{z:.4f}<extra></extra>",
         )
     )
-    axis = {"tickmode": "array", "tickvals": ticks, "ticktext": names, "showgrid": False, "zeroline": False,
-            "title": {"text": "stimulus (sorted by class)"}}
+    axis = {"tickmode": "array", "tickvals": ticks, "ticktext": names, "showgrid": False, "zeroline": False}
     figure.update_layout(
         title=title,
         shapes=boundary_lines(starts, len(labels)),
+        # No axis titles (the subtitle says what rows and columns are): they would change the
+        # square cells' window, and a zoom's link would open on more rows than asked for.
         xaxis=axis,
         yaxis={**axis, "autorange": "reversed", "scaleanchor": "x"},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},

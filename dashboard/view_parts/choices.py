@@ -14,8 +14,12 @@ MEASURE_CHOICES = tuple(MEASURES)  # comparing two layers' activations
 MDS_CHOICES = tuple(MDS_METHODS)  # embedding stimuli or models in the plane
 
 
+def rdm_scale_words(method: str) -> str:
+    """An input RDM's dissimilarity in words with its direction, for a figure's subtitle
+    (e.g. "1 - Pearson correlation: higher = more different")."""
+    return f"{RDM_METHODS[method].description.split(' between ')[0]}: higher = more different"
+
+
 def rdm_scale_title(method: str) -> str:
-    """An input RDM's colour-bar title: its dissimilarity in words, and which way is more
-    different (e.g. "1 - Pearson correlation (higher = more different)")."""
-    words = RDM_METHODS[method].description.split(" between ")[0]
-    return f"{words}<br>(dissimilarity: higher = more different)"
+    """An input RDM's colour-bar title, as narrow as its name (the words go in the subtitle)."""
+    return f"{method}<br>dissimilarity"

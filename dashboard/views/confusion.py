@@ -15,7 +15,7 @@ from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import labelled_heatmap, sorted_heatmap
 from dashboard.selection import Selection, best_model, need_models
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import RDM_CHOICES, rdm_scale_title
+from dashboard.view_parts.choices import RDM_CHOICES, rdm_scale_title, rdm_scale_words
 from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
 from dashboard.widgets import dropdown, figure_slot, model_dropdown
 
@@ -46,8 +46,8 @@ def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 100
 def figures(stimuli, arrays: dict, view: dict, max_side: int = 1000):
     """The class-sorted input RDM, then one confusion heatmap per k in ``TOP_K``."""
     heatmap = sorted_heatmap(stimuli, arrays["blocks"], max_side,
-                             f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer</sup>",
-                             rdm_scale_title(view["rdm"]))
+                             f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer; "
+                             f"{rdm_scale_words(view['rdm'])}; rows and columns: stimuli sorted by class</sup>", rdm_scale_title(view["rdm"]))
     classes = [str(name) for name in stimuli.class_names]
     confusions = tuple(
         labelled_heatmap(arrays[f"top{k}"], classes, classes,

@@ -21,7 +21,7 @@ from dashboard.figures.heatmap import replace_heatmap, sorted_heatmap
 from dashboard.figures.scatter import class_scatter
 from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import MDS_CHOICES, RDM_CHOICES, rdm_scale_title
+from dashboard.view_parts.choices import MDS_CHOICES, RDM_CHOICES, rdm_scale_title, rdm_scale_words
 from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
@@ -58,8 +58,8 @@ def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 100
 def figures(stimuli, blocks, coords, view: dict, max_side: int = 1000):
     """The class-sorted RDM heatmap and the stimulus MDS for computed arrays."""
     where = f"{view['model']}, layer {view['layer']}"
-    heatmap = sorted_heatmap(stimuli, blocks, max_side, f"Input RDM ({view['rdm']}), sorted by class<br><sup>{where}</sup>",
-                             rdm_scale_title(view["rdm"]))
+    heatmap = sorted_heatmap(stimuli, blocks, max_side, f"Input RDM ({view['rdm']}), sorted by class<br><sup>{where}; "
+                             f"{rdm_scale_words(view['rdm'])}; rows and columns: stimuli sorted by class</sup>", rdm_scale_title(view["rdm"]))
     hover = [f"{stimulus}<br>class {stimuli.class_names[label]}" for stimulus, label in zip(stimuli.ids, stimuli.labels)]
     scatter = class_scatter(coords, stimuli.labels, stimuli.class_names, hover,
                             title=f"MDS of the stimuli ({view['mds']})<br><sup>{where}</sup>")

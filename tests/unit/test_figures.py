@@ -180,11 +180,12 @@ def test_confusion_and_input_rdm_figures_say_what_their_axes_and_colours_are():
     blocks = rng.random((12, 12))
     arrays = {"blocks": blocks, **{f"top{k}": rng.random((3, 3)) for k in confusion.TOP_K}}
     rdm, *confusions = confusion.figures(stimuli, arrays, {"rdm": "correlation", "model": "m"})
-    assert rdm.data[0].colorbar.title.text == "1 - Pearson correlation<br>(dissimilarity: higher = more different)"
-    assert rdm.layout.xaxis.title.text == rdm.layout.yaxis.title.text == "stimulus (sorted by class)"
+    assert rdm.data[0].colorbar.title.text == "correlation<br>dissimilarity"
+    assert "1 - Pearson correlation: higher = more different" in rdm.layout.title.text
+    assert "rows and columns: stimuli sorted by class" in rdm.layout.title.text
     for k, figure in zip(confusion.TOP_K, confusions):
         assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("predicted class", "true class")
         assert figure.data[0].colorbar.title.text.startswith("share of the true class's stimuli")
     heatmap, _ = input_rdm.figures(stimuli, blocks, rng.random((12, 2)),
                                    {"rdm": "euclidean", "model": "m", "layer": "fc", "mds": "classical"})
-    assert heatmap.data[0].colorbar.title.text.startswith("Euclidean distance<br>(dissimilarity")
+    assert "Euclidean distance: higher = more different" in heatmap.layout.title.text
