@@ -12,8 +12,13 @@ seeded permutation and recomputes the measure. A score is then reported with its
   scale, best = 0.
 
 Kernel measures (linear, debiased and RBF CKA, RV, RV2, distance correlation) permute each Y layer's centred kernel
-once per permutation and meet every X layer in one GEMM (a grid's cells share each side's work);
-the others recompute Y's prepared side per permutation.
+once per permutation and meet every X layer in one GEMM (a grid's cells share each side's work).
+The CCA family but PWCCA (mean CCA, SVCCA, top canonical correlation), Procrustes and the shape
+metric prepare each layer once: their prepared side commutes with permuting the stimuli
+(prepare(P Y) = P prepare(Y), up to a rotation of its columns that the pair ignores), so a chunk of
+permutations is one gather of Y's prepared rows and one batched product with each X layer, then
+the small (k x k) singular values per sample. The others (PWCCA, the permutation metric, linear
+regression, k-NN, encoding) recompute Y's prepared side per permutation.
 
 The model RDM's null (:func:`model_rdm_null`) is the same for RDM comparisons: the stimuli of the
 second RDM of each pair are permuted (its rows and columns together), as
@@ -32,6 +37,7 @@ import torch
 from compute.errors import stop_if_asked
 from compute.measures.condensed import side_from_length
 from compute.measures.compare import _check_method, _check_not_constant, prepare, stack_rdms
+from compute.measures.cca import _singular_values
 from compute.measures.cka import check_self, from_alignment, prepare_kernel
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import KERNEL_NULL_MEASURES as KERNEL_MEASURES
@@ -42,6 +48,8 @@ from compute.measures.validate import check_same_stimuli, resolve_device, resolv
 from compute.measures.whitened import WHITENED
 
 _CHUNK_ELEMENTS = 1 << 24
+# Routes whose prepared side commutes with permuting the stimuli (see the module's words).
+_ROW_ROUTES = ("procrustes", "shape", "cca")
 
 
 @dataclass(frozen=True)
@@ -125,12 +133,48 @@ def _kernel_nulls(states_a: list, mats_b: list, measure: str, perms: np.ndarray,
     return out
 
 
+def _rows(state) -> torch.Tensor:
+    """The stimulus-indexed factor of a prepared layer of a row route (a tensor, or a CCA side's F)."""
+    return state if isinstance(state, torch.Tensor) else state.F
+
+
+def _from_cross(route: str, measure: str, a, b, M: np.ndarray) -> np.ndarray:
+    """The measure of each (ka x kb) cross product ``M[s]`` of a's and permuted b's factors."""
+    if route in ("procrustes", "shape"):  # arccos of the nuclear norm (pair_procrustes)
+        return np.arccos(np.clip(np.linalg.svd(M, compute_uv=False).sum(axis=1), -1.0, 1.0))
+    rho = [_singular_values(b.left(a.left(m).T).T) for m in M]  # the bases' cross-covariance (pair_cca)
+    return np.array([r.max() if measure == "cca_rho_top" else r.mean() for r in rho])
+
+
+def _row_nulls(states_a: list, states_b: list, route: str, measure: str, perms: np.ndarray,
+               should_stop) -> np.ndarray:
+    """(L_A, L_B, n_perm) for the row routes: Y's prepared rows gathered per permutation, one
+    batched float64 product with each X layer per chunk of permutations."""
+    out = np.empty((len(states_a), len(states_b), len(perms)))
+    factors_a = [_rows(a).to(torch.float64).T for a in states_a]
+    for j, b in enumerate(states_b):
+        rows = _rows(b)
+        index = torch.from_numpy(perms).to(rows.device)
+        step = max(1, _CHUNK_ELEMENTS // max(1, rows.numel()))
+        for start in range(0, len(perms), step):
+            stop_if_asked(should_stop)
+            gathered = rows[index[start:start + step]].to(torch.float64)  # (chunk, N, kb)
+            for i, (a, Fa) in enumerate(zip(states_a, factors_a)):
+                M = torch.matmul(Fa, gathered).cpu().numpy()  # (chunk, ka, kb)
+                out[i, j, start:start + step] = _from_cross(route, measure, a, b, M)
+    return out
+
+
 def _recomputed_nulls(mats_a: list, mats_b: list, measure: str, perms: np.ndarray, options: dict,
                       should_stop) -> np.ndarray:
-    """(L_A, L_B, n_perm) for the measures whose prepared side is not a kernel: Y's side per permutation."""
+    """(L_A, L_B, n_perm) for the measures whose prepared side is not a kernel: the row routes
+    batched (:func:`_row_nulls`), the others with Y's side prepared again per permutation."""
     route = _route(measure, mats_a[0].shape[0], [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b])
     prepare, pair = _ROUTES[route]
     states_a = [prepare(X, measure, options) for X in mats_a]
+    if route in _ROW_ROUTES:
+        return _row_nulls(states_a, [prepare(Y, measure, options) for Y in mats_b], route, measure, perms,
+                          should_stop)
     out = np.empty((len(mats_a), len(mats_b), len(perms)))
     for s, p in enumerate(perms):
         stop_if_asked(should_stop)

@@ -26,6 +26,26 @@ def test_each_null_sample_is_the_measure_on_permuted_stimuli(measure):
     assert (result.p_value, result.z, result.calibrated) == pytest.approx((float(p), float(z), float(calibrated)))
 
 
+@pytest.mark.parametrize("measure, options", [("procrustes", {}), ("shape_alpha", {"alpha": 0.3}),
+                                              ("shape_alpha", {"alpha": 0.0}), ("cca_mean", {}),
+                                              ("svcca", {"keep": 0.9}), ("cca_rho_top", {})])
+def test_batched_row_nulls_are_the_measure_on_permuted_stimuli_for_wide_and_narrow_layers(measure, options):
+    """The row routes permute Y's prepared rows instead of preparing Y again: the same numbers
+    when a layer is wider than the stimuli (eigenbases of the Gram) and in a grid."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((30, 45))
+    Y = np.tanh(X[:, :8] @ rng.standard_normal((8, 9))) + 0.5 * rng.standard_normal((30, 9))
+    for a, b in ((X, Y), (Y, X)):
+        result = compute.permutation_test(a, b, measure, n_perm=6, seed=2, dtype=np.float64, **options)
+        for value, p in zip(result.null, permutations(30, 6, 2)):
+            assert value == pytest.approx(compute.similarity(a, b[p], measure, dtype=np.float64, **options), abs=1e-9)
+    grid = grid_null({"x": X, "y": Y}, {"x": X, "y": Y}, measure, n_perm=4, seed=1, dtype=np.float64, **options)
+    for s, p in enumerate(permutations(30, 4, 1)):
+        expected = compute.layer_grid({"x": X, "y": Y}, {"x": X[p], "y": Y[p]}, measure, dtype=np.float64, **options)
+        # arccos near 1 turns a rounding of 3e-16 in the nuclear norm into 3e-8 radians
+        np.testing.assert_allclose(grid.null[:, :, s], expected, atol=1e-7)
+
+
 def test_the_scores_follow_their_definitions():
     null = np.array([0.1, 0.2, 0.3, 0.4])
     p, z, calibrated = calibrate(0.35, null, "similarity")
