@@ -128,7 +128,9 @@ def figure(grid, layers_a, layers_b, view: dict):
 
 def _twin_button(model, models) -> tuple[bool, str]:
     twin = random_init_twin(model, models)
-    return twin is None, f"B = random-init twin ({twin.name})" if twin else "no random-init twin"
+    if twin is None:
+        return True, "no untrained twin (no zoo network of this architecture before training)"
+    return False, f"B = its untrained twin: {twin.name} (the same architecture, random init, no training)"
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:

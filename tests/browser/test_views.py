@@ -91,6 +91,8 @@ def test_layer_grid_small_multiples_show_each_selected_model_against_its_twin(ap
 def test_layer_grid_twin_button_compares_with_the_untrained_model(app_server, page):
     page.goto(app_server.url + "/layers?a=mlp-w16-s0-e25&b=cnn-w2-s0-e25&measure=rv2")
     wait_for_figures(page, "layer-grid", ("heatmap",))
+    assert page.inner_text("#layer-grid-twin") == ("B = its untrained twin: mlp-w16-s0-untrained "
+                                                    "(the same architecture, random init, no training)")
     page.click("#layer-grid-twin")
     wait_for_title(page, "layer-grid-heatmap", "mlp-w16-s0-e25 (rows) × mlp-w16-s0-untrained (columns)")
     assert _query(page) == {"a": "mlp-w16-s0-e25", "b": "mlp-w16-s0-untrained", "measure": "rv2"}
