@@ -179,10 +179,18 @@ def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_
 CANDIDATE_GROUP = "reference RDM"
 
 
-def scores(arrays: dict, view: dict) -> tuple:
+def normalising(view: dict, reference: dict, arrays: dict) -> bool:
+    """Whether the scores are shown divided by the noise ceiling's lower bound: asked for, a
+    similarity, several subjects and a positive lower bound (else raw, as the titles then say)."""
+    fit = arrays["fit"]
+    return (view["score"] == "ceiling-normalised" and COMPARE_METHODS[view["compare"]].kind == "similarity"
+            and reference["subjects"] > 1 and len(fit) > 0 and np.isfinite(fit[0, 3]) and fit[0, 3] > 0)
+
+
+def scores(arrays: dict, view: dict, normalised: bool) -> tuple:
     """(values, low, high, band, pairwise p or None, what the intervals are) of every candidate
     from the arrays at hand: the point estimates always, the bootstrap's intervals and tests once
-    computed; divided by the noise ceiling's lower bound when ``view['score']`` asks for it."""
+    computed; divided by the noise ceiling's lower bound when ``normalised``."""
     fit = arrays["fit"]
     values, band = fit[:, 0].copy(), (fit[0, 3], fit[0, 4]) if len(fit) else (np.nan, np.nan)
     low = high = np.full(len(fit), np.nan)
@@ -195,7 +203,7 @@ def scores(arrays: dict, view: dict) -> tuple:
         intervals = f"95 % percentile CI over stimuli ({view['boot']} resamples)"
     elif view["boot"] != "0":
         intervals = "95 % intervals and pairwise tests computing…"
-    if view["score"] == "ceiling-normalised" and np.isfinite(band[0]) and band[0] > 0:
+    if normalised:
         lower = band[0]
         values, low, high, band = values / lower, low / lower, high / lower, (1.0, band[1] / lower)
     return values, low, high, band, pairwise, intervals
@@ -207,8 +215,8 @@ def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candid
     references), in that order, from the fit (and the bootstrap once there)."""
     method = view["compare"]
     distance = COMPARE_METHODS[method].kind == "distance"
-    normalised = view["score"] == "ceiling-normalised" and not distance and reference["subjects"] > 1
-    values, low, high, band, pairwise, intervals = scores(arrays, view)
+    normalised = normalising(view, reference, arrays)
+    values, low, high, band, pairwise, intervals = scores(arrays, view, normalised)
     labels = [f"{m.name} · {layer}" for m, layer, _ in bars] + [label for _, _, label in candidates]
     groups = [group for _, _, group in bars] + [CANDIDATE_GROUP] * len(candidates)
     heads = ([f"<b>{m.name}</b><br>layer {layer}<br>accuracy {accuracy_text(m)}" for m, layer, _ in bars]

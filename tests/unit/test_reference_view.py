@@ -100,9 +100,16 @@ def test_draw_ranks_the_bars_and_says_which_way_is_better(view, digits):
     assert "2 subjects" in figure.layout.title.text and "100 resamples" in figure.layout.title.text
     plus = {trace.y[0]: trace.error_x.array[0] for trace in figure.data}
     assert [plus[label] for label in labels] == [pytest.approx(0.5), pytest.approx(0.1)]
-    assert "Pairwise tests need" in pairs["layout"]["annotations"][0]["text"]  # euclidean here has no eval
+    assert "Pairwise tests need" in pairs["layout"]["annotations"][0]["text"]  # no evaluation given here
     assert scatter.layout.xaxis.title.text == "top-1 accuracy on the stimulus set (%)"
     assert sorted(y for trace in scatter.data for y in trace.y) == [1.0, 2.0]
+    # A distance is never divided by its ceiling: asked for, the bars stay raw and say so.
+    ceiling = fit.copy()
+    ceiling[:, 3] = 2.0  # a positive lower bound it could be divided by
+    raw = view.draw({**context, "view": {**context["view"], "score": "ceiling-normalised"}},
+                    {"fit": ceiling, "boot": boot})[0]
+    assert sorted(x for trace in raw.data for x in trace.x) == [1.0, 2.0]
+    assert "mean over subjects (lower = more similar)" in raw.layout.xaxis.title.text
 
 
 def test_the_evaluation_adds_intervals_pairwise_tests_and_normalised_scores(view, digits):
