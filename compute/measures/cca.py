@@ -116,9 +116,11 @@ class _CCASide:
         return self.W.T @ M
 
 
-def _whitened_cross(a: _CCASide, b: _CCASide) -> np.ndarray:
-    """``W_a' F_a' F_b W_b`` (float64, r_a x r_b): the cross-covariance of the two orthonormal bases."""
-    M = crossprod_float64(a.F, b.F).cpu().numpy()
+def _whitened_cross(a: _CCASide, b: _CCASide, M: np.ndarray | None = None) -> np.ndarray:
+    """``W_a' F_a' F_b W_b`` (float64, r_a x r_b): the cross-covariance of the two orthonormal
+    bases; ``M`` is ``F_a' F_b`` when already formed (e.g. with b's rows permuted)."""
+    if M is None:
+        M = crossprod_float64(a.F, b.F).cpu().numpy()
     return b.left(a.left(M).T).T
 
 
@@ -191,9 +193,10 @@ def prepare_cca(X: torch.Tensor, measure: str, options: dict) -> _CCASide:
     return _basis(X, options.get("keep") if measure == "svcca" else None)
 
 
-def pair_cca(measure: str, a: _CCASide, b: _CCASide, options: dict) -> float:
-    """The mean canonical correlation of two prepared layers (``cca_rho_top``: the largest), in [0, 1]."""
-    rho = _singular_values(_whitened_cross(a, b))
+def pair_cca(measure: str, a: _CCASide, b: _CCASide, options: dict, M: np.ndarray | None = None) -> float:
+    """The mean canonical correlation of two prepared layers (``cca_rho_top``: the largest), in [0, 1]
+    (``M``: ``F_a' F_b`` when already formed)."""
+    rho = _singular_values(_whitened_cross(a, b, M))
     return float(rho.max() if measure == "cca_rho_top" else rho.mean())
 
 

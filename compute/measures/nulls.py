@@ -37,7 +37,7 @@ import torch
 from compute.errors import stop_if_asked
 from compute.measures.condensed import side_from_length
 from compute.measures.compare import _check_method, _check_not_constant, prepare, stack_rdms
-from compute.measures.cca import _singular_values
+from compute.measures.cca import pair_cca
 from compute.measures.cka import check_self, from_alignment, prepare_kernel
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import KERNEL_NULL_MEASURES as KERNEL_MEASURES
@@ -142,8 +142,7 @@ def _from_cross(route: str, measure: str, a, b, M: np.ndarray) -> np.ndarray:
     """The measure of each (ka x kb) cross product ``M[s]`` of a's and permuted b's factors."""
     if route in ("procrustes", "shape"):  # arccos of the nuclear norm (pair_procrustes)
         return np.arccos(np.clip(np.linalg.svd(M, compute_uv=False).sum(axis=1), -1.0, 1.0))
-    rho = [_singular_values(b.left(a.left(m).T).T) for m in M]  # the bases' cross-covariance (pair_cca)
-    return np.array([r.max() if measure == "cca_rho_top" else r.mean() for r in rho])
+    return np.array([pair_cca(measure, a, b, {}, m) for m in M])
 
 
 def _row_nulls(states_a: list, states_b: list, route: str, measure: str, perms: np.ndarray,

@@ -39,6 +39,11 @@ def test_batched_row_nulls_are_the_measure_on_permuted_stimuli_for_wide_and_narr
         result = compute.permutation_test(a, b, measure, n_perm=6, seed=2, dtype=np.float64, **options)
         for value, p in zip(result.null, permutations(30, 6, 2)):
             assert value == pytest.approx(compute.similarity(a, b[p], measure, dtype=np.float64, **options), abs=1e-9)
+        # at the default float32 precision too (arccos near 1 amplifies float32 rounding: 1e-4)
+        result = compute.permutation_test(a.astype(np.float32), b.astype(np.float32), measure, n_perm=3, seed=2,
+                                          **options)
+        for value, p in zip(result.null, permutations(30, 3, 2)):
+            assert value == pytest.approx(compute.similarity(a, b[p], measure, dtype=np.float64, **options), abs=1e-4)
     grid = grid_null({"x": X, "y": Y}, {"x": X, "y": Y}, measure, n_perm=4, seed=1, dtype=np.float64, **options)
     for s, p in enumerate(permutations(30, 4, 1)):
         expected = compute.layer_grid({"x": X, "y": Y}, {"x": X[p], "y": Y[p]}, measure, dtype=np.float64, **options)
