@@ -14,7 +14,8 @@ import torch
 from compute.measures.rdm import average_ranks, for_each_row, rank_rows, sorted_order
 from compute.measures.condensed import side_from_length
 from compute.measures.registry import COMPARE_METHODS
-from compute.measures.validate import listed, resolve_device, resolve_dtype
+from compute.errors import listed
+from compute.measures.validate import resolve_device, resolve_dtype
 from compute.measures.whitened import WHITENED, whitened_vectors
 
 

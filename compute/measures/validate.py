@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-_MAX_LISTED = 10
+from compute.errors import listed
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -34,14 +34,6 @@ def resolve_dtype(dtype: Any = None) -> torch.dtype:
     if resolved not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     return resolved
-
-
-def listed(items) -> str:
-    """The first 10 of ``items`` as text, comma-separated, then "and K more" for the rest."""
-    items = list(items)
-    shown = ", ".join(str(item) for item in items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def as_matrix(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compute.measures.validate import listed
+from compute.errors import listed
 from compute.sources.references import MAX_VALUES
 
 RESERVED = ("stimulus_ids", "labels", "logits", "repeated")

@@ -1,7 +1,7 @@
 """The limited worker process that checks every upload: ``python -m compute.sources.upload_worker``.
 
 :func:`run_in_worker` starts it with the upload kind and its arguments; it runs the kind's task
-(``TASKS``: ``"module:function"``, imported only in the worker) under an address-space limit
+(``TASKS``: ``"module:function"``, imported only in the worker, with what it imports first) under an address-space limit
 (``REPSCOPE_UPLOAD_MEMORY_BYTES`` above what its imports take), a CPU limit and a wall-clock
 limit (``REPSCOPE_UPLOAD_TIME_LIMIT``), and answers one JSON line. A new kind of upload is a row
 here, a row of :data:`compute.sources.uploads.ACCEPTED` and its task.
@@ -13,22 +13,46 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from compute.processes import die_with_parent
 from compute.settings import ROOT, format_bytes, get_settings
 from compute.sources.uploads import UploadError, check_filename
 
+# What each kind imports that maps much memory, taken before the limit (imports map memory,
+# and OpenBLAS spins when it cannot). Only a kind's own: a reference or a stimulus set is checked
+# without starting torch (~1 s instead of ~8 s).
+_NETWORKS = ("torch", "torchvision", "sklearn.datasets", "scipy.io", "scipy.special", "PIL.Image",
+             "compute.measures.confusion", "compute.sources.activations", "compute.sources.layers",
+             "compute.sources.zoo_architectures")
+_FILES = ("scipy.io", "h5py", "PIL.Image")
+
+
+@dataclass(frozen=True)
+class Task:
+    """An upload kind's check: ``"module:function"`` (imported only in the worker) and the
+    modules it needs imported before the memory limit."""
+
+    function: str
+    preload: tuple[str, ...]
+
+
 TASKS = {
-    "checkpoint": "compute.sources.uploads:accept_checkpoint",
-    "stimuli": "compute.sources.matlab_stimuli:accept_stimuli",  # a .zip, or a .mat of images
-    "reference": "compute.sources.uploads:accept_reference",
-    "activations": "compute.sources.activation_models:accept_activations",
-    "onnx": "compute.sources.onnx_models:accept_onnx",
+    "checkpoint": Task("compute.sources.uploads:accept_checkpoint", _NETWORKS + ("safetensors.torch",)),
+    # a .zip, or a .mat of images
+    "stimuli": Task("compute.sources.matlab_stimuli:accept_stimuli", _FILES),
+    "reference": Task("compute.sources.uploads:accept_reference", _FILES + ("sklearn.datasets",)),
+    "activations": Task("compute.sources.activation_models:accept_activations",
+                        _NETWORKS + ("h5py", "safetensors.numpy")),
+    "onnx": Task("compute.sources.onnx_models:accept_onnx", _NETWORKS + ("onnx", "onnxruntime")),
 }
 
 
 def _task(kind: str):
-    module, _, function = TASKS[kind].partition(":")
+    """The check of ``kind``, with what it needs imported."""
+    for module in TASKS[kind].preload:
+        importlib.import_module(module)
+    module, _, function = TASKS[kind].function.partition(":")
     return getattr(importlib.import_module(module), function)
 
 
@@ -76,27 +100,13 @@ def _worker_main() -> int:
     # Started by a request thread that waits for it: ends with it, and with the app.
     die_with_parent(int(os.environ.get("REPSCOPE_PARENT_PID", os.getppid())))
     request = json.loads(sys.stdin.buffer.read())
-    # Imports map memory (and OpenBLAS spins when it cannot): take them before the limit.
-    import h5py  # noqa: F401
-    import onnx  # noqa: F401
-    import onnxruntime  # noqa: F401
-    import PIL.Image  # noqa: F401
-    import safetensors.numpy  # noqa: F401
-    import safetensors.torch  # noqa: F401
-    import scipy.io  # noqa: F401
-    import scipy.special  # noqa: F401
-    import sklearn.datasets  # noqa: F401
-    import torch
-    import torchvision  # noqa: F401
-
-    from compute.measures import confusion  # noqa: F401
-    from compute.sources import activations, layers, zoo_architectures  # noqa: F401
     from compute.sources.architectures import preload
 
     preload(request["arguments"].get("architecture"))  # timm, transformers or a lab's package
 
-    task = _task(request["kind"])
-    torch.set_num_threads(1)
+    task = _task(request["kind"])  # before the limit: see TASKS
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     settings = get_settings()
     _limit_self(settings.upload_memory_bytes, settings.upload_time_limit_s)
     try:

@@ -30,7 +30,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from compute.measures.validate import listed
+from compute.errors import listed
 from compute.settings import format_bytes, private_dir, upload_dir
 from compute.sources.models import list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_named_reference, save_reference

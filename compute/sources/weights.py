@@ -43,7 +43,7 @@ def _unwrap(obj, name: str) -> dict[str, torch.Tensor]:
     """A flat {name: tensor} dict, unwrapping one level of {"state_dict"|"model"|...: {...}}."""
     import torch
 
-    from compute.measures.validate import listed
+    from compute.errors import listed
 
     if isinstance(obj, dict):
         for wrapper in ("state_dict", "model_state_dict", "model"):
@@ -110,7 +110,7 @@ def validate_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor]) 
     tensor holding NaN or inf, so a wrong architecture or a broken checkpoint is told apart."""
     import torch
 
-    from compute.measures.validate import listed
+    from compute.errors import listed
 
     expected = module.state_dict()
     problems = []
