@@ -16,8 +16,9 @@ Honesty rules the code below keeps:
 * A peer predicted to take more than ``PEER_LIMIT_S`` is skipped and its time estimated
   from its largest smaller measurement in this run, scaled by the case's cost model; the
   table marks estimates with "~" and says which measurement they come from.
-* The GEMM bound of a row is its GEMM flop count divided by the float32 ``torch.mm`` rate
-  measured for the row's dominant GEMM shape in this run, on this machine (its fastest call);
+* The GEMM bound of a row is its GEMM flop count divided by the float32 GEMM rate (the faster
+  of ``torch.mm`` and numpy's BLAS) measured for the row's dominant GEMM shape in this run, on
+  this machine (its fastest call);
   rows of the same shape share one measurement (the orchestrator hands it to later workers).
   The row's floor adds the float64 LAPACK factorisations it cannot avoid (``Prepared.lapack``:
   the same calls at the row's sizes, timed in the same worker, their fastest call).
@@ -187,9 +188,11 @@ def _rates_argument() -> list[str]:
 
 
 def gemm_rate(shape: tuple[int, int, int], quick: bool = False) -> float:
-    """Best float32 ``torch.mm`` flop/s for an (m x k) @ (k x n) product into a preallocated output."""
+    """Best float32 flop/s for an (m x k) @ (k x n) product into a preallocated output: the
+    faster of ``torch.mm`` and numpy's BLAS (torch's MKL is far slower on some skinny shapes)."""
     shape = tuple(int(s) for s in shape)
     if shape not in _GEMM_RATES:
+        import numpy as np
         import torch
 
         m, k, n = shape
@@ -198,8 +201,10 @@ def gemm_rate(shape: tuple[int, int, int], quick: bool = False) -> float:
         b = torch.randn(k, n, generator=generator)
         out = torch.empty(m, n)
         _, timing = measure(lambda: torch.mm(a, b, out=out), quick=quick)
+        an, bn, outn = a.numpy(), b.numpy(), out.numpy()
+        _, host = measure(lambda: np.matmul(an, bn, out=outn), quick=quick)
         # The limit is the best the machine did: the fastest call, not the median.
-        _GEMM_RATES[shape] = 2.0 * m * k * n / min(timing.samples)
+        _GEMM_RATES[shape] = 2.0 * m * k * n / min(timing.samples + host.samples)
         del a, b, out
     return _GEMM_RATES[shape]
 
@@ -645,7 +650,7 @@ def render_machine(info: dict, quick: bool) -> str:
         "A peer cell shows its time and, in brackets, peer time / RepScope time (higher = RepScope",
         f"faster). Peers predicted to exceed {policy['peer_limit']:.0f} s are skipped; `~` marks the estimate, scaled",
         "from that peer's largest smaller measurement in this run by the row's cost model.",
-        "GEMM frac = (the row's GEMM flops / torch f32 GEMM rate for its dominant shape) / RepScope time:",
+        "GEMM frac = (the row's GEMM flops / best f32 GEMM rate for its dominant shape: torch or numpy) / RepScope time:",
         "1.0 means as fast as a bare GEMM of that work; above 1 is possible for symmetric",
         "(upper-triangle) kernels, which need half the flops counted here.",
         "Floor = the row's bare GEMMs at that measured rate + the float64 LAPACK factorisations it needs",
@@ -679,7 +684,7 @@ def render_roofline(records: list[dict]) -> str:
             shapes[tuple(record["gemm"]["shape"])] = record["gemm"]["rate"]
     if not shapes:
         return ""
-    lines = ["## GEMM roofline (torch float32 `mm`, this machine)", "",
+    lines = ["## GEMM roofline (float32, the faster of torch `mm` and numpy's BLAS, this machine)", "",
              "| shape m x k x n | GFLOP/s |", "|---|---|"]
     for (m, k, n), rate in sorted(shapes.items()):
         lines.append(f"| {m} x {k} x {n} | {rate / 1e9:.0f} |")

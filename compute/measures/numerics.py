@@ -13,6 +13,8 @@ library's threads then wait for the other's: on this project's 2-core machine a 
 GEMM took 16 ms right after a scipy ``eigh``, and a 256 x 256 triangular solve took 8 ms on two
 OpenBLAS threads and 1 ms on one. The measures' host linear algebra is small (D x D), so it runs
 on one OpenBLAS thread (``one_blas_thread``); torch's GEMMs (MKL / OpenMP) are not affected.
+Small host products (``_CALLING_THREAD_WORK``) run there too, in numpy: a problem of a few
+milliseconds then never waits for a second thread.
 """
 from __future__ import annotations
 
@@ -31,11 +33,14 @@ _BATCHED_ELEMENTS = 1 << 22
 _SELF_BLOCK_WORK = 1 << 28
 # Rows per float32 partial sum of a column mean (then added in float64): cache-sized blocks.
 _MEAN_BLOCK = 256
-# Host float32 products of at most this many multiply-adds run in numpy on the calling thread
-# (one OpenBLAS thread), not on torch's two: a two-thread call waits for both threads, which
-# costs a scheduler time slice whenever another process holds a core, and torch's MKL took
-# 20-30 ms for a 64 x 4096 x 64 product that one OpenBLAS thread does in 0.4 ms.
-_CALLING_THREAD_WORK = 1 << 26
+# Host products of at most this many multiply-adds (or 4x as many into an output of at most
+# _SKINNY_OUTPUT entries) run in numpy on the calling thread (one OpenBLAS thread), not on
+# torch's two: a two-thread call waits for both threads, which costs a scheduler time slice
+# whenever another process holds a core, and torch's MKL took 20-30 ms for a 64 x 4096 x 64
+# product that one OpenBLAS thread did in 0.4 ms. Above it two threads win on an idle machine
+# (1000 x 256 x 256: 0.8 ms on torch's two, 1.5 ms on one).
+_CALLING_THREAD_WORK = 1 << 25
+_SKINNY_OUTPUT = 1 << 14
 
 
 @lru_cache(maxsize=1)
@@ -108,7 +113,8 @@ def crossprod_float64(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """
     rows, blocks = A.shape[0], A.shape[0] // _ROW_BLOCK
     host = A.device.type == "cpu"
-    if host and rows * A.shape[1] * B.shape[1] <= _CALLING_THREAD_WORK:
+    outputs = A.shape[1] * B.shape[1]
+    if host and rows * outputs <= _CALLING_THREAD_WORK * (4 if outputs <= _SKINNY_OUTPUT else 1):
         return torch.from_numpy(_host_crossprod(A.numpy(), B.numpy()))
     if A.dtype == torch.float64 and B.dtype == torch.float64:
         return A.T @ B
