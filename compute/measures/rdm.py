@@ -38,9 +38,9 @@ _MAX_ROWS = 512
 # Entries per chunk of the host-side pattern passes: their float64 temporaries stay in cache.
 _CACHE_ELEMENTS = 1 << 16
 
-# Euclidean RDMs of at most this many stimuli (on the CPU) take one symmetric rank-k update of
-# the centred patterns (BLAS syrk: the lower triangle only, half a GEMM's flops) on the calling
-# thread, then |z_i|^2 + |z_j|^2 - 2 z_i.z_j in place: no two-thread call to wait for.
+# RDMs of at most this many stimuli (on the CPU) take one symmetric rank-k update of the
+# patterns (BLAS syrk: the lower triangle only, half a GEMM's flops) on the calling thread, then
+# 1 - r or |z_i|^2 + |z_j|^2 - 2 z_i.z_j in place: no two-thread call to wait for.
 SYRK_ROWS = 2048
 
 # Below this fraction of |x_i|^2 + |x_j|^2 the norm trick loses most digits of a squared
@@ -107,7 +107,7 @@ def rdm(
     out = np.empty(n * (n - 1) // 2 if condensed else (n, n), dtype=np_dtype)
     if not condensed:
         out.fill(0)
-    if sq_norms is not None and X.device.type == "cpu" and n <= SYRK_ROWS and n * n <= BLOCK_ELEMENTS:
+    if X.device.type == "cpu" and n <= SYRK_ROWS and n * n <= BLOCK_ELEMENTS:
         blocks, syrk = [(0, n)], True
     else:
         blocks, syrk = list(_row_blocks(n)), False
@@ -116,7 +116,7 @@ def rdm(
     offset = 0
     for start, stop in blocks:
         if syrk:
-            values = _euclidean_syrk(B, d, sq_norms, method)
+            values = _syrk_block(B, d, sq_norms, method)
         else:
             values = _dissimilarity_block(A, B, d, sq_norms, start, stop, method, work)
         if condensed:
@@ -245,17 +245,20 @@ def _check_patterns(X: torch.Tensor, sq: np.ndarray, means: np.ndarray, method: 
             )
 
 
-def _euclidean_syrk(B: torch.Tensor, d: int, sq_norms: np.ndarray, method: str) -> np.ndarray:
-    """All squared (or plain) Euclidean distances of the host patterns ``B[:, :d]`` (centred),
-    as ``_dissimilarity_block`` gives them for one block of all rows: only entries above the
+def _syrk_block(B: torch.Tensor, d: int, sq_norms: np.ndarray | None, method: str) -> np.ndarray:
+    """All dissimilarities of the host patterns ``B[:, :d]`` (from ``_augmented_patterns``), as
+    ``_dissimilarity_block`` gives them for one block of all rows: only entries above the
     diagonal are meaningful. One BLAS syrk (one thread) forms the lower triangle of Z Z' in
-    column-major order, which read row-major is the upper triangle of the distances."""
+    column-major order, which read row-major is the upper triangle."""
     import scipy.linalg.blas as blas
 
     Z = B.numpy()[:, :d]
     syrk = blas.ssyrk if Z.dtype == np.float32 else blas.dsyrk
     with one_blas_thread():
-        G = syrk(-2.0, Z, lower=1).T  # C-ordered; upper triangle = -2 z_i.z_j
+        G = syrk(1.0 if sq_norms is None else -2.0, Z, lower=1).T  # C-ordered upper triangle
+    if sq_norms is None:  # correlation-type: G holds r_ij
+        np.clip(G, -1.0, 1.0, out=G)
+        return np.subtract(1.0, G, out=G)
     G += sq_norms.astype(G.dtype)[:, None]
     G += sq_norms.astype(G.dtype)[None, :]
     return _finish_squared(G, B, d, sq_norms, 0, method)
