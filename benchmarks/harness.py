@@ -777,6 +777,8 @@ def judge(record: dict) -> str:
             why.append(f"floor frac {floor / rep:.2f} < {least:g}")
     if kind in ("kernel", "peer10", "grid10", "floor"):
         times = {n: peer_seconds(p) for n, p in record["peers"].items() if peer_seconds(p)}
+        if not times and kind in ("peer10", "grid10"):
+            why.append("peer not measured")
         slower = [n for n, t in times.items() if t / rep < 1]
         if slower:
             why.append("slower than " + ", ".join(f"{n} ({times[n] / rep:.2g}x)" for n in slower))
