@@ -86,7 +86,7 @@ def grid_case(measure: str, n: int, with_extraction: bool, peer: bool, times_of:
     return Case(
         "layer_grid", f"{measure}, {label}, N={n}", prepare, ("torch-cka",) if peer else (),
         target="grid10" if peer or times_of else ("kernel" if not with_extraction else None),
-        tolerance=1e-4, timeout_s=1200, reuse_peers=times_of,
+        tolerance=1e-4, timeout_s=1200, reuse_peers=times_of, size=n,
     )
 
 
@@ -118,7 +118,7 @@ def cases(quick: bool) -> list[Case]:
     # torch-cka has no biased linear CKA: the time to beat is the same, the answers differ.
     second = grid_case("cka_linear", n, with_extraction=True, peer=False, times_of=first.name)
     # Quick: the second extract row repeats the first one's work (the grid is ~1 % of it).
-    return [first] + ([] if quick else [second]) + [
-            grid_case("cka_linear", n, with_extraction=False, peer=False),
-            grid_case("cka_debiased", n, with_extraction=False, peer=False),
-            encoding_case(200 if quick else 2000)]
+    # Grids of few stimuli (N = 64: a page's small grids) are judged against their floor too.
+    grids = [grid_case(measure, size, with_extraction=False, peer=False)
+             for size in sorted({64, n}) for measure in ("cka_linear", "cka_debiased")]
+    return [first] + ([] if quick else [second]) + grids + [encoding_case(200 if quick else 2000)]

@@ -4,9 +4,13 @@ from __future__ import annotations
 from benchmarks import peers
 from benchmarks.harness import Case, Prepared
 
-FULL = [(1000, 512), (1000, 2048), (5000, 512), (5000, 2048), (10000, 512), (10000, 2048)]
+FULL = [(1000, 512), (1000, 2048), (2000, 512), (5000, 512), (5000, 2048), (10000, 512), (10000, 2048)]
 QUICK = [(1000, 256), (2000, 512)]
 PEERS = ("pdist", "sklearn", "rsatoolbox")
+# Peers whose RDM is itself one BLAS GEMM (the |x|^2 + |y|^2 - 2 X Y' trick): RepScope is held
+# to the GEMM floor and to 1x them, not 10x. rsatoolbox's correlation RDM is a numpy einsum
+# (a loop, not BLAS) and scikit-learn's goes through scipy's cdist.
+GEMM_PEERS = {"euclidean": ("sklearn", "rsatoolbox"), "sqeuclidean": ("sklearn", "rsatoolbox")}
 
 
 def rdm_case(method: str, n: int, d: int, group: str = "rdm") -> Case:
@@ -29,7 +33,7 @@ def rdm_case(method: str, n: int, d: int, group: str = "rdm") -> Case:
         group, f"{method} N={n} D={d}", prepare, PEERS,
         cost={p: (f"{p}/{method}", float(n) * n * d) for p in PEERS},
         gemm=(2.0 * n * n * d, (n, d, n)), target="kernel",
-        output_bytes=n * (n - 1) // 2 * 4, timeout_s=900,
+        output_bytes=n * (n - 1) // 2 * 4, timeout_s=900, size=n, gemm_peers=GEMM_PEERS.get(method, ()),
     )
 
 

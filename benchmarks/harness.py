@@ -16,9 +16,12 @@ Honesty rules the code below keeps:
 * A peer predicted to take more than ``PEER_LIMIT_S`` is skipped and its time estimated
   from its largest smaller measurement in this run, scaled by the case's cost model; the
   table marks estimates with "~" and says which measurement they come from.
-* The GEMM bound of a row is its GEMM flop count divided by the float32 ``torch.mm`` rate
-  measured for the row's dominant GEMM shape in this run, on this machine (its fastest call);
+* The GEMM bound of a row is its GEMM flop count divided by the float32 GEMM rate (the faster
+  of ``torch.mm`` and numpy's BLAS) measured for the row's dominant GEMM shape in this run, on
+  this machine (its fastest call);
   rows of the same shape share one measurement (the orchestrator hands it to later workers).
+  The row's floor adds the float64 LAPACK factorisations it cannot avoid (``Prepared.lapack``:
+  the same calls at the row's sizes, timed in the same worker, their fastest call).
 * The machine may be shared: each row records the share of CPU time other processes used
   while it ran (``/proc/stat`` minus this process), and the table flags rows above 10 %.
 """
@@ -47,6 +50,7 @@ MISSED = Path(__file__).resolve().parent / "MISSED.md"
 GROUPS = ("rdm", "model_rdm", "similarity", "layer_grid", "nulls", "evaluation", "extraction", "mds", "memory",
           "store", "dashboard")
 PEER_LIMIT_S = 10.0
+SMALL_N = 2000  # rows with at most this many stimuli must run within 2x of their floor
 QUICK_PEER_LIMIT_S = 3.0  # --quick must finish in 3 minutes
 SLOW_S = 5.0  # from here the warm-up call counts as a repeat
 VERY_SLOW_S = 20.0  # from here a call runs once
@@ -184,9 +188,11 @@ def _rates_argument() -> list[str]:
 
 
 def gemm_rate(shape: tuple[int, int, int], quick: bool = False) -> float:
-    """Best float32 ``torch.mm`` flop/s for an (m x k) @ (k x n) product into a preallocated output."""
+    """Best float32 flop/s for an (m x k) @ (k x n) product into a preallocated output: the
+    faster of ``torch.mm`` and numpy's BLAS (torch's MKL is far slower on some skinny shapes)."""
     shape = tuple(int(s) for s in shape)
     if shape not in _GEMM_RATES:
+        import numpy as np
         import torch
 
         m, k, n = shape
@@ -195,8 +201,10 @@ def gemm_rate(shape: tuple[int, int, int], quick: bool = False) -> float:
         b = torch.randn(k, n, generator=generator)
         out = torch.empty(m, n)
         _, timing = measure(lambda: torch.mm(a, b, out=out), quick=quick)
+        an, bn, outn = a.numpy(), b.numpy(), out.numpy()
+        _, host = measure(lambda: np.matmul(an, bn, out=outn), quick=quick)
         # The limit is the best the machine did: the fastest call, not the median.
-        _GEMM_RATES[shape] = 2.0 * m * k * n / min(timing.samples)
+        _GEMM_RATES[shape] = 2.0 * m * k * n / min(timing.samples + host.samples)
         del a, b, out
     return _GEMM_RATES[shape]
 
@@ -219,6 +227,9 @@ class Prepared:
     after: Callable[[Any, dict[str, Any]], dict] | None = None
     # The row's GEMM work when only the prepared data tells it (overrides ``Case.gemm``).
     gemm: tuple[float, tuple[int, int, int]] | None = None
+    # Best seconds of the float64 LAPACK factorisations the row needs at its sizes (part of
+    # its floor, with the GEMMs), measured in the worker after the timings.
+    lapack: Callable[[], float] | None = None
 
 
 @dataclass
@@ -228,7 +239,9 @@ class Case:
     ``cost`` maps a peer to ``(family, units)``: a peer's time is extrapolated from the
     largest smaller measurement of the same family, proportionally to ``units``.
     ``gemm`` is ``(flops, (m, k, n))``: the row's GEMM work and its dominant GEMM shape.
-    ``target`` picks the issue-7 target checked on this row (see ``judge``).
+    ``target`` picks the target checked on this row (see ``judge``); ``size`` is its number of
+    stimuli N (rows with N <= ``SMALL_N`` must also run within 2x of their floor);
+    ``gemm_peers`` are peers that are themselves one BLAS GEMM (RepScope need only match them).
     """
 
     group: str
@@ -246,6 +259,8 @@ class Case:
     items: int | None = None  # things processed per call (images): adds a throughput note
     # False when the case's own child processes (a worker pool) would count as "others".
     calm_check: bool = True
+    size: int | None = None
+    gemm_peers: tuple[str, ...] = ()
 
 
 def load_cases(group: str, quick: bool) -> list[Case]:
@@ -314,7 +329,19 @@ def run_case(case: Case, quick: bool = False, skip: dict[str, dict] | None = Non
         flops, shape = prepared.gemm or case.gemm
         rate = gemm_rate(shape, quick)
         record["gemm"] = {"flops": flops, "shape": list(shape), "rate": rate, "seconds": flops / rate}
+    if prepared.lapack is not None:
+        try:
+            record["lapack_s"] = prepared.lapack()
+        except Exception as error:  # noqa: BLE001
+            record["notes"].append(f"LAPACK floor failed: {type(error).__name__}: {error}")
     return record
+
+
+def floor_seconds(record: dict) -> float | None:
+    """The row's floor: its GEMMs at the measured roofline plus its float64 LAPACK (None: no floor)."""
+    if "gemm" not in record:
+        return None
+    return record["gemm"]["seconds"] + record.get("lapack_s", 0.0)
 
 
 # ---- the worker process and the orchestrator ----
@@ -422,6 +449,7 @@ def run_group(cases: list[Case], quick: bool, runner: Callable[[Case, dict], dic
                 record["peers"] = {**source["peers"], **record["peers"]}
                 record["notes"].append(f"peer times from the row '{case.reuse_peers}'")
         record["target_kind"], record["tolerance"] = case.target, case.tolerance
+        record["size"], record["gemm_peers"] = case.size, list(case.gemm_peers)
         record["output_bytes"], record["items"] = case.output_bytes, case.items
         _learn_rates([record])
         for peer, (family, units) in case.cost.items():
@@ -622,9 +650,12 @@ def render_machine(info: dict, quick: bool) -> str:
         "A peer cell shows its time and, in brackets, peer time / RepScope time (higher = RepScope",
         f"faster). Peers predicted to exceed {policy['peer_limit']:.0f} s are skipped; `~` marks the estimate, scaled",
         "from that peer's largest smaller measurement in this run by the row's cost model.",
-        "GEMM frac = (the row's GEMM flops / torch f32 GEMM rate for its dominant shape) / RepScope time:",
+        "GEMM frac = (the row's GEMM flops / best f32 GEMM rate for its dominant shape: torch or numpy) / RepScope time:",
         "1.0 means as fast as a bare GEMM of that work; above 1 is possible for symmetric",
         "(upper-triangle) kernels, which need half the flops counted here.",
+        "Floor = the row's bare GEMMs at that measured rate + the float64 LAPACK factorisations it needs",
+        "(the same scipy/numpy calls at the row's sizes, one thread, fastest call, timed in the same",
+        "worker); in brackets floor / RepScope time (1.0 = at the floor).",
         "Peak mem = peak resident memory added by RepScope's first call (output included).",
         "Agreement = max |RepScope - peer| over the answers (after converting to the same quantity).",
         "",
@@ -635,7 +666,13 @@ def render_machine(info: dict, quick: bool) -> str:
 def render_summary(records: list[dict]) -> str:
     verdicts = [(r, judge(r)) for r in records if r.get("target_kind")]
     met = sum(verdict == "met" for _, verdict in verdicts)
-    lines = ["## Targets (issue 7)", "", f"{met} of {len(verdicts)} rows with a target meet it.", ""]
+    lines = ["## Targets (issue 20)", "",
+             "Kernel rows: floor frac (the row's floor / RepScope time) >= 0.7, and >= 0.5 (within 2x",
+             f"of the floor) for rows of at most {SMALL_N:,} stimuli; 10x the fastest peer that is not itself",
+             "one BLAS GEMM (against a one-GEMM peer, such as rsatoolbox's and scikit-learn's Euclidean",
+             "RDMs, the floor rule stands in for 10x); and no peer faster than RepScope (>= 1x every peer).",
+             f"Peer rows (10x) keep their ratio, add >= 1x every peer and, at N <= {SMALL_N:,}, 2x of the floor.",
+             "", f"{met} of {len(verdicts)} rows with a target meet it.", ""]
     lines += [f"- {r['group']} / {r['name']}: {verdict}" for r, verdict in verdicts if verdict != "met"]
     return "\n".join(lines) + "\n\n"
 
@@ -647,7 +684,7 @@ def render_roofline(records: list[dict]) -> str:
             shapes[tuple(record["gemm"]["shape"])] = record["gemm"]["rate"]
     if not shapes:
         return ""
-    lines = ["## GEMM roofline (torch float32 `mm`, this machine)", "",
+    lines = ["## GEMM roofline (float32, the faster of torch `mm` and numpy's BLAS, this machine)", "",
              "| shape m x k x n | GFLOP/s |", "|---|---|"]
     for (m, k, n), rate in sorted(shapes.items()):
         lines.append(f"| {m} x {k} x {n} | {rate / 1e9:.0f} |")
@@ -711,7 +748,13 @@ def _agreement_cell(record: dict) -> str:
 
 
 def judge(record: dict) -> str:
-    """'met' / 'missed: why' for the issue-7 target of the row, '—' when it has none."""
+    """'met' / 'missed: why' for the issue-20 target of the row, '—' when it has none.
+
+    ``kernel``: the floor fraction (floor / RepScope time) at least 0.7, or 0.5 (within 2x of
+    the floor) for rows of at most ``SMALL_N`` stimuli; 10x the fastest peer that is not itself
+    one BLAS GEMM; 1x every peer. ``peer10`` / ``grid10``: the same peer rules, and a small row
+    with a floor within 2x of it. ``floor``: within 2x of the floor and 1x every peer.
+    """
     kind = record.get("target_kind")
     if not kind:
         return "—"
@@ -724,18 +767,26 @@ def judge(record: dict) -> str:
     differing = [peer for peer in record["peers"]
                  if any(n.startswith(peer) for n in record["agreement"])
                  and all(v is None or v > tolerance for n, v in record["agreement"].items() if n.startswith(peer))]
-    if kind in ("kernel", "peer10", "grid10") and differing:
+    if kind in ("kernel", "peer10", "grid10", "floor") and differing:
         why.append(f"answers differ from {', '.join(differing)} (> {tolerance:g})")
-    if kind == "kernel" and "gemm" in record:
-        fraction = record["gemm"]["seconds"] / rep
-        if fraction < 0.7:
-            why.append(f"GEMM frac {fraction:.2f} < 0.7")
-    if kind in ("kernel", "peer10", "grid10"):
+    small = (record.get("size") or 0) and record["size"] <= SMALL_N
+    floor = floor_seconds(record)
+    if floor is not None and (kind == "kernel" or (small and kind in ("peer10", "grid10", "floor"))):
+        least = 0.5 if small else 0.7
+        if floor / rep < least:
+            why.append(f"floor frac {floor / rep:.2f} < {least:g}")
+    if kind in ("kernel", "peer10", "grid10", "floor"):
         times = {n: peer_seconds(p) for n, p in record["peers"].items() if peer_seconds(p)}
-        if times:
-            fastest = min(times, key=times.get)
-            if times[fastest] / rep < 10:
-                why.append(f"{times[fastest] / rep:.2g}x vs {fastest} < 10x")
+        if not times and kind in ("peer10", "grid10"):
+            why.append("peer not measured")
+        slower = [n for n, t in times.items() if t / rep < 1]
+        if slower:
+            why.append("slower than " + ", ".join(f"{n} ({times[n] / rep:.2g}x)" for n in slower))
+        loops = {n: t for n, t in times.items() if n not in record.get("gemm_peers", ())}
+        if loops and kind != "floor":
+            fastest = min(loops, key=loops.get)
+            if 1 <= loops[fastest] / rep < 10:
+                why.append(f"{loops[fastest] / rep:.2g}x vs {fastest} < 10x")
     elif kind == "extract":
         base = min((peer_seconds(p) for p in record["peers"].values() if peer_seconds(p)), default=None)
         if base and rep / base > 1.15:
@@ -779,7 +830,8 @@ def render_group(group: str, records: list[dict]) -> str:
         for name in record["peers"]:
             if name not in peers:
                 peers.append(name)
-    head = ["case", "RepScope"] + peers + ["GEMM frac", "peak mem", "agreement (max abs diff)", "target", "notes"]
+    head = ["case", "RepScope"] + peers + ["GEMM frac", "floor", "peak mem", "agreement (max abs diff)", "target",
+                                           "notes"]
     lines = [f"## {_GROUP_TITLES.get(group, group)}", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]
     for record in records:
@@ -789,6 +841,8 @@ def render_group(group: str, records: list[dict]) -> str:
         cells += [_peer_cell(record["peers"].get(p), rep_s) for p in peers]
         gemm = record.get("gemm")
         cells.append(_fraction(gemm["seconds"] / rep_s) if gemm and rep_s else "—")
+        floor = floor_seconds(record)
+        cells.append(f"{_seconds(floor)} [{_fraction(floor / rep_s)}]" if floor and rep_s else "—")
         peak = record.get("peak_bytes")
         peak_text = _bytes(peak) + (" (lower bound)" if record.get("peak_how") == "lower bound" else "")
         if peak is not None and record.get("output_bytes"):
@@ -797,6 +851,8 @@ def render_group(group: str, records: list[dict]) -> str:
         cells.append(_agreement_cell(record))
         cells.append(judge(record))
         notes = list(record["notes"])
+        if gemm and "lapack_s" in record:
+            notes.insert(0, f"floor = GEMMs {_seconds(gemm['seconds'])} + float64 LAPACK {_seconds(record['lapack_s'])}")
         if (record.get("others_cpu") or 0) > LOADED:
             notes.append(f"**other processes used {record['others_cpu']:.0%} of the CPUs during this row**")
         if record.get("items") and rep_s:

@@ -13,9 +13,13 @@ library's threads then wait for the other's: on this project's 2-core machine a 
 GEMM took 16 ms right after a scipy ``eigh``, and a 256 x 256 triangular solve took 8 ms on two
 OpenBLAS threads and 1 ms on one. The measures' host linear algebra is small (D x D), so it runs
 on one OpenBLAS thread (``one_blas_thread``); torch's GEMMs (MKL / OpenMP) are not affected.
+Small host products (``_CALLING_THREAD_WORK``) run there too, in numpy: a problem of a few
+milliseconds then never waits for a second thread.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -29,6 +33,14 @@ _BATCHED_ELEMENTS = 1 << 22
 _SELF_BLOCK_WORK = 1 << 28
 # Rows per float32 partial sum of a column mean (then added in float64): cache-sized blocks.
 _MEAN_BLOCK = 256
+# Host products of at most this many multiply-adds (or 4x as many into an output of at most
+# _SKINNY_OUTPUT entries) run in numpy on the calling thread (one OpenBLAS thread), not on
+# torch's two: a two-thread call waits for both threads, which costs a scheduler time slice
+# whenever another process holds a core, and torch's MKL took 20-30 ms for a 64 x 4096 x 64
+# product that one OpenBLAS thread did in 0.4 ms. Above it two threads win on an idle machine
+# (1000 x 256 x 256: 0.8 ms on torch's two, 1.5 ms on one).
+_CALLING_THREAD_WORK = 1 << 25
+_SKINNY_OUTPUT = 1 << 14
 
 
 @lru_cache(maxsize=1)
@@ -39,9 +51,44 @@ def _controller():
     return ThreadpoolController()
 
 
+_HELD = {"depth": 0, "limiter": None}
+_HELD_LOCK = threading.Lock()
+
+
+@contextmanager
 def one_blas_thread():
-    """Context manager: numpy's and scipy's BLAS/LAPACK on one thread (process-wide while inside)."""
-    return _controller().limit(limits=1, user_api="blas")
+    """Context manager: numpy's and scipy's BLAS/LAPACK on one thread (process-wide while inside).
+
+    Reentrant and shared between threads: the limit is set by the first to enter and lifted by
+    the last to leave (a nested entry costs nothing; setting the limit costs ~40 us)."""
+    with _HELD_LOCK:
+        if _HELD["depth"] == 0:
+            _HELD["limiter"] = _controller().limit(limits=1, user_api="blas")
+        _HELD["depth"] += 1
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            _HELD["depth"] -= 1
+            if _HELD["depth"] == 0:
+                _HELD["limiter"].restore_original_limits()
+                _HELD["limiter"] = None
+
+
+def _host_crossprod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a.T @ b`` (float64) of host arrays on one OpenBLAS thread; float32 ones as GEMMs over
+    blocks of ``_ROW_BLOCK`` rows, their results added in float64."""
+    out = None
+    with one_blas_thread():
+        if a.dtype == np.float64 and b.dtype == np.float64:
+            return a.T @ b
+        for start in range(0, a.shape[0], _ROW_BLOCK):
+            part = a[start:start + _ROW_BLOCK].T @ b[start:start + _ROW_BLOCK]
+            if out is None:
+                out = part.astype(np.float64)
+            else:
+                out += part
+    return out
 
 
 def column_means(values: np.ndarray) -> np.ndarray:
@@ -64,10 +111,13 @@ def crossprod_float64(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     float32 GEMMs accumulate in float32; summing their block results in float64 keeps long
     reductions (N up to 1e5, N^2 Gram entries) at float32-GEMM accuracy per block only.
     """
-    if A.dtype == torch.float64 and B.dtype == torch.float64:
-        return A.T @ B
     rows, blocks = A.shape[0], A.shape[0] // _ROW_BLOCK
     host = A.device.type == "cpu"
+    outputs = A.shape[1] * B.shape[1]
+    if host and rows * outputs <= _CALLING_THREAD_WORK * (4 if outputs <= _SKINNY_OUTPUT else 1):
+        return torch.from_numpy(_host_crossprod(A.numpy(), B.numpy()))
+    if A.dtype == torch.float64 and B.dtype == torch.float64:
+        return A.T @ B
     if blocks > 1 and blocks * A.shape[1] * B.shape[1] <= _BATCHED_ELEMENTS:
         # Skinny operands (flattened Gram matrices): one batched GEMM instead of a Python loop.
         whole = blocks * _ROW_BLOCK

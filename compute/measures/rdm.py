@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from compute.measures.numerics import column_means
+from compute.measures.numerics import column_means, one_blas_thread
 from compute.measures.registry import RDM_METHODS, REPEATED_RDM_METHODS
 from compute.measures.validate import (
     listed,
@@ -37,6 +37,11 @@ _MAX_ROWS = 512
 
 # Entries per chunk of the host-side pattern passes: their float64 temporaries stay in cache.
 _CACHE_ELEMENTS = 1 << 16
+
+# RDMs of at most this many stimuli (on the CPU) take one symmetric rank-k update of the
+# patterns (BLAS syrk: the lower triangle only, half a GEMM's flops) on the calling thread, then
+# 1 - r or |z_i|^2 + |z_j|^2 - 2 z_i.z_j in place: no two-thread call to wait for.
+SYRK_ROWS = 2048
 
 # Below this fraction of |x_i|^2 + |x_j|^2 the norm trick loses most digits of a squared
 # distance to cancellation; those (rare: near-duplicate stimuli) entries are recomputed directly.
@@ -102,12 +107,18 @@ def rdm(
     out = np.empty(n * (n - 1) // 2 if condensed else (n, n), dtype=np_dtype)
     if not condensed:
         out.fill(0)
-    blocks = list(_row_blocks(n))
-    work = torch.empty(max((stop - start) * (n - start) for start, stop in blocks),
-                       dtype=X.dtype, device=X.device)
+    if X.device.type == "cpu" and n <= SYRK_ROWS and n * n <= BLOCK_ELEMENTS:
+        blocks, syrk = [(0, n)], True
+    else:
+        blocks, syrk = list(_row_blocks(n)), False
+        work = torch.empty(max((stop - start) * (n - start) for start, stop in blocks),
+                           dtype=X.dtype, device=X.device)
     offset = 0
     for start, stop in blocks:
-        values = _dissimilarity_block(A, B, d, sq_norms, start, stop, method, work)
+        if syrk:
+            values = _syrk_block(B, d, sq_norms, method)
+        else:
+            values = _dissimilarity_block(A, B, d, sq_norms, start, stop, method, work)
         if condensed:
             # Row i of the upper triangle is one contiguous run of the condensed vector.
             for row in range(stop - start):
@@ -234,6 +245,25 @@ def _check_patterns(X: torch.Tensor, sq: np.ndarray, means: np.ndarray, method: 
             )
 
 
+def _syrk_block(B: torch.Tensor, d: int, sq_norms: np.ndarray | None, method: str) -> np.ndarray:
+    """All dissimilarities of the host patterns ``B[:, :d]`` (from ``_augmented_patterns``), as
+    ``_dissimilarity_block`` gives them for one block of all rows: only entries above the
+    diagonal are meaningful. One BLAS syrk (one thread) forms the lower triangle of Z Z' in
+    column-major order, which read row-major is the upper triangle."""
+    import scipy.linalg.blas as blas
+
+    Z = B.numpy()[:, :d]
+    syrk = blas.ssyrk if Z.dtype == np.float32 else blas.dsyrk
+    with one_blas_thread():
+        G = syrk(1.0 if sq_norms is None else -2.0, Z, lower=1).T  # C-ordered upper triangle
+    if sq_norms is None:  # correlation-type: G holds r_ij
+        np.clip(G, -1.0, 1.0, out=G)
+        return np.subtract(1.0, G, out=G)
+    G += sq_norms.astype(G.dtype)[:, None]
+    G += sq_norms.astype(G.dtype)[None, :]
+    return _finish_squared(G, B, d, sq_norms, 0, method)
+
+
 def _dissimilarity_block(
     A: torch.Tensor, B: torch.Tensor, d: int, sq_norms: np.ndarray | None, start: int, stop: int,
     method: str, work: torch.Tensor,
@@ -250,10 +280,18 @@ def _dissimilarity_block(
     if sq_norms is None:
         np.clip(values, -1.0, 1.0, out=values)
         return np.subtract(1.0, values, out=values)
+    return _finish_squared(values, B, d, sq_norms, start, method)
+
+
+def _finish_squared(values: np.ndarray, B: torch.Tensor, d: int, sq_norms: np.ndarray, start: int,
+                    method: str) -> np.ndarray:
+    """Squared distances of rows start: (a block; entries above its diagonal meaningful) made
+    exact where cancellation lost them, then square-rooted for ``euclidean``."""
     # Near-duplicate stimuli lose their squared distance to cancellation: one cheap test
     # against the largest possible threshold, then the exact test on the few candidates.
     np.fill_diagonal(values, np.inf)
-    cancellation = _CANCELLATION[A.dtype]
+    cancellation = _CANCELLATION[B.dtype]
+    stop = start + values.shape[0]
     bound = cancellation * (sq_norms[start:stop].max() + sq_norms[start:].max())
     if values.min() < bound:
         i, j = np.nonzero(values < bound)
