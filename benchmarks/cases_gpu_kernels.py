@@ -28,6 +28,18 @@ def _max_diff(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
 
 
+def host_copy_notes(result) -> list[str]:
+    """A large host answer (an RDM) must cross to the host: the time of that copy alone."""
+    if not isinstance(result, np.ndarray) or result.size < 1_000_000:
+        return []
+    import torch
+
+    source = torch.empty(result.size, dtype=torch.float32, device=device.gpu())
+    seconds = device.best_seconds(lambda: source.cpu(), device.gpu(), repeats=3)
+    return [f"copying an answer of this size ({result.size * 4 / 2**20:.0f} MiB float32) to the host "
+            f"alone takes {seconds * 1e3:.1f} ms"]
+
+
 def gpu_case(group: str, name: str, run, inputs, gemm, kind: str = "f32", target: str | None = None,
              tolerance: float = TOLERANCE, timeout_s: float = 300.0) -> Case:
     """A row timing ``run(*tensors, dtype=None)`` on CUDA in precision ``kind``.
@@ -47,7 +59,7 @@ def gpu_case(group: str, name: str, run, inputs, gemm, kind: str = "f32", target
                 return device.synced(lambda: run(*tensors))()
 
         def after(result, peer_results):
-            notes = device.memory_notes()
+            notes = device.memory_notes() + host_copy_notes(result)
             agreement = {"float64 (GPU)": _max_diff(result, run(*tensors, dtype=np.float64))}
             if kind != "f32":
                 with device.precision("f32"):

@@ -304,10 +304,10 @@ def render_all(machine: dict, records: list[dict], quick: bool) -> str:
     ]
     shapes = [tuple(row[:3]) for row in next(iter(roof["rates"].values()))]
     for i, (m, k, n) in enumerate(shapes):
-        lines.append(f"| {m} x {k} x {n} | " + " | ".join(f"{rows[i][3] / 1e12:.1f}" for rows in roof["rates"].values()) + " |")
+        lines.append(f"| {m} x {k} x {n} | " + " | ".join(f"{rows[i][3] / 1e12:.3g}" for rows in roof["rates"].values()) + " |")
     lines += [
         "",
-        "Peak (best shape): " + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" for k, v in roof["peak"].items()) + ".",
+        "Peak (best shape): " + ", ".join(f"{k} {v / 1e12:.3g} TFLOP/s" for k, v in roof["peak"].items()) + ".",
         "",
         "Times: median of n calls after a warm-up, ± half the range; every call returns host results",
         "(numpy) or ends with `torch.cuda.synchronize()`, so the wall time covers the GPU's work.",
@@ -318,7 +318,8 @@ def render_all(machine: dict, records: list[dict], quick: bool) -> str:
         "to the layer's largest value). Peak mem = host memory; GPU memory is in the notes.",
         "",
     ]
-    text = "\n".join(lines) + "\n" + harness.render_summary(records) + "\n".join(
+    summary = harness.render_summary(records).replace("(issue 7)", "(issue 20, on the GPU)", 1)
+    text = "\n".join(lines) + "\n" + summary + "\n".join(
         harness.render_group(g, [r for r in records if r["group"] == g]) for g in GPU_GROUPS
         if any(r["group"] == g for r in records))
     return text + "\nMisses are explained, with their measured reasons, in benchmarks/MISSED.md.\n"

@@ -14,7 +14,7 @@ from benchmarks import device, harness
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="there is a CUDA device here")
-def test_device_cuda_fails_fast_with_the_reason(monkeypatch):
+def test_gpu_run_without_a_gpu_stops_at_once_with_the_reason(monkeypatch):
     monkeypatch.delenv(device.DRY_RUN_ENV, raising=False)
     monkeypatch.delenv(device.ENV, raising=False)
     with pytest.raises(SystemExit) as stopped:
@@ -63,6 +63,6 @@ def test_results_page_judges_the_gpu_targets():
                "roofline": {"rates": {"f32": [[8, 8, 8, 5e13]], "bf16": [[8, 8, 8, 7e14]]},
                             "peak": {"f32": 5e13, "bf16": 7e14}}}
     page = harness.render_all(machine, [fast, slow, loose, grid], quick=False)
-    assert "| 8 x 8 x 8 | 50.0 | 700.0 |" in page
+    assert "| 8 x 8 x 8 | 50 | 700 |" in page and "(issue 20, on the GPU)" in page
     assert "1 of 4 rows with a target meet it." in page
     assert "## Kernels on the GPU" in page and "| rdm correlation N=10000 D=2048 | 1.00 s" in page
