@@ -315,7 +315,9 @@ def render_all(machine: dict, records: list[dict], quick: bool) -> str:
         f"for RDM and CKA-family kernels at N >= 10,000 is >= {GPU_TARGET}. Rows in TF32 or bfloat16 are",
         "judged only on agreement with the float32 answer of the same run: a precision whose answers",
         "leave the tolerance is not to be used. Agreement = max |difference| (activations: relative",
-        "to the layer's largest value). Peak mem = host memory; GPU memory is in the notes.",
+        "to the layer's largest value). Peak mem = host memory; GPU memory is in the notes. The rows",
+        "share one process (one CUDA context); in a time-bounded run (gpu_check.sh) rows it did not",
+        "reach say so.",
         "",
     ]
     summary = harness.render_summary(records).replace("(issue 7)", "(issue 20, on the GPU)", 1)
