@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmarks import device
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RAW = Path(__file__).resolve().parent / "out"  # raw records of the last runs (git-ignored)
@@ -191,6 +193,8 @@ def gemm_rate(shape: tuple[int, int, int], quick: bool = False) -> float:
     """Best float32 flop/s for an (m x k) @ (k x n) product into a preallocated output: the
     faster of ``torch.mm`` and numpy's BLAS (torch's MKL is far slower on some skinny shapes)."""
     shape = tuple(int(s) for s in shape)
+    if device.is_cuda():  # on a GPU every row is judged against the device's float32 peak
+        return device.f32_peak()
     if shape not in _GEMM_RATES:
         import numpy as np
         import torch
@@ -503,18 +507,21 @@ def _run_groups_in_subprocess(selected: dict[str, list[Case]], quick: bool) -> d
 def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[dict]:
     started = time.time()
     machine = machine_info()
+    machine.update(device.machine_extra())
     print(render_machine(machine, quick), flush=True)
     records: list[dict] = []
     selected = {}
-    for group in GROUPS:
-        if only in GROUPS and only != group:
+    for group in device.groups(GROUPS):
+        if only in device.groups(GROUPS) and only != group:
             continue
         cases = [c for c in load_cases(group, quick)
                  if not only or only == group or only.lower() in c.name.lower()]
         if cases:
             selected[group] = cases
     by_group: dict[str, list[dict]] = {}
-    if quick:
+    # On a GPU too: one process holds the CUDA context (host peaks are then indicative).
+    shared_process = quick or device.is_cuda()
+    if shared_process:
         # Quick sizes: the rows share one worker process (process start-up would dominate),
         # except a group judged on peak memory: memory freed by earlier rows would hide its peak.
         shared = {g: cases for g, cases in selected.items()
@@ -523,7 +530,7 @@ def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[d
             if batch:
                 by_group.update(_run_groups_in_subprocess(batch, quick))
     for group, cases in selected.items():
-        if quick:
+        if shared_process:
             group_records = by_group[group]
         else:
             group_records = run_group(cases, quick, lambda case, skip: _run_measured_calmly(case, quick, skip, started))
@@ -531,7 +538,7 @@ def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[d
         print(render_group(group, group_records), flush=True)
     machine["elapsed_s"] = time.time() - started
     machine["load_after"] = _loadavg()
-    saved = RAW / ("quick.json" if quick else "full.json")
+    saved = RAW / device.raw_name(quick)
     if only:
         # Rows of an earlier complete run of the same sizes keep their place; these replace theirs.
         if not saved.exists():
@@ -554,6 +561,8 @@ def run_all(quick: bool, only: str | None = None, out: Path = RESULTS) -> list[d
 
 def render_all(machine: dict, records: list[dict], quick: bool) -> str:
     """The whole RESULTS.md: header, targets, roofline, one table per group, then MISSED.md."""
+    if "gpu" in machine:
+        return device.render_all(machine, records, quick)
     text = render_machine(machine, quick) + "\n" + render_summary(records) + render_roofline(records) + "\n".join(
         render_group(g, [r for r in records if r["group"] == g]) for g in GROUPS
         if any(r["group"] == g for r in records)
@@ -565,7 +574,7 @@ def render_all(machine: dict, records: list[dict], quick: bool) -> str:
 
 def rerender(quick: bool, out: Path = RESULTS) -> None:
     """Write RESULTS.md again from the saved raw records of the last run (no measuring)."""
-    saved = json.loads((RAW / ("quick.json" if quick else "full.json")).read_text())
+    saved = json.loads((RAW / device.raw_name(quick)).read_text())
     out.write_text(render_all(saved["machine"], saved["records"], quick))
 
 
@@ -758,6 +767,8 @@ def judge(record: dict) -> str:
     kind = record.get("target_kind")
     if not kind:
         return "—"
+    if kind.startswith("gpu-"):
+        return device.judge(record)
     if record.get("error") or "repscope" not in record:
         return "missed: not measured"
     rep = record["repscope"]["median"]
@@ -821,6 +832,9 @@ _GROUP_TITLES = {
     "mds": "MDS",
     "memory": "Memory: RDM peak resident memory vs its condensed float32 size",
     "store": "Artifact store and embedded jobs",
+    "gpu_kernels": "Kernels on the GPU (N stimuli x D features; inputs already on the device)",
+    "gpu_extraction": "Extraction on the GPU, random-init resnet18, 3 x 64 x 64 images",
+    "gpu_grid": "Layer grids on the GPU, two random-init resnet18",
 }
 
 
@@ -872,11 +886,14 @@ def main(argv: list[str] | None = None) -> int:
                         "in RESULTS.md when a complete run of the same sizes was saved before")
     parser.add_argument("--render", action="store_true",
                         help="rewrite RESULTS.md from the last saved run without measuring")
+    parser.add_argument("--device", choices=device.DEVICES, default=device.current(),
+                        help="cpu (default): RESULTS.md; cuda: the GPU rows, RESULTS-gpu.md")
     parser.add_argument("--worker", nargs=2, metavar=("GROUP", "NAME"), help=argparse.SUPPRESS)
     parser.add_argument("--group-worker", metavar="SELECTION", help=argparse.SUPPRESS)
     parser.add_argument("--skip", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--rates", default="[]", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    device.configure(args.device)
     _GEMM_RATES.update({tuple(shape): rate for shape, rate in json.loads(args.rates)})
     if args.worker:
         _worker(args.worker[0], args.worker[1], args.quick, json.loads(args.skip))
@@ -885,7 +902,7 @@ def main(argv: list[str] | None = None) -> int:
         _group_worker(json.loads(args.group_worker), args.quick)
         return 0
     if args.render:
-        rerender(args.quick)
+        rerender(args.quick, device.results_path(RESULTS))
         return 0
-    run_all(args.quick, args.only)
+    run_all(args.quick, args.only, device.results_path(RESULTS))
     return 0

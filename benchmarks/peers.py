@@ -207,20 +207,23 @@ def torch_cka_grid(model_a, model_b, images, layers_a, layers_b, batch_size: int
     return grid[np.ix_(rows, cols)]
 
 
-def bare_forward(model, images, batch_size: int, channels_last: bool = False) -> int:
-    """A forward pass over all images in batches, keeping nothing: the extraction baseline."""
+def bare_forward(model, images, batch_size: int, channels_last: bool = False, device: str = "cpu") -> int:
+    """A forward pass over all images in batches, keeping nothing: the extraction baseline.
+    On a GPU (the model already there) each batch is moved over and the call ends synchronised."""
     import torch
 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size]
+            batch = images[start:start + batch_size].to(device)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             model(batch)
     if channels_last:
         model.to(memory_format=torch.contiguous_format)
+    if device != "cpu":
+        torch.cuda.synchronize()
     return len(images)
 
 
