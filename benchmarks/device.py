@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 ENV = "REPSCOPE_BENCH_DEVICE"
 DRY_RUN_ENV = "REPSCOPE_BENCH_GPU_DRY_RUN"
-PEAK_ENV = "REPSCOPE_BENCH_F32_PEAK"
-BUDGET_ENV = "REPSCOPE_BENCH_GPU_BUDGET_S"  # a bound on the GPU rows' total time (gpu_check.sh)  # the orchestrator's measured float32 peak, for its workers
+PEAK_ENV = "REPSCOPE_BENCH_F32_PEAK"  # the orchestrator's measured float32 peak, for its workers
+BUDGET_ENV = "REPSCOPE_BENCH_GPU_BUDGET_S"  # a bound on the GPU rows' total time (gpu_check.sh)
 DEVICES = ("cpu", "cuda")
 GPU_GROUPS = ("gpu_kernels", "gpu_extraction", "gpu_grid")
 GPU_TARGET = 0.5  # issue 20: RDM and CKA-family kernels at >= 0.5 of the device's GEMM peak
@@ -320,7 +320,7 @@ def render_all(machine: dict, records: list[dict], quick: bool) -> str:
         "reach say so.",
         "",
     ]
-    summary = harness.render_summary(records).replace("(issue 7)", "(issue 20, on the GPU)", 1)
+    summary = harness.render_summary(records, ", on the GPU", rules=())
     text = "\n".join(lines) + "\n" + summary + "\n".join(
         harness.render_group(g, [r for r in records if r["group"] == g]) for g in GPU_GROUPS
         if any(r["group"] == g for r in records))

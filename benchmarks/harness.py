@@ -672,15 +672,20 @@ def render_machine(info: dict, quick: bool) -> str:
     return "\n".join(lines)
 
 
-def render_summary(records: list[dict]) -> str:
+CPU_RULES = (
+    "Kernel rows: floor frac (the row's floor / RepScope time) >= 0.7, and >= 0.5 (within 2x",
+    f"of the floor) for rows of at most {SMALL_N:,} stimuli; 10x the fastest peer that is not itself",
+    "one BLAS GEMM (against a one-GEMM peer, such as rsatoolbox's and scikit-learn's Euclidean",
+    "RDMs, the floor rule stands in for 10x); and no peer faster than RepScope (>= 1x every peer).",
+    f"Peer rows (10x) keep their ratio, add >= 1x every peer and, at N <= {SMALL_N:,}, 2x of the floor.",
+)
+
+
+def render_summary(records: list[dict], where: str = "", rules: tuple[str, ...] = CPU_RULES) -> str:
+    """The targets section: ``rules`` in words, how many rows meet theirs, and every miss."""
     verdicts = [(r, judge(r)) for r in records if r.get("target_kind")]
     met = sum(verdict == "met" for _, verdict in verdicts)
-    lines = ["## Targets (issue 20)", "",
-             "Kernel rows: floor frac (the row's floor / RepScope time) >= 0.7, and >= 0.5 (within 2x",
-             f"of the floor) for rows of at most {SMALL_N:,} stimuli; 10x the fastest peer that is not itself",
-             "one BLAS GEMM (against a one-GEMM peer, such as rsatoolbox's and scikit-learn's Euclidean",
-             "RDMs, the floor rule stands in for 10x); and no peer faster than RepScope (>= 1x every peer).",
-             f"Peer rows (10x) keep their ratio, add >= 1x every peer and, at N <= {SMALL_N:,}, 2x of the floor.",
+    lines = [f"## Targets (issue 20{where})", "", *rules,
              "", f"{met} of {len(verdicts)} rows with a target meet it.", ""]
     lines += [f"- {r['group']} / {r['name']}: {verdict}" for r, verdict in verdicts if verdict != "met"]
     return "\n".join(lines) + "\n\n"
