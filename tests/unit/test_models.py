@@ -285,3 +285,17 @@ def test_rename_alias_and_delete_under_the_registry_lock():
     assert not os.path.exists(second.weights)
     assert not any(m.key == first.key for m in M.list_models(None))
     assert M.get_model_info("mlp-w4-s0-e1").source == "zoo"  # the zoo is untouched
+
+
+def test_concurrent_renames_and_deletes_lose_no_entry():
+    """Read-modify-write of registry.json under the lock: 12 renames and deletes at once, in
+    threads (flock holds between open files), leave exactly what they asked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    state, hparams = small_cnn().state_dict(), family_hparams("cnn", 2, (1, 8, 8), 10)
+    for i in range(12):
+        M.register_model(f"m{i}", "cnn", weights=state, hparams=hparams)
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: M.rename_model(f"m{i}", f"n{i}") if i % 3 else M.delete_model(f"m{i}"), range(12)))
+    assert sorted(m.name for m in M.list_models(None) if m.source == "upload") == \
+        sorted(f"n{i}" for i in range(12) if i % 3)
