@@ -33,7 +33,7 @@ def models_scatter(models, coords, title: str, group_of=lambda m: str(m.tags.get
         coords, [m.name for m in models], [m.accuracy for m in models], "top-1 accuracy (%, higher is better)",
         groups=[group_of(m) for m in models], hover=hover, title=title, color_format=".0%",
     )
-    uploaded = [i for i, m in enumerate(models) if m.source in UPLOADED_SOURCES]
+    uploaded = [i for i, m in enumerate(models) if getattr(m, "source", None) in UPLOADED_SOURCES]  # any with a name
     if uploaded:
         figure.add_trace(_ring([coords[i][0] for i in uploaded], [coords[i][1] for i in uploaded],
                                [models[i].name for i in uploaded], "uploaded", UPLOADED_COLOUR, 19))

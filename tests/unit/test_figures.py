@@ -163,8 +163,7 @@ def test_the_model_map_shows_accuracy_in_percent():
 
     from dashboard.view_parts.model_map import models_scatter
 
-    models = [SimpleNamespace(name=f"m{i}", architecture="cnn", accuracy=a, tags={}, source="zoo")
-              for i, a in enumerate((0.5, 0.9))]
+    models = [SimpleNamespace(name=f"m{i}", architecture="cnn", accuracy=a, tags={}) for i, a in enumerate((0.5, 0.9))]
     bar = models_scatter(models, np.zeros((2, 2)), "map").data[0].marker.colorbar
     assert bar.tickformat == ".0%" and "%" in bar.title.text and "higher is better" in bar.title.text
 
