@@ -182,6 +182,12 @@ def test_aliases_twins_and_expected_keys_of_checkpoint_uploads(tmp_path, zoo_dir
                                name="trained-init", twin_of="trained")
     assert get_model_info(twin["model"]).tags["twin_of"] == first["key"]
     assert get_model_info(twin["model"]).tags["epochs"] == 0
+    from compute.sources.models import list_models
+    from dashboard.views.layer_grid import _twin_button, random_init_twin
+
+    trained = get_model_info("again")  # the alias: the same weights key
+    assert random_init_twin(trained, list_models(None)).name == "trained-init"  # before the zoo's untrained ones
+    assert "its own uploaded initial weights" in _twin_button(trained, list_models(None))[1]
     for twin_of, words in (("mlp-w4-s0-e25", "there is none named"), ("trained", "architecture")):
         with pytest.raises(U.UploadError, match=words):
             U.accept_checkpoint(received("mlp-w4-s0-untrained"), "x.safetensors", "mlp-w8", 10, twin_of=twin_of)
