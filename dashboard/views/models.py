@@ -7,14 +7,15 @@ be renamed or deleted (the zoo's cannot): the client names a model of the regist
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import dash
 from dash import (ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dash_table, dcc, html,
                   no_update)
 
-from dashboard import services
-from dashboard.selection import REGISTRY_CHANGED
+from dashboard import services, url_codec
+from dashboard.selection import REGISTRY_CHANGED, Selection
 from dashboard.view_parts.upload_form import file_form, upload_message
 from dashboard.widgets import dropdown
 
@@ -58,10 +59,16 @@ def _stimulus_options() -> list[str]:
 OPEN_IN = (("model MDS", "/", "find"), ("layer grid", "/layers", "a"))
 
 
-def open_links(name: str) -> list:
-    """Links that open the model ``name`` in the views of :data:`OPEN_IN`."""
-    return [html.Span([" ", dcc.Link(f"open in {words}", href=dash.get_relative_path(path) + "?" + urlencode({key: name}),
-                                     className=f"open-link open-{key}")]) for words, path, key in OPEN_IN]
+def open_links(name: str, selection: dict | None = None) -> list:
+    """Links that open the model ``name`` in the views of :data:`OPEN_IN`, in the panel's
+    ``selection`` (the model added to it when it names models)."""
+    chosen = Selection.from_url_params(selection)
+    if chosen.names and name not in chosen.names:
+        chosen = replace(chosen, names=(*chosen.names, name))
+    return [html.Span([" ", dcc.Link(f"open in {words}", className=f"open-link open-{key}",
+                                     href=dash.get_relative_path(path) + url_codec.join(chosen.search(),
+                                                                                        "?" + urlencode({key: name})))])
+            for words, path, key in OPEN_IN]
 
 
 def editable(models) -> list[str]:
@@ -152,10 +159,12 @@ for _kind, _function, _states in (
     Output(f"{_ID}-stimuli", "options"),
     Input(f"{_ID}-checkpoint-result", "data"),
     Input(f"{_ID}-stimuli-result", "data"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def uploaded(checkpoint, stimuli):
-    return (upload_message(checkpoint, open_links), upload_message(stimuli), table_rows(services.models(None)),
+def uploaded(checkpoint, stimuli, selection):
+    links = lambda name: open_links(name, selection)  # noqa: E731
+    return (upload_message(checkpoint, links), upload_message(stimuli), table_rows(services.models(None)),
             _stimulus_options())
 
 
@@ -191,7 +200,7 @@ def edit_form() -> html.Div:
     ], className="upload-form")
 
 
-def edit_model(action: str, name, new_name) -> html.Div:
+def edit_model(action: str, name, new_name, selection: dict | None = None) -> html.Div:
     """Rename (``action`` "rename") or delete the registered model ``name``; what happened, in words."""
     from compute.sources.models import delete_model, rename_model
 
@@ -200,7 +209,8 @@ def edit_model(action: str, name, new_name) -> html.Div:
     try:
         if action == "rename":
             info = rename_model(name, new_name.strip() if isinstance(new_name, str) else new_name)
-            return html.Div([f"Renamed {name} to {info.name}", *open_links(info.name)], className="status-done")
+            return html.Div([f"Renamed {name} to {info.name}", *open_links(info.name, selection)],
+                            className="status-done")
         delete_model(name)
     except ValueError as error:
         return html.Div(f"Refused: {error}", className="alert alert-error", role="alert")
@@ -215,12 +225,13 @@ def edit_model(action: str, name, new_name) -> html.Div:
     Input(f"{_ID}-delete", "n_clicks"),
     State(f"{_ID}-edit-choice", "value"),
     State(f"{_ID}-edit-name", "value"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def _edit(_rename, _delete, name, new_name):
+def _edit(_rename, _delete, name, new_name, selection):
     import time
 
-    message = edit_model("rename" if ctx.triggered_id == f"{_ID}-rename" else "delete", name, new_name)
+    message = edit_model("rename" if ctx.triggered_id == f"{_ID}-rename" else "delete", name, new_name, selection)
     return message, table_rows(services.models(None)), time.time()
 
 
