@@ -57,6 +57,7 @@ def _stimulus_options() -> list[str]:
 # Where a new model opens (page path, the URL key that picks it there): the model MDS highlights
 # it, the layer grid shows it as model A.
 OPEN_IN = (("model MDS", "/", "find"), ("layer grid", "/layers", "a"))
+MAX_KEYS_SHOWN = 400  # of an architecture's expected keys (a ViT has ~200, a ResNet-152 ~930)
 
 
 def open_links(name: str, selection: dict | None = None) -> list:
@@ -93,9 +94,6 @@ def expected_keys(architecture, num_classes, stimulus_set) -> html.Div:
     more = f"\n… and {len(rows) - MAX_KEYS_SHOWN} more" if len(rows) > MAX_KEYS_SHOWN else ""
     return html.Div([html.P(f"{architecture}: {len(rows)} tensors a checkpoint must hold (key, shape)",
                             className="hint"), html.Pre(shown + more, className="expected-keys")])
-
-
-MAX_KEYS_SHOWN = 400
 
 
 def layout(search: str | None = None, selection=None) -> html.Div:
