@@ -29,10 +29,15 @@
     }
   }
 
-  // The form's element ids start with `id` (dashboard.views.models.file_form's prefix).
-  async function upload(kind, fields, id) {
-    const input = document.querySelector('#' + id + '-file input[type=file]');
-    const file = input && input.files[0];
+  function chosenFile(slot) {
+    const input = document.querySelector('#' + slot + ' input[type=file]');
+    return input && input.files[0];
+  }
+
+  // The form's element ids start with `id` (dashboard.views.models.file_form's prefix); the file
+  // comes from the slot `<id>-file`, or from `slot` when given.
+  async function upload(kind, fields, id, slot) {
+    const file = chosenFile(slot || id + '-file');
     if (!file) return {ok: false, error: 'choose a file first'};
     const show = function (fraction, text) {
       dash_clientside.set_props(id + '-progress', {value: String(fraction)});
@@ -60,9 +65,14 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.repscope = {
-    uploadCheckpoint: function (clicks, architecture, numClasses, stimulusSet) {
-      return upload('checkpoint', {architecture: architecture, num_classes: numClasses, stimulus_set: stimulusSet},
-                    'models-checkpoint');
+    // With a second file (initial weights), that file follows as the new model's untrained twin.
+    uploadCheckpoint: async function (clicks, architecture, numClasses, stimulusSet, name) {
+      const fields = {architecture: architecture, num_classes: numClasses, stimulus_set: stimulusSet};
+      const result = await upload('checkpoint', Object.assign({name: name || null}, fields), 'models-checkpoint');
+      if (!result.ok || !chosenFile('models-checkpoint-twin-file')) return result;
+      result.twin = await upload('checkpoint', Object.assign({name: result.model + '-init', twin_of: result.model},
+                                                             fields), 'models-checkpoint', 'models-checkpoint-twin-file');
+      return result;
     },
     uploadStimuli: function (clicks) {
       return upload('stimuli', {}, 'models-stimuli');

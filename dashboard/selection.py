@@ -24,7 +24,7 @@ from dashboard.widgets import dropdown, model_options
 DEFAULTS = {"set": "digits", "where": "", "models": "", "group": "family", "pooling": "none"}
 POOLING_CHOICES = ("none", "avg", "proj:64", "proj:256")
 FILTER_TAGS = ("family", "group", "width", "seed", "epochs", "labels", "series", "source")
-GROUP_TAGS = ("family", "group", "width", "seed", "epochs", "labels", "architecture")
+GROUP_TAGS = ("family", "group", "width", "seed", "epochs", "labels", "architecture", "source")
 _ID = "selection"
 
 

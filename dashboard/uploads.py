@@ -3,7 +3,7 @@
 ``POST <prefix>upload/start`` -> ``{"upload_id", "chunk_bytes", "max_bytes"}`` (a random token);
 ``POST <prefix>upload/<id>/<index>`` with raw bytes, chunks in order; ``POST <prefix>upload/<id>/finish``
 with JSON ``{"filename", "kind": "checkpoint"|"stimuli"|"reference", "architecture", "num_classes",
-"stimulus_set"?, "name"?}`` (a reference needs only ``stimulus_set`` and ``name``; ``stimulus_set``
+"stimulus_set"?, "name"?, "twin_of"?}`` (a reference needs only ``stimulus_set`` and ``name``; ``stimulus_set``
 is a name of the registry, :mod:`compute.sources.stimulus_names`) checks the file in
 a limited worker process and answers
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. A chunk over ``CHUNK_LIMIT`` or an
@@ -35,7 +35,8 @@ _ID = re.compile(r"[A-Za-z0-9_-]{32}")
 # Upload kind -> the finish request's fields its check takes, with their defaults (anything else
 # the client sends is dropped; the worker's task validates every value).
 FIELDS = {
-    "checkpoint": {"architecture": None, "num_classes": None, "stimulus_set": "digits", "name": None},
+    "checkpoint": {"architecture": None, "num_classes": None, "stimulus_set": "digits", "name": None,
+                   "twin_of": None},
     "stimuli": {},
     "reference": {"stimulus_set": "digits", "name": None},
     "activations": {"stimulus_set": "digits", "name": None, "brain": False, "repeated": False, "series": None,

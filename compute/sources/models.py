@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -150,11 +151,9 @@ def add_model(info: ModelInfo, write: Callable[[Path], None] | None = None) -> M
     """Add ``info`` to the registry under the registry's lock, refusing a name that is taken;
     ``write(path)`` first writes the model's file to ``info.weights`` (atomically, private to
     this user) unless a file of that content key is there already."""
-    with exclusive_lock(private_dir(_models_dir()) / ".registry.lock"):
+    with _registry_lock():
         entries = _read_registry()
-        taken = {e["name"] for e in entries} | {m.name for m in _zoo_infos(None)}
-        if info.name in taken:
-            raise ValueError(f"a model named {info.name!r} exists already; choose another name")
+        _check_free(info.name, entries)
         if write is not None and not Path(info.weights).exists():
             file = Path(info.weights)
             tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
@@ -162,9 +161,76 @@ def add_model(info: ModelInfo, write: Callable[[Path], None] | None = None) -> M
             os.chmod(tmp, 0o600)  # a user's model
             os.replace(tmp, file)
         entries.append(asdict(info))
-        data = json.dumps({"models": entries}, indent=1).encode()
-        write_atomic(_registry_path(), lambda handle: handle.write(data))
+        _write_registry(entries)
     return info
+
+
+# A registered model's name, as uploads make them (compute.sources.uploads.model_name) and a
+# rename must give: word characters, '.' and '-', at most 80.
+NAME_PATTERN = re.compile(r"[\w.-]{1,80}", re.ASCII)
+# The sources whose files a user sent (their own colour ring in the model map).
+UPLOADED_SOURCES = ("upload", "onnx", "activations")
+
+
+def _registry_lock():
+    return exclusive_lock(private_dir(_models_dir()) / ".registry.lock")
+
+
+def _write_registry(entries: list[dict]) -> None:
+    data = json.dumps({"models": entries}, indent=1).encode()
+    write_atomic(_registry_path(), lambda handle: handle.write(data))
+
+
+def _check_free(name: str, entries: list[dict]) -> None:
+    if name in {e["name"] for e in entries} | {m.name for m in _zoo_infos(None)}:
+        raise ValueError(f"a model named {name!r} exists already; choose another name")
+
+
+def _registered(name: str, entries: list[dict], doing: str) -> int:
+    """The position of the registered model ``name``; ``ValueError`` for a zoo model or none."""
+    for position, entry in enumerate(entries):
+        if entry["name"] == name:
+            return position
+    if isinstance(name, str) and name in {m.name for m in _zoo_infos(None)}:
+        raise ValueError(f"{name!r} is a zoo model: the zoo's models cannot be {doing} "
+                         "(only uploaded or registered models can)")
+    raise ValueError(f"no registered model named {str(name)[:80]!r}")
+
+
+def aliases(key: str) -> list[str]:
+    """Every name that the model of weights ``key`` is known by (uploads of the same content
+    under new names keep them all), zoo names first."""
+    return [m.name for m in list_models(None) if m.key == key]
+
+
+def rename_model(name: str, new_name: str) -> ModelInfo:
+    """Give the registered model ``name`` the name ``new_name`` (:data:`NAME_PATTERN`, not taken),
+    under the registry's lock. Its weights key stays, so every cached artifact stays valid."""
+    if not isinstance(new_name, str) or not NAME_PATTERN.fullmatch(new_name):
+        raise ValueError("a model's name is 1 to 80 letters, digits, '_', '.' or '-'")
+    with _registry_lock():
+        entries = _read_registry()
+        position = _registered(name, entries, "renamed")
+        if new_name != name:
+            _check_free(new_name, entries)
+        entries[position] = {**entries[position], "name": new_name}
+        _write_registry(entries)
+    return ModelInfo(**entries[position])
+
+
+def delete_model(name: str) -> ModelInfo:
+    """Remove the registered model ``name`` from the registry, under its lock, with its file
+    under the registry's folder unless another entry (an alias) uses it. Cached artifacts are
+    content-addressed and stay (those of other models, and this one's until the store evicts them)."""
+    with _registry_lock():
+        entries = _read_registry()
+        removed = ModelInfo(**entries.pop(_registered(name, entries, "deleted")))
+        _write_registry(entries)
+        file = Path(removed.weights) if removed.weights else None
+        if (file is not None and file.is_relative_to(_models_dir())
+                and all(e.get("weights") != removed.weights for e in entries)):
+            file.unlink(missing_ok=True)
+    return removed
 
 
 def _num_classes(model: nn.Module) -> int | None:

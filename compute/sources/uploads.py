@@ -32,11 +32,12 @@ from pathlib import Path, PurePosixPath
 
 from compute.errors import listed
 from compute.settings import format_bytes, private_dir, upload_dir
-from compute.sources.models import list_models, register_model
+from compute.sources.models import aliases, list_models, register_model
 from compute.sources.references import FORMATS, SUFFIXES, read_named_reference, save_reference
 from compute.sources.stimuli import image_folder, stimulus_set_named
 from compute.sources.stimulus_names import upload_sets
-from compute.sources.architectures import list_architectures, split_architecture, upload_hparams
+from compute.sources.architectures import (architecture_name, build_module, list_architectures,
+                                          split_architecture, upload_hparams)
 from compute.sources.weights import ACCEPTED_FORMATS, load_state_dict_file
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -229,27 +230,54 @@ def _keep(path: Path, kind: str, name: str) -> Path:
 
 
 def accept_checkpoint(path: str | Path, filename: str, architecture: str, num_classes: int,
-                      stimulus_set: str = "digits", name: str | None = None) -> dict:
+                      stimulus_set: str = "digits", name: str | None = None, twin_of: str | None = None) -> dict:
     """Check an uploaded checkpoint against ``architecture`` and register it; runs in the worker.
 
     ``path`` is the received file (moved under a content-hash name); ``filename`` only chooses
-    the format and the default model name. Nothing is kept unless every check passes.
-    Returns ``{"model", "key", "architecture", "accuracy", "stored"}``.
+    the format and the default model name. Content uploaded before under another name keeps
+    both names (an alias of the same key). ``twin_of``: the name of an uploaded model of the same
+    architecture whose initial weights these are (tagged ``epochs=0``, ``twin_of=<its key>``:
+    its untrained twin). Nothing is kept unless every check passes. Returns ``{"model", "key",
+    "architecture", "accuracy", "aliases", "stored"}``.
     """
     suffix = check_filename("checkpoint", filename)
     stimuli = stimulus_set_named(stimulus_set)
     arch, hparams = resolve_architecture(architecture, num_classes, tuple(stimuli.images.shape[1:]))
     path = Path(path)
     digest = file_sha256(path)
+    tags = {"uploaded": digest[:12]}
+    if twin_of is not None:
+        trained = next((m for m in list_models(None) if m.name == twin_of and m.source == "upload"), None)
+        if trained is None:
+            raise UploadError(f"initial weights need an uploaded model to be the twin of; "
+                              f"there is none named {str(twin_of)[:80]!r}")
+        declared = (architecture_name(*split_architecture(arch)), {**hparams, "num_classes": num_classes})
+        if (trained.architecture, trained.hparams) != declared:
+            raise UploadError(f"the initial weights must be of {trained.name!r}'s architecture "
+                              f"({trained.architecture}), with the same classes and stimulus set")
+        tags.update(epochs=0, twin_of=trained.key)
     state = read_checkpoint(path, suffix, filename)
     display = model_name(filename, name)
     if display in {m.name for m in list_models(None)}:
         display = f"{display}-{digest[:8]}"
     info = register_model(display, arch, weights=state, hparams=hparams, num_classes=num_classes,
-                          stimulus_set=stimulus_set, tags={"uploaded": digest[:12]})
+                          stimulus_set=stimulus_set, tags=tags)
     stored = _keep(path, "checkpoints", digest + suffix)
     return {"model": info.name, "key": info.key, "architecture": info.architecture,
-            "accuracy": info.accuracy, "stored": str(stored)}
+            "accuracy": info.accuracy, "aliases": [n for n in aliases(info.key) if n != info.name],
+            "stored": str(stored)}
+
+
+def expected_state(architecture: str, num_classes: int, image_shape: tuple[int, int, int]) -> list[tuple[str, list]]:
+    """(key, shape) of every tensor a checkpoint of ``architecture`` (an upload's choice, as
+    :func:`resolve_architecture` reads it) must hold, in the module's order; built on torch's
+    meta device, so no memory goes to weights."""
+    import torch
+
+    arch, hparams = resolve_architecture(architecture, num_classes, image_shape)
+    with torch.device("meta"):
+        module = build_module(*split_architecture(arch), hparams)
+    return [(key, list(tensor.shape)) for key, tensor in module.state_dict().items()]
 
 
 # --- stimulus zips --------------------------------------------------------------------------

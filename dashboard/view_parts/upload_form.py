@@ -6,16 +6,26 @@ from __future__ import annotations
 from dash import dcc, html
 
 
-def upload_message(result: dict | None) -> html.Div | str:
-    """What an upload's answer from the server means, in one line."""
+def upload_message(result: dict | None, links=lambda name: []) -> html.Div | str:
+    """What an upload's answer from the server means, in one line; a model's with the other names
+    of its weights (aliases), its uploaded twin, and ``links(name)`` (components) to open it."""
     if not result:
         return ""
     if not result.get("ok"):
         return html.Div(f"Refused: {result.get('error')}", className="alert alert-error", role="alert")
     if "model" in result:
         notes = [html.Div(f"Note: {note}", className="hint") for note in result.get("warnings") or []]
-        return html.Div([f"Registered model {result['model']} ({result['architecture']})", *notes],
-                        className="status-done")
+        if result.get("aliases"):
+            notes.append(html.Div(f"The same weights are also known as {', '.join(result['aliases'])} "
+                                  "(every name kept)", className="hint"))
+        twin = result.get("twin")
+        if twin and twin.get("ok"):
+            notes.append(html.Div(f"Its initial weights: {twin['model']} (its untrained twin)", className="hint"))
+        elif twin:
+            notes.append(html.Div(f"Initial weights refused: {twin.get('error')}", className="alert alert-error",
+                                  role="alert"))
+        return html.Div([f"Registered model {result['model']} ({result['architecture']})", *notes,
+                         *links(result["model"])], className="status-done")
     return html.Div(f"Stimulus set ready: {result['images']} images in {result['num_classes']} classes "
                     f"({result['stimulus_set']})", className="status-done")
 

@@ -47,13 +47,14 @@ NULL_WORDS = (
 
 
 def random_init_twin(model, models):
-    """The untrained model (0 epochs) of ``model``'s architecture and hyperparameters, the same
-    seed preferred; None when there is none or ``model`` is itself untrained."""
+    """The untrained model (0 epochs) of ``model``'s architecture and hyperparameters: its own
+    uploaded initial weights (tag ``twin_of`` = its key) first, then the same seed; None when
+    there is none or ``model`` is itself untrained."""
     if model.tags.get("epochs") == 0:
         return None
     twins = [m for m in models if m.key != model.key and m.tags.get("epochs") == 0
              and m.architecture == model.architecture and m.hparams == model.hparams]
-    twins.sort(key=lambda m: (m.tags.get("seed") != model.tags.get("seed"), m.name))
+    twins.sort(key=lambda m: (m.tags.get("twin_of") != model.key, m.tags.get("seed") != model.tags.get("seed"), m.name))
     return twins[0] if twins else None
 
 
@@ -130,6 +131,8 @@ def _twin_button(model, models) -> tuple[bool, str]:
     twin = random_init_twin(model, models)
     if twin is None:
         return True, "no untrained twin (no zoo network of this architecture before training)"
+    if twin.tags.get("twin_of") == model.key:
+        return False, f"B = its untrained twin: {twin.name} (its own uploaded initial weights)"
     return False, f"B = its untrained twin: {twin.name} (the same architecture, random init, no training)"
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import dash
 import numpy as np
-from dash import Input, Output, callback, html, no_update
+from dash import Input, Output, callback, dcc, html, no_update
 
 from compute.measures.registry import COMPARE_METHODS
 from dashboard import compute_panel, url_codec
@@ -20,7 +20,7 @@ from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES
 from dashboard.view_parts import model_null
-from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
+from dashboard.view_parts.model_map import MAP_DEFAULTS, highlight, map_specs, models_scatter
 from dashboard.widgets import dropdown
 
 PATH = "/"
@@ -103,9 +103,14 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
                 _dropdown("null", "Null (permutations of the stimuli)", view["null"], model_null.options(model_null.NULLS)),
                 dropdown(f"{_ID}-show-choice", "Show", model_null.options(model_null.SHOWS), view["show"],
                          disabled=view["null"] == "off"),
-                html.P(model_null.NULL_WORDS, className="hint")]
-    hint = (f"Layer: penultimate. {selection.describe()}. Click a model to open its input RDM; "
-            "lasso-select models to make them the selection.")
+                html.P(model_null.NULL_WORDS, className="hint"),
+                html.Div([html.Label("Find a model in the MDS", htmlFor=f"{_ID}-find"),
+                          dcc.Input(id=f"{_ID}-find", type="search", debounce=True, maxLength=80,
+                                    value=dict(url_codec.parse(search)).get("find", "")[:80],
+                                    placeholder="its name, or part of it (Enter)"),
+                          html.Span(id=f"{_ID}-found", className="hint")], className="control")]
+    hint = (f"Layer: penultimate. {selection.describe()}. Uploaded models are ringed in orange and named. "
+            "Click a model to open its input RDM; lasso-select models to make them the selection.")
     return compute_panel.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
 
 
@@ -120,13 +125,23 @@ def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="acc
     spec = model_null.null_spec(matrix, view)
     if spec is not None:
         specs["null"] = spec
-    context = {"view": view, "models": [m.key for m in models]}
+    context = {"view": view, "models": [m.key for m in models], "names": [m.name for m in models]}
     return specs, [name for name in ("mds", "null") if name in specs], context, url_codec.encode(view, DEFAULTS)
+
+
+def context_models(context: dict, selection: Selection) -> list:
+    """The job's models, by name (two names of the same weights, aliases, are two models), or by
+    key for a context without names."""
+    by_name = {m.name: m for m in selection.available}
+    names = context.get("names") or []
+    if len(names) == len(context["models"]) and all(name in by_name for name in names):
+        return [by_name[name] for name in names]
+    return [selection.by_key[key] for key in context["models"]]
 
 
 def draw(context: dict, arrays: dict):
     selection = Selection.from_url_params(context["selection"])
-    return figures([selection.by_key[key] for key in context["models"]], arrays["matrix"], arrays["mds"],
+    return figures(context_models(context, selection), arrays["matrix"], arrays["mds"],
                    context["view"], selection.group_of, arrays.get("null"))
 
 
@@ -134,7 +149,7 @@ def code(context: dict) -> str:
     """A Python snippet, on the public ``compute`` API, that reproduces the view's numbers."""
     view = context["view"]
     selection = Selection.from_url_params(context["selection"])
-    names = [selection.by_key[key].name for key in context["models"]]
+    names = [m.name for m in context_models(context, selection)]
     listing = "".join(f"    {name!r},\n" for name in names)
     return prelude(selection) + f"""models = [  # ordered by accuracy, as the arrays (the heatmap may show another order)
 {listing}]
@@ -169,6 +184,21 @@ def _follow_null(null):
     """Calibrated similarities need a null."""
     return null == "off"
 compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code)
+
+
+@callback(
+    Output(f"{_ID}-mds", "figure", allow_duplicate=True),
+    Output(f"{_ID}-found", "children"),
+    Input(f"{_ID}-find", "value"),
+    Input(f"{_ID}-mds", "figure"),
+    prevent_initial_call=True,
+)
+def _find(text, figure):
+    """Ring the models a search finds (again when a new figure arrives); only the drawing changes."""
+    if not isinstance(figure, dict) or not isinstance(text, (str, type(None))):
+        return no_update, ""
+    marked, words = highlight(figure, text)
+    return (no_update if marked["data"] == figure.get("data") else marked), words
 
 
 def model_link(click_data: dict | None) -> tuple:

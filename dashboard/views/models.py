@@ -1,14 +1,21 @@
 """Models: the registry as a sortable table, and uploads of checkpoints, ONNX models and stimulus sets.
 
 Files go to the chunked upload route (``assets/upload.js``, never ``dcc.Upload``); the server
-checks them in a limited worker process, and the table lists a new model once it is registered.
+checks them in a limited worker process, and the table lists a new model once it is registered,
+with links that open it in the model MDS and the layer grid. Uploaded and registered models can
+be renamed or deleted (the zoo's cannot): the client names a model of the registry, never a file.
 """
 from __future__ import annotations
 
-from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dash_table, dcc, html, no_update
+from dataclasses import replace
+from urllib.parse import urlencode
 
-from dashboard import services
-from dashboard.selection import REGISTRY_CHANGED
+import dash
+from dash import (ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dash_table, dcc, html,
+                  no_update)
+
+from dashboard import services, url_codec
+from dashboard.selection import REGISTRY_CHANGED, Selection
 from dashboard.view_parts.upload_form import file_form, upload_message
 from dashboard.widgets import dropdown
 
@@ -47,12 +54,63 @@ def _stimulus_options() -> list[str]:
     return ["digits", *uploaded_stimulus_sets()]
 
 
+# Where a new model opens (page path, the URL key that picks it there): the model MDS highlights
+# it, the layer grid shows it as model A.
+OPEN_IN = (("model MDS", "/", "find"), ("layer grid", "/layers", "a"))
+MAX_KEYS_SHOWN = 400  # of an architecture's expected keys (a ViT has ~200, a ResNet-152 ~930)
+
+
+def open_links(name: str, selection: dict | None = None) -> list:
+    """Links that open the model ``name`` in the views of :data:`OPEN_IN`, in the panel's
+    ``selection`` (the model added to it when it names models)."""
+    chosen = Selection.from_url_params(selection)
+    if chosen.names and name not in chosen.names:
+        chosen = replace(chosen, names=(*chosen.names, name))
+    return [html.Span([" ", dcc.Link(f"open in {words}", className=f"open-link open-{key}",
+                                     href=dash.get_relative_path(path) + url_codec.join(chosen.search(),
+                                                                                        "?" + urlencode({key: name})))])
+            for words, path, key in OPEN_IN]
+
+
+def editable(models) -> list[str]:
+    """Names of the models a user may rename or delete: every one but the zoo's."""
+    return [m.name for m in models if m.source != "zoo"]
+
+
+def expected_keys(architecture, num_classes, stimulus_set) -> html.Div:
+    """The state_dict keys and shapes a checkpoint of ``architecture`` (an upload's choice) for
+    ``num_classes`` and the images of the registry's ``stimulus_set`` must have, or why not."""
+    from compute.sources.stimulus_names import UnknownStimulusSet
+    from compute.sources.uploads import UploadError, expected_state
+
+    if isinstance(num_classes, float) and num_classes.is_integer():
+        num_classes = int(num_classes)
+    try:
+        rows = expected_state(str(architecture or ""), num_classes,
+                              tuple(services.stimuli(str(stimulus_set or "")).images.shape[1:]))
+    except (UploadError, ValueError, UnknownStimulusSet) as error:
+        return html.Div(f"Refused: {error}", className="alert alert-error", role="alert")
+    shown = "\n".join(f"{key}  {tuple(shape)}" for key, shape in rows[:MAX_KEYS_SHOWN])
+    more = f"\n… and {len(rows) - MAX_KEYS_SHOWN} more" if len(rows) > MAX_KEYS_SHOWN else ""
+    return html.Div([html.P(f"{architecture}: {len(rows)} tensors a checkpoint must hold (key, shape)",
+                            className="hint"), html.Pre(shown + more, className="expected-keys")])
+
+
 def layout(search: str | None = None, selection=None) -> html.Div:
     checkpoint = file_form(f"{_ID}-checkpoint", "Upload a checkpoint", ".safetensors,.pt,.pth", [
+        html.Div([html.Label("Name", htmlFor=f"{_ID}-checkpoint-name"),
+                  dcc.Input(id=f"{_ID}-checkpoint-name", type="text", maxLength=80, placeholder="the file's name")],
+                 className="control"),
         dropdown(f"{_ID}-architecture", "Architecture", _architecture_options(), "cnn-w16", searchable=True),
         html.Div([html.Label("Classes", htmlFor=f"{_ID}-classes"),
                   dcc.Input(id=f"{_ID}-classes", type="number", min=2, step=1, value=10)], className="control"),
         dropdown(f"{_ID}-stimuli", "Stimulus set (accuracy, input size)", _stimulus_options(), "digits"),
+        html.Div([html.Button("Show the expected keys and shapes", id=f"{_ID}-expected-send", n_clicks=0,
+                              className="button"), html.Div(id=f"{_ID}-expected")], className="control"),
+        html.Div([html.Label("Initial weights (optional): the same network before training, its untrained twin",
+                             htmlFor=f"{_ID}-checkpoint-twin-file"),
+                  html.Div(id=f"{_ID}-checkpoint-twin-file", className="file-slot",
+                           **{"data-accept": ".safetensors,.pt,.pth"})], className="control"),
     ])
     stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders, or a .mat struct array "
                         "of images with a category field)", ".zip,.mat", [])
@@ -62,7 +120,7 @@ def layout(search: str | None = None, selection=None) -> html.Div:
         [
             html.Div([html.H2(TITLE), checkpoint, stimuli,
                       html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules "
-                             "are refused.", className="hint"), activations, onnx],
+                             "are refused.", className="hint"), activations, onnx, edit_form()],
                      className="panel panel-wide"),
             html.Div(
                 dash_table.DataTable(id=f"{_ID}-table", columns=COLUMNS, data=table_rows(services.models(None)),
@@ -80,7 +138,7 @@ def layout(search: str | None = None, selection=None) -> html.Div:
 
 for _kind, _function, _states in (
     ("checkpoint", "uploadCheckpoint", [State(f"{_ID}-architecture", "value"), State(f"{_ID}-classes", "value"),
-                                        State(f"{_ID}-stimuli", "value")]),
+                                        State(f"{_ID}-stimuli", "value"), State(f"{_ID}-checkpoint-name", "value")]),
     ("stimuli", "uploadStimuli", []),
 ):
     clientside_callback(
@@ -99,11 +157,93 @@ for _kind, _function, _states in (
     Output(f"{_ID}-stimuli", "options"),
     Input(f"{_ID}-checkpoint-result", "data"),
     Input(f"{_ID}-stimuli-result", "data"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def uploaded(checkpoint, stimuli):
-    return (upload_message(checkpoint), upload_message(stimuli), table_rows(services.models(None)),
+def uploaded(checkpoint, stimuli, selection):
+    links = lambda name: open_links(name, selection)  # noqa: E731
+    return (upload_message(checkpoint, links), upload_message(stimuli), table_rows(services.models(None)),
             _stimulus_options())
+
+
+@callback(
+    Output(f"{_ID}-expected", "children"),
+    Input(f"{_ID}-expected-send", "n_clicks"),
+    State(f"{_ID}-architecture", "value"),
+    State(f"{_ID}-classes", "value"),
+    State(f"{_ID}-stimuli", "value"),
+    prevent_initial_call=True,
+)
+def _show_expected(_, architecture, num_classes, stimulus_set):
+    return expected_keys(architecture, num_classes, stimulus_set)
+
+
+# --- renaming and deleting registered models --------------------------------------------------
+
+def edit_form() -> html.Div:
+    """Rename or delete an uploaded or registered model (chosen by name from the registry)."""
+    return html.Div([
+        html.H3("Rename or delete a model"),
+        dropdown(f"{_ID}-edit-choice", "Model (uploaded or registered; the zoo's are fixed)",
+                 editable(services.models(None)), None, searchable=True, clearable=True),
+        html.Div([html.Label("New name", htmlFor=f"{_ID}-edit-name"),
+                  dcc.Input(id=f"{_ID}-edit-name", type="text", maxLength=80, placeholder="letters, digits, _ . -")],
+                 className="control"),
+        html.Button("Rename", id=f"{_ID}-rename", n_clicks=0, className="button"),
+        html.Button("Delete", id=f"{_ID}-delete", n_clicks=0, className="button"),
+        html.P("Renaming keeps the model's weights key, so its cached results stay; deleting removes it from "
+               "the registry (its weights file too unless another name uses it) and keeps every other "
+               "model's cached results.", className="hint"),
+        html.Div(id=f"{_ID}-edit-message", className="upload-message"),
+    ], className="upload-form")
+
+
+def edit_model(action: str, name, new_name, selection: dict | None = None) -> html.Div:
+    """Rename (``action`` "rename") or delete the registered model ``name``; what happened, in words."""
+    from compute.sources.models import delete_model, rename_model
+
+    if not isinstance(name, str) or not name:
+        return html.Div("Refused: choose a model first", className="alert alert-error", role="alert")
+    try:
+        if action == "rename":
+            info = rename_model(name, new_name.strip() if isinstance(new_name, str) else new_name)
+            return html.Div([f"Renamed {name} to {info.name}", *open_links(info.name, selection)],
+                            className="status-done")
+        delete_model(name)
+    except ValueError as error:
+        return html.Div(f"Refused: {error}", className="alert alert-error", role="alert")
+    return html.Div(f"Deleted {name}; the other models' cached results are kept", className="status-done")
+
+
+@callback(
+    Output(f"{_ID}-edit-message", "children"),
+    Output(f"{_ID}-table", "data", allow_duplicate=True),
+    Output(REGISTRY_CHANGED, "data", allow_duplicate=True),
+    Input(f"{_ID}-rename", "n_clicks"),
+    Input(f"{_ID}-delete", "n_clicks"),
+    State(f"{_ID}-edit-choice", "value"),
+    State(f"{_ID}-edit-name", "value"),
+    State("selection", "data"),
+    prevent_initial_call=True,
+)
+def _edit(_rename, _delete, name, new_name, selection):
+    import time
+
+    message = edit_model("rename" if ctx.triggered_id == f"{_ID}-rename" else "delete", name, new_name, selection)
+    return message, table_rows(services.models(None)), time.time()
+
+
+@callback(
+    Output(f"{_ID}-edit-choice", "options"),
+    Output(f"{_ID}-edit-choice", "value"),
+    Input(f"{_ID}-table", "data"),
+    State(f"{_ID}-edit-choice", "value"),
+    prevent_initial_call=True,
+)
+def _editable_names(_, chosen):
+    """The registry's editable names whenever the table changed (the one chosen kept if it still is)."""
+    names = editable(services.models(None))
+    return names, chosen if chosen in names else None
 
 
 # --- precomputed activations (or brain data) as a model -----------------------------------------

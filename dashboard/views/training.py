@@ -75,6 +75,36 @@ def architecture(model) -> str:
     return f"{model.architecture}({params})"
 
 
+FAMILY_WORDS = {"mlp": "sigmoid MLP", "cnn": "CNN"}
+
+
+def architecture_words(model) -> str:
+    """A model's architecture in words, e.g. "CNN, widths 16-128-64, dropout 0.2, input 1×8×8, 10
+    classes" (the zoo's hyperparameters named; any other as "name value")."""
+    hparams = {k: v for k, v in model.hparams.items() if v is not None}
+    widths = ([hparams.pop("channels")] if "channels" in hparams else []) + list(hparams.pop("hidden", []) or [])
+    words = [FAMILY_WORDS.get(model.architecture, model.architecture)]
+    if widths:
+        words.append(f"width{'s' if len(widths) > 1 else ''} {'-'.join(str(w) for w in widths)}")
+    if "dropout" in hparams:
+        words.append(f"dropout {hparams.pop('dropout')}")
+    if "in_channels" in hparams and "image_size" in hparams:
+        size = hparams.pop("image_size")
+        words.append(f"input {hparams.pop('in_channels')}×{size}×{size}")
+    if "in_features" in hparams:
+        words.append(f"{hparams.pop('in_features')} inputs")
+    if "num_classes" in hparams:
+        words.append(f"{hparams.pop('num_classes')} classes")
+    words += [f"{name.replace('_', ' ')} {json.dumps(value) if isinstance(value, (dict, list)) else value}"
+              for name, value in sorted(hparams.items())]
+    return ", ".join(words)
+
+
+def arch_words(models, arch: str) -> str:
+    """The words of the architecture ``arch`` (an :func:`architecture` text) of one of ``models``."""
+    return next((architecture_words(m) for m in models if architecture(m) == arch), arch)
+
+
 def members(models, group: str, arch: str) -> list:
     """The models of ``group`` with architecture ``arch``, by name."""
     return sorted((m for m in models if tag_value(m, "group") == group and architecture(m) == arch),
@@ -102,7 +132,7 @@ def shared_architectures(models, group1: str, group2: str) -> list[str]:
 
 def architecture_options(models, group1: str, group2: str) -> list[dict]:
     counts = _counts(models, group1, group2)
-    return [{"label": f"{a} ({counts[a][group1]} + {counts[a][group2]} models)", "value": a}
+    return [{"label": f"{arch_words(models, a)} ({counts[a][group1]} + {counts[a][group2]} models)", "value": a}
             for a in shared_architectures(models, group1, group2)]
 
 
@@ -240,7 +270,7 @@ def plan_groups(selection: Selection, measure, group1, group2, arch):
     first, second = members(models, group1, arch), members(models, group2, arch)
     context = {"view": {"measure": measure, "group1": group1, "group2": group2, "arch": arch},
                "first": [m.name for m in first], "second": [m.name for m in second],
-               "layers": layers_of(first[0])[1]}
+               "layers": layers_of(first[0])[1], "arch_words": architecture_words(first[0])}
     return {"pairs": groups_spec(first, second, selection.stimuli, measure, selection.pooling)}, ["pairs"], context, None
 
 
@@ -258,7 +288,7 @@ def draw_groups(context: dict, arrays: dict):
     groups = [(f"within {view['group1']}", within1), (f"within {view['group2']}", within2),
               (f"between {view['group1']} and {view['group2']}", between)]
     title = (f"Pairs of models within and between groups, per layer ({view['measure']})"
-             f"<br><sup>{view['arch']}: bars are the mean over pairs, whiskers the min and max</sup>")
+             f"<br><sup>{context.get('arch_words', view['arch'])}: bars are the mean over pairs, whiskers the min and max</sup>")
     return (within_between(layers, groups, title, _axis(view["measure"])),)
 
 

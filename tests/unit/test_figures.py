@@ -189,3 +189,31 @@ def test_confusion_and_input_rdm_figures_say_what_their_axes_and_colours_are():
     heatmap, _ = input_rdm.figures(stimuli, blocks, rng.random((12, 2)),
                                    {"rdm": "euclidean", "model": "m", "layer": "fc", "mds": "classical"})
     assert "Euclidean distance: higher = more different" in heatmap.layout.title.text
+
+
+def test_the_model_map_rings_uploads_and_finds_models_by_name():
+    """Uploaded models get their own ring and label; a search rings the model it names exactly,
+    else those whose names contain it, read from the figure as the browser sends it back
+    (Plotly's typed arrays); group-by source names the source."""
+    import json
+    from types import SimpleNamespace
+
+    import plotly.io as pio
+
+    from dashboard.selection import Selection
+    from dashboard.view_parts.model_map import highlight, models_scatter
+
+    models = [SimpleNamespace(name=n, architecture="cnn", accuracy=0.5, tags={}, source=s)
+              for n, s in (("cnn-a", "zoo"), ("mine", "upload"), ("mine-2", "onnx"), ("cnn-b", "torchvision"))]
+    coords = np.arange(8.0).reshape(4, 2)
+    selection = Selection.from_url_params({"group": "source"})
+    figure = json.loads(pio.to_json(models_scatter(models, coords, "map", selection.group_of)))
+    assert [t["name"] for t in figure["data"]] == ["zoo", "upload", "onnx", "torchvision", "uploaded (ringed)"]
+    ring = figure["data"][-1]
+    assert ring["text"] == ["mine", "mine-2"] and ring["x"] == [2.0, 4.0] and ring["marker"]["symbol"] == "circle-open"
+    found, words = highlight(figure, "mine")
+    assert found["data"][-1]["customdata"] == ["mine"] and (found["data"][-1]["x"], found["data"][-1]["y"]) == ([2.0], [3.0])
+    assert words == "1 model found: mine"
+    again, words = highlight(found, "CNN")
+    assert again["data"][-1]["customdata"] == ["cnn-a", "cnn-b"] and len(again["data"]) == len(found["data"])
+    assert highlight(again, "")[0]["data"] == figure["data"] and "no model" in highlight(figure, "zzz")[1]

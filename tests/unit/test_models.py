@@ -253,3 +253,49 @@ def test_layers_of_torchvision_models():
     vgg = L.list_layers(torchvision.models.vgg11())
     assert [l.name for l in vgg if l.default][0] == "features.2"
     assert [l.name for l in vgg if l.penultimate] == ["classifier.4"]
+
+
+# --- renaming, aliases and deleting registered models ---
+
+def test_rename_alias_and_delete_under_the_registry_lock():
+    """The same weights under two names are both listed (an alias, one file); a rename keeps the
+    key; deleting one alias keeps the file, deleting the last removes it; the zoo's models and
+    names not in the registry are refused with a message, and bad names too."""
+    hparams = family_hparams("cnn", 2, (1, 8, 8), 10)
+    first = M.register_model("first", "cnn", weights=small_cnn().state_dict(), hparams=hparams)
+    second = M.register_model("second", "cnn", weights=small_cnn().state_dict(), hparams=hparams)
+    assert first.key == second.key and first.weights == second.weights
+    assert M.aliases(first.key) == ["first", "second"]
+    renamed = M.rename_model("first", "renamed.v2")
+    assert renamed.key == first.key and M.get_model_info("renamed.v2").weights == first.weights
+    assert {"renamed.v2", "second"} <= {m.name for m in M.list_models(None)}
+    assert "first" not in {m.name for m in M.list_models(None)}
+    for bad, words in ((("second", "renamed.v2"), "exists already"), (("second", "mlp-w4-s0-e1"), "exists already"),
+                       (("second", "../x"), "1 to 80"), (("second", "a" * 81), "1 to 80"), (("second", ""), "1 to 80"),
+                       (("mlp-w4-s0-e1", "mine"), "zoo model"), (("nobody", "mine"), "no registered model")):
+        with pytest.raises(ValueError, match=words):
+            M.rename_model(*bad)
+    for bad, words in (("mlp-w4-s0-e1", "cannot be deleted"), ("nobody", "no registered model")):
+        with pytest.raises(ValueError, match=words):
+            M.delete_model(bad)
+    M.delete_model("renamed.v2")
+    assert os.path.exists(second.weights) and M.aliases(second.key) == ["second"]
+    assert M.load_model("second") is not None
+    M.delete_model("second")
+    assert not os.path.exists(second.weights)
+    assert not any(m.key == first.key for m in M.list_models(None))
+    assert M.get_model_info("mlp-w4-s0-e1").source == "zoo"  # the zoo is untouched
+
+
+def test_concurrent_renames_and_deletes_lose_no_entry():
+    """Read-modify-write of registry.json under the lock: 12 renames and deletes at once, in
+    threads (flock holds between open files), leave exactly what they asked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    state, hparams = small_cnn().state_dict(), family_hparams("cnn", 2, (1, 8, 8), 10)
+    for i in range(12):
+        M.register_model(f"m{i}", "cnn", weights=state, hparams=hparams)
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: M.rename_model(f"m{i}", f"n{i}") if i % 3 else M.delete_model(f"m{i}"), range(12)))
+    assert sorted(m.name for m in M.list_models(None) if m.source == "upload") == \
+        sorted(f"n{i}" for i in range(12) if i % 3)

@@ -45,7 +45,7 @@ def test_architectures_shared_by_two_groups_need_two_models_in_each():
     assert training.shared_architectures(GROUPS, "true-labels", "untrained") == []
     assert training.shared_architectures(GROUPS, "true-labels", "true-labels") == []
     assert [o["label"] for o in training.architecture_options(GROUPS, "true-labels", "shuffled-labels")] == \
-        [f"{MLP4} (3 + 2 models)", f"{CNN4} (2 + 2 models)"]
+        ["sigmoid MLP, widths 4-4 (3 + 2 models)", "CNN, widths 4-4 (2 + 2 models)"]
     assert [m.name for m in training.members(GROUPS, "shuffled-labels", CNN4)] == ["cnn-m0", "cnn-m1"]
 
 
@@ -130,3 +130,15 @@ def test_plans_on_the_zoo_ask_for_each_layer_against_the_final_checkpoint(zoo_di
         training.plan_groups(selection, "pwcca", "true-labels", "untrained", "")
     with pytest.raises(ValueError, match="unknown measure 'cca'"):
         training.plan(selection, "mlp-w16-s10", "cca", "true-labels", "shuffled-labels", "")
+
+
+def test_architectures_are_shown_in_words():
+    from compute.sources.zoo_architectures import family_hparams
+
+    cnn = ModelInfo("c", "k", "cnn", "zoo", {}, None, None, 10, {**family_hparams("cnn", 16, (1, 8, 8), 10), "dropout": 0.1})
+    mlp = ModelInfo("m", "k", "mlp", "zoo", {}, None, None, 10, family_hparams("mlp", 4, (1, 8, 8), 10))
+    other = ModelInfo("r", "k", "torchvision:resnet18", "upload", {}, None, None, 10,
+                      {"num_classes": 10, "zero_init_residual": True, "pretrained": None})
+    assert training.architecture_words(cnn) == "CNN, widths 16-128-64, dropout 0.1, input 1×8×8, 10 classes"
+    assert training.architecture_words(mlp) == "sigmoid MLP, widths 4-4-4, 64 inputs, 10 classes"
+    assert training.architecture_words(other) == "torchvision:resnet18, 10 classes, zero init residual True"

@@ -159,3 +159,41 @@ def test_the_worker_stays_within_its_memory_limit(tmp_path, monkeypatch):
     with pytest.raises(U.UploadError, match="memory"):
         run_in_worker("checkpoint", path=str(big), filename="big.safetensors",
                         architecture="mlp-w4", num_classes=10)
+
+
+def test_aliases_twins_and_expected_keys_of_checkpoint_uploads(tmp_path, zoo_dir):
+    """The same content under a new name keeps both names; initial weights become the upload's
+    own untrained twin (refused for a zoo model or another architecture); the expected keys and
+    shapes are exactly what the architecture's state_dict holds."""
+    from safetensors.torch import load_file
+
+    from compute.sources.models import get_model_info
+
+    def received(name):
+        path = tmp_path / f"received-{name}"
+        path.write_bytes((zoo_dir / "digits" / f"{name}.safetensors").read_bytes())
+        return path
+
+    first = U.accept_checkpoint(received("mlp-w4-s0-e25"), "a.safetensors", "mlp-w4", 10, name="trained")
+    again = U.accept_checkpoint(received("mlp-w4-s0-e25"), "a.safetensors", "mlp-w4", 10, name="again")
+    assert again["model"] == "again" and again["key"] == first["key"]
+    assert again["aliases"] == ["mlp-w4-s0-e25", "trained"]  # the zoo's name, then the first upload's
+    twin = U.accept_checkpoint(received("mlp-w4-s0-untrained"), "init.pt.safetensors", "mlp-w4", 10,
+                               name="trained-init", twin_of="trained")
+    assert get_model_info(twin["model"]).tags["twin_of"] == first["key"]
+    assert get_model_info(twin["model"]).tags["epochs"] == 0
+    from compute.sources.models import list_models
+    from dashboard.views.layer_grid import _twin_button, random_init_twin
+
+    trained = get_model_info("again")  # the alias: the same weights key
+    assert random_init_twin(trained, list_models(None)).name == "trained-init"  # before the zoo's untrained ones
+    assert "its own uploaded initial weights" in _twin_button(trained, list_models(None))[1]
+    for twin_of, words in (("mlp-w4-s0-e25", "there is none named"), ("trained", "architecture")):
+        with pytest.raises(U.UploadError, match=words):
+            U.accept_checkpoint(received("mlp-w4-s0-untrained"), "x.safetensors", "mlp-w8", 10, twin_of=twin_of)
+    expected = U.expected_state("mlp-w4", 10, (1, 8, 8))
+    state = load_file(received("mlp-w4-s0-e25"))
+    assert sorted(expected) == sorted((k, list(v.shape)) for k, v in state.items())
+    assert ("fc1.weight", [4, 64]) in expected
+    with pytest.raises(U.UploadError, match="num_classes"):
+        U.expected_state("mlp-w4", 1, (1, 8, 8))
