@@ -54,10 +54,11 @@ def job_components(prefix: str) -> list:
             dcc.Store(id=f"{prefix}-early"), *poll_components(prefix, POLL_MS, disabled=True)]
 
 
-def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=()) -> html.Div:
+def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=(), hidden=()) -> html.Div:
     """The page every computed view shares: a panel of controls ending in a hint, then the job's
-    progress and one graph per name in ``figures`` (id ``<prefix>-<name>``), then ``more``."""
-    graphs = [figure_slot(f"{prefix}-{name}") for name in figures]
+    progress and one graph per name in ``figures`` (id ``<prefix>-<name>``; those named in
+    ``hidden`` not shown until a callback shows them), then ``more``."""
+    graphs = [figure_slot(f"{prefix}-{name}", hidden=name in hidden) for name in figures]
     return html.Div(
         [html.Div([html.H2(title), *controls, html.P(hint, className="hint")], className="panel"),
          html.Div([*job_components(prefix), html.Div(graphs, className="figures"), *more], className="main")],
