@@ -289,24 +289,29 @@ def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> t
     return record, no_update if search is None else url_codec.join(selection.search(), search)
 
 
-def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple], states: list[State] = ()) -> None:
+def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple], states: list[State] = (),
+                    writes_url: bool = True) -> None:
     """The view's submit callback: on any control change (and when the view is drawn for a new
     selection), ``plan(selection, *values)`` returns ``(specs, targets, context, search)``; the
     values are the ``inputs``' then the ``states``' (view state that does not start work by
     itself, such as a zoom); the targets are submitted, polling starts and the URL query string
     becomes the selection's and ``search``. Several views write the URL, hence the duplicate.
-    ``plan`` is also what the poll, the Compute button and the share bar plan with."""
+    A view's second job that never writes the URL says ``writes_url=False``: its callback then
+    has no output outside its own components, so it runs only while they are on the page (and
+    when they are put there). ``plan`` is also what the poll, the Compute button and the share
+    bar plan with."""
     _PLANS[prefix] = plan
+    url = [Output("url", "search", allow_duplicate=True)] if writes_url else []
 
     @callback(
         Output(f"{prefix}-job", "data"),
         Output(f"{prefix}-poll", "disabled"),
-        Output("url", "search", allow_duplicate=True),
+        *url,
         *inputs,
         *states,
         State("selection", "data"),
-        prevent_initial_call="initial_duplicate",
+        prevent_initial_call="initial_duplicate" if writes_url else False,
     )
     def _submit(*values):
         record, search = submit(plan, values[-1], values[:-1])
-        return record, False, search
+        return (record, False, search) if writes_url else (record, False)

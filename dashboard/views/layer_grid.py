@@ -386,7 +386,7 @@ def draw_multiples(context: dict, arrays: dict):
 
 compute_panel.register_submit(_MULTIPLES_ID, [Input(f"{_ID}-{name}-choice", "value")
                                         for name in ("a", "measure", "layers", "multiples", "null", "show")],
-                              plan_multiples)
+                              plan_multiples, writes_url=False)  # runs only while its section is on the page
 compute_panel.register_poll(_MULTIPLES_ID, [Output(f"{_MULTIPLES_ID}-grid", "figure")], draw_multiples)
 
 
