@@ -232,7 +232,9 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
         prefix,
         [*outputs, Output(f"{prefix}-progress", "children"), Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
          Output(f"{prefix}-early", "data")],
-        [State(f"{prefix}-job", "data"), State(f"{prefix}-early", "data")],
+        # The job record is an Input: a new job is answered at once, and Dash drops the answer still
+        # in flight for the job it replaced (which would otherwise land last and stop the poll).
+        [Input(f"{prefix}-job", "data"), State(f"{prefix}-early", "data")],
         lambda job, drawn: poll(job, len(outputs), draw, _PLANS[prefix], prefix, needs, early, drawn),
     )
 

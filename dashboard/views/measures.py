@@ -15,6 +15,7 @@ from dashboard.view_parts.choices import FAMILIES, facts
 
 PATH = "/measures"
 TITLE = "Measures"
+SELECTION = ()  # the parts of the selection panel it reads (none: no panel)
 _ID = "measures"
 
 COLUMNS = (("name", "name (URL, API)"), ("title", "in words"), ("direction", "direction"), ("range", "range"),
