@@ -13,10 +13,11 @@ from dashboard import url_codec
 from dashboard.request_checks import check_requests
 from dashboard.security import TRUSTED, guard, require_secret_key
 from dashboard.uploads import register_uploads
-from dashboard.views import (confusion, curves, input_rdm, jobs, layer_grid, model_space, models, reference,
-                             shared_space, training)
+from dashboard.views import (confusion, curves, input_rdm, jobs, layer_grid, measures, model_space, models,
+                             reference, shared_space, training)
 
-VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, reference, training, shared_space, models, jobs]
+VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, reference, training, shared_space, models, jobs,
+         measures]
 
 
 # Dash hands what ``dash.callback`` and ``clientside_callback`` declared (every view's callbacks)

@@ -54,10 +54,11 @@ def job_components(prefix: str) -> list:
             dcc.Store(id=f"{prefix}-early"), *poll_components(prefix, POLL_MS, disabled=True)]
 
 
-def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=()) -> html.Div:
+def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=(), hidden=()) -> html.Div:
     """The page every computed view shares: a panel of controls ending in a hint, then the job's
-    progress and one graph per name in ``figures`` (id ``<prefix>-<name>``), then ``more``."""
-    graphs = [figure_slot(f"{prefix}-{name}") for name in figures]
+    progress and one graph per name in ``figures`` (id ``<prefix>-<name>``; those named in
+    ``hidden`` not shown until a callback shows them), then ``more``."""
+    graphs = [figure_slot(f"{prefix}-{name}", hidden=name in hidden) for name in figures]
     return html.Div(
         [html.Div([html.H2(title), *controls, html.P(hint, className="hint")], className="panel"),
          html.Div([*job_components(prefix), html.Div(graphs, className="figures"), *more], className="main")],
@@ -231,7 +232,9 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
         prefix,
         [*outputs, Output(f"{prefix}-progress", "children"), Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
          Output(f"{prefix}-early", "data")],
-        [State(f"{prefix}-job", "data"), State(f"{prefix}-early", "data")],
+        # The job record is an Input: a new job is answered at once, and Dash drops the answer still
+        # in flight for the job it replaced (which would otherwise land last and stop the poll).
+        [Input(f"{prefix}-job", "data"), State(f"{prefix}-early", "data")],
         lambda job, drawn: poll(job, len(outputs), draw, _PLANS[prefix], prefix, needs, early, drawn),
     )
 
@@ -288,24 +291,29 @@ def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> t
     return record, no_update if search is None else url_codec.join(selection.search(), search)
 
 
-def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple], states: list[State] = ()) -> None:
+def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple], states: list[State] = (),
+                    writes_url: bool = True) -> None:
     """The view's submit callback: on any control change (and when the view is drawn for a new
     selection), ``plan(selection, *values)`` returns ``(specs, targets, context, search)``; the
     values are the ``inputs``' then the ``states``' (view state that does not start work by
     itself, such as a zoom); the targets are submitted, polling starts and the URL query string
     becomes the selection's and ``search``. Several views write the URL, hence the duplicate.
-    ``plan`` is also what the poll, the Compute button and the share bar plan with."""
+    A view's second job that never writes the URL says ``writes_url=False``: its callback then
+    has no output outside its own components, so it runs only while they are on the page (and
+    when they are put there). ``plan`` is also what the poll, the Compute button and the share
+    bar plan with."""
     _PLANS[prefix] = plan
+    url = [Output("url", "search", allow_duplicate=True)] if writes_url else []
 
     @callback(
         Output(f"{prefix}-job", "data"),
         Output(f"{prefix}-poll", "disabled"),
-        Output("url", "search", allow_duplicate=True),
+        *url,
         *inputs,
         *states,
         State("selection", "data"),
-        prevent_initial_call="initial_duplicate",
+        prevent_initial_call="initial_duplicate" if writes_url else False,
     )
     def _submit(*values):
         record, search = submit(plan, values[-1], values[:-1])
-        return record, False, search
+        return (record, False, search) if writes_url else (record, False)

@@ -26,9 +26,15 @@ def message_figure(text: str) -> dict:
 PENDING_FIGURE = message_figure("Computing… (progress above)")
 
 
-def figure_slot(component_id: str) -> dcc.Graph:
-    """A view's graph, showing :data:`PENDING_FIGURE` until its figure arrives."""
-    return dcc.Graph(id=component_id, className="figure", figure=PENDING_FIGURE)
+def figure_slot(component_id: str, hidden: bool = False) -> dcc.Graph:
+    """A view's graph, showing :data:`PENDING_FIGURE` until its figure arrives (not shown at all
+    while ``hidden``: a figure drawn only on request)."""
+    return dcc.Graph(id=component_id, className="figure", figure=PENDING_FIGURE, style=shown_style(not hidden))
+
+
+def shown_style(shown: bool) -> dict:
+    """The style of a component shown or hidden (a callback's output for a figure drawn on request)."""
+    return {} if shown else {"display": "none"}
 
 
 def progress_area(prefix: str) -> html.Div:
@@ -67,8 +73,9 @@ def model_dropdown(component_id: str, label: str, models, value: str) -> html.Di
     return dropdown(component_id, label, model_options(models), value, searchable=True)
 
 
-def layer_options(layers) -> list[dict]:
-    """"penultimate" (naming the layer it is) first, then every layer of a model's LayerInfo list."""
-    penultimate = next((info.name for info in layers if info.penultimate), None)
+def layer_options(layers, penultimate_first: bool = True) -> list[dict]:
+    """"penultimate" (naming the layer it is) first unless not asked, then every layer of a
+    model's LayerInfo list."""
+    penultimate = next((info.name for info in layers if info.penultimate and penultimate_first), None)
     first = [{"label": f"penultimate ({penultimate})", "value": "penultimate"}] if penultimate else []
     return first + [{"label": f"{info.name} ({info.kind})", "value": info.name} for info in layers]

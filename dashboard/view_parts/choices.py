@@ -1,17 +1,106 @@
 """The method names the views offer and accept from the URL, read from compute's registries
-(never re-typed): a name is the same in the UI, the URL, the API and the cache key.
+(never re-typed): a name is the same in the UI, the URL, the API and the cache key. The words a
+user reads about each (its name in words, definition, direction, range, invariances, source)
+come from the same registries: the options' text and hover, the info line under each method
+dropdown, and the Measures page.
 
 :mod:`compute.measures.registry` holds only name tables, so reading it loads neither torch nor
 scipy in the web process. A view offering fewer names on purpose takes a subset of these.
 """
 from __future__ import annotations
 
-from compute.measures.registry import COMPARE_METHODS, MDS_METHODS, MEASURES, RDM_METHODS
+import math
+
+from dash import Input, Output, callback, dcc, html
+
+from compute.measures.registry import (COMPARE_METHODS, MDS_METHODS, MEASURES, RDM_METHODS,
+                                       REPEATED_RDM_METHODS)
 
 RDM_CHOICES = tuple(RDM_METHODS)  # an input RDM's dissimilarity between stimuli
 COMPARE_CHOICES = tuple(COMPARE_METHODS)  # comparing two RDMs
 MEASURE_CHOICES = tuple(MEASURES)  # comparing two layers' activations
 MDS_CHOICES = tuple(MDS_METHODS)  # embedding stimuli or models in the plane
+
+# Each family of methods: its registry and what its numbers are, in words.
+FAMILIES = {
+    "rdm": (RDM_METHODS, "Input RDMs: the dissimilarity of two stimuli's activation patterns in one layer"),
+    "repeated": (REPEATED_RDM_METHODS, "Input RDMs of repeated measurements (the Python API's; "
+                                       "an activation file with repeats)"),
+    "compare": (COMPARE_METHODS, "Comparing two RDMs (model against model, or against a reference)"),
+    "measure": (MEASURES, "Direct similarity of two layers' activations (no RDM in between)"),
+    "mds": (MDS_METHODS, "Embeddings: placing stimuli or models in the plane from their dissimilarities"),
+}
+
+
+def range_text(bounds: tuple[float, float]) -> str:
+    """A closed range as the docs write it: "[0, 1]", "[0, π/2]", "[0, ∞)"."""
+    def one(x: float) -> str:
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        return "π/2" if math.isclose(x, math.pi / 2) else f"{x:g}".replace("-", "−")
+    low, high = bounds
+    return f"{'(' if math.isinf(low) else '['}{one(low)}, {one(high)}{')' if math.isinf(high) else ']'}"
+
+
+def facts(family: str, name: str) -> dict[str, str]:
+    """What a user reads about one method: ``name``, ``title`` (its name in words),
+    ``direction`` (what higher means), ``range``, ``invariances``, ``definition``, ``citation``
+    (empty strings where a family has no such fact: an embedding has no range)."""
+    method = FAMILIES[family][0][name]
+    if family == "mds":
+        return {"name": name, "title": method.title, "direction": "", "range": "", "invariances": "",
+                "definition": method.description, "citation": method.citation}
+    if family in ("rdm", "repeated"):
+        direction = "dissimilarity: higher = more different"
+    else:
+        direction = f"{method.kind}: {method.direction}"
+    if not method.symmetric:
+        direction += "; not symmetric (the order of the two inputs matters)"
+    return {"name": name, "title": method.title, "direction": direction, "range": range_text(method.range),
+            "invariances": ", ".join(method.invariances) or "none (keeps magnitudes)",
+            "definition": method.description, "citation": method.citation}
+
+
+def options(family: str, names=None) -> list[dict]:
+    """Dropdown options for a family's methods (all, or ``names`` in the registry's order): the
+    name in words as the text, the definition on hover, the registry's name as the value."""
+    table = FAMILIES[family][0]
+    return [{"label": table[n].title, "value": n, "title": facts(family, n)["definition"]}
+            for n in table if names is None or n in names]
+
+
+def info_text(family: str, name) -> str:
+    """The info line under a method's dropdown: its name, direction, range, invariances, source."""
+    if not isinstance(name, str) or name not in FAMILIES[family][0]:
+        return ""
+    said = facts(family, name)
+    parts = [f"{said['title']} ({name})", said["direction"],
+             said["range"] and f"range {said['range']}",
+             said["invariances"] and f"unchanged by: {said['invariances']}",
+             said["definition"], f"source: {said['citation']}"]
+    return ". ".join(part for part in parts if part) + "."
+
+
+def method_dropdown(component_id: str, label: str, family: str, value, names=None, none: str | None = None,
+                    **kwargs) -> html.Div:
+    """A labelled dropdown of a family's methods with the chosen one's info line below
+    (id ``<component_id>-info``, kept current by :func:`register_info`); ``none``: the text of
+    a first option "none" (no method), where choosing none is allowed."""
+    first = [{"label": none, "value": "none"}] if none else []
+    return html.Div(
+        [html.Label(label, htmlFor=component_id),
+         dcc.Dropdown(id=component_id, options=first + options(family, names), value=value, clearable=False,
+                      **kwargs),
+         html.P(info_text(family, value), id=f"{component_id}-info", className="hint measure-info")],
+        className="control",
+    )
+
+
+def register_info(component_id: str, family: str) -> None:
+    """The callback that keeps a :func:`method_dropdown`'s info line on the chosen method."""
+    @callback(Output(f"{component_id}-info", "children"), Input(component_id, "value"), prevent_initial_call=True)
+    def _info(name):
+        return info_text(family, name)
 
 
 def rdm_scale_words(method: str) -> str:

@@ -15,9 +15,9 @@ from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import labelled_heatmap, sorted_heatmap
 from dashboard.selection import Selection, best_model, need_models
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import RDM_CHOICES, rdm_scale_title, rdm_scale_words
+from dashboard.view_parts.choices import RDM_CHOICES, method_dropdown, rdm_scale_title, rdm_scale_words, register_info
 from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
-from dashboard.widgets import dropdown, figure_slot, model_dropdown
+from dashboard.widgets import figure_slot, model_dropdown
 
 PATH = "/confusion"
 TITLE = "RDM vs confusion"
@@ -81,7 +81,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     models = selection.choices
     view = read_state(search, models)
     controls = [model_dropdown(f"{_ID}-model-choice", "Model", models, view["model"]),
-                dropdown(f"{_ID}-rdm-choice", "RDM method", RDM_CHOICES, view["rdm"])]
+                method_dropdown(f"{_ID}-rdm-choice", "RDM method", "rdm", view["rdm"])]
     hint = (f"Layer: penultimate. {selection.describe()}. Confusion rows are the true class, "
             "normalised: each row of top-k sums to k.")
     more = [html.H3("All models: MDS by input RDM and by confusion (Spearman, SMACOF)"),
@@ -117,6 +117,7 @@ confusions = {{k: compute.confusion_matrix(scores, stimuli.labels, k=k) for k in
 
 
 compute_panel.register_submit(_ID, [Input(f"{_ID}-model-choice", "value"), Input(f"{_ID}-rdm-choice", "value")], plan)
+register_info(f"{_ID}-rdm-choice", "rdm")
 compute_panel.register_poll(_ID, [Output(f"{_ID}-rdm", "figure")] + [Output(f"{_ID}-top{k}", "figure") for k in TOP_K],
                       draw, code, needs=("blocks", *(f"top{k}" for k in TOP_K)))
 

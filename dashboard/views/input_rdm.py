@@ -21,7 +21,8 @@ from dashboard.figures.heatmap import replace_heatmap, sorted_heatmap
 from dashboard.figures.scatter import class_scatter
 from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import MDS_CHOICES, RDM_CHOICES, rdm_scale_title, rdm_scale_words
+from dashboard.view_parts.choices import (MDS_CHOICES, RDM_CHOICES, method_dropdown, rdm_scale_title, rdm_scale_words,
+                                          register_info)
 from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
@@ -71,8 +72,8 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     layers = services.layers(selection.named(view["model"]).key)
     controls = [model_dropdown(f"{_ID}-model-choice", "Model", selection.choices, view["model"]),
                 dropdown(f"{_ID}-layer-choice", "Layer", layer_options(layers), view["layer"]),
-                dropdown(f"{_ID}-rdm-choice", "RDM method", RDM_CHOICES, view["rdm"]),
-                dropdown(f"{_ID}-mds-choice", "MDS", MDS_CHOICES, view["mds"])]
+                method_dropdown(f"{_ID}-rdm-choice", "RDM method", "rdm", view["rdm"]),
+                method_dropdown(f"{_ID}-mds-choice", "MDS", "mds", view["mds"])]
     hint = (f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}. Large RDMs are "
             f"block-averaged to ≤ {get_settings().rdm_max_side} per side; zoom in for full resolution.")
     thumbnail = html.Figure([html.Img(id=f"{_ID}-thumbnail", alt=""), html.Figcaption(id=f"{_ID}-thumbnail-caption")],
@@ -250,3 +251,5 @@ compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for n
                         plan, states=[State(f"{_ID}-zoom", "data")])
 compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code,
                       needs=("blocks", "mds"))
+register_info(f"{_ID}-rdm-choice", "rdm")
+register_info(f"{_ID}-mds-choice", "mds")

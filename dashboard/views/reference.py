@@ -31,7 +31,7 @@ from dashboard.figures.bars import ranked_bars, ranking
 from dashboard.figures.pairwise import pairwise_matrix
 from dashboard.figures.scatter import score_against_accuracy
 from dashboard.selection import Selection, need_models
-from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES, method_dropdown, register_info
 from dashboard.view_parts.depths import depth_layers
 from dashboard.view_parts.upload_form import file_form, upload_message as refusal_message
 from dashboard.widgets import accuracy_text, dropdown, message_figure
@@ -119,8 +119,8 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
         dropdown(f"{_ID}-cand-choice", "Also rank reference RDMs (rows of other references)", cand_options,
                  [v for v in view["cand"].split(",") if v in {o["value"] for o in cand_options}], multi=True,
                  clearable=True, placeholder="e.g. a model-RDM file's monkey IT"),
-        dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
-        dropdown(f"{_ID}-compare-choice", "Compare with the reference by", COMPARE_CHOICES, view["compare"]),
+        method_dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", "rdm", view["rdm"]),
+        method_dropdown(f"{_ID}-compare-choice", "Compare with the reference by", "compare", view["compare"]),
         dropdown(f"{_ID}-layers-choice", "Layers", LAYER_CHOICES, view["layers"]),
         dropdown(f"{_ID}-boot-choice", "Bootstrap resamples (95 % CI, pairwise tests)", BOOT_CHOICES, view["boot"]),
         dropdown(f"{_ID}-show-choice", "Bars shown", SHOW_CHOICES, view["show"]),
@@ -328,6 +328,8 @@ compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value")
                               for name in ("ref", "rdm", "compare", "layers", "boot", "cand", "show", "score")], plan)
 compute_panel.register_poll(_ID, [Output(f"{_ID}-{name}", "figure") for name in ("bars", "pairs", "accuracy")],
                             draw, code, early=("fit",))
+register_info(f"{_ID}-rdm-choice", "rdm")
+register_info(f"{_ID}-compare-choice", "compare")
 
 clientside_callback(
     ClientsideFunction("repscope", "uploadReference"),

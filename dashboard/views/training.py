@@ -22,7 +22,7 @@ from compute.measures.registry import MEASURES
 from dashboard import compute_panel, services, url_codec
 from dashboard.figures.training import over_training, within_between
 from dashboard.selection import Selection, tag_value
-from dashboard.view_parts.choices import MEASURE_CHOICES
+from dashboard.view_parts.choices import MEASURE_CHOICES, method_dropdown, register_info
 from dashboard.view_parts.depths import depth_layers
 from dashboard.widgets import dropdown, figure_slot
 
@@ -331,7 +331,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     groups = group_names(models)
     controls = [
         dropdown(f"{_ID}-series-choice", "Checkpoint series", series_names(models), view["series"]),
-        dropdown(f"{_ID}-measure-choice", "Measure", MEASURE_CHOICES, view["measure"]),
+        method_dropdown(f"{_ID}-measure-choice", "Measure", "measure", view["measure"]),
         dropdown(f"{_ID}-group1-choice", "Group 1 (e.g. generalising)", groups, view["group1"]),
         dropdown(f"{_ID}-group2-choice", "Group 2 (e.g. memorising)", groups, view["group2"]),
         dropdown(f"{_ID}-arch-choice", "Architecture of the pairs",
@@ -363,5 +363,6 @@ def _follow_groups(group1, group2, arch, selection):
 
 compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in _CONTROLS], plan)
 compute_panel.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw, code)
+register_info(f"{_ID}-measure-choice", "measure")
 compute_panel.register_submit(_GROUPS_ID, [Input(f"{_ID}-{name}-choice", "value") for name in _CONTROLS[1:]], plan_groups)
 compute_panel.register_poll(_GROUPS_ID, [Output(f"{_GROUPS_ID}-bars", "figure")], draw_groups, code_groups)

@@ -92,7 +92,8 @@ def test_crafted_values_and_job_stores_run_nothing_beyond_the_view(app_client):
 
 def test_a_crafted_layer_grid_null_runs_nothing(app_client):
     """The layer grid offers a null of 0, 100 or 1000 permutations: a billion, sent as a control
-    value, as a job record's view state to the Compute button or to the small multiples, is refused."""
+    value, as a job record's view state to the Compute button or to the small multiples, is refused;
+    so is a layer list naming what the model lacks."""
     client, services = app_client
     from dashboard.selection import Selection
 
@@ -102,12 +103,17 @@ def test_a_crafted_layer_grid_null_runs_nothing(app_client):
     multiples = find(dependencies, output="layer-grid-multiples-job.data")
     compute = find(dependencies, inputs=["layer-grid-compute.n_clicks"])
     values = [selection.models[-1].name, selection.models[-2].name, "cka_linear", "default", "selected",
-              str(10**9), "raw", "participation_ratio"]
-    names = ("a", "b", "measure", "layers", "multiples", "null", "show", "dim")
+              str(10**9), "raw", "participation_ratio", "none", None, None]  # no layers sent: the preset's
+    names = ("a", "b", "measure", "layers", "multiples", "null", "show", "dim", "measure2", "layers-a", "layers-b")
     controls = {f"layer-grid-{name}-choice.value": value for name, value in zip(names, values)}
     for dependency, prefix in ((submit, "layer-grid"), (multiples, "layer-grid-multiples")):
         job = post(client, dependency, controls)[f"{prefix}-job"]["data"]
         assert "null must be one of off, 100, 1000" in job["error"], job
+    # A layer the model lacks, or not a list of names, is refused by name before anything runs.
+    for layers, said in ((["../../etc/passwd"], "'../../etc/passwd' is not a layer of model A (rows)"),
+                         ({"layer": "fc1"}, "must be a list of layer names")):
+        crafted = {**controls, "layer-grid-null-choice.value": "off", "layer-grid-layers-a-choice.value": layers}
+        assert said in post(client, submit, crafted)["layer-grid-job"]["data"]["error"]
     state = {"values": values, "selection": selection.url_params(), "confirm": "1 result"}
     refused = post(client, compute, {"layer-grid-compute.n_clicks": 1, "layer-grid-job.data": state})
     assert "null must be one of" in refused["layer-grid-job"]["data"]["error"]

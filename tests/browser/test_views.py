@@ -59,21 +59,45 @@ def _default_layers(name):
 
 
 def test_layer_grid_matches_compute(app_server, page):
-    page.goto(app_server.url + "/layers?a=cnn-w4-s0-e25&b=mlp-w8-s1-e25&measure=cka_linear")
-    (heatmap,) = wait_for_figures(page, "layer-grid", ("heatmap",))
-    layers_a, layers_b = _default_layers("cnn-w4-s0-e25"), _default_layers("mlp-w8-s1-e25")
+    """A link's layers, one more chosen in B's list, and a second measure beside the first (its
+    name in words, its definition on hover and in the info line): both grids are compute's on the
+    same layers. The small multiples are not on the page until asked for."""
+    page.goto(app_server.url + "/layers?a=cnn-w4-s0-e25&b=mlp-w8-s1-e25&measure=cka_linear&layers_a=bn3,conv1")
+    wait_for_figures(page, "layer-grid", ("heatmap",))
+    assert page.locator("#layer-grid-multiples-section > *").count() == 0
+    assert page.locator("#layer-grid-multiples-progress").count() == 0
+    assert page.locator("#layer-grid-heatmap2").is_hidden()
+    assert page.inner_text("#layer-grid-measure-choice-info").startswith("Linear CKA (cka_linear). similarity: higher")
+    page.click("#layer-grid-measure2-choice")
+    assert page.locator(".dash-dropdown-content [title^='Projection-weighted CCA (Morcos et al. 2018)']").count()
+    page.locator(".dash-dropdown-content [role=option]", has_text="PWCCA").first.click()
+    page.wait_for_selector("#layer-grid-measure2-choice-info:has-text('source: Morcos, Raghu & Bengio 2018')")
+    # The next change at once: the answer still in flight for the job it replaces never lands.
+    choose(page, "layer-grid-layers-b-choice", "fc1 (")
+    page.keyboard.press("Escape")
+    layers_a, layers_b = ["conv1", "bn3"], ["fc1", *_default_layers("mlp-w8-s1-e25")]
+    page.wait_for_function("""() => ['layer-grid-heatmap', 'layer-grid-heatmap2'].every(id => {
+        const el = document.querySelector('#' + id + ' .js-plotly-plot');
+        return el && el._fullData && el._fullData[0] && Array.from(el._fullData[0].x || []).includes('B: fc1'); })""",
+                           timeout=240_000)
+    heatmap, heatmap2 = (page.evaluate(PLOT_DATA, name)[0] for name in ("layer-grid-heatmap", "layer-grid-heatmap2"))
     acts_a = dict(zip(layers_a, _activations("cnn-w4-s0-e25", layers_a)))
     acts_b = dict(zip(layers_b, _activations("mlp-w8-s1-e25", layers_b)))
-    expected = compute.layer_grid(acts_a, acts_b, measure="cka_linear")
-    np.testing.assert_allclose(np.array(heatmap[0]["z"]), expected, atol=1e-6)
-    assert heatmap[0]["y"] == [f"A: {name}" for name in layers_a]
-    assert heatmap[0]["x"] == [f"B: {name}" for name in layers_b]
+    for got, measure in ((heatmap, "cka_linear"), (heatmap2, "pwcca")):
+        np.testing.assert_allclose(np.array(got["z"]), compute.layer_grid(acts_a, acts_b, measure=measure), atol=1e-6)
+        assert got["y"] == [f"A: {name}" for name in layers_a]
+        assert got["x"] == [f"B: {name}" for name in layers_b]
+    assert _query(page) == {"a": "cnn-w4-s0-e25", "b": "mlp-w8-s1-e25", "measure2": "pwcca",
+                            "layers_a": "conv1,bn3", "layers_b": ",".join(layers_b)}
 
 
 def test_layer_grid_small_multiples_show_each_selected_model_against_its_twin(app_server, page):
-    page.goto(app_server.url + "/layers?a=cnn-w4-s0-e25&measure=cka_linear&multiples=twins"
-              "&where=family:cnn;width:4;epochs:25")
+    page.goto(app_server.url + "/layers?a=cnn-w4-s0-e25&measure=cka_linear&where=family:cnn;width:4;epochs:25")
+    page.wait_for_selector("#layer-grid-multiples-choice")
+    assert page.locator("#layer-grid-multiples-grid").count() == 0  # not drawn before it is asked for
+    choose(page, "layer-grid-multiples-choice", "each selected model against its random-init twin")
     (panels,) = wait_for_figures(page, "layer-grid-multiples", ("grid",))
+    assert _query(page)["multiples"] == "twins"
     trained = sorted(m.name for m in list_models("digits")
                      if m.tags.get("family") == "cnn" and m.tags.get("width") == 4 and m.tags.get("epochs") == 25)
     assert len(panels) == len(trained) == 3  # one heatmap per (seed, its untrained twin)
@@ -187,6 +211,20 @@ def test_layer_curves_show_each_models_mean_dissimilarity_per_depth(app_server, 
     np.testing.assert_allclose(curves[0]["x"], [models[i].accuracy for i in order], rtol=1e-6)
     np.testing.assert_allclose(curves[0]["y"], expected[order], atol=1e-4)
     assert _query(page) == {"compare": "pearson"}
+
+
+def test_the_measures_page_lists_every_method_by_family(app_server, page):
+    from compute.measures.registry import COMPARE_METHODS, MDS_METHODS, MEASURES, RDM_METHODS, REPEATED_RDM_METHODS
+
+    page.goto(app_server.url + "/layers")
+    page.click("nav >> text=Measures")
+    page.wait_for_selector("#measures-table")
+    tables = (RDM_METHODS, REPEATED_RDM_METHODS, COMPARE_METHODS, MEASURES, MDS_METHODS)
+    assert page.locator("#measures-table .measures-row").count() == sum(len(table) for table in tables)
+    assert page.inner_text("#measures-measure").startswith("Direct similarity of two layers' activations")
+    row = page.locator("#measures-table .measures-row", has_text="cka_debiased").inner_text()
+    for said in ("Debiased linear CKA", "similarity: higher = more alike", "[−1, 1]", "Song et al. 2012"):
+        assert said in row
 
 
 def test_a_failing_job_says_why_in_the_page(app_server, page):

@@ -3,7 +3,7 @@ there, and whether a number is a distance or a similarity is the registry's word
 import numpy as np
 import pytest
 
-from compute.measures.registry import COMPARE_METHODS, MDS_METHODS, MEASURES, RDM_METHODS
+from compute.measures.registry import COMPARE_METHODS, MDS_METHODS, MEASURES, RDM_METHODS, REPEATED_RDM_METHODS
 from compute.sources.models import ModelInfo
 from dashboard.view_parts import choices
 from dashboard.views import confusion, curves, input_rdm, layer_grid, model_space, reference, training
@@ -62,3 +62,44 @@ def test_training_axes_read_lower_or_higher_as_the_registry_does(measure):
 def test_the_layer_grid_snippet_says_how_an_asymmetric_grid_reads(measure):
     said = layer_grid._direction(measure)
     assert bool(said) == (not MEASURES[measure].symmetric)
+
+
+FAMILIES = {"rdm": RDM_METHODS, "repeated": REPEATED_RDM_METHODS, **REGISTRIES}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_method_has_a_name_in_words_a_definition_and_a_source(family):
+    table = FAMILIES[family]
+    for name, method in table.items():
+        assert method.title and method.description and method.citation, (family, name)
+    assert len({m.title for m in table.values()}) == len(table), f"two {family} methods share a name in words"
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_options_show_the_names_in_words_with_the_definition_on_hover(family):
+    table = FAMILIES[family]
+    offered = choices.options(family)
+    assert [o["value"] for o in offered] == list(table)
+    assert [(o["label"], o["title"]) for o in offered] == [(m.title, m.description) for m in table.values()]
+
+
+def test_the_info_line_says_name_direction_range_invariances_and_source():
+    said = choices.info_text("measure", "procrustes")
+    for part in ("Procrustes shape distance (procrustes)", "distance: lower = more alike", "range [0, π/2]",
+                 "unchanged by: orthogonal, isotropic scaling, translation", "source: Williams et al. 2021"):
+        assert part in said
+    assert "higher = more different" in choices.info_text("rdm", "euclidean")
+    assert "range [0, ∞)" in choices.info_text("rdm", "euclidean")
+    assert "not symmetric" in choices.info_text("measure", "pwcca")
+    assert choices.info_text("measure", "none") == choices.info_text("measure", ["a list"]) == ""
+
+
+def test_the_measures_page_rows_are_the_registries():
+    from dashboard.views import measures
+
+    rows = measures.rows()
+    assert [family for family, _, _ in rows] == list(choices.FAMILIES)
+    for family, _, methods in rows:
+        assert methods == [choices.facts(family, name) for name in FAMILIES[family]]
+    table = str(measures.table())
+    assert table.count("measures-row") == sum(len(t) for t in FAMILIES.values())

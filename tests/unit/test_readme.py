@@ -31,3 +31,8 @@ def test_the_measure_counts_are_the_registries():
 def test_the_table_lists_every_direct_measure_once():
     rows = re.findall(r"^\| `(\w+)` \|", SECTION, flags=re.MULTILINE)
     assert rows == list(MEASURES)
+
+
+def test_the_table_names_each_measure_in_the_registry_s_words():
+    words = re.findall(r"^\| `\w+` \| ([^|]+) \|", SECTION, flags=re.MULTILINE)
+    assert words == [m.title for m in MEASURES.values()]

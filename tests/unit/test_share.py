@@ -15,7 +15,9 @@ SNIPPET_MODELS = ("mlp-w8-s0-e25", "cnn-w4-s0-e25", "mlp-w16-s1-e5")
 SNIPPET_CASES = {
     "model_space": (("euclidean", "kendall_tau_a", "classical"), {"matrix": "matrix", "mds": "coords"}),
     "input_rdm": (("cnn-w4-s0-e25", "fc1", "cosine", "classical"), {"mds": "coords"}),
-    "layer_grid": (("mlp-w8-s0-e25", "cnn-w4-s0-e25", "rv2", "default"), {"grid": "grid"}),
+    # Layers chosen one by one, and a second measure beside the first: both grids reproduced.
+    "layer_grid": (("mlp-w8-s0-e25", "cnn-w4-s0-e25", "rv2", "default", "off", "off", "raw", "participation_ratio",
+                    "pwcca", ["out", "fc1"], ["conv1", "bn3"]), {"grid": "grid", "grid2": "grid2"}),
     "confusion": (("cnn-w4-s0-e25", "euclidean"), {"top1": "confusions[1]", "top5": "confusions[5]"}),
     "curves": (("euclidean", "spearman"), {"depth1": "curves['depth1']", "depth3": "curves['depth3']"}),
 }
