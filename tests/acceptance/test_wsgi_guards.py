@@ -9,15 +9,13 @@ import pytest
 
 from compute.settings import get_settings
 from dashboard.security import answer_to
-from dashboard.views import confusion, curves, input_rdm, jobs, layer_grid, model_space, models, reference
-from dashboard.views import shared_space, training
+from dashboard.app import VIEWS  # every page the app serves
 from tests.acceptance.dash_requests import callback_body
 
 CREDENTIALS = "alice:correct horse"
 OUTSIDER = {"REMOTE_ADDR": "10.1.2.3"}
 SETTINGS = ("REPSCOPE_AUTH", "REPSCOPE_AUTH_FILE", "REPSCOPE_ALLOWED_HOSTS", "REPSCOPE_HOST",
             "REPSCOPE_MAX_REQUEST_BYTES", "REPSCOPE_URL_PREFIX")
-VIEWS = [model_space, input_rdm, layer_grid, confusion, curves, reference, training, shared_space, models, jobs]
 # A callback the app always has: the page frame drawing a path no view has (cheap, no zoo).
 RENDER = {"output": "..page.children...link-note.children..",
           "outputs": [{"id": "page", "property": "children"}, {"id": "link-note", "property": "children"}],
