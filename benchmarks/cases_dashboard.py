@@ -1,16 +1,20 @@
-"""The dashboard's server side for a cached view at N = 10,000 stimuli: the input RDM view's
-poll callback (job status, the arrays it draws, the figures, their JSON) with every artifact
-in the store, as a user opening a shared link gets it."""
+"""The dashboard's server side: a cached view at N = 10,000 stimuli (the input RDM view's poll
+callback: job status, the arrays it draws, the figures, their JSON, with every artifact in the
+store, as a user opening a shared link gets it); the cold start of the home page (112 zoo
+models, nothing cached); and the zoo's build (full runs only)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.harness import Case, Prepared
+from benchmarks.harness import ROOT, Case, Prepared
 
 
 def _image_folder(root: Path, n: int, classes: int = 10) -> str:
@@ -74,5 +78,81 @@ def cached_view_case(n: int) -> Case:
                 target="latency:0.15", memory=False, timeout_s=600)
 
 
+def _zoo_dir() -> str:
+    """The zoo the benchmarks read: ``REPSCOPE_ZOO_DIR``, ``REPSCOPE_TEST_ZOO_DIR`` (the tests'),
+    else the settings' (built there, untimed, when missing)."""
+    from compute.settings import get_settings
+
+    return os.environ.get("REPSCOPE_ZOO_DIR") or os.environ.get("REPSCOPE_TEST_ZOO_DIR") or str(get_settings().zoo_dir)
+
+
+def cold_start_case() -> Case:
+    """The home page (dashboard/views/model_space.py, default view: 112 zoo models' penultimate
+    RDMs, their model RDM and MDS) from an empty private cache to its two figures, as a fresh
+    ``make run`` draws it: a new embedded backend (its job process spawned and importing),
+    the view's submit callback (estimate, auto-start), then its poll callback every 400 ms."""
+    def prepare(quick: bool) -> Prepared:
+        from compute.sources.models import list_models
+        from dashboard import compute_panel, services
+        from dashboard.selection import Selection
+        from dashboard.views import model_space
+
+        os.environ["REPSCOPE_ZOO_DIR"] = _zoo_dir()
+        models = len(list_models("digits"))  # builds the zoo if it is missing (untimed)
+        values = [model_space.DEFAULTS[name] for name in ("rdm", "compare", "mds", "sort", "null", "show")]
+        previous = os.environ.get("REPSCOPE_CACHE_DIR")
+
+        def callback() -> float:
+            with tempfile.TemporaryDirectory(prefix="repscope-cold-") as root:
+                os.environ["REPSCOPE_CACHE_DIR"] = root
+                services.backend.cache_clear()
+                try:
+                    start = time.perf_counter()
+                    job, _ = compute_panel.submit(model_space.plan, Selection().url_params(), values)
+                    while True:
+                        *figures, progress, stop, _ = compute_panel.poll(
+                            job, 2, model_space.draw, model_space.plan, "model-space")
+                        if stop:
+                            break
+                        time.sleep(compute_panel.POLL_MS / 1000)
+                    seconds = time.perf_counter() - start
+                    if not all(hasattr(figure, "to_dict") for figure in figures):
+                        raise RuntimeError(f"the home page drew no figures: {job}, {progress}")
+                    return seconds
+                finally:
+                    services.close()
+                    services.backend.cache_clear()
+                    if previous is None:
+                        os.environ.pop("REPSCOPE_CACHE_DIR", None)
+                    else:
+                        os.environ["REPSCOPE_CACHE_DIR"] = previous
+
+        return Prepared(repscope=callback, self_timed=True, notes=[
+            f"{models} models: {2 * models + 2} artifacts; each call from a new empty cache and backend (its job "
+            "process spawned and importing torch); the web side's first estimate in a process also imports torch"])
+
+    return Case("dashboard", "cold start: home page (112 zoo models)", prepare, target="latency:8",
+                memory=False, timeout_s=900, calm_check=False)
+
+
+def zoo_build_case() -> Case:
+    """``python -m compute.zoo build --force``: the digits zoo (112 models) trained into an empty
+    folder, as the command runs it (its own process, imports included). No target: it runs
+    once per installation, before the first page."""
+    def prepare(quick: bool) -> Prepared:
+        def callback() -> float:
+            with tempfile.TemporaryDirectory(prefix="repscope-zoo-") as root:
+                env = {**os.environ, "REPSCOPE_ZOO_DIR": root}
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "compute.zoo", "build", "--dataset", "digits", "--force",
+                                "--quiet"], check=True, env=env, capture_output=True, cwd=ROOT)
+                return time.perf_counter() - start
+
+        return Prepared(repscope=callback, self_timed=True, notes=["full runs only (over a minute)"])
+
+    return Case("dashboard", "zoo build: digits, 112 models (python -m compute.zoo build)", prepare,
+                memory=False, timeout_s=900, calm_check=False)
+
+
 def cases(quick: bool) -> list[Case]:
-    return [cached_view_case(10000)]
+    return [cached_view_case(10000), cold_start_case()] + ([] if quick else [zoo_build_case()])

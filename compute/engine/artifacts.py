@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from compute.engine.batches import Steps, compute_activations, naming
 from compute.engine.kinds import KINDS
 from compute.engine.recipes import Context, check_null
 from compute.measures.registry import DIMENSIONALITY_METHODS, NULL_COMPARE_METHODS
@@ -241,55 +241,25 @@ def _load(spec: Spec, store, ctx: Context) -> np.ndarray:
         return store.get(spec.kind, spec.key)[0]
 
 
-@contextmanager
-def _naming(spec: Spec):
-    """Prefix a ValueError of an activations or RDM step with the model and layer it was for."""
-    acts = spec if spec.kind == "activations" else (
-        spec.inputs[0] if spec.kind == "rdm" and spec.inputs and spec.inputs[0].kind == "activations" else None)
-    try:
-        yield
-    except ValueError as error:
-        if acts is None:
-            raise
-        layer = acts.params.get("layer")
-        raise ValueError(f"model {acts.params['model']}, layer {layer!r} ({spec.kind}): {error}") from error
-
-
 def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
     """Compute ``spec`` and whatever of its inputs is missing from ``store``; return its key.
 
-    Missing activations are grouped by (model, stimuli, pooling) so each model runs one
-    forward pass for all the layers asked of it.
+    Missing activations come first, in batches (compute/engine/batches.py): each model runs
+    one forward pass for all the layers asked of it, models of one architecture share one
+    built module, and what one model's activations alone feed (its RDMs) is made at once.
     """
     ctx = ctx or Context()
     unique = {s.key: s for s in spec.walk()}.values()
     missing = [s for s in unique if not store.has(s.kind, s.key)]
-    total = max(1, len(missing))
-    done = 0
-
-    def step(message: str) -> None:
-        nonlocal done
-        done += 1
-        ctx.report(done / total, message)
-
-    groups: dict[tuple, list[Spec]] = {}
-    for s in missing:
-        if s.kind == "activations":
-            groups.setdefault((s.params["model"], s.params["stimuli"], s.params["pooling"]), []).append(s)
-    for group in groups.values():
-        ctx.check()
-        with _naming(group[0]):
-            computed = KINDS["activations"].recipe(group, ctx)
-        for s, (array, meta) in zip(group, computed):
-            store.put(s.kind, s.key, array, meta)
-            step(f"activations {done + 1}/{total}")
+    steps = Steps(ctx, len(missing))
+    compute_activations(missing, store, steps)
     for s in missing:
         if s.kind == "activations" or store.has(s.kind, s.key):
             continue
         ctx.check()
         inputs = [_load(i, store, ctx) for i in s.inputs]
-        with _naming(s):
-            array, meta = KINDS[s.kind].recipe(s, inputs, ctx)
+        with naming(s):
+            array, meta = KINDS[s.kind].recipe(s, inputs, steps.within())
         store.put(s.kind, s.key, array, meta)
-        step(f"{s.kind} {done + 1}/{total}")
+        steps.step(s.kind)
     return spec.key

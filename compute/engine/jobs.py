@@ -31,7 +31,7 @@ from compute.engine.artifacts import Spec
 from compute.engine.limits import check_client, check_memory, default_shape, missing_work
 from compute.engine.records import ACTIVE, DiskRecords, RedisRecords, update
 from compute.engine.store import ArtifactStore, CorruptArtifact
-from compute.engine.worker import embedded_worker
+from compute.engine.worker import embedded_worker, import_numerics
 from compute.processes import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _INTERRUPTED = "interrupted by a restart of the app; compute again to retry"
 LANES = ("interactive", "long")
+_WARM = ("warm",)  # the dispatcher's item that starts the interactive pool's first process
 _LISTED = ("kind", "state", "progress", "message", "retryable", "spec", "submitted", "started", "finished")
 
 
@@ -192,7 +193,8 @@ def _alive(owner: str | None) -> bool:
 
 
 class EmbeddedBackend(Backend):
-    """A bounded pool of spawned processes on this machine; no Redis needed.
+    """A bounded pool of spawned processes on this machine; no Redis needed. The first process
+    starts as the backend is made and imports the numerics then, not in the first job.
 
     A pool process that dies mid-job (killed, out of memory) breaks the whole pool: it is
     replaced, and every job it held is dispatched again, as Celery re-delivers a lost task;
@@ -219,6 +221,7 @@ class EmbeddedBackend(Backend):
         # One pool a lane: long jobs take their own process, so interactive ones never wait.
         self._pools = {lane: self._new_pool(lane) for lane in LANES}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue.put(_WARM)  # the first job process starts now, importing torch (worker.import_numerics)
         threading.Thread(target=self._dispatcher, name="repscope-job-dispatcher", daemon=True).start()
         # Before concurrent.futures' own exit hook (these run last registered first), which
         # would wait for every queued and running job to finish.
@@ -248,6 +251,11 @@ class EmbeddedBackend(Backend):
         that submits, and a process's PR_SET_PDEATHSIG fires when that thread ends: this one
         thread, living as long as the backend, is the only one that submits."""
         while (item := self._queue.get()) is not None:
+            if item is _WARM:
+                with self._lock:
+                    if not self._closed:
+                        self._pools["interactive"].submit(import_numerics)
+                continue
             self._start(*item)
 
     def _start(self, spec_json: dict, task: str, lane: str) -> None:

@@ -53,7 +53,7 @@ class Context:
             raise Cancelled("cancelled")
 
 
-def _stimuli(spec):
+def stimuli_of(spec):
     from compute.sources.stimuli import stimulus_set_named
 
     # A registry name only: a crafted spec naming a path is refused before any file is read.
@@ -66,14 +66,15 @@ def _stimuli(spec):
     return stimuli
 
 
-def activations(specs: list, ctx: Context) -> list[tuple[np.ndarray, dict]]:
+def activations(specs: list, ctx: Context, model=None) -> list[tuple[np.ndarray, dict]]:
     """Activations for several layers (``specs``) of one model on one stimulus set and pooling,
-    in one forward pass: one (array, meta) per spec."""
+    in one forward pass: one (array, meta) per spec. ``model``: that model already open (a
+    batch of models opens them together, compute/engine/batches.py)."""
     from compute.sources.representations import open_model, resolve
 
     first = specs[0]
-    model = open_model(first.params["model"])
-    stimuli = _stimuli(first)
+    model = model if model is not None else open_model(first.params["model"])
+    stimuli = stimuli_of(first)
     layers = [resolve(model, s.params["layer"]) for s in specs]
     acts = model.extract(stimuli, sorted(set(layers)), pooling=first.params["pooling"],
                          progress=lambda f: ctx.report(f, "extracting activations"), should_stop=ctx.should_stop)
@@ -83,7 +84,7 @@ def activations(specs: list, ctx: Context) -> list[tuple[np.ndarray, dict]]:
 def predictions(spec, inputs, ctx: Context):
     from compute.sources.representations import open_model
 
-    stimuli = _stimuli(spec)
+    stimuli = stimuli_of(spec)
     scores = open_model(spec.params["model"]).scores(stimuli)
     return scores.astype(np.float32), {"stimuli": stimuli.name}
 
@@ -97,7 +98,7 @@ def rdm(spec, inputs, ctx: Context):
 def rdm_blocks(spec, inputs, ctx: Context):
     from compute.measures.blocks import sorted_blocks
 
-    blocks, _ = sorted_blocks(inputs[0], _stimuli(spec).labels, spec.params["max_side"])
+    blocks, _ = sorted_blocks(inputs[0], stimuli_of(spec).labels, spec.params["max_side"])
     return blocks, {}
 
 
@@ -193,7 +194,7 @@ def similarities(spec, inputs, ctx: Context):
 def confusion(spec, inputs, ctx: Context):
     from compute.measures.confusion import confusion_matrix
 
-    stimuli = _stimuli(spec)
+    stimuli = stimuli_of(spec)
     matrix = confusion_matrix(np.asarray(inputs[0]), stimuli.labels, k=spec.params["k"])
     return matrix.astype(np.float32), {"classes": list(stimuli.class_names)}
 
@@ -208,7 +209,7 @@ def srm_fit(spec, inputs, ctx: Context):
     from compute.measures.srm import fit_srm, shared_space_rsm_agreement, srm_variance_explained, stratified_split
 
     p = spec.params
-    train, test = stratified_split(_stimuli(spec).labels, p["train_fraction"], p["seed"])
+    train, test = stratified_split(stimuli_of(spec).labels, p["train_fraction"], p["seed"])
     Xs = [np.asarray(x) for x in inputs]
     k = min(p["k"], train.size, *(X.shape[1] for X in Xs))
     held_out = [X[test] for X in Xs]

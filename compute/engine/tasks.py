@@ -14,7 +14,7 @@ from celery.signals import worker_process_init
 from compute.engine.celery_app import TASK, celery_app
 from compute.engine.records import RedisRecords
 from compute.engine.store import ArtifactStore
-from compute.engine.worker import run_job
+from compute.engine.worker import import_numerics, run_job
 from compute.settings import get_settings
 
 app = celery_app()
@@ -22,9 +22,7 @@ app = celery_app()
 
 @worker_process_init.connect
 def _import_before_any_task(**_) -> None:
-    import compute.engine.artifacts  # noqa: F401
-    import compute.measures.similarity  # noqa: F401
-    import compute.sources.activations  # noqa: F401 (torch, torchvision)
+    import_numerics()
 
 
 @app.task(name=TASK, bind=True)

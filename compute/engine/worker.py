@@ -83,5 +83,15 @@ def run_job(spec_json: dict, records, store: ArtifactStore, task: str | None = N
     return "done"
 
 
+def import_numerics() -> None:
+    """Import what jobs compute with (torch, torchvision, the measures) before any job: a
+    worker process does it as it starts (the embedded pool's first process as the backend is
+    made, so that its imports overlap the web process's first estimate; Celery's in
+    ``worker_process_init``), never within a job's time."""
+    import compute.engine.artifacts  # noqa: F401
+    import compute.measures.similarity  # noqa: F401
+    import compute.sources.activations  # noqa: F401 (torch, torchvision)
+
+
 def embedded_worker(spec_json: dict, task: str, jobs_dir: str, artifacts_dir: str) -> str:
     return run_job(spec_json, DiskRecords(Path(jobs_dir)), ArtifactStore(artifacts_dir), task)

@@ -8,7 +8,7 @@ what is behind it. A source of models adds an opener to ``OPENERS`` under the ``
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -92,10 +92,10 @@ class TorchRepresentation:
         return float(counter.get_total_flops())
 
 
-def _torch(info: ModelInfo, device) -> TorchRepresentation:
+def _torch(info: ModelInfo, device, shared: dict | None = None) -> TorchRepresentation:
     from compute.sources.models import load_model
 
-    return TorchRepresentation(info, load_model(info, device=device))
+    return TorchRepresentation(info, load_model(info, device=device, shared=shared))
 
 
 # Sources whose models are torch modules: one architecture and hyperparameters, one set of shapes.
@@ -121,6 +121,20 @@ def open_model(name_or_info: str | ModelInfo, device="cpu") -> Representation:
         module, _, function = opener.partition(":")
         opener = getattr(importlib.import_module(module), function)
     return opener(info, device)
+
+
+def open_models(names_or_infos, device="cpu") -> Iterator[Representation]:
+    """Each model of ``names_or_infos`` opened in turn, as :func:`open_model` opens it, except
+    that torch models whose weights are files share one module per architecture and
+    hyperparameters (``load_model``'s ``shared``): each one's weights are loaded into the
+    module of the one before. A representation is good until the next one is asked for, so
+    list models of one architecture together."""
+    from compute.sources.models import get_model_info
+
+    shared: dict = {}
+    for item in names_or_infos:
+        info = item if not isinstance(item, str) else get_model_info(item)
+        yield _torch(info, device, shared) if OPENERS.get(info.source) is _torch else open_model(info, device)
 
 
 def model_activations(name: str, stimuli: StimulusSet, layers: list[str], pooling: str = "none") -> list[np.ndarray]:
