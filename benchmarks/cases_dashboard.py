@@ -61,12 +61,19 @@ def cached_view_case(n: int) -> Case:
         store.put("rdm_blocks", specs["blocks"].key, sorted_blocks(condensed, stimuli.labels, 1000)[0], {})
         store.put("mds", specs["mds"].key, np.random.default_rng(2).normal(size=(n, 2)).astype(np.float32), {})
         del condensed
-        job = compute_panel.start(specs, ["mds", "blocks"], {"view": view, "max_side": 1000,
-                                                            "selection": selection.url_params()})
+        view["zoom"] = ""
+        context = {"view": view, "max_side": 1000, "rdm": specs["rdm"].to_json()}
+
+        def plan(selection, *values):  # the view's plan, for the fake model stored above
+            return specs, ["mds", "blocks"], context, None
+
+        job = {**compute_panel.start(specs, ["mds", "blocks"]),
+               **compute_panel.view_state(selection.url_params(), [])}
 
         def callback():
             root  # keeps the directory alive as long as the case
-            *figures, progress, stop = compute_panel.poll(job, 2, input_rdm.draw, "input-rdm", ("blocks", "mds"))
+            *figures, progress, stop, early = compute_panel.poll(job, 2, input_rdm.draw, plan, "input-rdm")
+            assert stop and figures[0] is not compute_panel.no_update, progress
             return [plotly.io.to_json(figure) for figure in figures]
 
         sizes = [len(text) for text in callback()]
