@@ -156,7 +156,7 @@ def permuted_target(layer: _Layer, perms: torch.Tensor) -> _Target:
     folds stay where they are, so each fold's rows and their sums come from other stimuli."""
     Y = layer.target().Y  # row r holds stimulus order[r]
     n = Y.shape[0]
-    rows = torch.argsort(layer.order)[perms[:, layer.order]]  # permutation s's row r: its stimulus perms[s, order[r]]
+    rows = torch.argsort(layer.order)[perms[:, layer.order]]  # row r of permutation s: perms[s, order[r]]
     Y = Y[rows].transpose(0, 1).reshape(n, -1)
     sums = torch.stack([Y[a:b].sum(dim=0, dtype=torch.float64) for a, b in layer.bounds])
     return layer._as_target(Y, sums, len(perms))

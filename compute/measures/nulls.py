@@ -13,12 +13,25 @@ seeded permutation and recomputes the measure. A score is then reported with its
 
 Kernel measures (linear, debiased and RBF CKA, RV, RV2, distance correlation) permute each Y layer's centred kernel
 once per permutation and meet every X layer in one GEMM (a grid's cells share each side's work).
-The CCA family but PWCCA (mean CCA, SVCCA, top canonical correlation), Procrustes and the shape
-metric prepare each layer once: their prepared side commutes with permuting the stimuli
-(prepare(P Y) = P prepare(Y), up to a rotation of its columns that the pair ignores), so a chunk of
-permutations is one gather of Y's prepared rows and one batched product with each X layer, then
-the small (k x k) singular values per sample. The others (PWCCA, the permutation metric, linear
-regression, k-NN, encoding) recompute Y's prepared side per permutation.
+The others prepare each layer once and permute Y's prepared side, a chunk of permutations at a
+time (the gather shared by every X layer):
+
+- the row routes (the CCA family, PWCCA, Procrustes, the shape metrics, linear_reg): their
+  prepared side commutes with permuting the stimuli (prepare(P Y) = P prepare(Y), up to a
+  rotation of its columns that the pair ignores; PWCCA's weights need only a side's Gram matrix
+  and means, which permuting leaves as they are), so a chunk is one gather of Y's prepared rows
+  and one batched product with each X layer, then the small (k x k) work per sample (singular
+  values, whitening, an assignment for the permutation metric, a triangular solve for R^2);
+- the k-NN family: permuting relabels Y's neighbour sets (an index map and a sort of k labels per
+  stimulus; no new Gram matrix), unless a tie at a k-th neighbour was broken by the stimuli's
+  order (then that layer is prepared again per permutation);
+- ridge_r: the permuted targets side by side as the columns of one Y, so each fold's factors of X
+  and its GEMMs serve every permutation; each permutation keeps its own GCV choice of alpha.
+
+pls_r alone prepares Y again per permutation: its NIPALS components are fitted to Y (each
+weight vector from X_k'Y_k and X deflated by its scores), so beyond the training rows of X
+nothing is shared between permutations, and its power iteration (widths over 512) runs a
+different number of steps for each.
 
 The model RDM's null (:func:`model_rdm_null`) is the same for RDM comparisons: the stimuli of the
 second RDM of each pair are permuted (its rows and columns together), as
@@ -46,7 +59,16 @@ from compute.measures.knn import knn_values
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import KERNEL_NULL_MEASURES as KERNEL_MEASURES
 from compute.measures.registry import COMPARE_METHODS, MEASURES, NULL_COMPARE_METHODS
-from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
+from compute.measures.similarity import (
+    _ROUTES,
+    _as_layer,
+    _check_measure,
+    _grid,
+    _layers,
+    _pair_grid,
+    _prepared,
+    _route,
+)
 from compute.measures.similarity import layer_grid as _plain_grid
 from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
 from compute.measures.whitened import WHITENED
@@ -205,17 +227,20 @@ def _family(route: str, measure: str, states_b: list) -> tuple | None:
 
 
 def _prepared_nulls(mats_a: list, mats_b: list, measure: str, perms: np.ndarray, options: dict,
-                    should_stop) -> np.ndarray:
-    """(L_A, L_B, n_perm) for the measures whose prepared side is not a kernel: each layer
-    prepared once and permuted in batches (:func:`_batched_nulls`), or else (pls_r) Y's side
-    prepared again per permutation."""
+                    should_stop) -> tuple[np.ndarray, np.ndarray]:
+    """The grid (L_A, L_B) and its null (L_A, L_B, n_perm) for the measures whose prepared side
+    is not a kernel, from the same prepared layers: permuted in batches (:func:`_batched_nulls`),
+    or else (pls_r) Y's side prepared again per permutation."""
+    same = mats_b is mats_a
     route = _route(measure, mats_a[0].shape[0], [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b])
     prepare, pair = _ROUTES[route]
-    states_a = [prepare(X, measure, options) for X in mats_a]
-    states_b = [prepare(Y, measure, options) for Y in mats_b]
+    states_a = _prepared(prepare, mats_a, measure, options, should_stop)
+    states_b = states_a if same else _prepared(prepare, mats_b, measure, options, should_stop)
+    values = _pair_grid(measure, pair, states_a, states_b, options, same, should_stop)
     family = _family(route, measure, states_b)
     if family is not None:
-        return _batched_nulls(states_a, states_b, family, torch.from_numpy(perms).to(mats_a[0].device), should_stop)
+        index = torch.from_numpy(perms).to(mats_a[0].device)
+        return values, _batched_nulls(states_a, states_b, family, index, should_stop)
     out = np.empty((len(mats_a), len(mats_b), len(perms)))
     for s, p in enumerate(perms):
         stop_if_asked(should_stop)
@@ -224,20 +249,23 @@ def _prepared_nulls(mats_a: list, mats_b: list, measure: str, perms: np.ndarray,
             b = prepare(Y.index_select(0, index), measure, options)
             for i, a in enumerate(states_a):
                 out[i, j, s] = pair(measure, a, b, options)
-    return out
+    return values, out
 
 
 def _nulls(mats_a: list, mats_b: list, measure: str, n_perm: int, seed: int, options: dict,
-           should_stop) -> np.ndarray:
+           should_stop) -> tuple[np.ndarray, np.ndarray]:
+    """The grid (as ``layer_grid``; ``mats_b is mats_a`` for a network against itself) and its
+    null, both clipped to the measure's range."""
     perms = permutations(mats_a[0].shape[0], n_perm, seed)
     with one_blas_thread():
         if measure in KERNEL_MEASURES:
+            values = _grid(measure, mats_a, None if mats_b is mats_a else mats_b, options, should_stop)
             states_a = [prepare_kernel(X, measure, options) for X in mats_a]
             null = _kernel_nulls(states_a, mats_b, measure, perms, options, should_stop)
         else:
-            null = _prepared_nulls(mats_a, mats_b, measure, perms, options, should_stop)
+            values, null = _prepared_nulls(mats_a, mats_b, measure, perms, options, should_stop)
     low, high = MEASURES[measure].range
-    return np.clip(null, low, high)
+    return np.clip(values, low, high), np.clip(null, low, high)
 
 
 def _check_count(n_perm: int) -> None:
@@ -253,8 +281,8 @@ def activation_null(X: Any, Y: Any, measure: str, n_perm: int = 1000, seed: int 
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     Xt, Yt = _as_layer(X, "X", measure, dtype, device), _as_layer(Y, "Y", measure, dtype, device)
     check_same_stimuli(Xt, Yt)
-    estimate = float(_grid(measure, [Xt], [Yt], options)[0, 0])
-    return estimate, _nulls([Xt], [Yt], measure, n_perm, seed, options, None)[0, 0]
+    values, null = _nulls([Xt], [Yt], measure, n_perm, seed, options, None)
+    return float(values[0, 0]), null[0, 0]
 
 
 def grid_null(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str = "cka_linear",
@@ -268,8 +296,7 @@ def grid_null(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str
     mats_a = _layers(acts_a, "acts_a", measure, dtype, device)
     mats_b = mats_a if acts_b is acts_a else _layers(acts_b, "acts_b", measure, dtype, device)
     check_same_stimuli(mats_a[0], mats_b[0], ("acts_a's layers", "acts_b's layers"))
-    values = _grid(measure, mats_a, None if mats_b is mats_a else mats_b, options, should_stop)
-    null = _nulls(mats_a, mats_b, measure, n_perm, seed, options, should_stop)
+    values, null = _nulls(mats_a, mats_b, measure, n_perm, seed, options, should_stop)
     p, z, calibrated = calibrate(values, null, MEASURES[measure].kind)
     return GridNull(values, p, z, calibrated, null)
 
