@@ -10,7 +10,8 @@ the projection weights for PWCCA, an assignment for the permutation metric); the
 relabels and sorts B's neighbour sets; ridge_r forms X'Y and the shrunken predictions of every
 fold for every permutation; pls_r prepares B and fits every pair again per permutation. The
 constants are the time of small LAPACK calls and memory-bound passes in FLOPs at the gate's rate,
-measured at N = 500 on this project's two shared cores (see each).
+set from CPU times of 3 x 3 grids (widths 32, 128, 256) at N = 500 on this project's two shared
+cores (a busy machine's wall time is several times more).
 """
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ _SAMPLE_FLOPS = 2e5
 # One Python call of the per-permutation loop (pls_r: prepare, then each pair).
 _CALL_FLOPS = 1e8
 # A k-NN neighbour entry: gathered, relabelled and sorted (per B layer), then searched and
-# matched against each A layer.
-_KNN_FLOPS = 300
+# matched against each A layer (torch's small sorts and searches: ~300 ns an entry).
+_KNN_FLOPS = 3000
+# ridge_r's GEMMs of every fold, measured against their FLOPs at the gate's rate.
+_RIDGE_SLOWDOWN = 4
 _K = 10
 _FOLDS = 5
 _ROUTES = {"procrustes": "svd", "shape_alpha": "svd", "cca_mean": "cca", "svcca": "cca", "cca_rho_top": "cca",
@@ -50,9 +53,9 @@ def _sample_flops(route: str, n: int, da: int, db: int) -> float:
     """One permutation of one (A, B) pair of a batched row, k-NN or ridge route."""
     if route == "knn":
         return _KNN_FLOPS * n * _K
-    if route == "ridge":
+    if route == "ridge":  # X'Y, U'Y per fold and the predictions: float32 GEMMs a quarter as fast
         ka, r = min(n, da), min(da, n - n // _FOLDS)
-        return 2 * n * db * (ka + r) + _FOLDS * 2 * ka * r * db + 10 * n * db
+        return _RIDGE_SLOWDOWN * (2 * n * db * (ka + r) + _FOLDS * 2 * ka * r * db + 10 * n * db)
     # the permutation metric's sides, and linear_reg's predicted side, are the centred data
     ka = da if route == "assignment" else min(n, da)
     kb = db if route in ("assignment", "regression") else min(n, db)
@@ -60,12 +63,12 @@ def _sample_flops(route: str, n: int, da: int, db: int) -> float:
     cross = 4 * n * ka * kb  # a float64 GEMM
     if route == "svd":
         return cross + _factorisation(small) * large / small
-    if route == "cca":
-        return cross + 2 * _factorisation(small) + 2 * small * large * large
-    if route == "pwcca":
-        return cross + 3 * _factorisation(small) * large / small + 2 * _factorisation(min(da, db))
-    if route == "assignment":
-        return cross + _factorisation(large)
+    if route == "cca":  # two triangular solves and an eigensolver of the smaller Gram
+        return cross + _factorisation(small) + 2 * small * large * large
+    if route == "pwcca":  # a full SVD, then the projection weights (a D x D Cholesky)
+        return cross + _factorisation(small) * large / small + _factorisation(min(da, db))
+    if route == "assignment":  # linear_sum_assignment: ~m^3 / 10 of an SVD's time, measured
+        return cross + _factorisation(large) / 10
     return cross + 2 * ka * ka * db  # regression: one triangular solve
 
 

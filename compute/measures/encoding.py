@@ -258,7 +258,7 @@ def _ridge_r(a: _Layer, t: _Target) -> torch.Tensor:
     tall = any(f.Vs is not None for f in folds)
     crosses = [crossprod(a.Xc[f.start:f.stop], t.Y[f.start:f.stop]) for f in folds] if tall else []
     whole = sum(crosses)
-    predicted = torch.empty((n, t.count, width), dtype=dtype, device=t.Y.device)
+    predicted = torch.empty((n, t.count * width), dtype=dtype, device=t.Y.device)
     squares = t.squares.reshape(len(folds), t.count, width).sum(dim=2).cpu().numpy()  # (folds, P)
     for k, fold in enumerate(folds):
         n_train = n - (fold.stop - fold.start)
@@ -280,9 +280,12 @@ def _ridge_r(a: _Layer, t: _Target) -> torch.Tensor:
         dof = (1 + shrink.sum(axis=1)) / n_train  # the intercept's 1 included
         best = torch.from_numpy(np.argmin(residual / (1 - dof) ** 2, axis=1)).to(fold.s.device)
         gain = (fold.s / (fold.s.square() + torch.from_numpy(alphas).to(fold.s)[best, None])).to(dtype)
-        torch.baddbmm(means.to(dtype)[:, None, :], fold.P * gain[:, None, :], B.transpose(0, 1),
-                      out=predicted[fold.start:fold.stop].transpose(0, 1))
-    return predicted.reshape(n, -1)
+        if t.count == 1:
+            torch.addmm(t.means[k].to(dtype), fold.P * gain[0], B[:, 0], out=predicted[fold.start:fold.stop])
+        else:  # each permutation's gains on its columns of B: one GEMM for all
+            torch.addmm(t.means[k].to(dtype), fold.P, (B * gain.T[:, :, None]).reshape(len(gain.T), -1),
+                        out=predicted[fold.start:fold.stop])
+    return predicted
 
 
 def _leading_left(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import compute
+from compute.errors import Cancelled
+from compute.measures import nulls
 from compute.measures.nulls import calibrate, grid_null, permutations
 from compute.measures.registry import MEASURES
 
@@ -66,6 +68,20 @@ def test_a_k_nn_null_whose_neighbours_hang_on_the_stimuli_s_order_is_still_the_m
     result = compute.permutation_test(X, Y, "mutual_knn", n_perm=4, seed=1, dtype=np.float64, k=4)
     for value, p in zip(result.null, permutations(24, 4, 1)):
         assert value == compute.similarity(X, Y[p], "mutual_knn", dtype=np.float64, k=4)
+
+
+def test_a_batched_null_asks_to_stop_before_each_chunk_of_permutations(monkeypatch):
+    X, Y = related(7)
+
+    def asked(chunk_elements):
+        monkeypatch.setattr(nulls, "_CHUNK_ELEMENTS", chunk_elements)
+        calls = []
+        grid_null({"x": X}, {"y": Y}, "mutual_knn", n_perm=12, should_stop=lambda: calls.append(1), k=3)
+        return len(calls)
+
+    assert asked(4 * 40 * 3) - asked(1 << 24) == 2  # chunks of 4 of the 12 permutations: 3 chunks, not 1
+    with pytest.raises(Cancelled):
+        grid_null({"x": X}, {"y": Y}, "ridge_r", n_perm=12, should_stop=lambda: True)
 
 
 def test_the_scores_follow_their_definitions():
