@@ -29,7 +29,7 @@ _GATHER_FLOPS = 200
 _ROW_GATHER_FLOPS = 40
 # A small dense factorisation (SVD, eigensolver, triangular solve) of an m x m matrix from the
 # host's LAPACK: about this many times m^3 FLOPs' time, and at least a Python call's.
-_LAPACK = 30
+_LAPACK = 6
 _SAMPLE_FLOPS = 2e5
 # One Python call of the per-permutation loop (pls_r: prepare, then each pair).
 _CALL_FLOPS = 1e8
@@ -66,7 +66,7 @@ def _sample_flops(route: str, n: int, da: int, db: int) -> float:
     if route == "cca":  # two triangular solves and an eigensolver of the smaller Gram
         return cross + _factorisation(small) + 2 * small * large * large
     if route == "pwcca":  # a full SVD, then the projection weights (a D x D Cholesky)
-        return cross + _factorisation(small) * large / small + _factorisation(min(da, db))
+        return cross + 2 * _factorisation(small) * large / small + _factorisation(min(da, db))
     if route == "assignment":  # linear_sum_assignment: ~m^3 / 10 of an SVD's time, measured
         return cross + _factorisation(large) / 10
     return cross + 2 * ka * ka * db  # regression: one triangular solve
