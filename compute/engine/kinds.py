@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from compute.engine import recipes
+from compute.engine.null_costs import NULL_CHUNK as _NULL_CHUNK
+from compute.engine.null_costs import grid_null as grid_null_cost
 from compute.measures.condensed import condensed_size, side_from_length
-from compute.measures.registry import KERNEL_NULL_MEASURES
 
 _F32 = 4
 _F64 = 8
@@ -179,31 +180,6 @@ def _pair_flops(n: int, da: int, db: int, measure: str = "") -> float:
     return 2 * n * min(n, da) * min(n, db)
 
 
-# A permutation null's kernel route gathers each permuted N x N kernel (memory-bound: about this
-# many FLOPs' time per entry, measured ~20 ns on two busy cores) in chunks of at most 2^24
-# entries; its other route calls prepare and pair per permutation, each call costing at least
-# about this many FLOPs' time (dispatch, small factorisations: 3 to 80 ms a call measured at
-# N = 500, D = 64 on two busy cores, for Procrustes, the CCA family and the shape metrics).
-_GATHER_FLOPS = 200
-_NULL_CHUNK = 1 << 24
-_CALL_FLOPS = 1e8
-
-
-def _grid_null(n: int, widths: list[int], la: int, measure: str, n_perm: int) -> tuple[int, float]:
-    """The bytes and FLOPs a grid's permutation null adds (compute/measures/nulls.py): the null
-    values and permutations; for kernel measures every A layer's kernel, stacked, one B kernel
-    and a chunk of its permutations, a gather and a GEMM per B layer and permutation; for the
-    others B's side prepared again and met with every A layer per permutation."""
-    held = la * (len(widths) - la) * n_perm * _F64 + n_perm * n * 8
-    if measure in KERNEL_NULL_MEASURES:
-        chunk = min(_NULL_CHUNK, n_perm * n * n)
-        held += 2 * la * n * n * _F32 + n * n * _F64 + chunk * (_F32 + _F64 + 8)
-        return held, sum(2 * n * n * d for d in widths) + n_perm * (len(widths) - la) * n * n * (
-            2 * la + _GATHER_FLOPS)
-    return held, n_perm * sum(_prepare_flops(n, db, measure) + _CALL_FLOPS + sum(
-        _pair_flops(n, da, db, measure) + _CALL_FLOPS for da in widths[:la]) for db in widths[la:])
-
-
 def _layer_grid(spec, shapes: list[Shape]) -> Cost:
     n = shapes[0][0]
     la, lb = len(spec.params["layers_a"]), len(spec.params["layers_b"])
@@ -217,7 +193,7 @@ def _layer_grid(spec, shapes: list[Shape]) -> Cost:
     if not n_perm:
         return Cost(peak, _seconds(flops), (la, lb), what,
                     "use fewer stimuli (n_per_class), fewer layers or pooling 'avg'")
-    held, null_flops = _grid_null(n, widths, la, measure, n_perm)
+    held, null_flops = grid_null_cost(n, widths, la, measure, n_perm, flops)
     return Cost(peak + held, _seconds(flops + null_flops), (len(recipes.GRID_NULL_FIELDS), la, lb),
                 f"{what}, with {n_perm:,} permutations of the stimuli for every cell",
                 "use fewer stimuli (n_per_class), fewer layers, pooling 'avg' or fewer permutations")

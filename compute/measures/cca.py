@@ -218,8 +218,15 @@ def prepare_regression(X: torch.Tensor, measure: str, options: dict) -> _Regress
 
 def pair_regression(measure: str, a: _RegressionState, b: _RegressionState, options: dict) -> float:
     """R^2 of the least-squares fit of b from a: ||Q_a' Y_c||_F^2 / ||Y_c||_F^2 (Q_a orthonormal)."""
-    projected = a.side.left(crossprod_float64(a.side.F, b.Yc).cpu().numpy())
-    return float(np.sum(projected * projected)) / b.total
+    return float(regression_values(a, b, crossprod_float64(a.side.F, b.Yc).cpu().numpy()[None])[0])
+
+
+def regression_values(a: _RegressionState, b: _RegressionState, M: np.ndarray) -> np.ndarray:
+    """R^2 of b from a for each (P x k_a x D_b) cross product ``M[s]`` = F_a' Y_c (Y_c's rows
+    permuted for a null: its squared norm stays ``b.total``), one triangular solve for all."""
+    P, k, d = M.shape
+    projected = a.side.left(M.transpose(1, 0, 2).reshape(k, P * d))
+    return (projected * projected).reshape(-1, P, d).sum(axis=(0, 2)) / b.total
 
 
 @dataclass
@@ -248,14 +255,17 @@ def prepare_pwcca(X: torch.Tensor, measure: str, options: dict) -> _PWState:
     return _PWState(_CCASide(Xc, (P / sigma) @ P.T), S, mean, len(sigma) == len(mean))
 
 
-def pair_pwcca(measure: str, a: _PWState, b: _PWState, options: dict) -> float:
-    """PWCCA of two prepared layers, in [0, 1], weighed by the narrower layer's neurons."""
+def pair_pwcca(measure: str, a: _PWState, b: _PWState, options: dict, M: np.ndarray | None = None) -> float:
+    """PWCCA of two prepared layers, in [0, 1], weighed by the narrower layer's neurons (``M``:
+    ``F_a' F_b`` when already formed, e.g. with b's rows permuted: b's weights need only its
+    Gram matrix and means, which permuting leaves as they are)."""
     # The narrower side first, whichever order the layers came in: compute_pwcca(narrower,
     # wider) adds the neuron means back to its directions, so its value depends on the signs
     # of the singular vectors, and U of svd(M) and V of svd(M') differ in sign. numpy's LAPACK
     # SVD, as compute_pwcca uses.
-    state, other = (a, b) if len(a.mean) <= len(b.mean) else (b, a)
-    U, s, _ = np.linalg.svd(_whitened_cross(state.side, other.side))
+    first = len(a.mean) <= len(b.mean)
+    state, other = (a, b) if first else (b, a)
+    U, s, _ = np.linalg.svd(_whitened_cross(state.side, other.side, M if first or M is None else M.T))
     directions = U
     n, width = state.side.F.shape[0], len(state.mean)
     if state.S is None:

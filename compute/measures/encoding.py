@@ -96,19 +96,22 @@ class _Fold:
 
 @dataclass
 class _Target:
-    """A layer as the predicted side: ``Y`` (N x D_y) its live units centred, in fold order;
-    per fold the training means ``means`` (folds x D_y, float64) and sums of squares about the
-    whole mean ``squares`` (folds x D_y, float64)."""
+    """A layer as the predicted side: ``Y`` (N x P D_y) its live units centred, in fold order,
+    for each of P permutations of its stimuli (one, unpermuted, for a pair; permutation s
+    the columns s D_y to (s + 1) D_y); per fold the training means ``means`` (folds x P D_y,
+    float64) and sums of squares about the whole mean ``squares`` (folds x P D_y, float64)."""
 
     Y: torch.Tensor
     means: torch.Tensor
     squares: torch.Tensor
+    count: int = 1
 
 
 @dataclass
 class _Layer:
     """One layer in either role. ``X`` the data; for ``ridge_r`` also ``Xc`` (N x D) X minus its
-    column means with the stimuli in fold order (fold k the rows ``bounds[k]``) and ``sums``
+    column means with the stimuli in fold order (row r stimulus ``order[r]``; fold k the rows
+    ``bounds[k]``) and ``sums``
     (folds x D, float64) each fold's column sums of ``Xc``. As predictor its folds are
     factorised on first use and kept (once per layer in a grid); ``live`` the units that vary
     (those predicted)."""
@@ -119,6 +122,7 @@ class _Layer:
     live: torch.Tensor
     scale: float
     Xc: torch.Tensor | None = None
+    order: torch.Tensor | None = None
     bounds: list = field(default_factory=list)
     sums: torch.Tensor | None = None
     _folds: list = field(default_factory=list)
@@ -138,10 +142,24 @@ class _Layer:
     def target(self) -> _Target:
         if self._target is None:
             Y = self.Xc if len(self.live) == self.Xc.shape[1] else self.Xc.index_select(1, self.live)
-            means = self.training_means(self.sums.index_select(1, self.live))
-            squares = torch.stack([Y[a:b].square().sum(dim=0, dtype=torch.float64) for a, b in self.bounds])
-            self._target = _Target(Y, means, squares)
+            self._target = self._as_target(Y, self.sums.index_select(1, self.live))
         return self._target
+
+    def _as_target(self, Y: torch.Tensor, sums: torch.Tensor, count: int = 1) -> _Target:
+        squares = torch.stack([Y[a:b].square().sum(dim=0, dtype=torch.float64) for a, b in self.bounds])
+        return _Target(Y, self.training_means(sums), squares, count)
+
+
+def permuted_target(layer: _Layer, perms: torch.Tensor) -> _Target:
+    """``layer`` as the predicted side with its stimuli permuted by each row of ``perms``
+    (P x N), as ``prepare_encoding(X[perm]).target()`` (up to the rounding of its mean): the
+    folds stay where they are, so each fold's rows and their sums come from other stimuli."""
+    Y = layer.target().Y  # row r holds stimulus order[r]
+    n = Y.shape[0]
+    rows = torch.argsort(layer.order)[perms[:, layer.order]]  # row r of permutation s: perms[s, order[r]]
+    Y = Y[rows].transpose(0, 1).reshape(n, -1)
+    sums = torch.stack([Y[a:b].sum(dim=0, dtype=torch.float64) for a, b in layer.bounds])
+    return layer._as_target(Y, sums, len(perms))
 
 
 def _rank_cut(n: int, d: int, dtype: torch.dtype) -> float:
@@ -215,7 +233,8 @@ def prepare_encoding(X: torch.Tensor, measure: str, options: dict) -> _Layer:
         parts = fold_indices(n, int(options["folds"]), int(options["seed"]))
         stops = np.cumsum([len(part) for part in parts])
         layer.bounds = [(int(stop - len(part)), int(stop)) for part, stop in zip(parts, stops)]
-        layer.Xc = Xc.index_select(0, torch.from_numpy(np.concatenate(parts)).to(X.device))
+        layer.order = torch.from_numpy(np.concatenate(parts)).to(X.device)
+        layer.Xc = Xc.index_select(0, layer.order)
         layer.sums = torch.stack([layer.Xc[a:b].sum(dim=0, dtype=torch.float64) for a, b in layer.bounds])
     return layer
 
@@ -226,39 +245,46 @@ def _train_cross(fold: _Fold, Y: torch.Tensor) -> torch.Tensor:
     return sum(crossprod_float64(U, Z) for U, Z in parts if len(U))
 
 
-def _ridge_r(a: _Layer, b: _Layer) -> torch.Tensor:
-    """Held-out predictions (N x D_y, fold order, about Y's mean) of ``b``'s live units from
-    ``a``, each fold's alpha chosen by GCV on its training set: a few GEMMs per fold, the whole
-    alpha grid scored at once from U'Y_c's row energies."""
-    t = b.target()
+def _ridge_r(a: _Layer, t: _Target) -> torch.Tensor:
+    """Held-out predictions (N x P D_y, fold order, about Y's mean) of the target's live units
+    from ``a``, for each of its P permutations, each fold's alpha chosen by GCV on its training
+    set (per permutation): a few GEMMs per fold, the whole alpha grid scored at once from U'Y_c's
+    row energies. The factors of ``a``'s folds serve every permutation."""
     n, dtype = t.Y.shape[0], t.Y.dtype
+    width = t.Y.shape[1] // t.count
     folds = a.folds()
     alphas = a.scale * 10.0 ** _GRID_EXPONENTS
     # X_c'Y_c of each test fold (N D_x D_y in all); a training set's is their sum less its own.
     tall = any(f.Vs is not None for f in folds)
     crosses = [crossprod(a.Xc[f.start:f.stop], t.Y[f.start:f.stop]) for f in folds] if tall else []
     whole = sum(crosses)
-    predicted = torch.empty((n, t.Y.shape[1]), dtype=dtype, device=t.Y.device)
-    squares = t.squares.sum(dim=1).cpu().numpy()
+    predicted = torch.empty((n, t.count * width), dtype=dtype, device=t.Y.device)
+    squares = t.squares.reshape(len(folds), t.count, width).sum(dim=2).cpu().numpy()  # (folds, P)
     for k, fold in enumerate(folds):
         n_train = n - (fold.stop - fold.start)
         if fold.Vs is not None:
             B = fold.Vs.T @ (whole - crosses[k]).addr_(fold.mean, t.means[k].to(dtype), alpha=-n_train)
         else:
             B = (_train_cross(fold, t.Y) - torch.outer(fold.u_sum, t.means[k])).to(dtype)
-        total = squares.sum() - squares[k] - n_train * float(t.means[k].square().sum())
-        energy = torch.linalg.vector_norm(B, dim=1).cpu().numpy().astype(np.float64) ** 2
+        B = B.reshape(B.shape[0], t.count, width)
+        means = t.means[k].reshape(t.count, width)
+        total = squares.sum(axis=0) - squares[k] - n_train * means.square().sum(dim=1).cpu().numpy()
+        energy = torch.linalg.vector_norm(B, dim=2).cpu().numpy().astype(np.float64).T ** 2  # (P, r)
         # Y's part outside X's column space; rounding when X spans it all (D >= N_train - 1), where
         # it would swamp the GCV errors of the smallest alphas (both tend to 0 there).
-        outside = total - energy.sum()
-        outside = outside if outside > _rank_cut(n_train, t.Y.shape[1], dtype) * total else 0.0
+        outside = total - energy.sum(axis=1)
+        outside = np.where(outside > _rank_cut(n_train, width, dtype) * total, outside, 0.0)
         s2 = fold.s.square().cpu().numpy()
         shrink = s2[None, :] / (s2[None, :] + alphas[:, None])  # (alphas, r): f_k
-        residual = outside + ((1 - shrink) ** 2 * energy).sum(axis=1)  # ||(I - H) Y_c||^2
+        residual = outside[:, None] + ((1 - shrink) ** 2 * energy[:, None, :]).sum(axis=2)  # ||(I - H) Y_c||^2
         dof = (1 + shrink.sum(axis=1)) / n_train  # the intercept's 1 included
-        best = int(np.argmin(residual / (1 - dof) ** 2))
-        gain = (fold.s / (fold.s.square() + alphas[best])).to(dtype)
-        torch.addmm(t.means[k].to(dtype), fold.P * gain, B, out=predicted[fold.start:fold.stop])
+        best = torch.from_numpy(np.argmin(residual / (1 - dof) ** 2, axis=1)).to(fold.s.device)
+        gain = (fold.s / (fold.s.square() + torch.from_numpy(alphas).to(fold.s)[best, None])).to(dtype)
+        if t.count == 1:
+            torch.addmm(t.means[k].to(dtype), fold.P * gain[0], B[:, 0], out=predicted[fold.start:fold.stop])
+        else:  # each permutation's gains on its columns of B: one GEMM for all
+            torch.addmm(t.means[k].to(dtype), fold.P, (B * gain.T[:, :, None]).reshape(len(gain.T), -1),
+                        out=predicted[fold.start:fold.stop])
     return predicted
 
 
@@ -317,15 +343,21 @@ def _pls_fold(X: torch.Tensor, test: np.ndarray, Y: torch.Tensor, components: in
     return Xte @ coef + y_mean
 
 
-def _median_r(predicted: torch.Tensor, Y: torch.Tensor) -> float:
+def _median_r(predicted: torch.Tensor, Y: torch.Tensor, count: int = 1) -> np.ndarray:
     """Median over Y's units of the Pearson r between predictions and responses, summed in
-    their dtype (torch's cascaded sums: float32 data keep float32 accuracy)."""
+    their dtype (torch's cascaded sums: float32 data keep float32 accuracy); for each of
+    ``count`` permutations side by side in the columns, (count,)."""
     p = predicted - predicted.mean(dim=0)
     y = Y - Y.mean(dim=0)
     norms = (torch.linalg.vector_norm(p, dim=0) * torch.linalg.vector_norm(y, dim=0)).to(torch.float64)
     dots = (p * y).sum(dim=0).to(torch.float64)
     r = torch.where(norms > 0, dots / norms.clamp(min=np.finfo(np.float64).tiny), 0.0)
-    return float(np.median(r.cpu().numpy()))
+    return np.median(r.cpu().numpy().reshape(count, -1), axis=1)
+
+
+def ridge_values(a: _Layer, t: _Target) -> np.ndarray:
+    """``ridge_r`` of ``a`` predicting each permutation of a target (:func:`permuted_target`), (P,)."""
+    return _median_r(_ridge_r(a, t), t.Y, t.count)
 
 
 def pair_encoding(measure: str, a: _Layer, b: _Layer, options: dict) -> float:
@@ -333,11 +365,11 @@ def pair_encoding(measure: str, a: _Layer, b: _Layer, options: dict) -> float:
     if b.live.numel() == 0:
         raise ValueError(f"{measure}: every unit of the predicted layer is constant; nothing to predict")
     if measure == "ridge_r":
-        return _median_r(_ridge_r(a, b), b.target().Y)
+        return float(ridge_values(a, b.target())[0])
     Y = b.X.index_select(1, b.live)
     n = Y.shape[0]
     predicted = torch.empty((n, Y.shape[1]), dtype=torch.float64, device=Y.device)
     components = int(options["components"])
     for test in fold_indices(n, int(options["folds"]), int(options["seed"])):
         predicted[torch.from_numpy(test).to(Y.device)] = _pls_fold(a.X, test, Y, components)
-    return _median_r(predicted, Y.to(torch.float64))
+    return float(_median_r(predicted, Y.to(torch.float64))[0])

@@ -23,7 +23,9 @@ among those tied at 0).
 
 A layer is prepared once: its neighbours' indices (N x k, ascending) and kernel values, found
 from (row block x N) blocks of its cosine Gram matrix with ``topk`` on its device; the N x N
-matrix is never held whole. A pair is then O(N k log k).
+matrix is never held whole. A pair is then O(N k log k). Permuting a layer's stimuli relabels its
+neighbour sets (:func:`permuted`: an index map, no new Gram matrix), unless a tie at some
+stimulus's k-th neighbour was broken by the stimuli's order (``ties``).
 """
 from __future__ import annotations
 
@@ -52,20 +54,24 @@ def check_k(k, n: int) -> int:
 class _Neighbours:
     """One layer's k nearest neighbours: ``index`` (N x k, int64, ascending in each row),
     ``kernel`` (N x k, float64) the centred cosine similarity K_ij - mean_l K_il at those
-    neighbours, and ``self_align`` = Align(K, K) (cknna)."""
+    neighbours, ``self_align`` = Align(K, K) (cknna) and ``ties``: whether a tie at some k-th
+    neighbour was broken by the stimuli's order. :func:`permuted` adds a leading permutation
+    axis to ``index`` and ``kernel``."""
 
     index: torch.Tensor
     kernel: torch.Tensor
     self_align: float = 0.0
+    ties: bool = False
 
 
-def _select(S: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask of each row's k largest entries, ties going to the lower column index."""
+def _select(S: torch.Tensor, k: int) -> tuple[torch.Tensor, bool]:
+    """(Boolean mask of each row's k largest entries, ties going to the lower column index;
+    whether a tie was split between chosen and left-out entries)."""
     threshold = torch.topk(S, k, dim=1).values[:, -1:]
     above = S > threshold
     tied = S == threshold
     missing = k - above.sum(dim=1, keepdim=True)
-    return above | (tied & (tied.cumsum(dim=1) <= missing))
+    return above | (tied & (tied.cumsum(dim=1) <= missing)), bool((tied.sum(dim=1, keepdim=True) > missing).any())
 
 
 def prepare_knn(X: torch.Tensor, measure: str, options: dict) -> _Neighbours:
@@ -76,16 +82,17 @@ def prepare_knn(X: torch.Tensor, measure: str, options: dict) -> _Neighbours:
     F = X / torch.where(norms > 0, norms, 1.0).to(X.dtype)
     row_means = (F @ F.mean(dim=0, dtype=torch.float64).to(F.dtype)).to(torch.float64)  # mean_l K_il
     block = max(1, _BLOCK_ENTRIES // n)
-    index, kernel = [], []
+    index, kernel, ties = [], [], False
     for start in range(0, n, block):
         S = F[start:start + block] @ F.T
         rows = torch.arange(S.shape[0], device=S.device)
         S[rows, rows + start] = -math.inf  # never one's own neighbour
-        mask = _select(S, k)
+        mask, split = _select(S, k)
+        ties |= split
         cols = mask.nonzero()[:, 1].reshape(-1, k)  # row-major: ascending columns per row
         index.append(cols)
         kernel.append(S.gather(1, cols).to(torch.float64) - row_means[start:start + block, None])
-    state = _Neighbours(torch.cat(index), torch.cat(kernel))
+    state = _Neighbours(torch.cat(index), torch.cat(kernel), ties=ties)
     if measure == "cknna":
         state.self_align = float(state.kernel.square().sum())
         if not state.self_align > 0:
@@ -96,21 +103,38 @@ def prepare_knn(X: torch.Tensor, measure: str, options: dict) -> _Neighbours:
     return state
 
 
+def permuted(state: _Neighbours, perms: torch.Tensor) -> _Neighbours:
+    """The layer with its stimuli permuted by each row of ``perms`` (P x N): stimulus i is the
+    old stimulus perms[s, i], so its neighbours are the old ones' new labels (P x N x k, sorted
+    again); the kernel values move with them. Exact unless ``state.ties``."""
+    inverse = torch.argsort(perms, dim=1)
+    labels = inverse.gather(1, state.index[perms].reshape(len(perms), -1)).reshape(*perms.shape, -1)
+    index, order = torch.sort(labels, dim=-1)
+    return _Neighbours(index, state.kernel[perms].gather(-1, order), state.self_align, state.ties)
+
+
 def _shared(a: _Neighbours, b: _Neighbours) -> tuple[torch.Tensor, torch.Tensor]:
     """(found, position): for each of a's neighbours, whether it is among b's neighbours of the
-    same stimulus, and where in b's row (valid where found)."""
-    position = torch.searchsorted(b.index, a.index).clamp_(max=b.index.shape[1] - 1)
-    return b.index.gather(1, position) == a.index, position
+    same stimulus, and where in b's row (valid where found); b may carry permutations (P x N x k)."""
+    mine = a.index.expand_as(b.index)
+    position = torch.searchsorted(b.index, mine.contiguous()).clamp_(max=b.index.shape[-1] - 1)
+    return b.index.gather(-1, position) == mine, position
+
+
+def knn_values(measure: str, a: _Neighbours, b: _Neighbours) -> torch.Tensor:
+    """The neighbourhood similarity of a with b, one per permutation of b's (float64, b's
+    leading shape: a scalar for an unpermuted b)."""
+    found, position = _shared(a, b)
+    n, k = a.index.shape
+    if measure == "mutual_knn":
+        return found.sum(dim=(-2, -1), dtype=torch.float64) / (n * k)
+    if measure == "jaccard_knn":
+        shared = found.sum(dim=-1, dtype=torch.float64)
+        return (shared / (2 * k - shared)).mean(dim=-1)
+    align = torch.where(found, a.kernel * b.kernel.gather(-1, position), 0.0).sum(dim=(-2, -1))
+    return align / math.sqrt(a.self_align * b.self_align)
 
 
 def pair_knn(measure: str, a: _Neighbours, b: _Neighbours, options: dict) -> float:
     """The neighbourhood similarity of two prepared layers."""
-    found, position = _shared(a, b)
-    k = a.index.shape[1]
-    if measure == "mutual_knn":
-        return float(found.sum(dtype=torch.float64)) / found.numel()
-    if measure == "jaccard_knn":
-        shared = found.sum(dim=1, dtype=torch.float64)
-        return float((shared / (2 * k - shared)).mean())
-    align = (a.kernel * b.kernel.gather(1, position))[found].sum()
-    return float(align) / math.sqrt(a.self_align * b.self_align)
+    return float(knn_values(measure, a, b))

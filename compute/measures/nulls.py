@@ -13,12 +13,25 @@ seeded permutation and recomputes the measure. A score is then reported with its
 
 Kernel measures (linear, debiased and RBF CKA, RV, RV2, distance correlation) permute each Y layer's centred kernel
 once per permutation and meet every X layer in one GEMM (a grid's cells share each side's work).
-The CCA family but PWCCA (mean CCA, SVCCA, top canonical correlation), Procrustes and the shape
-metric prepare each layer once: their prepared side commutes with permuting the stimuli
-(prepare(P Y) = P prepare(Y), up to a rotation of its columns that the pair ignores), so a chunk of
-permutations is one gather of Y's prepared rows and one batched product with each X layer, then
-the small (k x k) singular values per sample. The others (PWCCA, the permutation metric, linear
-regression, k-NN, encoding) recompute Y's prepared side per permutation.
+The others prepare each layer once and permute Y's prepared side, a chunk of permutations at a
+time (the gather shared by every X layer):
+
+- the row routes (the CCA family, PWCCA, Procrustes, the shape metrics, linear_reg): their
+  prepared side commutes with permuting the stimuli (prepare(P Y) = P prepare(Y), up to a
+  rotation of its columns that the pair ignores; PWCCA's weights need only a side's Gram matrix
+  and means, which permuting leaves as they are), so a chunk is one gather of Y's prepared rows
+  and one batched product with each X layer, then the small (k x k) work per sample (singular
+  values, whitening, an assignment for the permutation metric, a triangular solve for R^2);
+- the k-NN family: permuting relabels Y's neighbour sets (an index map and a sort of k labels per
+  stimulus; no new Gram matrix), unless a tie at a k-th neighbour was broken by the stimuli's
+  order (then that layer is prepared again per permutation);
+- ridge_r: the permuted targets side by side as the columns of one Y, so each fold's factors of X
+  and its GEMMs serve every permutation; each permutation keeps its own GCV choice of alpha.
+
+pls_r alone prepares Y again per permutation: its NIPALS components are fitted to Y (each
+weight vector from X_k'Y_k and X deflated by its scores), so beyond the training rows of X
+nothing is shared between permutations, and its power iteration (widths over 512) runs a
+different number of steps for each.
 
 The model RDM's null (:func:`model_rdm_null`) is the same for RDM comparisons: the stimuli of the
 second RDM of each pair are permuted (its rows and columns together), as
@@ -37,19 +50,32 @@ import torch
 from compute.errors import stop_if_asked
 from compute.measures.condensed import side_from_length
 from compute.measures.compare import _check_method, _check_not_constant, prepare, stack_rdms
-from compute.measures.cca import pair_cca
+from compute.measures import knn
+from compute.measures.cca import pair_cca, pair_pwcca, regression_values
 from compute.measures.cka import check_self, from_alignment, prepare_kernel
+from compute.measures.shape import assignment_angle
+from compute.measures.encoding import permuted_target, ridge_values
+from compute.measures.knn import knn_values
 from compute.measures.numerics import crossprod_float64, one_blas_thread
 from compute.measures.registry import KERNEL_NULL_MEASURES as KERNEL_MEASURES
 from compute.measures.registry import COMPARE_METHODS, MEASURES, NULL_COMPARE_METHODS
-from compute.measures.similarity import _ROUTES, _as_layer, _check_measure, _grid, _layers, _route
+from compute.measures.similarity import (
+    _ROUTES,
+    _as_layer,
+    _check_measure,
+    _grid,
+    _layers,
+    _pair_grid,
+    _prepared,
+    _route,
+)
 from compute.measures.similarity import layer_grid as _plain_grid
 from compute.measures.validate import check_same_stimuli, resolve_device, resolve_dtype
 from compute.measures.whitened import WHITENED
 
 _CHUNK_ELEMENTS = 1 << 24
 # Routes whose prepared side commutes with permuting the stimuli (see the module's words).
-_ROW_ROUTES = ("procrustes", "shape", "cca")
+_ROW_ROUTES = ("procrustes", "shape", "cca", "pwcca", "permutation", "regression")
 
 
 @dataclass(frozen=True)
@@ -133,47 +159,88 @@ def _kernel_nulls(states_a: list, mats_b: list, measure: str, perms: np.ndarray,
     return out
 
 
+def _factor(state) -> torch.Tensor:
+    """A row route's prepared layer as the unpermuted side: its stimulus-indexed factor."""
+    if isinstance(state, torch.Tensor):
+        return state
+    return state.side.F if hasattr(state, "side") else state.F
+
+
 def _rows(state) -> torch.Tensor:
-    """The stimulus-indexed factor of a prepared layer of a row route (a tensor, or a CCA side's F)."""
-    return state if isinstance(state, torch.Tensor) else state.F
+    """A row route's prepared layer as the permuted side: the rows a permutation gathers
+    (linear_reg's predicted side is its centred data)."""
+    return state.Yc if hasattr(state, "Yc") else _factor(state)
 
 
 def _from_cross(route: str, measure: str, a, b, M: np.ndarray) -> np.ndarray:
     """The measure of each (ka x kb) cross product ``M[s]`` of a's and permuted b's factors."""
     if route in ("procrustes", "shape"):  # arccos of the nuclear norm (pair_procrustes)
         return np.arccos(np.clip(np.linalg.svd(M, compute_uv=False).sum(axis=1), -1.0, 1.0))
-    return np.array([pair_cca(measure, a, b, {}, m) for m in M])
+    if route == "permutation":
+        return np.array([assignment_angle(m) for m in M])
+    if route == "regression":
+        return regression_values(a, b, M)
+    pair = pair_pwcca if route == "pwcca" else pair_cca
+    return np.array([pair(measure, a, b, {}, m) for m in M])
 
 
-def _row_nulls(states_a: list, states_b: list, route: str, measure: str, perms: np.ndarray,
-               should_stop) -> np.ndarray:
-    """(L_A, L_B, n_perm) for the row routes: Y's prepared rows gathered per permutation, one
-    batched float64 product with each X layer per chunk of permutations."""
+def _row_family(route: str, measure: str) -> tuple:
+    """A row route's batching: Y's prepared rows gathered per permutation, one batched float64
+    product with each X layer's factor, then the small k x k work per sample."""
+    return (lambda b: _rows(b).numel(),
+            lambda b, p: (b, _rows(b)[p].to(torch.float64)),
+            lambda a: (a, _factor(a).to(torch.float64).T),
+            lambda a, b: _from_cross(route, measure, a[0], b[0], torch.matmul(a[1], b[1]).cpu().numpy()))
+
+
+def _batched_nulls(states_a: list, states_b: list, family: tuple, perms: torch.Tensor, should_stop) -> np.ndarray:
+    """(L_A, L_B, n_perm) from a family's ``(size, permute, side, values)``: each Y layer
+    permuted a chunk of permutations at once (``permute(b, perms)``, its work shared by every X
+    layer, chunks of about ``_CHUNK_ELEMENTS / size(b)`` permutations) and met with each X layer
+    (``values(side(a), batch)``: one value per permutation)."""
+    size, permute, side, values = family
+    sides_a = [side(a) for a in states_a]
     out = np.empty((len(states_a), len(states_b), len(perms)))
-    factors_a = [_rows(a).to(torch.float64).T for a in states_a]
     for j, b in enumerate(states_b):
-        rows = _rows(b)
-        index = torch.from_numpy(perms).to(rows.device)
-        step = max(1, _CHUNK_ELEMENTS // max(1, rows.numel()))
+        step = max(1, _CHUNK_ELEMENTS // max(1, size(b)))
         for start in range(0, len(perms), step):
             stop_if_asked(should_stop)
-            gathered = rows[index[start:start + step]].to(torch.float64)  # (chunk, N, kb)
-            for i, (a, Fa) in enumerate(zip(states_a, factors_a)):
-                M = torch.matmul(Fa, gathered).cpu().numpy()  # (chunk, ka, kb)
-                out[i, j, start:start + step] = _from_cross(route, measure, a, b, M)
+            batch = permute(b, perms[start:start + step])
+            for i, a in enumerate(sides_a):
+                out[i, j, start:start + step] = values(a, batch)
     return out
 
 
-def _recomputed_nulls(mats_a: list, mats_b: list, measure: str, perms: np.ndarray, options: dict,
-                      should_stop) -> np.ndarray:
-    """(L_A, L_B, n_perm) for the measures whose prepared side is not a kernel: the row routes
-    batched (:func:`_row_nulls`), the others with Y's side prepared again per permutation."""
+def _family(route: str, measure: str, states_b: list) -> tuple | None:
+    """How a route's nulls are batched, or None where Y is prepared again per permutation: pls_r
+    (its NIPALS components are fitted to the permuted Y), and k-NN layers whose neighbour sets
+    hang on a tie broken by the stimuli's order."""
+    if route in _ROW_ROUTES:
+        return _row_family(route, measure)
+    if route == "knn" and not any(b.ties for b in states_b):
+        return (lambda b: b.index.numel(), knn.permuted, lambda a: a,
+                lambda a, batch: knn_values(measure, a, batch).cpu().numpy())
+    if measure == "ridge_r":
+        # the permuted copies of Y and every fold's X'Y of them
+        return (lambda b: b.X.numel() * (len(b.bounds) + 1), permuted_target, lambda a: a, ridge_values)
+    return None
+
+
+def _prepared_nulls(mats_a: list, mats_b: list, measure: str, perms: np.ndarray, options: dict,
+                    should_stop) -> tuple[np.ndarray, np.ndarray]:
+    """The grid (L_A, L_B) and its null (L_A, L_B, n_perm) for the measures whose prepared side
+    is not a kernel, from the same prepared layers: permuted in batches (:func:`_batched_nulls`),
+    or else (pls_r) Y's side prepared again per permutation."""
+    same = mats_b is mats_a
     route = _route(measure, mats_a[0].shape[0], [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b])
     prepare, pair = _ROUTES[route]
-    states_a = [prepare(X, measure, options) for X in mats_a]
-    if route in _ROW_ROUTES:
-        return _row_nulls(states_a, [prepare(Y, measure, options) for Y in mats_b], route, measure, perms,
-                          should_stop)
+    states_a = _prepared(prepare, mats_a, measure, options, should_stop)
+    states_b = states_a if same else _prepared(prepare, mats_b, measure, options, should_stop)
+    values = _pair_grid(measure, pair, states_a, states_b, options, same, should_stop)
+    family = _family(route, measure, states_b)
+    if family is not None:
+        index = torch.from_numpy(perms).to(mats_a[0].device)
+        return values, _batched_nulls(states_a, states_b, family, index, should_stop)
     out = np.empty((len(mats_a), len(mats_b), len(perms)))
     for s, p in enumerate(perms):
         stop_if_asked(should_stop)
@@ -182,20 +249,23 @@ def _recomputed_nulls(mats_a: list, mats_b: list, measure: str, perms: np.ndarra
             b = prepare(Y.index_select(0, index), measure, options)
             for i, a in enumerate(states_a):
                 out[i, j, s] = pair(measure, a, b, options)
-    return out
+    return values, out
 
 
 def _nulls(mats_a: list, mats_b: list, measure: str, n_perm: int, seed: int, options: dict,
-           should_stop) -> np.ndarray:
+           should_stop) -> tuple[np.ndarray, np.ndarray]:
+    """The grid (as ``layer_grid``; ``mats_b is mats_a`` for a network against itself) and its
+    null, both clipped to the measure's range."""
     perms = permutations(mats_a[0].shape[0], n_perm, seed)
     with one_blas_thread():
         if measure in KERNEL_MEASURES:
+            values = _grid(measure, mats_a, None if mats_b is mats_a else mats_b, options, should_stop)
             states_a = [prepare_kernel(X, measure, options) for X in mats_a]
             null = _kernel_nulls(states_a, mats_b, measure, perms, options, should_stop)
         else:
-            null = _recomputed_nulls(mats_a, mats_b, measure, perms, options, should_stop)
+            values, null = _prepared_nulls(mats_a, mats_b, measure, perms, options, should_stop)
     low, high = MEASURES[measure].range
-    return np.clip(null, low, high)
+    return np.clip(values, low, high), np.clip(null, low, high)
 
 
 def _check_count(n_perm: int) -> None:
@@ -211,8 +281,8 @@ def activation_null(X: Any, Y: Any, measure: str, n_perm: int = 1000, seed: int 
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     Xt, Yt = _as_layer(X, "X", measure, dtype, device), _as_layer(Y, "Y", measure, dtype, device)
     check_same_stimuli(Xt, Yt)
-    estimate = float(_grid(measure, [Xt], [Yt], options)[0, 0])
-    return estimate, _nulls([Xt], [Yt], measure, n_perm, seed, options, None)[0, 0]
+    values, null = _nulls([Xt], [Yt], measure, n_perm, seed, options, None)
+    return float(values[0, 0]), null[0, 0]
 
 
 def grid_null(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str = "cka_linear",
@@ -226,8 +296,7 @@ def grid_null(acts_a: Mapping[str, Any], acts_b: Mapping[str, Any], measure: str
     mats_a = _layers(acts_a, "acts_a", measure, dtype, device)
     mats_b = mats_a if acts_b is acts_a else _layers(acts_b, "acts_b", measure, dtype, device)
     check_same_stimuli(mats_a[0], mats_b[0], ("acts_a's layers", "acts_b's layers"))
-    values = _grid(measure, mats_a, None if mats_b is mats_a else mats_b, options, should_stop)
-    null = _nulls(mats_a, mats_b, measure, n_perm, seed, options, should_stop)
+    values, null = _nulls(mats_a, mats_b, measure, n_perm, seed, options, should_stop)
     p, z, calibrated = calibrate(values, null, MEASURES[measure].kind)
     return GridNull(values, p, z, calibrated, null)
 

@@ -84,6 +84,12 @@ def prepare_permutation(X: torch.Tensor, measure: str, options: dict) -> torch.T
 def pair_permutation(measure: str, a: torch.Tensor, b: torch.Tensor, options: dict) -> float:
     """The angle, in radians, after the best matching of a's units to b's (a unit matched with
     a negative cross-covariance is better left unmatched, at 0)."""
-    C = np.maximum(crossprod_float64(a, b).cpu().numpy(), 0.0)
+    return assignment_angle(crossprod_float64(a, b).cpu().numpy())
+
+
+def assignment_angle(M: np.ndarray) -> float:
+    """The permutation metric from the cross-covariance ``M`` (D_a x D_b, float64) of two
+    prepared layers: arccos of the best matching's summed positive entries."""
+    C = np.maximum(M, 0.0)
     rows, cols = scipy.optimize.linear_sum_assignment(C, maximize=True)
     return float(np.arccos(np.clip(C[rows, cols].sum(), -1.0, 1.0)))

@@ -153,17 +153,25 @@ def _grid_pairs(measure: str, mats_a: list, mats_b: list | None, options: dict, 
         prepare, pair = _ROUTES[route]
         states_a = _prepared(prepare, mats_a, measure, options, should_stop)
         states_b = states_a if same else _prepared(prepare, mats_b, measure, options, should_stop)
-        grid = np.empty((len(states_a), len(states_b)))
-        mirror = same and measure in _SYMMETRIC
-        for i, a in enumerate(states_a):
-            for j, b in enumerate(states_b):
-                if mirror and j < i:
-                    grid[i, j] = grid[j, i]
-                else:
-                    stop_if_asked(should_stop)
-                    grid[i, j] = pair(measure, a, b, options)
+        grid = _pair_grid(measure, pair, states_a, states_b, options, same, should_stop)
     low, high = MEASURES[measure].range
     return np.clip(grid, low, high)
+
+
+def _pair_grid(measure: str, pair: _Pair, states_a: list, states_b: list, options: dict, same: bool,
+               should_stop=None) -> np.ndarray:
+    """Every pair of prepared layers (``same``: the same layers on both sides, a symmetric
+    measure formed for one triangle), unclipped."""
+    grid = np.empty((len(states_a), len(states_b)))
+    mirror = same and measure in _SYMMETRIC
+    for i, a in enumerate(states_a):
+        for j, b in enumerate(states_b):
+            if mirror and j < i:
+                grid[i, j] = grid[j, i]
+            else:
+                stop_if_asked(should_stop)
+                grid[i, j] = pair(measure, a, b, options)
+    return grid
 
 
 def similarity(

@@ -92,6 +92,14 @@ def test_the_estimate_counts_the_permutations(measure):
     assert "1,000 permutations" in thousand.what and "fewer permutations" in thousand.fix
 
 
+def test_every_measure_s_null_is_costed_by_its_route():
+    """A measure new to the nulls' batching is costed as it runs, not as a refit per permutation."""
+    from compute.engine.null_costs import _ROUTES
+    from compute.measures.registry import KERNEL_NULL_MEASURES, MEASURES
+
+    assert set(MEASURES) == set(_ROUTES) | set(KERNEL_NULL_MEASURES) | {"pls_r"}
+
+
 def test_the_dimensionality_recipe_is_compute_s_per_layer():
     rng = np.random.default_rng(1)
     acts = [rng.standard_normal((30, 8)) * np.linspace(0.1, 2, 8), rng.standard_normal((30, 3))]

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import compute
+from compute.errors import Cancelled
+from compute.measures import nulls
 from compute.measures.nulls import calibrate, grid_null, permutations
 from compute.measures.registry import MEASURES
 
@@ -28,10 +30,13 @@ def test_each_null_sample_is_the_measure_on_permuted_stimuli(measure):
 
 @pytest.mark.parametrize("measure, options", [("procrustes", {}), ("shape_alpha", {"alpha": 0.3}),
                                               ("shape_alpha", {"alpha": 0.0}), ("cca_mean", {}),
-                                              ("svcca", {"keep": 0.9}), ("cca_rho_top", {})])
-def test_batched_row_nulls_are_the_measure_on_permuted_stimuli_for_wide_and_narrow_layers(measure, options):
-    """The row routes permute Y's prepared rows instead of preparing Y again: the same numbers
-    when a layer is wider than the stimuli (eigenbases of the Gram) and in a grid."""
+                                              ("svcca", {"keep": 0.9}), ("cca_rho_top", {}), ("pwcca", {}),
+                                              ("permutation", {}), ("linear_reg", {}), ("mutual_knn", {"k": 4}),
+                                              ("jaccard_knn", {"k": 4}), ("cknna", {"k": 4}), ("ridge_r", {})])
+def test_batched_nulls_are_the_measure_on_permuted_stimuli_for_wide_and_narrow_layers(measure, options):
+    """The batched nulls permute Y's prepared side (its rows, neighbour sets or ridge targets)
+    instead of preparing Y again: the same numbers when a layer is wider than the stimuli
+    (eigenbases of the Gram), in both argument orders and in a grid."""
     rng = np.random.default_rng(4)
     X = rng.standard_normal((30, 45))
     Y = np.tanh(X[:, :8] @ rng.standard_normal((8, 9))) + 0.5 * rng.standard_normal((30, 9))
@@ -44,11 +49,39 @@ def test_batched_row_nulls_are_the_measure_on_permuted_stimuli_for_wide_and_narr
                                           **options)
         for value, p in zip(result.null, permutations(30, 3, 2)):
             assert value == pytest.approx(compute.similarity(a, b[p], measure, dtype=np.float64, **options), abs=1e-4)
-    grid = grid_null({"x": X, "y": Y}, {"x": X, "y": Y}, measure, n_perm=4, seed=1, dtype=np.float64, **options)
+    # pwcca needs a side narrower than the stimuli in every cell
+    acts_b = {"x": X if measure != "pwcca" else np.abs(Y) ** 0.5, "y": Y}
+    grid = grid_null({"x": X, "y": Y}, acts_b, measure, n_perm=4, seed=1, dtype=np.float64, **options)
     for s, p in enumerate(permutations(30, 4, 1)):
-        expected = compute.layer_grid({"x": X, "y": Y}, {"x": X[p], "y": Y[p]}, measure, dtype=np.float64, **options)
+        permuted = {name: m[p] for name, m in acts_b.items()}
+        expected = compute.layer_grid({"x": X, "y": Y}, permuted, measure, dtype=np.float64, **options)
         # arccos near 1 turns a rounding of 3e-16 in the nuclear norm into 3e-8 radians
         np.testing.assert_allclose(grid.null[:, :, s], expected, atol=1e-7)
+
+
+def test_a_k_nn_null_whose_neighbours_hang_on_the_stimuli_s_order_is_still_the_measure():
+    """Duplicate stimuli tie at the k-th neighbour (ties go to the lower index), so relabelling
+    Y's neighbour sets would not be the measure on permuted stimuli: such a layer is prepared
+    again per permutation."""
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((24, 5)), np.repeat(rng.standard_normal((12, 4)), 2, axis=0)
+    result = compute.permutation_test(X, Y, "mutual_knn", n_perm=4, seed=1, dtype=np.float64, k=4)
+    for value, p in zip(result.null, permutations(24, 4, 1)):
+        assert value == compute.similarity(X, Y[p], "mutual_knn", dtype=np.float64, k=4)
+
+
+def test_a_batched_null_asks_to_stop_before_each_chunk_of_permutations(monkeypatch):
+    X, Y = related(7)
+
+    def asked(chunk_elements):
+        monkeypatch.setattr(nulls, "_CHUNK_ELEMENTS", chunk_elements)
+        calls = []
+        grid_null({"x": X}, {"y": Y}, "mutual_knn", n_perm=12, should_stop=lambda: calls.append(1), k=3)
+        return len(calls)
+
+    assert asked(4 * 40 * 3) - asked(1 << 24) == 2  # chunks of 4 of the 12 permutations: 3 chunks, not 1
+    with pytest.raises(Cancelled):
+        grid_null({"x": X}, {"y": Y}, "ridge_r", n_perm=12, should_stop=lambda: True)
 
 
 def test_the_scores_follow_their_definitions():
