@@ -26,9 +26,22 @@ def message_figure(text: str) -> dict:
 PENDING_FIGURE = message_figure("Computing… (progress above)")
 
 
-def figure_slot(component_id: str) -> dcc.Graph:
-    """A view's graph, showing :data:`PENDING_FIGURE` until its figure arrives."""
-    return dcc.Graph(id=component_id, className="figure", figure=PENDING_FIGURE)
+# How a graph takes its size from the window (assets/style.css ``.figure-<shape>``): ``square``
+# (heatmaps with square cells, MDS maps) and ``wide`` (curves, bars, rectangular grids) fill
+# their column's width at a fixed aspect, no taller than the viewport; ``fit`` keeps the height
+# its figure sets (one row per model, one panel row per few layers) at the column's width.
+SHAPES = ("square", "wide", "fit")
+
+
+def figure_slot(component_id: str, shape: str = "wide") -> dcc.Graph:
+    """A view's graph of ``shape`` (one of :data:`SHAPES`), showing :data:`PENDING_FIGURE` until
+    its figure arrives, resized with its box (Plotly's ``responsive``)."""
+    if shape not in SHAPES:
+        raise ValueError(f"figure shape {shape!r} is not one of {SHAPES}")
+    # A "fit" figure's own height counts (Dash's "auto"); the others fill the box the CSS sizes.
+    return dcc.Graph(id=component_id, className=f"figure figure-{shape}", figure=PENDING_FIGURE,
+                     responsive="auto" if shape == "fit" else True, config={"responsive": True},
+                     style={} if shape == "fit" else {"height": "auto"})
 
 
 def progress_area(prefix: str) -> html.Div:

@@ -26,6 +26,7 @@ from dashboard.widgets import dropdown, figure_slot, message_figure, model_dropd
 
 PATH = "/layers"
 TITLE = "Layer grid"
+SELECTION = ("set", "where", "models", "pooling")  # the parts of the selection panel it reads
 _ID = "layer-grid"
 
 LAYER_SETS = {"default": "default layers", "all": "every named layer"}
@@ -156,7 +157,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     ]
     more = [html.H3("Dimensionality per layer"), *compute_panel.job_components(_DIMS_ID),
             figure_slot(f"{_DIMS_ID}-curve"),
-            html.H3("Small multiples"), *compute_panel.job_components(_MULTIPLES_ID), figure_slot(f"{_MULTIPLES_ID}-grid")]
+            html.H3("Small multiples"), *compute_panel.job_components(_MULTIPLES_ID), figure_slot(f"{_MULTIPLES_ID}-grid", "fit")]
     return compute_panel.view_page(_ID, TITLE, controls,
                              f"Stimuli: {selection.stimulus_set}; pooling: {selection.pooling}.", ["heatmap"], more)
 
