@@ -12,9 +12,9 @@ from dashboard.figures.scatter import CATEGORICAL
 
 def trend(accuracy: Sequence[float], values: Sequence[float]) -> np.ndarray:
     """The least-squares polynomial in accuracy through ``values`` (``np.polyfit``'s coefficients,
-    highest power first): quadratic, or of lower degree when fewer than 4 points have it."""
+    highest power first): quadratic, or linear when fewer than 4 points have it (at least 2)."""
     return np.polyfit(np.asarray(accuracy, dtype=float), np.asarray(values, dtype=float),
-                      min(2, len(accuracy) - 2))
+                      min(2, max(1, len(accuracy) - 2)))
 
 
 def layer_curves(
@@ -64,7 +64,7 @@ def layer_curves(
     return figure
 
 
-_TREND_WORDS = {1: "mean", 2: "linear fit (least squares)", 3: "quadratic fit (least squares)"}
+_TREND_WORDS = {2: "linear fit (least squares)", 3: "quadratic fit (least squares)"}
 
 
 def _ranges(figure: go.Figure, x, low, high, name: str, colour: str, group: str) -> None:

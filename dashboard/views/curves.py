@@ -124,8 +124,9 @@ for depth, pairs in depths.items():
     matrix = compute.model_rdm(rdms, method={view["compare"]!r})
     curves[depth] = (matrix.sum(axis=1) - np.diag(matrix)) / (len(pairs) - 1)  # mean dissimilarity to the others
     known = [i for i, (name, _) in enumerate(pairs) if accuracy[name] is not None]
-    # The trend line: least squares in accuracy, quadratic (linear for 3 models), highest power first
-    trends[depth] = np.polyfit([accuracy[pairs[i][0]] for i in known], curves[depth][known], min(2, len(known) - 2))
+    # The trend line: least squares in accuracy, quadratic (linear for 2 or 3 models), highest power first
+    trends[depth] = np.polyfit([accuracy[pairs[i][0]] for i in known], curves[depth][known],
+                               min(2, max(1, len(known) - 2)))
 """ + _band_code(view)
 
 
