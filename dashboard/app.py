@@ -75,18 +75,25 @@ def create_app() -> dash.Dash:
     @app.callback(Output("page", "children"), Output("link-note", "children"), Input("url", "pathname"),
                   Input("selection", "data"), State("url", "search"))
     def render_page(pathname, selection, search):
-        """The view at ``pathname``, drawn again whenever the selection in the left panel changes,
-        and the note on what its link asked for that the page ignored (kept while the selection
-        changes: the view rewrites the link without it)."""
-        path = "/" + (dash.strip_relative_path(pathname) or "")
-        for view in VIEWS:
-            if path == view.PATH:
-                page, ignored = link_page(view, search, selection)
-                if not ignored and dash.ctx.triggered_id == "selection":
-                    return page, dash.no_update
-                return page, link_note(ignored)
-        return (html.Div([html.H2("Page not found"), dcc.Link("Back to the start", href=dash.get_relative_path("/"))]),
-                None)
+        """The view at ``pathname``, drawn again whenever the selection in the left panel changes
+        (if it reads the selection), and the note on what its link asked for that the page ignored
+        (kept while the selection changes: the view rewrites the link without it)."""
+        view = view_at(pathname)
+        if view is None:
+            return (html.Div([html.H2("Page not found"),
+                              dcc.Link("Back to the start", href=dash.get_relative_path("/"))]), None)
+        if dash.ctx.triggered_id == "selection" and not view.SELECTION:
+            return dash.no_update, dash.no_update
+        page, ignored = link_page(view, search, selection)
+        if not ignored and dash.ctx.triggered_id == "selection":
+            return page, dash.no_update
+        return page, link_note(ignored)
+
+    @app.callback(*selection_panel.visibility_outputs(), Input("url", "pathname"))
+    def show_selection(pathname):
+        """The selection panel with the parts the page's view reads (none: no panel)."""
+        view = view_at(pathname)
+        return selection_panel.hidden_parts(view.SELECTION if view is not None else ())
 
     @app.server.route(f"{prefix}health")
     def health():
@@ -108,6 +115,12 @@ def create_app() -> dash.Dash:
     check_requests(app.server, app.callback_map, f"{prefix}_dash-update-component", settings.max_request_bytes)
     guard(app.server, settings, public_paths=(f"{prefix}health",), headers=security_headers(app))
     return app
+
+
+def view_at(pathname: str | None):
+    """The view whose page is at ``pathname`` (under the app's prefix), or None."""
+    path = "/" + (dash.strip_relative_path(pathname) or "")
+    return next((view for view in VIEWS if view.PATH == path), None)
 
 
 def link_page(view, search: str | None, selection: dict | None) -> tuple:

@@ -54,11 +54,13 @@ def job_components(prefix: str) -> list:
             dcc.Store(id=f"{prefix}-early"), *poll_components(prefix, POLL_MS, disabled=True)]
 
 
-def view_page(prefix: str, title: str, controls: list, hint: str, figures: list[str], more=(), hidden=()) -> html.Div:
+def view_page(prefix: str, title: str, controls: list, hint: str, figures, more=(), hidden=()) -> html.Div:
     """The page every computed view shares: a panel of controls ending in a hint, then the job's
     progress and one graph per name in ``figures`` (id ``<prefix>-<name>``; those named in
-    ``hidden`` not shown until a callback shows them), then ``more``."""
-    graphs = [figure_slot(f"{prefix}-{name}", hidden=name in hidden) for name in figures]
+    ``hidden`` not shown until a callback shows them), then ``more``. ``figures`` maps each name
+    to its shape (:data:`dashboard.widgets.SHAPES`); a list of names makes them all wide."""
+    shapes = figures if isinstance(figures, Mapping) else dict.fromkeys(figures, "wide")
+    graphs = [figure_slot(f"{prefix}-{name}", shape, hidden=name in hidden) for name, shape in shapes.items()]
     return html.Div(
         [html.Div([html.H2(title), *controls, html.P(hint, className="hint")], className="panel"),
          html.Div([*job_components(prefix), html.Div(graphs, className="figures"), *more], className="main")],

@@ -1,8 +1,9 @@
 """The selection every view works on: a stimulus set, the models (filtered by tag or picked by
 name), the pooling of activations and the tag that groups models in figures.
 
-It is chosen in the left panel present on every page (:func:`panel`) and kept in the URL beside
-the view's own state, under the keys of :data:`DEFAULTS`:
+It is chosen in the left panel (:func:`panel`; a page shows only the parts its view reads, the
+view's ``SELECTION``) and kept in the URL beside the view's own state, under the keys of
+:data:`DEFAULTS`:
 
 - ``set``: the stimulus set, a name of the server's registry (:mod:`compute.sources.stimulus_names`:
   never a path); ``pooling``: how activations are pooled (``none``, ``avg``, ``proj:<k>``);
@@ -226,25 +227,46 @@ def panel() -> html.Aside:
     set from the URL by :func:`_from_url` and gathered into the ``selection`` store."""
     default = Selection()
     everything = services.models(default.stimulus_set)
+    controls = {
+        "set": [dropdown(f"{_ID}-set", "Stimulus set", _stimulus_sets(), default.stimulus_set)],
+        "where": [dropdown(f"{_ID}-where", "Filter models by tag", filter_options(everything), [], multi=True,
+                           clearable=True, placeholder="all models")],
+        "models": [dropdown(f"{_ID}-models", "Models", model_options(default.available), [], multi=True,
+                            clearable=True, searchable=True, placeholder="all that pass the filters"),
+                   html.P(summary(default), id=f"{_ID}-summary", className="hint")],
+        "group": [dropdown(f"{_ID}-group", "Group models by", GROUP_TAGS, default.group)],
+        "pooling": [dropdown(f"{_ID}-pooling", "Pooling of activations", POOLING_CHOICES, default.pooling)],
+    }
     return html.Aside(
         [
             html.H2("Selection"),
-            dropdown(f"{_ID}-set", "Stimulus set", _stimulus_sets(), default.stimulus_set),
-            dropdown(f"{_ID}-where", "Filter models by tag", filter_options(everything), [], multi=True,
-                     clearable=True, placeholder="all models"),
-            dropdown(f"{_ID}-models", "Models", model_options(default.available), [], multi=True,
-                     clearable=True, searchable=True, placeholder="all that pass the filters"),
-            html.P(summary(default), id=f"{_ID}-summary", className="hint"),
-            dropdown(f"{_ID}-group", "Group models by", GROUP_TAGS, default.group),
-            dropdown(f"{_ID}-pooling", "Pooling of activations", POOLING_CHOICES, default.pooling),
+            *(html.Div(parts, id=f"{_ID}-{name}-part") for name, parts in controls.items()),
             dcc.Store(id=_ID),
             dcc.Store(id=REGISTRY_CHANGED),
         ],
-        className="panel sidebar",
+        id=PANEL, className="panel sidebar",
     )
 
 
 _CONTROLS = ("set", "where", "models", "group", "pooling")
+PANEL = f"{_ID}-panel"
+# What a view may read of the selection (its ``SELECTION``, a tuple of these): the panel shows
+# only those parts, and nothing on a page that reads none.
+EVERY_PART = _CONTROLS
+
+
+def hidden_parts(reads) -> tuple[bool, ...]:
+    """The ``hidden`` flags of the panel and of each of its parts (:data:`EVERY_PART` order) on a
+    page whose view reads the parts ``reads`` (a view's ``SELECTION``)."""
+    unknown = set(reads) - set(EVERY_PART)
+    if unknown:
+        raise ValueError(f"no selection parts {sorted(unknown)}; the parts are {EVERY_PART}")
+    return (not reads, *(part not in reads for part in EVERY_PART))
+
+
+def visibility_outputs() -> list[Output]:
+    """The outputs :func:`hidden_parts` fills: the panel's and each part's ``hidden``."""
+    return [Output(PANEL, "hidden"), *(Output(f"{_ID}-{name}-part", "hidden") for name in EVERY_PART)]
 # Written by whatever adds a model or a stimulus set (an upload): the panel then lists it.
 REGISTRY_CHANGED = "registry-changed"
 

@@ -26,15 +26,30 @@ def message_figure(text: str) -> dict:
 PENDING_FIGURE = message_figure("Computing… (progress above)")
 
 
-def figure_slot(component_id: str, hidden: bool = False) -> dcc.Graph:
-    """A view's graph, showing :data:`PENDING_FIGURE` until its figure arrives (not shown at all
-    while ``hidden``: a figure drawn only on request)."""
-    return dcc.Graph(id=component_id, className="figure", figure=PENDING_FIGURE, style=shown_style(not hidden))
+# How a graph takes its size from the window (assets/style.css ``.figure-<shape>``): ``square``
+# (heatmaps with square cells, MDS maps) and ``wide`` (curves, bars, rectangular grids) fill
+# their column's width at a fixed aspect, no taller than the viewport; ``fit`` keeps the height
+# its figure sets (one row per model, one panel row per few layers) at the column's width.
+SHAPES = ("square", "wide", "fit")
 
 
-def shown_style(shown: bool) -> dict:
-    """The style of a component shown or hidden (a callback's output for a figure drawn on request)."""
-    return {} if shown else {"display": "none"}
+def figure_slot(component_id: str, shape: str = "wide", hidden: bool = False) -> dcc.Graph:
+    """A view's graph of ``shape`` (one of :data:`SHAPES`), showing :data:`PENDING_FIGURE` until
+    its figure arrives, resized with its box (Plotly's ``responsive``); not shown at all while
+    ``hidden`` (a figure drawn only on request)."""
+    if shape not in SHAPES:
+        raise ValueError(f"figure shape {shape!r} is not one of {SHAPES}")
+    return dcc.Graph(id=component_id, className=f"figure figure-{shape}", figure=PENDING_FIGURE,
+                     responsive="auto" if shape == "fit" else True, config={"responsive": True},
+                     style=shown_style(not hidden, shape))
+
+
+def shown_style(shown: bool, shape: str = "wide") -> dict:
+    """The style of a graph of ``shape`` shown or hidden (a callback's output for a figure drawn
+    on request). A "fit" figure's own height counts (Dash's "auto"); the others fill the box the
+    CSS sizes."""
+    style = {} if shape == "fit" else {"height": "auto"}
+    return style if shown else {**style, "display": "none"}
 
 
 def progress_area(prefix: str) -> html.Div:

@@ -194,8 +194,10 @@ def rdm_heatmap(
         shapes=boundary_lines(starts, len(labels)),
         # No axis titles (the subtitle says what rows and columns are): they would change the
         # square cells' window, and a zoom's link would open on more rows than asked for.
-        xaxis=axis,
-        yaxis={**axis, "autorange": "reversed", "scaleanchor": "x"},
+        # Square cells: where the plot is too wide the columns' range widens, where too tall
+        # the rows' plot height shrinks, so a window (a zoom, or a link's) keeps its rows exactly.
+        xaxis={**axis, "constrain": "range"},
+        yaxis={**axis, "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},
         template="plotly_white",
         uirevision=title,

@@ -10,7 +10,7 @@ import numpy as np
 
 from compute.engine import artifacts
 from compute.engine.recipes import MODEL_NULL_FIELDS
-from compute.measures.registry import NULL_COMPARE_METHODS
+from compute.measures.registry import COMPARE_METHODS, NULL_COMPARE_METHODS
 from dashboard.view_parts.null_choices import ALPHA, NULL_SEED, NULLS, n_perm, options  # noqa: F401 (shared)
 
 SHOWS = {"raw": "raw dissimilarities", "calibrated": "calibrated similarities (0 = chance, 1 = identical)"}
@@ -22,6 +22,12 @@ NULL_WORDS = (
     "Calibrated = (r − mean null) / (1 − mean null): 0 = chance, 1 = identical (distances: the same on "
     f"the negated scale). Offered for {', '.join(NULL_COMPARE_METHODS)}."
 )
+
+
+def dissimilarity_label(compare: str) -> str:
+    """What the model RDM's cells are for comparison method ``compare``: the distance itself, or
+    1 − the similarity (as the registry says which it is)."""
+    return "distance" if COMPARE_METHODS[compare].kind == "distance" else f"1 − {compare}"
 
 
 def null_spec(matrix: artifacts.Spec, view: dict) -> artifacts.Spec | None:

@@ -21,6 +21,7 @@ from dashboard.widgets import figure_slot, model_dropdown
 
 PATH = "/confusion"
 TITLE = "RDM vs confusion"
+SELECTION = ("set", "where", "models", "group", "pooling")  # the parts of the selection panel it reads
 _ID = "confusion"
 _MODELS_ID = "confusion-models"  # the all-models section: a job of its own
 
@@ -86,9 +87,10 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
             "normalised: each row of top-k sums to k.")
     more = [html.H3("All models: MDS by input RDM and by confusion (Spearman, SMACOF)"),
             *compute_panel.job_components(_MODELS_ID),
-            html.Div([figure_slot(f"{_MODELS_ID}-{name}") for name in _MODEL_FIGURES],
+            html.Div([figure_slot(f"{_MODELS_ID}-{name}", "square") for name in _MODEL_FIGURES],
                      className="figures")]
-    return compute_panel.view_page(_ID, TITLE, controls, hint, ["rdm", *(f"top{k}" for k in TOP_K)], more)
+    return compute_panel.view_page(_ID, TITLE, controls, hint, dict.fromkeys(["rdm", *(f"top{k}" for k in TOP_K)], "square"),
+                                   more)
 
 
 def plan(selection: Selection, model_name, rdm_method):

@@ -2,9 +2,10 @@
 
 At each depth (the d-th of each model's default layers: the zoo's activations after each
 block) the models' input RDMs are compared into a model RDM; each model's mean dissimilarity
-to all others is plotted against its accuracy, one curve per depth. With the null on (100 or 1000
-permutations of the stimuli, dashboard/view_parts/model_null.py), each depth's curve gets its
-chance band: per model, the 2.5-97.5 % range of the same mean under the model RDM's null.
+to all others is plotted against its accuracy, a scatter per depth with its least-squares
+quadratic trend in accuracy. With the null on (100 or 1000 permutations of the stimuli,
+dashboard/view_parts/model_null.py), each depth gets its chance band: per model, the 2.5-97.5 %
+range of the same mean under the model RDM's null, a bar at the model's accuracy.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from dashboard.widgets import dropdown
 
 PATH = "/curves"
 TITLE = "Layer curves"
+SELECTION = ("set", "where", "models", "pooling")  # the parts of the selection panel it reads
 _ID = "curves"
 
 # Euclidean by default: correlation-type RDMs are undefined for all-zero patterns, which the
@@ -34,7 +36,8 @@ BAND_WORDS = (
     "Chance band (null on): for each model, the 2.5-97.5 % range of its mean dissimilarity to the others "
     "when every entry of the depth's model RDM is replaced by its permutation-null sample (the stimuli of "
     "the second RDM of each pair permuted, n = 100 or 1000, seed 0). A point above its band is more unlike "
-    "the others than chance would make it; below, more alike."
+    "the others than chance would make it; below, more alike (each band is a shaded bar at the model's "
+    "accuracy). The line through a depth's points is their least-squares quadratic in accuracy."
 )
 
 
@@ -59,9 +62,15 @@ def figure(models_by_depth: dict, arrays: dict, view: dict):
               for name, models in models_by_depth.items()]
     nulls = [arrays.get(name.replace("depth", "null")) for name in models_by_depth]
     bands = [None if null is None else model_null.chance_band(null) for null in nulls]
-    return layer_curves(curves, title=f"Mean dissimilarity to all other models ({view['rdm']} RDMs, "
-                        f"{view['compare']}) against accuracy", y_title="mean dissimilarity",
-                        bands=bands, band_name=BAND_NAME)
+    return layer_curves(curves, title=f"How unlike the other models each model is, per depth ({view['rdm']} RDMs "
+                        f"compared by {view['compare']}), against its accuracy", y_title=y_title(view["compare"]),
+                        bands=bands, band_name=BAND_NAME, quantity="mean dissimilarity")
+
+
+def y_title(compare: str) -> str:
+    """The y axis: the quantity, what it is made of, and its direction."""
+    return (f"mean dissimilarity to the other models<br>(mean {model_null.dissimilarity_label(compare)} "
+            "of input RDMs; higher = more unlike them)")
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
@@ -104,14 +113,20 @@ def code(context: dict) -> str:
     depths = {name: [(selection.by_key[key].name, layer) for key, layer in pairs]
               for name, pairs in context["pairs"].items()}
     listing = "".join(f"    {name!r}: {pairs!r},\n" for name, pairs in depths.items())
+    accuracy = {name: selection.named(name).accuracy for pairs in depths.values() for name, _ in pairs}
     return prelude(selection) + f"""depths = {{  # depth -> (model, layer) pairs, models ordered by accuracy
 {listing}}}
-curves, bands = {{}}, {{}}
+accuracy = {accuracy!r}  # top-1, as a fraction (None: unknown, left out of the figure)
+curves, trends, bands = {{}}, {{}}, {{}}
 for depth, pairs in depths.items():
     rdms = np.stack([compute.rdm(activations(name, [layer])[0], method={view["rdm"]!r}, condensed=True)
                      .astype(np.float32) for name, layer in pairs])
     matrix = compute.model_rdm(rdms, method={view["compare"]!r})
     curves[depth] = (matrix.sum(axis=1) - np.diag(matrix)) / (len(pairs) - 1)  # mean dissimilarity to the others
+    known = [i for i, (name, _) in enumerate(pairs) if accuracy[name] is not None]
+    # The trend line: least squares in accuracy, quadratic (linear for 2 or 3 models), highest power first
+    trends[depth] = np.polyfit([accuracy[pairs[i][0]] for i in known], curves[depth][known],
+                               min(2, max(1, len(known) - 2)))
 """ + _band_code(view)
 
 

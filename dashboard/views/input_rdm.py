@@ -27,6 +27,7 @@ from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
 TITLE = "Input RDM"
+SELECTION = ("set", "where", "models", "pooling")  # the parts of the selection panel it reads
 _ID = "input-rdm"
 CHOICES = {"rdm": RDM_CHOICES, "mds": MDS_CHOICES}
 
@@ -79,7 +80,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     thumbnail = html.Figure([html.Img(id=f"{_ID}-thumbnail", alt=""), html.Figcaption(id=f"{_ID}-thumbnail-caption")],
                             className="thumbnail")
     zoom = dcc.Store(id=f"{_ID}-zoom", data=view["zoom"])
-    return compute_panel.view_page(_ID, TITLE, controls + [thumbnail, zoom], hint, ["heatmap", "mds"])
+    return compute_panel.view_page(_ID, TITLE, controls + [thumbnail, zoom], hint, {"heatmap": "square", "mds": "square"})
 
 
 @callback(

@@ -18,6 +18,7 @@ from dashboard.polling import poll_components, register_poll_callback
 
 PATH = "/jobs"
 TITLE = "Jobs"
+SELECTION = ()  # the parts of the selection panel it reads (none: no panel)
 _ID = "jobs"
 
 POLL_MS = 1000

@@ -32,6 +32,7 @@ from dashboard.widgets import (PENDING_FIGURE, dropdown, figure_slot, layer_opti
 
 PATH = "/layers"
 TITLE = "Layer grid"
+SELECTION = ("set", "where", "models", "pooling")  # the parts of the selection panel it reads
 _ID = "layer-grid"
 
 LAYER_SETS = {"default": "default layers", "all": "every named layer"}
@@ -169,7 +170,7 @@ def _layer_choice(side: str, model, chosen: list[str]) -> html.Div:
 def multiples_section() -> list:
     """The small multiples' heading, progress, share bar and figure: on the page only once asked for."""
     return [html.H3("Small multiples"), *compute_panel.job_components(_MULTIPLES_ID),
-            figure_slot(f"{_MULTIPLES_ID}-grid")]
+            figure_slot(f"{_MULTIPLES_ID}-grid", "fit")]
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:

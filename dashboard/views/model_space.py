@@ -13,18 +13,19 @@ import dash
 import numpy as np
 from dash import Input, Output, callback, dcc, html, no_update
 
-from compute.measures.registry import COMPARE_METHODS
 from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import mark_cells, matrix_heatmap
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES
 from dashboard.view_parts import model_null
+from dashboard.view_parts.model_null import dissimilarity_label
 from dashboard.view_parts.model_map import MAP_DEFAULTS, highlight, map_specs, models_scatter
 from dashboard.widgets import dropdown
 
 PATH = "/"
 TITLE = "Model RDM & MDS"
+SELECTION = ("set", "where", "models", "group", "pooling")  # the parts of the selection panel it reads
 _ID = "model-space"
 
 SORT_CHOICES = {"accuracy": "accuracy", "group": "group, then accuracy", "name": "name"}
@@ -76,12 +77,6 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
     return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy", group_of)
 
 
-def dissimilarity_label(compare: str) -> str:
-    """What the model RDM's cells are for comparison method ``compare``: the distance itself, or
-    1 − the similarity (as the registry says which it is)."""
-    return "distance" if COMPARE_METHODS[compare].kind == "distance" else f"1 − {compare}"
-
-
 def colour_title(compare: str, calibrated: bool = False) -> str:
     """The colour bar's title: which value, in words with its direction."""
     if calibrated:
@@ -111,7 +106,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
                           html.Span(id=f"{_ID}-found", className="hint")], className="control")]
     hint = (f"Layer: penultimate. {selection.describe()}. Uploaded models are ringed in orange and named. "
             "Click a model to open its input RDM; lasso-select models to make them the selection.")
-    return compute_panel.view_page(_ID, TITLE, controls, hint, ["heatmap", "mds"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, {"heatmap": "square", "mds": "square"})
 
 
 def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="accuracy", null="off", show="raw"):

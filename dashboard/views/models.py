@@ -21,6 +21,7 @@ from dashboard.widgets import dropdown
 
 PATH = "/models"
 TITLE = "Models"
+SELECTION = ()  # the parts of the selection panel it reads (none: no panel)
 _ID = "models"
 
 COLUMNS = [

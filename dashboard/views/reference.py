@@ -38,6 +38,7 @@ from dashboard.widgets import accuracy_text, dropdown, message_figure
 
 PATH = "/reference"
 TITLE = "Reference RDM"
+SELECTION = ("set", "where", "models", "pooling")  # the parts of the selection panel it reads
 _ID = "reference"
 _UPLOAD = f"{_ID}-upload"
 
@@ -129,7 +130,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     ]
     hint = (f"{references.FORMATS}: (N, N), condensed (K,), or one RDM per subject (S, N, N) / (S, K); "
             f"N = the stimulus set's size. {selection.describe()}.")
-    return compute_panel.view_page(_ID, TITLE, controls, hint, ["bars", "pairs", "accuracy"])
+    return compute_panel.view_page(_ID, TITLE, controls, hint, {"bars": "fit", "pairs": "square", "accuracy": "wide"})
 
 
 EXPLAINED = (

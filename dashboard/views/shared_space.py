@@ -22,6 +22,7 @@ from dashboard.widgets import dropdown, model_options
 
 PATH = "/srm"
 TITLE = "Shared space (SRM)"
+SELECTION = ("set", "where", "models", "pooling")  # the parts of the selection panel it reads
 _ID = "srm"
 
 MAX_MODELS = 12

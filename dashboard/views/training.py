@@ -28,6 +28,7 @@ from dashboard.widgets import dropdown, figure_slot
 
 PATH = "/training"
 TITLE = "Training dynamics"
+SELECTION = ("set", "pooling")  # the parts of the selection panel it reads
 _ID = "training"
 _GROUPS_ID = "training-groups"  # the within/between section: a job of its own
 

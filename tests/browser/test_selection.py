@@ -3,9 +3,11 @@ lasso-selected models, the Compute button for uncached heavy work, thumbnails on
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from compute.sources.models import list_models
 from tests.browser.support import running_app, wait_for_figures, wait_for_title
+from tests.support import wait_until
 
 
 def _query(page):
@@ -21,6 +23,12 @@ def test_a_link_s_tag_filters_select_the_models_of_every_view(app_server, page, 
     page.goto(app_server.url + "/?where=family:cnn;group:trained")
     heatmap, mds = wait_for_figures(page)
     assert _points(mds) == len(cnn_trained)
+    # The figures take the window: a wider window, a larger square heatmap, still seen whole.
+    narrow = _square_side(page)
+    page.set_viewport_size({"width": 1800, "height": 1000})
+    wait_until(lambda: _square_side(page) > narrow + 100, 20, "the heatmap grown with the window")
+    assert page.evaluate(f"() => document.querySelector('{_HEATMAP}')._fullLayout.height") <= 1000 - 150
+    page.set_viewport_size({"width": 1400, "height": 1000})
     assert page.inner_text("#selection-summary").startswith(f"{len(cnn_trained)} of ")
     assert _query(page)["where"] == "family:cnn;group:trained"
     # The navigation bar keeps the selection: the layer grid's model A is the best selected CNN.
@@ -28,6 +36,22 @@ def test_a_link_s_tag_filters_select_the_models_of_every_view(app_server, page, 
     page.click("a.nav-link[href='/layers']")
     wait_for_title(page, "layer-grid-heatmap", f"{best.name} (rows)")
     assert _query(page)["where"] == "family:cnn;group:trained"
+    # The panel shows what the page reads: the layer grid groups nothing, the Jobs page reads none.
+    expect(page.locator("#selection-where-part")).to_be_visible()
+    expect(page.locator("#selection-group-part")).to_be_hidden()
+    page.click("a.nav-link[href='/jobs']")
+    expect(page.locator(".sidebar")).to_be_hidden()
+    page.click("a.nav-link[href='/']")
+    expect(page.locator("#selection-group-part")).to_be_visible()
+
+
+_HEATMAP = "#model-space-heatmap .js-plotly-plot"
+
+
+def _square_side(page) -> float:
+    """The side of the heatmap's square plot, in pixels."""
+    return page.evaluate(f"() => {{ const l = document.querySelector('{_HEATMAP}')._fullLayout;"
+                         " return Math.min(l.xaxis._length, l.yaxis._length); }")
 
 
 def test_lasso_selecting_models_on_the_mds_selects_them(app_server, page):

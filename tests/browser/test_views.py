@@ -199,9 +199,18 @@ def test_layer_curves_show_each_models_mean_dissimilarity_per_depth(app_server, 
     from compute.sources.models import list_models
 
     page.goto(app_server.url + "/curves?compare=pearson")
-    (curves,) = wait_for_figures(page, "curves", ("curves",))
+    (traces,) = wait_for_figures(page, "curves", ("curves",))
     models = list_models("digits")
-    assert [t["name"] for t in curves] == ["depth 1", "depth 2", "depth 3"]
+    # A scatter per depth (no line through models sorted by accuracy) and its fitted trend.
+    assert [t["name"] for t in traces] == [name for d in (1, 2, 3) for name in
+                                           (f"depth {d}", f"depth {d}: quadratic fit (least squares)")]
+    curves, trends = traces[::2], traces[1::2]
+    modes = page.evaluate("() => document.querySelector('#curves-curves .js-plotly-plot')._fullData.map(t => t.mode)")
+    assert modes == ["markers", "lines"] * 3
+    for points, trend in zip(curves, trends):
+        np.testing.assert_allclose(trend["y"], np.polyval(np.polyfit(points["x"], points["y"], 2), trend["x"]), atol=1e-9)
+    y_title = page.evaluate("() => document.querySelector('#curves-curves .js-plotly-plot')._fullLayout.yaxis.title.text")
+    assert y_title.startswith("mean dissimilarity to the other models") and "higher = more unlike them" in y_title
     assert all(len(t["x"]) == len(models) for t in curves)
     firsts = [_default_layers(m.name)[0] for m in models]
     rdms = np.stack([compute.rdm(_activations(m.name, [layer])[0], "euclidean", condensed=True) for m, layer in zip(models, firsts)])

@@ -87,14 +87,23 @@ def test_random_init_twin_is_the_untrained_model_of_the_same_architecture():
     assert random_init_twin(trained, [trained, models[1]]) is None
 
 
-def test_layer_curves_order_points_by_accuracy_and_skip_unknown():
-    from dashboard.figures.curves import layer_curves
+def test_layer_curves_are_a_scatter_per_depth_with_its_least_squares_trend():
+    from dashboard.figures.curves import layer_curves, trend
 
-    figure = layer_curves([("depth 1", [0.9, None, 0.1], [3.0, 2.0, 1.0], ["a", "b", "c"]),
-                           ("depth 2", [0.5], [0.2], ["a"])], "t", "y")
-    assert [trace.name for trace in figure.data] == ["depth 1", "depth 2"]
-    assert list(figure.data[0].x) == [0.1, 0.9] and list(figure.data[0].y) == [1.0, 3.0]
-    assert list(figure.data[0].text) == ["c", "a"]
+    accuracy, values = [0.9, None, 0.1, 0.5, 0.7], [3.0, 2.0, 1.0, 1.5, 2.5]
+    figure = layer_curves([("depth 1", accuracy, values, ["a", "b", "c", "d", "e"]),
+                           ("depth 2", [0.5, 0.6], [0.2, 0.4], ["a", "b"])], "t", "y (higher = more)")
+    assert [trace.name for trace in figure.data] == ["depth 1", "depth 1: quadratic fit (least squares)",
+                                                     "depth 2", "depth 2: linear fit (least squares)"]
+    points, line = figure.data[:2]
+    assert points.mode == "markers" and line.mode == "lines"  # no line zig-zags through the models
+    assert list(points.x) == [0.1, 0.5, 0.7, 0.9] and list(points.y) == [1.0, 1.5, 2.5, 3.0]  # unknown left out
+    assert list(points.text) == ["c", "d", "e", "a"]
+    np.testing.assert_allclose(trend(points.x, points.y), np.polyfit([0.1, 0.5, 0.7, 0.9], [1.0, 1.5, 2.5, 3.0], 2))
+    np.testing.assert_allclose(line.y, np.polyval(trend(points.x, points.y), line.x))
+    assert line.x[0] == 0.1 and line.x[-1] == 0.9
+    np.testing.assert_allclose(figure.data[3].y[[0, -1]], [0.2, 0.4])  # two points: the line through them
+    assert figure.layout.xaxis.title.text == "top-1 accuracy (%)" and figure.layout.yaxis.title.text == "y (higher = more)"
     with pytest.raises(ValueError, match="curve 'x'"):
         layer_curves([("x", [0.1], [1.0, 2.0], ["a"])], "t", "y")
 

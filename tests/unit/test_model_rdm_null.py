@@ -132,9 +132,11 @@ def test_layer_curves_draw_each_depths_chance_band_under_its_curve():
     null = _stack(np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2)), low=(0.1, 0.2), high=(0.5, 0.6))
     figure = view.figure({"depth1": models}, {"depth1": np.array([[0, 0.3], [0.3, 0]]), "null1": null},
                          {"rdm": "euclidean", "compare": "spearman"})
-    band, curve = figure.data
-    assert band.name == f"depth 1: {view.BAND_NAME}" and band.fill == "toself" and curve.name == "depth 1"
-    assert list(band.x) == [0.5, 0.9, 0.9, 0.5] and list(band.y) == [0.6, 0.5, 0.1, 0.2]  # by accuracy: n, m
+    band, points, _ = figure.data
+    assert band.name == f"depth 1: {view.BAND_NAME}" and points.name == "depth 1"
+    # A bar per model at its accuracy, from its low to its high (by accuracy: n, then m).
+    assert list(band.x) == [0.5, 0.5, None, 0.9, 0.9, None] and list(band.y) == [0.2, 0.6, None, 0.1, 0.5, None]
+    assert band.legendgroup == points.legendgroup == "depth 1"
 
 
 def test_show_code_reproduces_the_null_and_the_chance_bands(zoo_dir, tmp_path):
@@ -160,3 +162,15 @@ def test_show_code_reproduces_the_null_and_the_chance_bands(zoo_dir, tmp_path):
         null = specs[depth.replace("depth", "null")]
         ensure(null, store)
         np.testing.assert_allclose(band, model_null.chance_band(store.get("model_rdm_null", null.key)[0]), atol=1e-6)
+    # The figure's points and trend lines are the snippet's curves and fitted trends.
+    for spec in specs.values():
+        ensure(spec, store)
+    (figure,) = curves.draw({**context, "selection": selection.url_params()},
+                            {name: store.get(spec.kind, spec.key)[0] for name, spec in specs.items()})
+    for depth, values in namespace["curves"].items():
+        label = f"depth {depth.removeprefix('depth')}"
+        points = next(t for t in figure.data if t.name == label)
+        line = next(t for t in figure.data if t.name.startswith(f"{label}: linear fit"))  # 3 models
+        names = [name for name, _ in namespace["depths"][depth]]
+        np.testing.assert_allclose(points.y, [dict(zip(names, values))[name] for name in points.text], atol=1e-6)
+        np.testing.assert_allclose(line.y, np.polyval(namespace["trends"][depth], line.x), atol=1e-6)

@@ -87,3 +87,36 @@ def test_hovering_a_stimulus_gives_its_thumbnail_and_name(zoo_dir):
     assert src.startswith("data:image/png;base64,") and src == stimuli.thumbnails(64)[3]
     assert caption == f"{stimuli.ids[3]} (class {stimuli.class_names[stimuli.labels[3]]})"
     assert hovered_stimulus({"points": [{"customdata": 10**6}]}, selection) == (no_update, no_update)
+
+
+def test_the_panel_shows_only_the_parts_a_page_reads():
+    from dashboard.selection import EVERY_PART, hidden_parts
+
+    assert EVERY_PART == tuple(DEFAULTS)
+    assert hidden_parts(()) == (True, True, True, True, True, True)  # no panel at all
+    assert hidden_parts(("set", "pooling")) == (False, False, True, True, True, False)
+    with pytest.raises(ValueError, match="no selection parts"):
+        hidden_parts(("set", "colour"))
+
+
+def _page(view, selection) -> str:
+    import json
+
+    from plotly.utils import PlotlyJSONEncoder
+
+    return json.dumps(view.layout(None, selection), cls=PlotlyJSONEncoder, sort_keys=True)
+
+
+def test_every_view_declares_what_it_reads_of_the_selection_and_its_page_ignores_the_rest(zoo_dir):
+    """A part a view does not declare (so the panel hides it) leaves its page as it is."""
+    from dashboard.app import VIEWS
+    from dashboard.selection import EVERY_PART
+
+    other = {"where": "family:cnn", "models": "cnn-w4-s0-e25,cnn-w2-s0-e25,mlp-w8-s0-e25", "group": "seed",
+             "pooling": "avg"}  # "set": the zoo has one stimulus set
+    for view in VIEWS:
+        assert set(view.SELECTION) <= set(EVERY_PART), view.__name__
+        unread = [part for part in other if part not in view.SELECTION]
+        if unread:
+            changed = Selection.from_url_params({part: other[part] for part in unread})
+            assert _page(view, changed) == _page(view, Selection()), view.__name__
