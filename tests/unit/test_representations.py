@@ -34,3 +34,31 @@ def test_a_torch_model_through_the_interface_is_the_extraction_itself(zoo_model)
 def test_an_unknown_source_is_named(zoo_model):
     with pytest.raises(ValueError, match="unknown source 'telepathy'"):
         open_model(dataclasses.replace(zoo_model, source="telepathy"))
+
+
+def test_the_zoo_s_flop_count_from_hooks_is_torch_s_counter(zoo_dir, cache_dir):
+    """Each zoo architecture's count (hooks on its convolutions and linear layers, no torch._dynamo
+    import) equals torch's FlopCounterMode; torchvision CNNs too, though they keep the counter."""
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from compute.sources.representations import _layer_flops
+
+    def counted(module, image):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            module.eval()(image)
+        return counter.get_total_flops()
+
+    stimuli = get_stimulus_set("digits")
+    image = torch.as_tensor(stimuli.images[:1]).float()
+    one_per_architecture = {(m.architecture, str(m.hparams)): m for m in list_models("digits") if m.source == "zoo"}
+    assert {architecture for architecture, _ in one_per_architecture} == {"mlp", "cnn"}
+    for info in one_per_architecture.values():
+        model = open_model(info.name)
+        assert model.flops(stimuli) == counted(model.module, image) > 0, info.name
+    grouped = torchvision.models.resnet18(num_classes=10), torchvision.models.mobilenet_v2(num_classes=10)
+    for module in grouped:  # strided, grouped and depthwise convolutions
+        image = torch.randn(1, 3, 40, 40)
+        assert _layer_flops(module.eval(), image) == counted(module, image)
