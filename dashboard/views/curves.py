@@ -18,7 +18,7 @@ from dashboard.figures.curves import layer_curves
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.view_parts import model_null
-from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES, method_dropdown, register_info
 from dashboard.view_parts.depths import depths
 from dashboard.widgets import dropdown
 
@@ -75,8 +75,8 @@ def y_title(compare: str) -> str:
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
     view = url_codec.decode(search, DEFAULTS, CHOICES)
-    controls = [dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", RDM_CHOICES, view["rdm"]),
-                dropdown(f"{_ID}-compare-choice", "Compare RDMs with", COMPARE_CHOICES, view["compare"]),
+    controls = [method_dropdown(f"{_ID}-rdm-choice", "Input RDM (per model and layer)", "rdm", view["rdm"]),
+                method_dropdown(f"{_ID}-compare-choice", "Compare RDMs with", "compare", view["compare"]),
                 dropdown(f"{_ID}-null-choice", "Null (permutations of the stimuli)", model_null.options(model_null.NULLS),
                          view["null"]),
                 html.P(BAND_WORDS, className="hint")]
@@ -140,3 +140,5 @@ def _band_code(view: dict) -> str:
 
 
 compute_panel.register_poll(_ID, [Output(f"{_ID}-curves", "figure")], draw, code)
+register_info(f"{_ID}-rdm-choice", "rdm")
+register_info(f"{_ID}-compare-choice", "compare")

@@ -17,7 +17,7 @@ from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import mark_cells, matrix_heatmap
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES
+from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES, method_dropdown, register_info
 from dashboard.view_parts import model_null
 from dashboard.view_parts.model_null import dissimilarity_label
 from dashboard.view_parts.model_map import MAP_DEFAULTS, highlight, map_specs, models_scatter
@@ -90,9 +90,9 @@ def _dropdown(name: str, label: str, value: str, options=None) -> html.Div:
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
     view = url_codec.decode(search, DEFAULTS, CHOICES)
-    controls = [_dropdown("rdm", "Input RDM (per model)", view["rdm"]),
-                _dropdown("compare", "Compare RDMs with", view["compare"]),
-                _dropdown("mds", "MDS", view["mds"]),
+    controls = [method_dropdown(f"{_ID}-rdm-choice", "Input RDM (per model)", "rdm", view["rdm"]),
+                method_dropdown(f"{_ID}-compare-choice", "Compare RDMs with", "compare", view["compare"]),
+                method_dropdown(f"{_ID}-mds-choice", "MDS", "mds", view["mds"]),
                 _dropdown("sort", "Sort the model RDM by", view["sort"],
                           [{"label": text, "value": value} for value, text in SORT_CHOICES.items()]),
                 _dropdown("null", "Null (permutations of the stimuli)", view["null"], model_null.options(model_null.NULLS)),
@@ -232,3 +232,6 @@ def lassoed_models(selected: dict | None):
 def _select_lassoed_models(selected):
     """Lasso-selecting models on the MDS makes them the selection of every view."""
     return lassoed_models(selected)
+register_info(f"{_ID}-rdm-choice", "rdm")
+register_info(f"{_ID}-compare-choice", "compare")
+register_info(f"{_ID}-mds-choice", "mds")
