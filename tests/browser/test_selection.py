@@ -98,6 +98,8 @@ def test_uncached_heavy_work_waits_for_the_compute_button_and_cached_work_does_n
     assert "Not computed yet" in page.inner_text("#input-rdm-progress")
     assert "forward pass" in page.inner_text("#input-rdm-progress")
     page.click("#input-rdm-compute")
+    # Gone once the job starts (else wait_for_figures, seeing it still there, would press it again).
+    page.wait_for_selector("#input-rdm-compute", state="detached", timeout=60_000)
     wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
     page.reload()  # now cached: drawn without asking
     wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
