@@ -59,7 +59,9 @@ def test_another_series_measure_and_groups_from_the_controls(app_server, page):
     page.goto(app_server.url + "/training?series=cnn-w4-s10&measure=cka_linear")
     (curves,) = wait_for_figures(page, "training", ("curves",))
     assert [t["name"] for t in curves] == ["bn1", "bn2", "bn3"]
-    assert all(t["x"] == [step + 1 for step in STEPS] and abs(t["y"][-1] - 1.0) < 1e-9 for t in curves)
+    # The last checkpoint against itself: 1 to float32 rounding (the default precision; its Gram
+    # matrices and cross products are different BLAS calls).
+    assert all(t["x"] == [step + 1 for step in STEPS] and abs(t["y"][-1] - 1.0) < 1e-6 for t in curves)
     # "Show code" reproduces the curves with the public compute API.
     page.click("#training-code-box summary")
     namespace = {}
