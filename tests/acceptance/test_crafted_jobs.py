@@ -54,7 +54,7 @@ def test_crafted_values_and_job_stores_run_nothing_beyond_the_view(app_client):
     dependencies = client.get("/_dash-dependencies").get_json()
     submit = find(dependencies, output=f"{PREFIX}-job.data")
     compute = find(dependencies, inputs=[f"{PREFIX}-compute.n_clicks"])
-    poll = find(dependencies, inputs=[f"{PREFIX}-tick.data"])
+    poll = find(dependencies, inputs=[f"{PREFIX}-tick.data", f"{PREFIX}-job.data"])
     download = find(dependencies, inputs=[f"{PREFIX}-download-button.n_clicks"])
     controls = {f"{PREFIX}-{name}-choice.value": value for name, value in
                 zip(("ref", "rdm", "compare", "layers", "boot"), (ref, "euclidean", "spearman", "penultimate"))}

@@ -80,7 +80,7 @@ class Browser:
             job = self.callback("compute", compute, {f"{prefix}-compute.n_clicks": 1, f"{prefix}-job.data": job},
                                 [f"{prefix}-compute.n_clicks"])[f"{prefix}-job"]["data"]
         assert "values" in job and "error" not in job and "confirm" not in job, f"{path}{search}: {job}"
-        self.draw(find(dependencies, inputs=[f"{prefix}-tick.data"]), prefix, figures, job, wait_s)
+        self.draw(find(dependencies, inputs=[f"{prefix}-tick.data", f"{prefix}-job.data"]), prefix, figures, job, wait_s)
         return answer.get("url", {}).get("search", search)
 
     def draw(self, poll: dict, prefix: str, figures, job: dict, wait_s: float) -> None:
