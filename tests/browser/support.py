@@ -66,7 +66,8 @@ PLOT_DATA = """id => {
   const plain = v => (v && typeof v === 'object' && v.length !== undefined) ? Array.from(v, plain) : v;
   const el = document.querySelector('#' + id + ' .js-plotly-plot');
   if (!el || !el._fullData) return null;
-  return el._fullData.map(t => ({x: plain(t.x), y: plain(t.y), z: t.z ? plain(t.z) : null, name: t.name}));
+  return el._fullData.map(t => ({x: plain(t.x), y: plain(t.y), z: t.z ? plain(t.z) : null, name: t.name,
+                                 meta: t.meta || null}));
 }"""
 
 

@@ -15,8 +15,9 @@ NAME = "acts-upload"
 OTHER = "mlp-w16-s0-e25"
 LAYERS = ("bn1", "bn2", "bn3")  # the network's default layers; bn3 its penultimate
 
+# The models drawn as points (not the rings marking uploaded or found ones, which carry ``meta``).
 NAMES = """id => Array.from(document.querySelector('#' + id + ' .js-plotly-plot')._fullData)
-                  .flatMap(t => Array.from(t.customdata || []))"""
+                  .filter(t => !t.meta).flatMap(t => Array.from(t.customdata || []))"""
 BARS = """id => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
                   return el._fullData.flatMap(t => Array.from(t.y, (label, i) => [label, t.x[i]])); }"""
 
