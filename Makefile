@@ -8,6 +8,9 @@ RUN_STAMP := $(VENV)/.run-$(HASH)
 DEV_STAMP := $(VENV)/.dev-$(HASH)
 ARGS ?=
 PYTEST_ARGS ?=
+# Test files run in this many processes (pytest-xdist; a file's tests stay in one): most tests wait
+# on servers, browsers and workers they start, so two keep both cores of a small machine busy.
+TEST_WORKERS ?= 2
 
 .PHONY: run test bench bench-quick check-system zoo clean-cache
 
@@ -41,7 +44,7 @@ check-system:
 	fi
 
 test: check-system $(DEV_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'

@@ -36,9 +36,16 @@ def require_program(name: str, package: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port. Under pytest-xdist each worker takes ports of its own residue modulo
+    the worker count, so two workers never pick the same one between its test and its use."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port % count == int(worker or 0) % count:
+            return port
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
