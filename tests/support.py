@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -35,17 +36,21 @@ def require_program(name: str, package: str) -> str:
     return path
 
 
+_PORT_DRAW = random.Random()  # its own generator: no test's seeding repeats a draw
+
+
 def free_port() -> int:
-    """A free loopback port. Under pytest-xdist each worker takes ports of its own residue modulo
-    the worker count, so two workers never pick the same one between its test and its use."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    """A free loopback port below Linux's ephemeral range, from a block of 4,000 of its own for each
+    pytest-xdist worker: two workers never pick the same port between its test and its use."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    block = range(12_000 + 4_000 * (worker % 5), 16_000 + 4_000 * (worker % 5))
     while True:
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port % count == int(worker or 0) % count:
-            return port
+            try:
+                sock.bind(("127.0.0.1", _PORT_DRAW.choice(block)))
+            except OSError:  # taken
+                continue
+            return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
