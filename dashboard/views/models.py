@@ -1,9 +1,11 @@
-"""Models: the registry as a sortable table, and uploads of checkpoints, ONNX models and stimulus sets.
+"""Models: the registry as a grid (``view_parts/model_table.py``), and uploads of checkpoints, ONNX
+models, activations and stimulus sets.
 
 Files go to the chunked upload route (``assets/upload.js``, never ``dcc.Upload``); the server
-checks them in a limited worker process, and the table lists a new model once it is registered,
-with links that open it in the model MDS and the layer grid. Uploaded and registered models can
-be renamed or deleted (the zoo's cannot): the client names a model of the registry, never a file.
+checks them in a limited worker process, and the grid lists a new model once it is registered,
+with links that open it in the model MDS and the layer grid (as does a row selected in the grid).
+Uploaded and registered models can be renamed or deleted (the zoo's cannot): the client names a
+model of the registry, never a file.
 """
 from __future__ import annotations
 
@@ -52,6 +54,11 @@ def open_links(name: str, selection: dict | None = None) -> list:
                                      href=dash.get_relative_path(path) + url_codec.join(chosen.search(),
                                                                                         "?" + urlencode({key: name})))])
             for words, path, key in OPEN_IN]
+
+
+def links_in(selection: dict | None):
+    """``open_links`` in the panel's ``selection``, as :func:`upload_message` takes them."""
+    return lambda name: open_links(name, selection)
 
 
 def editable(models) -> list[str]:
@@ -139,7 +146,7 @@ for _kind, _function, _states in (
     prevent_initial_call=True,
 )
 def uploaded(checkpoint, stimuli, selection):
-    return (upload_message(checkpoint, lambda name: open_links(name, selection)), upload_message(stimuli), table_rows(services.models(None)),
+    return (upload_message(checkpoint, links_in(selection)), upload_message(stimuli), table_rows(services.models(None)),
             _stimulus_options())
 
 
@@ -333,7 +340,7 @@ clientside_callback(
     prevent_initial_call=True,
 )
 def activations_uploaded(result, selection):
-    return upload_message(result, lambda name: open_links(name, selection)), table_rows(services.models(None))
+    return upload_message(result, links_in(selection)), table_rows(services.models(None))
 
 
 @callback(
@@ -370,4 +377,4 @@ def registry_changed(*results):
     prevent_initial_call=True,
 )
 def uploaded_onnx(result, selection):
-    return upload_message(result, lambda name: open_links(name, selection)), table_rows(services.models(None))
+    return upload_message(result, links_in(selection)), table_rows(services.models(None))
