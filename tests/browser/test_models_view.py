@@ -77,14 +77,14 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     page.goto(app_server.url + "/models")
     page.wait_for_selector(MODELS_GRID, timeout=120_000)
     page.fill("#models-table-search", "my-net")
-    page.click(model_cell("my-net", "source"))  # selected in the grid: the form takes it
-    page.wait_for_selector("#models-edit-choice:has-text('my-net')", timeout=30_000)
+    page.click(model_cell("my-net", "source"))  # selected in the grid: the form takes it (in the same answer)
+    page.wait_for_selector("#models-table-chosen:has-text('my-net: open in')", timeout=30_000)
     assert page.get_attribute("#models-table-chosen a.open-find", "href") == "/?find=my-net"
     page.fill("#models-edit-name", "my-net.v2")
     page.click("#models-rename")
     page.wait_for_selector("#models-edit-message:has-text('Renamed my-net to my-net.v2')", timeout=30_000)
     page.click(model_cell("my-net.v2", "source"))
-    page.wait_for_selector("#models-edit-choice:has-text('my-net.v2')", timeout=30_000)
+    page.wait_for_selector("#models-table-chosen:has-text('my-net.v2: open in')", timeout=30_000)
     page.click("#models-delete")
     page.wait_for_selector("#models-edit-message:has-text('Deleted my-net.v2')", timeout=30_000)
     page.wait_for_selector("#models-table .ag-row[row-id='my-net.v2']", state="detached", timeout=30_000)
