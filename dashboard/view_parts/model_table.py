@@ -22,16 +22,15 @@ def is_editable(model) -> bool:
 
 
 def table_rows(models) -> list[dict]:
-    """One row per model: accuracy and top-5 as fractions in [0, 1] (None: n/a), tags as k=v, the
-    other names of the same weights (``aliases``) and whether it may be renamed or deleted."""
+    """One row per model: accuracy and top-5 as fractions in [0, 1] (None: n/a), tags as k=v and
+    the other names of the same weights (``aliases``)."""
     names = defaultdict(list)
     for m in models:
         names[m.key].append(m.name)
     return [{"name": m.name, "architecture": m.architecture, "source": m.source,
              "accuracy": m.accuracy, "top5": m.top5,
              "aliases": ", ".join(n for n in names[m.key] if n != m.name),
-             "tags": ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items())),
-             "editable": is_editable(m)} for m in models]
+             "tags": ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))} for m in models]
 
 
 def _percent_column(field: str, header: str) -> dict:

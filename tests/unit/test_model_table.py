@@ -19,13 +19,13 @@ MODELS = [_model("cnn-a", "k1", accuracy=0.5, top5=0.9, tags={"width": 4, "seed"
           _model("acts", "k2", source="activations")]
 
 
-def test_rows_hold_fractions_tags_aliases_and_who_may_be_edited():
+def test_rows_hold_fractions_tags_and_aliases():
     rows = table_rows(MODELS)
     assert [r["name"] for r in rows] == ["cnn-a", "mine", "acts"]
     assert rows[0] == {"name": "cnn-a", "architecture": "cnn", "source": "zoo", "accuracy": 0.5, "top5": 0.9,
-                       "aliases": "mine", "tags": "seed=0, width=4", "editable": False}
-    assert (rows[1]["aliases"], rows[1]["editable"], rows[1]["top5"]) == ("cnn-a", True, None)
-    assert (rows[2]["aliases"], rows[2]["accuracy"], rows[2]["editable"]) == ("", None, True)
+                       "aliases": "mine", "tags": "seed=0, width=4"}
+    assert (rows[1]["aliases"], rows[1]["top5"]) == ("cnn-a", None)
+    assert (rows[2]["aliases"], rows[2]["accuracy"]) == ("", None)
     assert table_rows([]) == []
 
 
@@ -35,9 +35,9 @@ def test_a_selected_row_chooses_an_editable_model_and_links_any(monkeypatch):
 
     monkeypatch.setattr(view.dash, "get_relative_path", lambda path: path)  # no app: the root's paths
 
-    name, line = chosen_row([{"name": "mine", "editable": False}], MODELS)  # the client's flag is not read
+    name, line = chosen_row([{"name": "mine", "source": "zoo"}], MODELS)  # the registry's word, not the client's
     assert name == "mine" and "cannot be" not in str(line) and "find=mine" in str(line)
-    name, line = chosen_row([{"name": "cnn-a", "editable": True}], MODELS)
+    name, line = chosen_row([{"name": "cnn-a", "source": "upload"}], MODELS)
     assert name is None and "cannot be renamed or deleted" in str(line)
     assert chosen_row([], MODELS) == (no_update, "")
     assert chosen_row([{"name": "../etc"}], MODELS) == (no_update, "")  # not in the registry: nothing
