@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 import compute
-from compute.sources.references import save_reference
 from compute.sources.activations import extract
+from compute.sources.references import save_reference
 from compute.sources.stimuli import get_stimulus_set
 from tests.browser.support import choose, running_app, wait_for_figures, wait_for_title
 from tests.browser.test_activations_upload import BARS, NAMES
