@@ -71,6 +71,7 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
         colorbar_title=colour_title(view["compare"], calibrated), hover_label=what,
         groups=[group_of(models[i]) for i in order] if sort == "group" else None,
     )
+    heatmap.update_layout(xaxis_title_text="model (hover for names)", yaxis_title_text="model")
     if null is not None:
         mark_cells(heatmap, model_null.ringed(null)[np.ix_(order, order)], labels, labels,
                    model_null.mark_words(view, len(models)))
