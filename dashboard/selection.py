@@ -197,7 +197,8 @@ def _natural(value: str):
 def summary(selection: Selection) -> str:
     models = selection.models
     known = [m.accuracy for m in models if m.accuracy is not None]
-    accuracy = f", accuracy {100 * min(known):.1f}–{100 * max(known):.1f} %" if known else ""
+    accuracy = (f", top-1 accuracy on {selection.stimulus_set} {100 * min(known):.1f}–{100 * max(known):.1f} % "
+                "(the % beside each model)") if known else ""
     return f"{len(models)} of {len(services.models(selection.stimulus_set))} models selected{accuracy}"
 
 

@@ -167,7 +167,7 @@ class Work:
         passes = f", {self.forward_passes} forward pass{'es' if self.forward_passes != 1 else ''}" \
             if self.forward_passes else ""
         return (f"{self.artifacts} result{'s' if self.artifacts != 1 else ''} to compute{passes}, about "
-                f"{format_bytes(self.bytes)} and {format_seconds(self.seconds)}")
+                f"{format_bytes(self.bytes)} of memory and {format_seconds(self.seconds)}")
 
 
 def format_seconds(seconds: float) -> str:

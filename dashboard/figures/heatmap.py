@@ -185,7 +185,8 @@ def rdm_heatmap(
         go.Heatmap(
             z=blocks.astype(np.float32), x=np.asarray(centres), y=np.asarray(centres), colorscale=SEQUENTIAL,
             colorbar={"title": {"text": colorbar_title}},
-            hovertemplate="stimulus %{y:.0f} × %{x:.0f}<br>dissimilarity: %{z:.4f}<extra></extra>",
+            hovertemplate="stimuli %{y:.0f} × %{x:.0f} (positions in class order)<br>dissimilarity: %{z:.4f}"
+                          "<extra></extra>",
         )
     )
     axis = {"tickmode": "array", "tickvals": ticks, "ticktext": names, "showgrid": False, "zeroline": False}

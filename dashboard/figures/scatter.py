@@ -6,6 +6,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+# What an MDS map's distances mean (its axes have no meaning of their own: any rotation fits as well).
+MDS_X_TITLE = "MDS 1 (distance between points ≈ their dissimilarity)"
 _SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon"]
 
 
@@ -57,7 +59,7 @@ def embedding_scatter(
         )
     figure.update_layout(
         title=title,
-        xaxis={"title": "MDS 1", "zeroline": False},
+        xaxis={"title": MDS_X_TITLE, "zeroline": False},
         yaxis={"title": "MDS 2", "zeroline": False, "scaleanchor": "x"},
         legend={"orientation": "h", "y": -0.15},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},
@@ -98,7 +100,7 @@ def class_scatter(
     figure = go.Figure(traces)  # one construction: validating 10,000-point traces once, not per add
     figure.update_layout(
         title=title,
-        xaxis={"title": "MDS 1", "zeroline": False},
+        xaxis={"title": MDS_X_TITLE, "zeroline": False},
         yaxis={"title": "MDS 2", "zeroline": False, "scaleanchor": "x"},
         legend={"title": {"text": "class"}},
         margin={"l": 40, "r": 20, "t": 60, "b": 40},

@@ -146,7 +146,7 @@ def figure(grid, layers_a, layers_b, view: dict, key: str = "measure"):
     small = len(layers_a) <= _ANNOTATE_UP_TO and len(layers_b) <= _ANNOTATE_UP_TO
     fig = labelled_heatmap(values, rows, cols, title=title, colorbar_title=colorbar,
                            hover_label=("calibrated " if calibrated else "") + measure.name, zrange=zrange,
-                           annotate=small)
+                           annotate=small, x_title=f"layer of B ({view['b']})", y_title=f"layer of A ({view['a']})")
     if marked is not None:
         mark_cells(fig, marked, rows, cols, mark_words(view, f"the {marked.size} cells"))
     return fig

@@ -35,7 +35,7 @@ CHOICES = {"compare": COMPARE_CHOICES, "rdm": RDM_CHOICES, "mds": MDS_CHOICES, "
 
 
 def display_order(models, sort: str, group_of) -> list[int]:
-    """Positions of ``models`` (given by accuracy, best first) in the heatmap's order for ``sort``:
+    """Positions of ``models`` (given by accuracy, least accurate first) in the heatmap's order for ``sort``:
     as given, grouped by ``group_of`` (groups in numeric order where they are numbers, else by
     name; accuracy order kept within), or by name."""
     if sort == "group":
@@ -71,6 +71,8 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
         colorbar_title=colour_title(view["compare"], calibrated), hover_label=what,
         groups=[group_of(models[i]) for i in order] if sort == "group" else None,
     )
+    order_words = "least to most accurate" if sort == "accuracy" else f"sorted by {SORT_CHOICES[sort]}"
+    heatmap.update_layout(xaxis_title_text=f"model ({order_words}; hover for names)", yaxis_title_text="model")
     if null is not None:
         mark_cells(heatmap, model_null.ringed(null)[np.ix_(order, order)], labels, labels,
                    model_null.mark_words(view, len(models)))

@@ -28,6 +28,12 @@ _ID = "srm"
 MAX_MODELS = 12
 TRAIN_FRACTION = 0.5
 SEED = 0
+BAR_WORDS = ("Variance explained = 1 − Σ‖X − W·S‖² / Σ‖X‖²: each model's centred activations X rebuilt from "
+             "the shared response S through its map W (1 = every model a rotation of one shared response; below "
+             "0 = worse than predicting its mean). iRSM: stimulus × stimulus cosine similarity between one "
+             "network's patterns and the mean of the others' (in its native space, or in the shared space); "
+             "wRSM: each network's own, averaged; bars: Pearson r of the two over stimulus pairs (higher = the "
+             "networks' geometries line up better).")
 N_ITER = 10
 K_CHOICES = ("2", "5", "10", "20", "50", "100")
 DEFAULTS = {"k": "10", "align": ""}
@@ -71,7 +77,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     hint = (f"Depth d: each model's d-th default layer. SRM is fitted on {TRAIN_FRACTION:.0%} of each class's "
             f"stimuli (seed {SEED}) and evaluated on the rest; k is capped by the smallest layer width and "
             f"the fitting stimuli. At most {MAX_MODELS} models (the most accurate of those picked); by default "
-            f"the most accurate models of one architecture trained alike. {selection.describe()}.")
+            f"the most accurate models of one architecture trained alike. {selection.describe()}. {BAR_WORDS}")
     return compute_panel.view_page(_ID, TITLE, controls, hint, ["variance", "agreement"])
 
 

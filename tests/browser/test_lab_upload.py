@@ -1,33 +1,43 @@
 """Weights for a lab's installed architecture (the example package, found through its
-``repscope.models`` entry point) uploaded through the Models page in headless Chromium, then
-drawn as a model everywhere: the model MDS, a layer grid and the reference ranking."""
+``repscope.models`` entry point) uploaded through the Models page in headless Chromium, with its
+own initial weights as its untrained twin, then drawn as a model everywhere: the model MDS, a
+layer grid (against a zoo model, then against its twin) and the reference ranking."""
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
 import compute
+from compute.sources.activations import extract
 from compute.sources.references import save_reference
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import MODELS_GRID, choose, running_app, wait_for_figures
+from tests.browser.support import choose, running_app, wait_for_figures, wait_for_title
 from tests.browser.test_activations_upload import BARS, NAMES
 
 NAME, OTHER = "my-lab-cnn", "cnn-w8-s0-e25"
+TWIN = f"{NAME}-init"  # the name upload.js gives the initial weights
 
 
 def test_a_lab_architecture_uploaded_in_the_page_is_a_model_in_every_view(lab_models, zoo_dir, tmp_path, page,
                                                                          monkeypatch):
     from repscope_lab_models import lab_cnn
 
-    torch.manual_seed(0)
-    save_file(lab_cnn(num_classes=10, image_shape=(1, 8, 8)).state_dict(), str(tmp_path / f"{NAME}.safetensors"))
+    networks = {}
+    for seed, name in ((0, NAME), (1, TWIN)):  # "trained" weights and other (initial) ones
+        torch.manual_seed(seed)
+        networks[name] = lab_cnn(num_classes=10, image_shape=(1, 8, 8))
+        save_file(networks[name].state_dict(), str(tmp_path / f"{name}.safetensors"))
     with running_app(zoo_dir, tmp_path) as app:  # started after the lab package is on PYTHONPATH
         page.goto(app.url + "/models")
-        page.wait_for_selector(MODELS_GRID, timeout=120_000)
+        page.wait_for_selector("#models-checkpoint-twin-file input[type=file]", timeout=120_000)
+        assert "its untrained twin" in page.inner_text("label[for=models-checkpoint-twin-file]")
         choose(page, "models-architecture", "lab:lab_cnn")
         page.set_input_files("#models-checkpoint-file input[type=file]", str(tmp_path / f"{NAME}.safetensors"))
+        page.set_input_files("#models-checkpoint-twin-file input[type=file]", str(tmp_path / f"{TWIN}.safetensors"))
         page.click("#models-checkpoint-send")
         page.wait_for_selector("#models-checkpoint-message .status-done", timeout=240_000)
-        assert f"Registered model {NAME} (lab:lab_cnn)" in page.inner_text("#models-checkpoint-message")
+        message = page.inner_text("#models-checkpoint-message")
+        assert f"Registered model {NAME} (lab:lab_cnn)" in message
+        assert f"Its initial weights: {TWIN} (its untrained twin)" in message
 
         models = f"models={OTHER},{NAME}"
         page.goto(app.url + f"/?{models},mlp-w16-s0-e25")
@@ -38,6 +48,16 @@ def test_a_lab_architecture_uploaded_in_the_page_is_a_model_in_every_view(lab_mo
         (grid,) = wait_for_figures(page, "layer-grid", ("heatmap",))
         (trace,) = [t for t in grid if t["z"]]
         assert all(label.startswith("A: ") for label in trace["y"]) and np.isfinite(np.array(trace["z"], float)).all()
+        # The twin button names the uploaded initial weights and says what they are; B becomes them.
+        assert page.inner_text("#layer-grid-twin") == f"B = its untrained twin: {TWIN} (its own uploaded initial weights)"
+        page.click("#layer-grid-twin")
+        wait_for_title(page, "layer-grid-heatmap", f"{NAME} (rows) × {TWIN} (columns)")
+        (grid,) = wait_for_figures(page, "layer-grid", ("heatmap",))
+        (trace,) = [t for t in grid if t["z"]]
+        layers = [label.removeprefix("A: ") for label in trace["y"]]
+        acts = {name: extract(net, get_stimulus_set("digits").images, layers) for name, net in networks.items()}
+        np.testing.assert_allclose(np.array(trace["z"], float),
+                                   compute.layer_grid(acts[NAME], acts[TWIN], measure="cka_linear"), atol=1e-6)
 
         digits = get_stimulus_set("digits")
         monkeypatch.setenv("REPSCOPE_CACHE_DIR", str(tmp_path / "cache"))  # the app's references

@@ -195,9 +195,16 @@ def test_confusion_and_input_rdm_figures_say_what_their_axes_and_colours_are():
     for k, figure in zip(confusion.TOP_K, confusions):
         assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("predicted class", "true class")
         assert figure.data[0].colorbar.title.text.startswith("share of the true class's stimuli")
-    heatmap, _ = input_rdm.figures(stimuli, blocks, rng.random((12, 2)),
-                                   {"rdm": "euclidean", "model": "m", "layer": "fc", "mds": "classical"})
+    heatmap, scatter = input_rdm.figures(stimuli, blocks, rng.random((12, 2)),
+                                         {"rdm": "euclidean", "model": "m", "layer": "fc", "mds": "classical"})
     assert "Euclidean distance: higher = more different" in heatmap.layout.title.text
+    assert "(positions in class order)" in heatmap.data[0].hovertemplate  # not the stimuli's own indices
+    assert scatter.layout.xaxis.title.text == "MDS 1 (distance between points ≈ their dissimilarity)"
+    from dashboard.views import layer_grid
+
+    grid = layer_grid.figure(rng.random((2, 3)), ["c1", "c2"], ["f1", "f2", "f3"],
+                             {"a": "net", "b": "twin", "measure": "cka_linear", "null": "off", "show": "raw"})
+    assert (grid.layout.yaxis.title.text, grid.layout.xaxis.title.text) == ("layer of A (net)", "layer of B (twin)")
 
 
 def test_the_model_map_rings_uploads_and_finds_models_by_name():

@@ -121,6 +121,7 @@ def test_the_plan_bounds_the_null_and_the_heatmap_rings_entries_above_chance(zoo
     assert "BH-FDR over the 1 entries" in heatmap.data[1].name
     raw, _ = view.figures(models, null[0], np.zeros((2, 2)), {**state, "show": "raw"}, null=null)
     assert raw.data[0].colorbar.title.text.startswith("1 − spearman<br>(dissimilarity")
+    assert raw.layout.xaxis.title.text == "model (least to most accurate; hover for names)"  # the default sort
 
 
 def test_layer_curves_draw_each_depths_chance_band_under_its_curve():
