@@ -25,9 +25,10 @@ NULL_WORDS = (
 
 
 def dissimilarity_label(compare: str) -> str:
-    """What the model RDM's cells are for comparison method ``compare``: the distance itself, or
-    1 − the similarity (as the registry says which it is)."""
-    return "distance" if COMPARE_METHODS[compare].kind == "distance" else f"1 − {compare}"
+    """What the model RDM's cells are for comparison method ``compare``, in the registry's words:
+    the distance itself ("Euclidean distance"), or 1 − the similarity ("1 − Spearman ρ")."""
+    method = COMPARE_METHODS[compare]
+    return method.title if method.kind == "distance" else f"1 − {method.title}"
 
 
 def null_spec(matrix: artifacts.Spec, view: dict) -> artifacts.Spec | None:

@@ -33,8 +33,10 @@ def table_rows(models) -> list[dict]:
              "tags": ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))} for m in models]
 
 
-def _percent_column(field: str, header: str) -> dict:
+def _percent_column(field: str, header: str, counted: str) -> dict:
     return {"field": field, "headerName": header, "filter": "agNumberColumnFilter", "type": "rightAligned",
+            "headerTooltip": f"{header}: the share of the model's stimulus set (held-out images) {counted} "
+                             "(n/a: no class labels or no classifier output)",
             "valueFormatter": {"function": "repscopePercent(params.value)"},
             # filters compare percentages, as shown (the rows hold fractions)
             "filterValueGetter": {"function": f"repscopeHundred(params.data.{field})"}, "width": 120}
@@ -44,8 +46,8 @@ COLUMN_DEFS = [
     {"field": "name", "headerName": "Name", "pinned": "left", "width": 200},
     {"field": "architecture", "headerName": "Architecture", "width": 170},
     {"field": "source", "headerName": "Source", "width": 120},
-    _percent_column("accuracy", "Accuracy"),
-    _percent_column("top5", "Top-5"),
+    _percent_column("accuracy", "Top-1 accuracy", "whose highest output is the true class"),
+    _percent_column("top5", "Top-5 accuracy", "whose true class is among the 5 highest outputs"),
     {"field": "aliases", "headerName": "Also known as", "width": 170},
     {"field": "tags", "headerName": "Tags", "flex": 1, "minWidth": 260, "tooltipField": "tags"},  # long: whole on hover
 ]

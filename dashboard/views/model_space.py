@@ -13,6 +13,7 @@ import dash
 import numpy as np
 from dash import Input, Output, callback, dcc, html, no_update
 
+from compute.measures.registry import COMPARE_METHODS
 from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import mark_cells, matrix_heatmap
 from dashboard.selection import Selection, need_models
@@ -63,7 +64,7 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
     order = display_order(models, sort, group_of)
     calibrated = null is not None and view.get("show") == "calibrated"
     shown = model_null.fields(null)["calibrated"] if calibrated else np.asarray(matrix)
-    what = f"calibrated {view['compare']}" if calibrated else dissimilarity_label(view["compare"])
+    what = f"calibrated {COMPARE_METHODS[view['compare']].title}" if calibrated else dissimilarity_label(view["compare"])
     labels = [models[i].name for i in order]
     heatmap = matrix_heatmap(
         shown[np.ix_(order, order)], labels,

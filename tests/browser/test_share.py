@@ -26,7 +26,7 @@ def test_copied_link_opens_the_same_view_in_a_new_browser_context(app_server, pa
         fresh = other.new_page()
         fresh.goto(link)
         scatter2, heatmap2 = wait_for_figures(fresh)
-        assert "1 − pearson" in fresh.inner_text("#model-space-heatmap")
+        assert "1 − Pearson r" in fresh.inner_text("#model-space-heatmap")
         assert heatmap2[0]["z"] == heatmap[0]["z"]
         assert [(t["name"], t["x"], t["y"]) for t in scatter2] == [(t["name"], t["x"], t["y"]) for t in scatter]
     finally:

@@ -38,8 +38,8 @@ def test_a_views_url_choices_are_names_in_the_registries(view):
 @pytest.mark.parametrize("method", choices.COMPARE_CHOICES)
 def test_the_model_rdm_says_distance_or_one_minus_similarity_as_the_registry_does(method):
     label = model_space.dissimilarity_label(method)
-    assert (label == "distance") == (COMPARE_METHODS[method].kind == "distance")
-    assert label in ("distance", f"1 − {method}")
+    title = COMPARE_METHODS[method].title
+    assert label == (title if COMPARE_METHODS[method].kind == "distance" else f"1 − {title}")
 
 
 @pytest.mark.parametrize("method", choices.COMPARE_CHOICES)

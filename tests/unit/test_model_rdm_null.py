@@ -120,7 +120,7 @@ def test_the_plan_bounds_the_null_and_the_heatmap_rings_entries_above_chance(zoo
     assert list(zip(heatmap.data[1].y, heatmap.data[1].x)) == [("m", "n"), ("n", "m")]
     assert "BH-FDR over the 1 entries" in heatmap.data[1].name
     raw, _ = view.figures(models, null[0], np.zeros((2, 2)), {**state, "show": "raw"}, null=null)
-    assert raw.data[0].colorbar.title.text.startswith("1 − spearman<br>(dissimilarity")
+    assert raw.data[0].colorbar.title.text.startswith("1 − Spearman ρ<br>(dissimilarity")
     assert raw.layout.xaxis.title.text == "model (least to most accurate; hover for names)"  # the default sort
 
 
