@@ -35,7 +35,7 @@ def table_rows(models) -> list[dict]:
 
 def _percent_column(field: str, header: str, counted: str) -> dict:
     return {"field": field, "headerName": header, "filter": "agNumberColumnFilter", "type": "rightAligned",
-            "headerTooltip": f"{header}: the share of the model's stimulus set (held-out images) {counted} "
+            "headerTooltip": f"{header}: the share of the images of the model's stimulus set {counted} "
                              "(n/a: no class labels or no classifier output)",
             "valueFormatter": {"function": "repscopePercent(params.value)"},
             # filters compare percentages, as shown (the rows hold fractions)
