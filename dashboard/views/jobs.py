@@ -15,6 +15,7 @@ from compute.engine.kinds import describe
 from compute.engine.records import ACTIVE
 from dashboard import services
 from dashboard.polling import poll_components, register_poll_callback
+from dashboard.widgets import notice, page_frame
 
 PATH = "/jobs"
 TITLE = "Jobs"
@@ -62,7 +63,7 @@ def rows(jobs: list[dict], names: Mapping[str, str], now: float) -> list[dict]:
 def _row(row: dict) -> html.Tr:
     message = row["message"]
     if row["state"] == "failed":
-        message = html.Div(message, className="alert alert-error", role="alert")
+        message = notice(message)
     cancel = html.Button("Cancel", id={"type": "jobs-cancel", "key": row["key"]}, n_clicks=0,
                          className="button job-cancel") if row["cancellable"] else ""
     return html.Tr(
@@ -86,13 +87,9 @@ def table(shown: list[dict]) -> html.Table | html.P:
 
 def layout(search: str | None = None, selection=None) -> html.Div:
     hint = f"The {LIMIT} most recent jobs, running and queued ones first; refreshed every second."
-    return html.Div(
-        [html.Div([html.H2(TITLE), html.P(hint, className="hint")], className="panel"),
-         html.Div([html.Div(id=f"{_ID}-note", className="progress-area"),
-                   html.Div(id=f"{_ID}-table", children="loading…"),
-                   *poll_components(_ID, POLL_MS)], className="main")],
-        className="view",
-    )
+    return page_frame([html.H2(TITLE), html.P(hint, className="hint")],
+                      [html.Div(id=f"{_ID}-note", className="progress-area"),
+                       html.Div(id=f"{_ID}-table", children="loading…"), *poll_components(_ID, POLL_MS)])
 
 
 def refreshed_table():
@@ -100,7 +97,7 @@ def refreshed_table():
     try:
         jobs = services.backend().jobs(LIMIT)
     except RuntimeError as error:  # the backend is down: say why, keep the page
-        return html.Div(str(error), className="alert alert-error", role="alert")
+        return notice(str(error))
     names = {m.key: m.name for m in services.models(None)}
     return table(rows(jobs, names, time.time()))
 
