@@ -122,20 +122,20 @@ def planned(plan: Callable[..., tuple], job) -> tuple[dict, list, dict]:
     return _plan(plan, job)[:3]
 
 
-def confirm_area(prefix: str, what: str) -> html.Div:
+def confirm_area(prefix: str, what: str) -> dmc.Group:
     """The progress line of work waiting to be asked for: its estimate and the Compute button."""
-    return html.Div([html.Span(f"Not computed yet: {what}. "),
-                     dmc.Button("Compute", id=f"{prefix}-compute", n_clicks=0, size="compact-sm",
-                                className="compute-button")],
-                    className="status-confirm")
+    return dmc.Group([html.Span(f"Not computed yet: {what}. "),
+                      dmc.Button("Compute", id=f"{prefix}-compute", n_clicks=0, size="compact-sm",
+                                 className="compute-button")],
+                     gap="sm", className="status-confirm")
 
 
-def running_area(prefix: str, status: dict) -> html.Div:
+def running_area(prefix: str, status: dict) -> dmc.Group:
     """The progress line of work queued or running: its progress and the Cancel button."""
-    return html.Div([describe_status(status),
-                     dmc.Button("Cancel", id=f"{prefix}-cancel", n_clicks=0, size="compact-sm", variant="default",
-                                className="cancel-button")],
-                    className="status-with-cancel")
+    return dmc.Group([describe_status(status),
+                      dmc.Button("Cancel", id=f"{prefix}-cancel", n_clicks=0, size="compact-sm", variant="default",
+                                 className="cancel-button")],
+                     gap="sm", className="status-with-cancel")
 
 
 def cancel_jobs(plan: Callable[..., tuple], clicks, job) -> bool:

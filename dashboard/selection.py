@@ -244,7 +244,7 @@ def panel() -> html.Aside:
             *(html.Div(parts, id=f"{_ID}-{name}-part") for name, parts in controls.items()),
             dcc.Store(id=_ID),
             dcc.Store(id=REGISTRY_CHANGED),
-        ], className="panel", w={"base": "100%", "sm": 250}, p="md", radius="md", shadow="xs", mt="md"),
+        ], className="view-panel", w={"base": "100%", "sm": 250}, p="md", radius="md", shadow="xs", mt="md"),
         id=PANEL, className="sidebar",
     )
 

@@ -19,13 +19,13 @@ def dropdown(component_id: str, label: str, options, value, clearable: bool = Fa
 
 def page_frame(panel: list, main: list, panel_width: int = 260) -> dmc.Flex:
     """A page: its panel of controls (``panel_width`` px) beside the main area, or above it on a
-    narrow window (below Mantine's ``sm`` breakpoint); classes ``view``, ``panel``, ``main``."""
+    narrow window (below Mantine's ``sm`` breakpoint); classes ``view-frame``, ``view-panel``, ``main``."""
     return dmc.Flex(
-        [dmc.Paper(panel, className="panel", w={"base": "100%", "sm": panel_width}, p="md", radius="md",
+        [dmc.Paper(panel, className="view-panel", w={"base": "100%", "sm": panel_width}, p="md", radius="md",
                    shadow="xs", style={"flexShrink": 0}),
          dmc.Box(main, className="main", flex=1, miw=0)],
         direction={"base": "column", "sm": "row"}, align={"base": "stretch", "sm": "flex-start"}, gap="md",
-        py="md", className="view")
+        py="md", className="view-frame")
 
 
 # A notice's kind: its colour and the classes tests and status checks look for.

@@ -39,7 +39,7 @@ def file_form(prefix: str, label: str, accept: str, controls: list) -> html.Div:
         [html.H3(label),
          html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
          *controls,
-         html.Button("Upload", id=f"{prefix}-send", n_clicks=0, className="button"),
+         dmc.Button("Upload", id=f"{prefix}-send", n_clicks=0, size="compact-sm", variant="default", fullWidth=True),
          html.Progress(id=f"{prefix}-progress", value="0", max="1", className="upload-progress"),
          html.Span(id=f"{prefix}-progress-text", className="hint"),
          html.Div(id=f"{prefix}-message", className="upload-message"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
+import dash_mantine_components as dmc
 from dash import ALL, Input, Output, callback, ctx, html, no_update
 
 from compute.engine.kinds import describe
@@ -64,8 +65,8 @@ def _row(row: dict) -> html.Tr:
     message = row["message"]
     if row["state"] == "failed":
         message = notice(message)
-    cancel = html.Button("Cancel", id={"type": "jobs-cancel", "key": row["key"]}, n_clicks=0,
-                         className="button job-cancel") if row["cancellable"] else ""
+    cancel = dmc.Button("Cancel", id={"type": "jobs-cancel", "key": row["key"]}, n_clicks=0, size="compact-sm",
+                        variant="default", className="job-cancel") if row["cancellable"] else ""
     return html.Tr(
         [html.Td(row["what"], title=row["key"]),
          html.Td(row["state"], className="job-state"),
