@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from benchmarks import peers
-from benchmarks.harness import Case, Prepared, measure as time_calls
+from benchmarks.harness import Case, Prepared, best_seconds
 
 # measure -> {peer name: callable(X, Y) -> float}
 PEERS = {
@@ -58,12 +58,7 @@ def cca_lapack(measure: str, d: int) -> float:
         "pwcca": [lambda: scipy.linalg.eigh(S, driver="evd")] * 2 + [lambda: np.linalg.svd(M)],
     }[measure]
     with one_blas_thread():
-        return sum(_best_seconds(step) for step in steps)
-
-
-def _best_seconds(fn) -> float:
-    """Fastest of a call's timed repeats (``harness.measure``): a floor is the best the machine does."""
-    return min(time_calls(fn, max_repeats=7)[1].samples)
+        return sum(best_seconds(step) for step in steps)
 
 
 def similarity_case(measure: str, n: int, d: int) -> Case:

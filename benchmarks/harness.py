@@ -131,6 +131,11 @@ def measure(
     return result, Timing.of(samples)
 
 
+def best_seconds(fn: Callable[[], Any], max_repeats: int = 7) -> float:
+    """Fastest of a call's timed repeats: a floor is the best the machine does."""
+    return min(measure(fn, max_repeats=max_repeats)[1].samples)
+
+
 def _status_kib(field_name: str) -> int | None:
     try:
         with open("/proc/self/status") as handle:
@@ -245,7 +250,8 @@ class Case:
     ``gemm`` is ``(flops, (m, k, n))``: the row's GEMM work and its dominant GEMM shape.
     ``target`` picks the target checked on this row (see ``judge``); ``size`` is its number of
     stimuli N (rows with N <= ``SMALL_N`` must also run within 2x of their floor);
-    ``gemm_peers`` are peers that are themselves one BLAS GEMM (RepScope need only match them).
+    ``gemm_peers`` are peers that are themselves one BLAS GEMM (RepScope need only match them);
+    ``context_peers`` are columns for context only (another measure's time): no target reads them.
     """
 
     group: str
@@ -265,6 +271,7 @@ class Case:
     calm_check: bool = True
     size: int | None = None
     gemm_peers: tuple[str, ...] = ()
+    context_peers: tuple[str, ...] = ()
 
 
 def load_cases(group: str, quick: bool) -> list[Case]:
@@ -454,6 +461,7 @@ def run_group(cases: list[Case], quick: bool, runner: Callable[[Case, dict], dic
                 record["notes"].append(f"peer times from the row '{case.reuse_peers}'")
         record["target_kind"], record["tolerance"] = case.target, case.tolerance
         record["size"], record["gemm_peers"] = case.size, list(case.gemm_peers)
+        record["context_peers"] = list(case.context_peers)
         record["output_bytes"], record["items"] = case.output_bytes, case.items
         _learn_rates([record])
         for peer, (family, units) in case.cost.items():
@@ -792,7 +800,8 @@ def judge(record: dict) -> str:
         if floor / rep < least:
             why.append(f"floor frac {floor / rep:.2f} < {least:g}")
     if kind in ("kernel", "peer10", "grid10", "floor"):
-        times = {n: peer_seconds(p) for n, p in record["peers"].items() if peer_seconds(p)}
+        times = {n: peer_seconds(p) for n, p in record["peers"].items()
+                 if peer_seconds(p) and n not in record.get("context_peers", ())}
         if not times and kind in ("peer10", "grid10"):
             why.append("peer not measured")
         slower = [n for n, t in times.items() if t / rep < 1]

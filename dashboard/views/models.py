@@ -1,9 +1,11 @@
-"""Models: the registry as a sortable table, and uploads of checkpoints, ONNX models and stimulus sets.
+"""Models: the registry as a grid (``view_parts/model_table.py``), and uploads of checkpoints, ONNX
+models, activations and stimulus sets.
 
 Files go to the chunked upload route (``assets/upload.js``, never ``dcc.Upload``); the server
-checks them in a limited worker process, and the table lists a new model once it is registered,
-with links that open it in the model MDS and the layer grid. Uploaded and registered models can
-be renamed or deleted (the zoo's cannot): the client names a model of the registry, never a file.
+checks them in a limited worker process, and the grid lists a new model once it is registered,
+with links that open it in the model MDS and the layer grid (as does a row selected in the grid).
+Uploaded and registered models can be renamed or deleted (the zoo's cannot): the client names a
+model of the registry, never a file.
 """
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ from dataclasses import replace
 from urllib.parse import urlencode
 
 import dash
-from dash import (ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dash_table, dcc, html,
-                  no_update)
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from dashboard import services, url_codec
 from dashboard.selection import REGISTRY_CHANGED, Selection
+from dashboard.view_parts.model_table import is_editable, model_grid, table_rows
 from dashboard.view_parts.upload_form import file_form, upload_message
 from dashboard.widgets import dropdown
 
@@ -23,25 +25,6 @@ PATH = "/models"
 TITLE = "Models"
 SELECTION = ()  # the parts of the selection panel it reads (none: no panel)
 _ID = "models"
-
-COLUMNS = [
-    {"name": "Name", "id": "name"},
-    {"name": "Architecture", "id": "architecture"},
-    {"name": "Source", "id": "source"},
-    {"name": "Accuracy", "id": "accuracy", "type": "numeric",
-     "format": dash_table.FormatTemplate.percentage(1).nully("n/a")},
-    {"name": "Top-5", "id": "top5", "type": "numeric",
-     "format": dash_table.FormatTemplate.percentage(1).nully("n/a")},
-    {"name": "Tags", "id": "tags"},  # last and wrapped: the longest cell
-]
-
-
-def table_rows(models) -> list[dict]:
-    """One row per model: accuracy and top-5 as fractions in [0, 1] (None: n/a), tags as k=v."""
-    return [{"name": m.name, "architecture": m.architecture, "source": m.source,
-             "tags": ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items())),
-             "accuracy": m.accuracy, "top5": m.top5} for m in models]
-
 
 def _architecture_options() -> list[str]:
     from compute.sources.uploads import architecture_choices
@@ -73,9 +56,14 @@ def open_links(name: str, selection: dict | None = None) -> list:
             for words, path, key in OPEN_IN]
 
 
+def links_in(selection: dict | None):
+    """``open_links`` in the panel's ``selection``, as :func:`upload_message` takes them."""
+    return lambda name: open_links(name, selection)
+
+
 def editable(models) -> list[str]:
     """Names of the models a user may rename or delete: every one but the zoo's."""
-    return [m.name for m in models if m.source != "zoo"]
+    return [m.name for m in models if is_editable(m)]
 
 
 def expected_keys(architecture, num_classes, stimulus_set) -> html.Div:
@@ -124,12 +112,8 @@ def layout(search: str | None = None, selection=None) -> html.Div:
                              "are refused.", className="hint"), activations, onnx, edit_form()],
                      className="panel panel-wide"),
             html.Div(
-                dash_table.DataTable(id=f"{_ID}-table", columns=COLUMNS, data=table_rows(services.models(None)),
-                                     sort_action="native", filter_action="native", page_size=25,
-                                     style_cell={"textAlign": "left", "fontFamily": "inherit"},
-                                     style_cell_conditional=[{"if": {"column_id": "tags"}, "whiteSpace": "normal",
-                                                              "minWidth": "16rem"}],
-                                     style_table={"overflowX": "auto"}),
+                [model_grid(f"{_ID}-table", services.models(None)),
+                 html.Div(id=f"{_ID}-table-chosen", className="upload-message")],
                 className="main",
             ),
         ],
@@ -154,7 +138,7 @@ for _kind, _function, _states in (
 @callback(
     Output(f"{_ID}-checkpoint-message", "children"),
     Output(f"{_ID}-stimuli-message", "children"),
-    Output(f"{_ID}-table", "data"),
+    Output(f"{_ID}-table", "rowData"),
     Output(f"{_ID}-stimuli", "options"),
     Input(f"{_ID}-checkpoint-result", "data"),
     Input(f"{_ID}-stimuli-result", "data"),
@@ -162,8 +146,7 @@ for _kind, _function, _states in (
     prevent_initial_call=True,
 )
 def uploaded(checkpoint, stimuli, selection):
-    links = lambda name: open_links(name, selection)  # noqa: E731
-    return (upload_message(checkpoint, links), upload_message(stimuli), table_rows(services.models(None)),
+    return (upload_message(checkpoint, links_in(selection)), upload_message(stimuli), table_rows(services.models(None)),
             _stimulus_options())
 
 
@@ -218,7 +201,7 @@ def edit_model(action: str, name, new_name, selection: dict | None = None) -> ht
 
 @callback(
     Output(f"{_ID}-edit-message", "children"),
-    Output(f"{_ID}-table", "data", allow_duplicate=True),
+    Output(f"{_ID}-table", "rowData", allow_duplicate=True),
     Output(REGISTRY_CHANGED, "data", allow_duplicate=True),
     Input(f"{_ID}-rename", "n_clicks"),
     Input(f"{_ID}-delete", "n_clicks"),
@@ -227,9 +210,11 @@ def edit_model(action: str, name, new_name, selection: dict | None = None) -> ht
     State("selection", "data"),
     prevent_initial_call=True,
 )
-def _edit(_rename, _delete, name, new_name, selection):
+def _edit(rename, delete, name, new_name, selection):
     import time
 
+    if not (rename or delete):  # the page drawn (Dash calls it then, prevent_initial_call or not)
+        return no_update, no_update, no_update
     message = edit_model("rename" if ctx.triggered_id == f"{_ID}-rename" else "delete", name, new_name, selection)
     return message, table_rows(services.models(None)), time.time()
 
@@ -237,7 +222,7 @@ def _edit(_rename, _delete, name, new_name, selection):
 @callback(
     Output(f"{_ID}-edit-choice", "options"),
     Output(f"{_ID}-edit-choice", "value"),
-    Input(f"{_ID}-table", "data"),
+    Input(f"{_ID}-table", "rowData"),
     State(f"{_ID}-edit-choice", "value"),
     prevent_initial_call=True,
 )
@@ -245,6 +230,40 @@ def _editable_names(_, chosen):
     """The registry's editable names whenever the table changed (the one chosen kept if it still is)."""
     names = editable(services.models(None))
     return names, chosen if chosen in names else None
+
+
+def chosen_row(rows, models, selection: dict | None = None) -> tuple:
+    """For the grid's selected ``rows`` (the client's: only a name is read, looked up in ``models``):
+    the name the rename and delete form takes (None for a zoo model; no change when none is
+    selected) and the line that opens the model, or says the zoo's are fixed."""
+    name = rows[0].get("name") if rows and isinstance(rows[0], dict) else None
+    model = next((m for m in models if m.name == name), None)
+    if model is None:
+        return no_update, ""
+    line = [name, ":", *open_links(name, selection)]
+    if is_editable(model):
+        return name, html.Div(line)
+    return None, html.Div([*line, html.Span(" (the zoo's models cannot be renamed or deleted)", className="hint")])
+
+
+@callback(
+    Output(f"{_ID}-edit-choice", "value", allow_duplicate=True),
+    Output(f"{_ID}-table-chosen", "children"),
+    Input(f"{_ID}-table", "selectedRows"),
+    State("selection", "data"),
+    prevent_initial_call=True,
+)
+def _chosen(rows, selection):
+    return chosen_row(rows, services.models(None), selection)
+
+
+clientside_callback(
+    ClientsideFunction("repscopeGrid", "quickFilter"),
+    Output(f"{_ID}-table", "dashGridOptions"),
+    Input(f"{_ID}-table-search", "value"),
+    State(f"{_ID}-table", "dashGridOptions"),
+    prevent_initial_call=True,
+)
 
 
 # --- precomputed activations (or brain data) as a model -----------------------------------------
@@ -315,12 +334,13 @@ clientside_callback(
 
 @callback(
     Output(f"{_ID}-activations-message", "children"),
-    Output(f"{_ID}-table", "data", allow_duplicate=True),
+    Output(f"{_ID}-table", "rowData", allow_duplicate=True),
     Input(f"{_ID}-activations-result", "data"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def activations_uploaded(result):
-    return upload_message(result), table_rows(services.models(None))
+def activations_uploaded(result, selection):
+    return upload_message(result, links_in(selection)), table_rows(services.models(None))
 
 
 @callback(
@@ -351,9 +371,10 @@ def registry_changed(*results):
 
 @callback(
     Output(f"{_ID}-onnx-message", "children"),
-    Output(f"{_ID}-table", "data", allow_duplicate=True),
+    Output(f"{_ID}-table", "rowData", allow_duplicate=True),
     Input(f"{_ID}-onnx-result", "data"),
+    State("selection", "data"),
     prevent_initial_call=True,
 )
-def uploaded_onnx(result):
-    return upload_message(result), table_rows(services.models(None))
+def uploaded_onnx(result, selection):
+    return upload_message(result, links_in(selection)), table_rows(services.models(None))

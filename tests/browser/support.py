@@ -131,3 +131,14 @@ def choose(page, dropdown_id, text):
     if search.count():
         search.fill(text)
     page.locator(".dash-dropdown-content [role=option]", has_text=text).first.click()
+
+
+# The Models page's grid (Dash AG Grid): its rows as the user sees them, filtered and sorted.
+GRID_ROWS = """id => { const rows = [];
+  dash_ag_grid.getApi(id).forEachNodeAfterFilterAndSort(node => rows.push(node.data)); return rows; }"""
+MODELS_GRID = "#models-table .ag-row"  # present once the grid has drawn its rows
+
+
+def model_cell(name: str, column: str) -> str:
+    """The selector of the Models grid's cell of the model ``name`` in ``column`` (``row-id`` is the name)."""
+    return f"#models-table .ag-row[row-id='{name}'] [col-id='{column}']"

@@ -8,7 +8,7 @@ from compute.sources.activations import extract
 from compute.sources.models import load_model
 from compute.sources.references import save_reference
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import wait_for_figures
+from tests.browser.support import MODELS_GRID, model_cell, wait_for_figures
 
 SOURCE = "cnn-w8-s0-e25"
 NAME = "acts-upload"
@@ -29,19 +29,20 @@ def test_uploaded_activations_are_a_model_in_every_view(app_server, page, tmp_pa
     np.savez(tmp_path / "cnn-activations.npz", **{k: v[perm] for k, v in acts.items()},
              stimulus_ids=np.array(digits.ids)[perm])
 
-    page.goto(app_server.url + "/models")
-    page.wait_for_selector("#models-table td", timeout=120_000)
+    page.goto(app_server.url + f"/models?models={SOURCE},{OTHER}")
+    page.wait_for_selector(MODELS_GRID, timeout=120_000)
     page.set_input_files("#models-activations-file input[type=file]", str(tmp_path / "cnn-activations.npz"))
     page.fill("#models-activations-name", NAME)
     page.click("#models-activations-send")
     page.wait_for_selector("#models-activations-message .status-done", timeout=240_000)
     assert f"Registered model {NAME} (activations)" in page.inner_text("#models-activations-message")
-    page.fill('#models-table th.dash-filter[data-dash-column="name"] input', NAME)
-    page.keyboard.press("Enter")
-    page.wait_for_selector('#models-table td[data-dash-column="source"]:has-text("activations")', timeout=30_000)
+    page.fill("#models-table-search", NAME)
+    page.wait_for_selector(model_cell(NAME, "source") + ":has-text('activations')", timeout=30_000)
+    selected = f"models={SOURCE}%2C{OTHER}%2C{NAME}"  # the panel's selection, the new model added
+    assert page.get_attribute("#models-activations-message a.open-a", "href") == f"/layers?a={NAME}&{selected}"
 
     models = f"models={SOURCE},{OTHER},{NAME}"
-    page.goto(app_server.url + f"/?{models}")
+    page.click("#models-activations-message a.open-find")  # open in model MDS
     wait_for_figures(page)
     assert sorted(page.evaluate(NAMES, "model-space-mds")) == sorted([SOURCE, OTHER, NAME])
 

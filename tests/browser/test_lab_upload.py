@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 import compute
 from compute.sources.references import save_reference
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import choose, running_app, wait_for_figures
+from tests.browser.support import MODELS_GRID, choose, running_app, wait_for_figures
 from tests.browser.test_activations_upload import BARS, NAMES
 
 NAME, OTHER = "my-lab-cnn", "cnn-w8-s0-e25"
@@ -22,7 +22,7 @@ def test_a_lab_architecture_uploaded_in_the_page_is_a_model_in_every_view(lab_mo
     save_file(lab_cnn(num_classes=10, image_shape=(1, 8, 8)).state_dict(), str(tmp_path / f"{NAME}.safetensors"))
     with running_app(zoo_dir, tmp_path) as app:  # started after the lab package is on PYTHONPATH
         page.goto(app.url + "/models")
-        page.wait_for_selector("#models-table td", timeout=120_000)
+        page.wait_for_selector(MODELS_GRID, timeout=120_000)
         choose(page, "models-architecture", "lab:lab_cnn")
         page.set_input_files("#models-checkpoint-file input[type=file]", str(tmp_path / f"{NAME}.safetensors"))
         page.click("#models-checkpoint-send")

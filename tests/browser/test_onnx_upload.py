@@ -10,7 +10,7 @@ import torch
 from compute.sources.models import load_model
 from compute.sources.references import save_reference
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import wait_for_figures
+from tests.browser.support import MODELS_GRID, model_cell, wait_for_figures
 from tests.browser.test_reference_view import BARS, _rdm
 
 SOURCE = "cnn-w8-s0-e25"
@@ -24,17 +24,18 @@ def test_an_uploaded_onnx_model_is_drawn_in_the_mds_a_layer_grid_and_the_referen
         torch.onnx.export(load_model(SOURCE), torch.zeros(2, 1, 8, 8), str(tmp_path / "my-onnx.onnx"), dynamo=False,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    page.goto(app_server.url + "/models")
-    page.wait_for_selector("#models-table td", timeout=120_000)
+    page.goto(app_server.url + f"/models?models={SOURCE},{OTHER}")
+    page.wait_for_selector(MODELS_GRID, timeout=120_000)
     page.set_input_files("#models-onnx-file input[type=file]", str(tmp_path / "my-onnx.onnx"))
     page.click("#models-onnx-send")  # digits, the graph's size and channels, mean 0 and std 1: the defaults
     page.wait_for_selector("#models-onnx-message .status-done", timeout=240_000)
     assert "Registered model my-onnx (onnx:my-onnx)" in page.inner_text("#models-onnx-message")
-    page.fill('#models-table th.dash-filter[data-dash-column="name"] input', "my-onnx")
-    page.keyboard.press("Enter")
-    page.wait_for_selector('#models-table td[data-dash-column="source"]:has-text("onnx")', timeout=30_000)
+    page.fill("#models-table-search", "my-onnx")
+    page.wait_for_selector(model_cell("my-onnx", "source") + ":has-text('onnx')", timeout=30_000)
+    selected = f"models={SOURCE}%2C{OTHER}%2Cmy-onnx"  # the panel's selection, the new model added
+    assert page.get_attribute("#models-onnx-message a.open-a", "href") == f"/layers?a=my-onnx&{selected}"
 
-    page.goto(app_server.url + f"/?models=my-onnx,{SOURCE},{OTHER}")
+    page.click("#models-onnx-message a.open-find")  # open in model MDS
     scatter, (heatmap,) = wait_for_figures(page)
     assert sum(len(trace["x"]) for trace in scatter if not trace["meta"]) == 3  # (not the uploaded one's ring)
     where = {name: i for i, name in enumerate(heatmap["y"])}

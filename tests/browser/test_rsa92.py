@@ -14,7 +14,7 @@ from compute.sources.activations import extract
 from compute.sources.layers import list_layers
 from compute.sources.models import load_model, register_model
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import choose, running_app, wait_for_figures
+from tests.browser.support import MODELS_GRID, choose, running_app, wait_for_figures
 from tests.browser.test_reference_view import BARS
 from tests.unit.test_matlab_rdms import DATA, needs_data
 
@@ -42,7 +42,7 @@ def test_rank_networks_and_monkey_it_against_human_it(zoo_dir, tmp_path, page, m
     stimulus_set = "upload:" + hashlib.sha256(supplement.read_bytes()).hexdigest()
     with running_app(zoo_dir, tmp_path) as app:
         page.goto(app.url + "/models")
-        page.wait_for_selector("#models-table td", timeout=120_000)
+        page.wait_for_selector(MODELS_GRID, timeout=120_000)
         _upload(page, "models-stimuli", supplement, "Stimulus set ready: 92 images in 6 classes")
 
         monkeypatch.setenv("REPSCOPE_CACHE_DIR", str(tmp_path / "cache"))  # the app's registry and uploads
