@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 
 import dash
+import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html
 from dash import _callback as dash_declarations
 from flask import jsonify, request
@@ -13,6 +14,7 @@ from dashboard import url_codec
 from dashboard.request_checks import check_requests
 from dashboard.security import TRUSTED, guard, require_secret_key
 from dashboard.uploads import register_uploads
+from dashboard.widgets import notice
 from dashboard.views import (confusion, curves, input_rdm, jobs, layer_grid, measures, model_space, models,
                              reference, shared_space, training)
 
@@ -35,22 +37,27 @@ def _declare_view_callbacks() -> None:
     dash_declarations.GLOBAL_INLINE_SCRIPTS[:] = inline_scripts
 
 
-def _frame() -> html.Div:
-    return html.Div(
+def _frame() -> dmc.MantineProvider:
+    """Mantine's provider around an app shell: the header with the navigation, then the selection
+    panel beside the page (above it on a narrow window)."""
+    nav = [dmc.Anchor(view.TITLE, href=dash.get_relative_path(view.PATH), className="nav-link", c="gray.3",
+                      underline="hover", size="sm", style={"whiteSpace": "nowrap"}) for view in VIEWS]
+    return dmc.MantineProvider(dmc.AppShell(
         [
             dcc.Location(id="url", refresh="callback-nav"),
-            html.Header(
-                [html.H1("RepScope"),
-                 html.Nav([dcc.Link(view.TITLE, href=dash.get_relative_path(view.PATH), className="nav-link")
-                          for view in VIEWS])],
-                className="header",
-            ),
-            html.Div([selection_panel.panel(),
-                      html.Div([html.Div(id="link-note", className="link-note", role="status"), html.Div(id="page")],
-                               className="page")],
-                     className="shell"),
-        ]
-    )
+            dmc.AppShellHeader(
+                dmc.Group([dmc.Title("RepScope", order=1, size="h3", c="white"),
+                           html.Nav(dmc.Group(nav, gap="md", wrap="nowrap"), style={"overflowX": "auto"})],
+                          h="100%", px="md", gap="xl", wrap="nowrap"),
+                bg="dark.7", className="header"),
+            dmc.AppShellMain(dmc.Flex(
+                [selection_panel.panel(),
+                 dmc.Box([html.Div(id="link-note", role="status"), html.Div(id="page")], flex=1, miw=0,
+                         className="page")],
+                direction={"base": "column", "sm": "row"}, align={"base": "stretch", "sm": "flex-start"},
+                gap={"base": 0, "sm": "md"}, px="md", className="shell")),
+        ],
+        header={"height": 48}, bg="gray.0"))
 
 
 def create_app() -> dash.Dash:
@@ -131,16 +138,17 @@ def link_page(view, search: str | None, selection: dict | None) -> tuple:
         try:
             page = view.layout(search, selection_panel.Selection.from_url_params(selection))
         except ValueError as error:
-            page = html.Div([html.H2(view.TITLE), html.P(str(error), className="status-failed")])
+            page = html.Div([html.H2(view.TITLE), notice(str(error), "error", "status-failed")])
     return page, [*selection_panel.ignored_in_link(search), *((k, v, "not offered here") for k, v in ignored)]
 
 
-def link_note(ignored: list) -> html.Span | None:
+def link_note(ignored: list) -> dmc.Alert | None:
     """The visible note on a link's ignored values (None when there are none)."""
     if not ignored:
         return None
     shown = "; ".join(f"{key}={value if len(value) <= 80 else value[:77] + '...'} ({why})" for key, value, why in ignored)
-    return html.Span(f"This link asked for what this page does not have, shown with the defaults instead: {shown}.")
+    return notice(f"This link asked for what this page does not have, shown with the defaults instead: {shown}.",
+                  "note", className="link-note", mt="md")
 
 
 def security_headers(app: dash.Dash) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Mapping
 
+import dash_mantine_components as dmc
 from dash import Input, Output, State, callback, dcc, html, no_update
 from flask import has_request_context, request
 
@@ -35,7 +36,7 @@ from dashboard import services, url_codec
 from dashboard.polling import poll_components, register_poll_callback
 from dashboard.selection import Selection
 from dashboard.share import job_arrays, register_share, share_components
-from dashboard.widgets import describe_status, figure_slot, progress_area
+from dashboard.widgets import describe_status, figure_slot, page_frame, progress_area
 
 POLL_MS = 400
 _FINISHED = ("failed", "cancelled")
@@ -61,11 +62,8 @@ def view_page(prefix: str, title: str, controls: list, hint: str, figures, more=
     to its shape (:data:`dashboard.widgets.SHAPES`); a list of names makes them all wide."""
     shapes = figures if isinstance(figures, Mapping) else dict.fromkeys(figures, "wide")
     graphs = [figure_slot(f"{prefix}-{name}", shape, hidden=name in hidden) for name, shape in shapes.items()]
-    return html.Div(
-        [html.Div([html.H2(title), *controls, html.P(hint, className="hint")], className="panel"),
-         html.Div([*job_components(prefix), html.Div(graphs, className="figures"), *more], className="main")],
-        className="view",
-    )
+    return page_frame([html.H2(title), *controls, html.P(hint, className="hint")],
+                      [*job_components(prefix), html.Div(graphs, className="figures"), *more])
 
 
 def estimate(specs: Mapping[str, artifacts.Spec], targets):
@@ -124,18 +122,20 @@ def planned(plan: Callable[..., tuple], job) -> tuple[dict, list, dict]:
     return _plan(plan, job)[:3]
 
 
-def confirm_area(prefix: str, what: str) -> html.Div:
+def confirm_area(prefix: str, what: str) -> dmc.Group:
     """The progress line of work waiting to be asked for: its estimate and the Compute button."""
-    return html.Div([html.Span(f"Not computed yet: {what}. "),
-                     html.Button("Compute", id=f"{prefix}-compute", n_clicks=0, className="compute-button")],
-                    className="status-confirm")
+    return dmc.Group([html.Span(f"Not computed yet: {what}. "),
+                      dmc.Button("Compute", id=f"{prefix}-compute", n_clicks=0, size="compact-sm",
+                                 className="compute-button")],
+                     gap="sm", className="status-confirm")
 
 
-def running_area(prefix: str, status: dict) -> html.Div:
+def running_area(prefix: str, status: dict) -> dmc.Group:
     """The progress line of work queued or running: its progress and the Cancel button."""
-    return html.Div([describe_status(status),
-                     html.Button("Cancel", id=f"{prefix}-cancel", n_clicks=0, className="button cancel-button")],
-                    className="status-with-cancel")
+    return dmc.Group([describe_status(status),
+                      dmc.Button("Cancel", id=f"{prefix}-cancel", n_clicks=0, size="compact-sm", variant="default",
+                                 className="cancel-button")],
+                     gap="sm", className="status-with-cancel")
 
 
 def cancel_jobs(plan: Callable[..., tuple], clicks, job) -> bool:

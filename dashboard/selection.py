@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import dash_mantine_components as dmc
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboard import services, url_codec
@@ -239,13 +240,13 @@ def panel() -> html.Aside:
         "pooling": [dropdown(f"{_ID}-pooling", "Pooling of activations", POOLING_CHOICES, default.pooling)],
     }
     return html.Aside(
-        [
+        dmc.Paper([
             html.H2("Selection"),
             *(html.Div(parts, id=f"{_ID}-{name}-part") for name, parts in controls.items()),
             dcc.Store(id=_ID),
             dcc.Store(id=REGISTRY_CHANGED),
-        ],
-        id=PANEL, className="panel sidebar",
+        ], className="view-panel", w={"base": "100%", "sm": 250}, p="md", radius="md", shadow="xs", mt="md"),
+        id=PANEL, className="sidebar",
     )
 
 

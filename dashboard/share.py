@@ -16,6 +16,7 @@ import json
 import zipfile
 from typing import Callable
 
+import dash_mantine_components as dmc
 import numpy as np
 from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
@@ -39,22 +40,25 @@ _LINK_JS = """function(pathname, search, _job) {
 }"""
 
 
-def share_components(prefix: str) -> html.Div:
+def share_components(prefix: str) -> dmc.Group:
     """The view's share bar: copy link, download data, show code (hidden until a view gives code)."""
-    return html.Div(
+    return dmc.Group(
         [
-            html.Span("Link:", className="share-label"),
-            html.Code(id=f"{prefix}-link", className="share-link"),
+            dmc.Text("Link:", size="sm", className="share-label"),
+            dmc.Text(id=f"{prefix}-link", className="share-link", ff="monospace", size="sm", c="dimmed",
+                     truncate="end", maw="40rem"),
             dcc.Clipboard(id=f"{prefix}-copy-link", target_id=f"{prefix}-link", title="Copy link",
                           className="share-copy", style={"display": "inline-block", "cursor": "pointer"}),
-            html.Button("Download data", id=f"{prefix}-download-button", className="share-download"),
-            html.Button("Download SVG", id=f"{prefix}-svg", className="share-download"),
+            dmc.Button("Download data", id=f"{prefix}-download-button", className="share-download",
+                       size="compact-sm", variant="default"),
+            dmc.Button("Download SVG", id=f"{prefix}-svg", className="share-download", size="compact-sm",
+                       variant="default"),
             dcc.Store(id=f"{prefix}-svg-prefix", data=prefix),
             dcc.Download(id=f"{prefix}-download"),
-            html.Details([html.Summary("Show code"), html.Pre(id=f"{prefix}-code", className="share-code")],
-                         id=f"{prefix}-code-box", style={"display": "none"}),
+            html.Details([html.Summary("Show code"), dmc.Code(id=f"{prefix}-code", className="share-code", block=True)],
+                         id=f"{prefix}-code-box", style={"display": "none", "flexBasis": "100%"}),
         ],
-        className="share-bar",
+        gap="xs", my="xs", className="share-bar",
     )
 
 
@@ -147,4 +151,4 @@ def register_share(prefix: str, code: Callable[[dict], str] | None, planned: Cal
             _, _, context = planned(job)
         except ValueError:
             return no_update, no_update
-        return code(context), {}
+        return code(context), {"flexBasis": "100%"}

@@ -1,6 +1,9 @@
-"""Small pieces shared by every view: labelled controls and the job progress line."""
+"""Small pieces shared by every view: the page's frame, labelled controls, notices and the job
+progress line. Layout, cards and notices are Mantine's (dash-mantine-components, its CSS inside
+its JS bundle: nothing from a CDN); only the figures' sizing is our own CSS."""
 from __future__ import annotations
 
+import dash_mantine_components as dmc
 from dash import dcc, html
 
 
@@ -12,6 +15,30 @@ def dropdown(component_id: str, label: str, options, value, clearable: bool = Fa
          dcc.Dropdown(id=component_id, options=list(options), value=value, clearable=clearable, **kwargs)],
         className="control",
     )
+
+
+def page_frame(panel: list, main: list, panel_width: int = 260) -> dmc.Flex:
+    """A page: its panel of controls (``panel_width`` px) beside the main area, or above it on a
+    narrow window (below Mantine's ``sm`` breakpoint); classes ``view-frame``, ``view-panel``, ``main``."""
+    return dmc.Flex(
+        [dmc.Paper(panel, className="view-panel", w={"base": "100%", "sm": panel_width}, p="md", radius="md",
+                   shadow="xs", style={"flexShrink": 0}),
+         dmc.Box(main, className="main", flex=1, miw=0)],
+        direction={"base": "column", "sm": "row"}, align={"base": "stretch", "sm": "flex-start"}, gap="md",
+        py="md", className="view-frame")
+
+
+# A notice's kind: its colour and the classes tests and status checks look for.
+NOTICES = {"error": ("red", "alert alert-error"), "note": ("yellow", "alert alert-note"),
+           "done": ("green", "alert status-done")}
+
+
+def notice(children, kind: str = "error", className: str = "", **style) -> dmc.Alert:
+    """A notice in the page (Mantine's Alert, role "alert") of ``kind`` (one of :data:`NOTICES`):
+    a refusal or a failure, a note, a success; ``style``: Mantine's style props (``mt="md"``)."""
+    color, classes = NOTICES[kind]
+    return dmc.Alert(children, color=color, className=f"{classes} {className}".strip(), py=6, px="sm", radius="sm",
+                     **style)
 
 
 def message_figure(text: str) -> dict:
@@ -63,9 +90,9 @@ def describe_status(status: dict) -> html.Div:
     fraction = float(status.get("progress") or 0.0)
     message = status.get("message") or state
     if state == "failed":
-        return html.Div(f"Failed: {message}", className="alert alert-error status-failed", role="alert")
+        return notice(f"Failed: {message}", "error", "status-failed")
     if state == "done":
-        return html.Div("Up to date", className="status-done")
+        return dmc.Text("Up to date", size="sm", c="green.8", className="status-done")
     return html.Div(
         [html.Progress(value=str(round(fraction, 3)), max="1", className="job-progress"),
          html.Span(f" {state}: {message} ({100 * fraction:.0f} %)")],

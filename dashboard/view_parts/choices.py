@@ -1,8 +1,8 @@
 """The method names the views offer and accept from the URL, read from compute's registries
 (never re-typed): a name is the same in the UI, the URL, the API and the cache key. The words a
 user reads about each (its name in words, definition, direction, range, invariances, source)
-come from the same registries: the options' text and hover, the info line under each method
-dropdown, and the Measures page.
+come from the same registries: the options' text and hover, each method dropdown's info card
+(Mantine's HoverCard: definition, source) and info line, and the Measures page.
 
 :mod:`compute.measures.registry` holds only name tables, so reading it loads neither torch nor
 scipy in the web process. A view offering fewer names on purpose takes a subset of these.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import dash_mantine_components as dmc
 from dash import Input, Output, callback, dcc, html
 
 from compute.measures.registry import (COMPARE_METHODS, MDS_METHODS, MEASURES, RDM_METHODS,
@@ -70,25 +71,40 @@ def options(family: str, names=None) -> list[dict]:
 
 
 def info_text(family: str, name) -> str:
-    """The info line under a method's dropdown: its name, direction, range, invariances, source."""
+    """The info line under a method's dropdown: its name, direction, range and invariances (its
+    definition and source are on its card, :func:`card`)."""
     if not isinstance(name, str) or name not in FAMILIES[family][0]:
         return ""
     said = facts(family, name)
-    parts = [f"{said['title']} ({name})", said["direction"],
-             said["range"] and f"range {said['range']}",
-             said["invariances"] and f"unchanged by: {said['invariances']}",
-             said["definition"], f"source: {said['citation']}"]
+    parts = [f"{said['title']} ({name})", said["direction"], said["range"] and f"range {said['range']}",
+             said["invariances"] and f"unchanged by: {said['invariances']}"]
     return ". ".join(part for part in parts if part) + "."
+
+
+def card(family: str, name) -> list:
+    """A method's info card (Mantine's HoverCard on the ⓘ beside its dropdown's label): its name
+    in words, its one-line definition and its source."""
+    if not isinstance(name, str) or name not in FAMILIES[family][0]:
+        return [dmc.Text("No method chosen.", size="sm")]
+    said = facts(family, name)
+    return [dmc.Text(f"{said['title']} ({name})", fw=600, size="sm"), dmc.Text(said["definition"], size="sm"),
+            dmc.Text(f"source: {said['citation']}", size="xs", c="dimmed")]
 
 
 def method_dropdown(component_id: str, label: str, family: str, value, names=None, none: str | None = None,
                     **kwargs) -> html.Div:
-    """A labelled dropdown of a family's methods with the chosen one's info line below
-    (id ``<component_id>-info``, kept current by :func:`register_info`); ``none``: the text of
-    a first option "none" (no method), where choosing none is allowed."""
+    """A labelled dropdown of a family's methods with the chosen one's info card on the ⓘ beside
+    the label (id ``<component_id>-about``, the card's content ``<component_id>-card``) and its
+    info line below (id ``<component_id>-info``), both kept current by :func:`register_info`;
+    ``none``: the text of a first option "none" (no method), where choosing none is allowed."""
     first = [{"label": none, "value": "none"}] if none else []
+    about = dmc.HoverCard(
+        [dmc.HoverCardTarget(dmc.ActionIcon("i", id=f"{component_id}-about", variant="light", size="xs",
+                                            radius="xl", **{"aria-label": f"What the chosen {label.lower()} is"})),
+         dmc.HoverCardDropdown(dmc.Stack(card(family, value), id=f"{component_id}-card", gap=4))],
+        width=340, shadow="md", withArrow=True, openDelay=100, position="right-start")
     return html.Div(
-        [html.Label(label, htmlFor=component_id),
+        [dmc.Group([html.Label(label, htmlFor=component_id), about], gap=6, wrap="nowrap", align="center"),
          dcc.Dropdown(id=component_id, options=first + options(family, names), value=value, clearable=False,
                       **kwargs),
          html.P(info_text(family, value), id=f"{component_id}-info", className="hint measure-info")],
@@ -97,10 +113,11 @@ def method_dropdown(component_id: str, label: str, family: str, value, names=Non
 
 
 def register_info(component_id: str, family: str) -> None:
-    """The callback that keeps a :func:`method_dropdown`'s info line on the chosen method."""
-    @callback(Output(f"{component_id}-info", "children"), Input(component_id, "value"), prevent_initial_call=True)
+    """The callback that keeps a :func:`method_dropdown`'s info line and card on the chosen method."""
+    @callback(Output(f"{component_id}-info", "children"), Output(f"{component_id}-card", "children"),
+              Input(component_id, "value"), prevent_initial_call=True)
     def _info(name):
-        return info_text(family, name)
+        return info_text(family, name), card(family, name)
 
 
 def rdm_scale_words(method: str) -> str:

@@ -3,16 +3,19 @@ and what the server's answer to an upload means: the Models page's checkpoints a
 and the Reference page's RDMs go through it."""
 from __future__ import annotations
 
+import dash_mantine_components as dmc
 from dash import dcc, html
 
+from dashboard.widgets import notice
 
-def upload_message(result: dict | None, links=lambda name: []) -> html.Div | str:
+
+def upload_message(result: dict | None, links=lambda name: []) -> dmc.Alert | str:
     """What an upload's answer from the server means, in one line; a model's with the other names
     of its weights (aliases), its uploaded twin, and ``links(name)`` (components) to open it."""
     if not result:
         return ""
     if not result.get("ok"):
-        return html.Div(f"Refused: {result.get('error')}", className="alert alert-error", role="alert")
+        return notice(f"Refused: {result.get('error')}")
     if "model" in result:
         notes = [html.Div(f"Note: {note}", className="hint") for note in result.get("warnings") or []]
         if result.get("aliases"):
@@ -22,12 +25,11 @@ def upload_message(result: dict | None, links=lambda name: []) -> html.Div | str
         if twin and twin.get("ok"):
             notes.append(html.Div(f"Its initial weights: {twin['model']} (its untrained twin)", className="hint"))
         elif twin:
-            notes.append(html.Div(f"Initial weights refused: {twin.get('error')}", className="alert alert-error",
-                                  role="alert"))
-        return html.Div([f"Registered model {result['model']} ({result['architecture']})", *notes,
-                         *links(result["model"])], className="status-done")
-    return html.Div(f"Stimulus set ready: {result['images']} images in {result['num_classes']} classes "
-                    f"({result['stimulus_set']})", className="status-done")
+            notes.append(notice(f"Initial weights refused: {twin.get('error')}"))
+        return notice([f"Registered model {result['model']} ({result['architecture']})", *notes,
+                       *links(result["model"])], "done")
+    return notice(f"Stimulus set ready: {result['images']} images in {result['num_classes']} classes "
+                  f"({result['stimulus_set']})", "done")
 
 
 def file_form(prefix: str, label: str, accept: str, controls: list) -> html.Div:
@@ -37,7 +39,7 @@ def file_form(prefix: str, label: str, accept: str, controls: list) -> html.Div:
         [html.H3(label),
          html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
          *controls,
-         html.Button("Upload", id=f"{prefix}-send", n_clicks=0, className="button"),
+         dmc.Button("Upload", id=f"{prefix}-send", n_clicks=0, size="compact-sm", variant="default", fullWidth=True),
          html.Progress(id=f"{prefix}-progress", value="0", max="1", className="upload-progress"),
          html.Span(id=f"{prefix}-progress-text", className="hint"),
          html.Div(id=f"{prefix}-message", className="upload-message"),

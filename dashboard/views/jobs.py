@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
+import dash_mantine_components as dmc
 from dash import ALL, Input, Output, callback, ctx, html, no_update
 
 from compute.engine.kinds import describe
 from compute.engine.records import ACTIVE
 from dashboard import services
 from dashboard.polling import poll_components, register_poll_callback
+from dashboard.widgets import notice, page_frame
 
 PATH = "/jobs"
 TITLE = "Jobs"
@@ -62,9 +64,9 @@ def rows(jobs: list[dict], names: Mapping[str, str], now: float) -> list[dict]:
 def _row(row: dict) -> html.Tr:
     message = row["message"]
     if row["state"] == "failed":
-        message = html.Div(message, className="alert alert-error", role="alert")
-    cancel = html.Button("Cancel", id={"type": "jobs-cancel", "key": row["key"]}, n_clicks=0,
-                         className="button job-cancel") if row["cancellable"] else ""
+        message = notice(message)
+    cancel = dmc.Button("Cancel", id={"type": "jobs-cancel", "key": row["key"]}, n_clicks=0, size="compact-sm",
+                        variant="default", className="job-cancel") if row["cancellable"] else ""
     return html.Tr(
         [html.Td(row["what"], title=row["key"]),
          html.Td(row["state"], className="job-state"),
@@ -86,13 +88,9 @@ def table(shown: list[dict]) -> html.Table | html.P:
 
 def layout(search: str | None = None, selection=None) -> html.Div:
     hint = f"The {LIMIT} most recent jobs, running and queued ones first; refreshed every second."
-    return html.Div(
-        [html.Div([html.H2(TITLE), html.P(hint, className="hint")], className="panel"),
-         html.Div([html.Div(id=f"{_ID}-note", className="progress-area"),
-                   html.Div(id=f"{_ID}-table", children="loading…"),
-                   *poll_components(_ID, POLL_MS)], className="main")],
-        className="view",
-    )
+    return page_frame([html.H2(TITLE), html.P(hint, className="hint")],
+                      [html.Div(id=f"{_ID}-note", className="progress-area"),
+                       html.Div(id=f"{_ID}-table", children="loading…"), *poll_components(_ID, POLL_MS)])
 
 
 def refreshed_table():
@@ -100,7 +98,7 @@ def refreshed_table():
     try:
         jobs = services.backend().jobs(LIMIT)
     except RuntimeError as error:  # the backend is down: say why, keep the page
-        return html.Div(str(error), className="alert alert-error", role="alert")
+        return notice(str(error))
     names = {m.key: m.name for m in services.models(None)}
     return table(rows(jobs, names, time.time()))
 

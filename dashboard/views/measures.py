@@ -8,6 +8,7 @@ is computed here.
 """
 from __future__ import annotations
 
+import dash_mantine_components as dmc
 from dash import html
 
 from dashboard.selection import Selection
@@ -38,12 +39,12 @@ def table() -> html.Table:
     return html.Table([head, *groups], id=f"{_ID}-table", className="jobs-table measures-table")
 
 
-def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
-    return html.Div(
+def layout(search: str | None = None, selection: Selection = Selection()) -> dmc.Box:
+    return dmc.Box(
         [html.H2(TITLE),
          html.P("Every measure the pages offer, with what its numbers mean. A page's dropdown shows the name in "
-                "words (its definition on hover) and the chosen one's facts below it; links and the Python API use "
-                "the name in the first column.", className="hint"),
+                "words (its definition on hover, and on the card of the ⓘ beside its label) and the chosen one's "
+                "facts below it; links and the Python API use the name in the first column.", className="hint"),
          table()],
-        className="main", style={"padding": "1rem"},
+        className="main", py="md",
     )

@@ -6,6 +6,7 @@ import numpy as np
 from scipy.spatial.distance import squareform
 
 import compute
+from compute.measures.registry import MEASURES
 from compute.sources.activations import extract, predict
 from compute.sources.layers import list_layers
 from compute.sources.models import list_models, load_model
@@ -71,7 +72,14 @@ def test_layer_grid_matches_compute(app_server, page):
     page.click("#layer-grid-measure2-choice")
     assert page.locator(".dash-dropdown-content [title^='Projection-weighted CCA (Morcos et al. 2018)']").count()
     page.locator(".dash-dropdown-content [role=option]", has_text="PWCCA").first.click()
-    page.wait_for_selector("#layer-grid-measure2-choice-info:has-text('source: Morcos, Raghu & Bengio 2018')")
+    page.wait_for_selector("#layer-grid-measure2-choice-info:has-text('PWCCA (pwcca)')")
+    page.hover("#layer-grid-measure2-choice-about")  # its info card (Mantine's HoverCard): definition, source
+    card = page.wait_for_selector("#layer-grid-measure2-choice-card:has-text('source: Morcos, Raghu & Bengio 2018')")
+    assert MEASURES["pwcca"].description in card.inner_text()
+    page.mouse.move(0, 0)
+    # Mantine's CSS comes in its JS bundle under the page's CSP: the app shell's header is fixed
+    # (and the page fixture fails the test on any console error)
+    assert page.eval_on_selector(".header", "el => getComputedStyle(el).position") == "fixed"
     # The next change at once: the answer still in flight for the job it replaces never lands.
     choose(page, "layer-grid-layers-b-choice", "fc1 (")
     page.keyboard.press("Escape")

@@ -83,11 +83,15 @@ def test_the_options_show_the_names_in_words_with_the_definition_on_hover(family
     assert [(o["label"], o["title"]) for o in offered] == [(m.title, m.description) for m in table.values()]
 
 
-def test_the_info_line_says_name_direction_range_invariances_and_source():
+def test_the_info_line_says_name_direction_range_invariances_and_the_card_definition_and_source():
     said = choices.info_text("measure", "procrustes")
     for part in ("Procrustes shape distance (procrustes)", "distance: lower = more alike", "range [0, π/2]",
-                 "unchanged by: orthogonal, isotropic scaling, translation", "source: Williams et al. 2021"):
+                 "unchanged by: orthogonal, isotropic scaling, translation"):
         assert part in said
+    card = [text.children for text in choices.card("measure", "procrustes")]
+    assert card == ["Procrustes shape distance (procrustes)", MEASURES["procrustes"].description,
+                    "source: Williams et al. 2021"]
+    assert [text.children for text in choices.card("measure", "none")] == ["No method chosen."]
     assert "higher = more different" in choices.info_text("rdm", "euclidean")
     assert "range [0, ∞)" in choices.info_text("rdm", "euclidean")
     assert "not symmetric" in choices.info_text("measure", "pwcca")
