@@ -127,5 +127,7 @@ def rdm_scale_words(method: str) -> str:
 
 
 def rdm_scale_title(method: str) -> str:
-    """An input RDM's colour-bar title, as narrow as its name (the words go in the subtitle)."""
-    return f"{method}<br>dissimilarity"
+    """An input RDM's colour-bar title: the registry's words for it on narrow lines ("1 − Pearson<br>
+    correlation<br>(dissimilarity)"); the direction is in the figure's subtitle."""
+    *head, last = {**RDM_METHODS, **REPEATED_RDM_METHODS}[method].title.split(" ")
+    return f"{' '.join(head)}<br>{last}<br>(dissimilarity)" if head else f"{last}<br>(dissimilarity)"

@@ -189,7 +189,7 @@ def test_confusion_and_input_rdm_figures_say_what_their_axes_and_colours_are():
     blocks = rng.random((12, 12))
     arrays = {"blocks": blocks, **{f"top{k}": rng.random((3, 3)) for k in confusion.TOP_K}}
     rdm, *confusions = confusion.figures(stimuli, arrays, {"rdm": "correlation", "model": "m"})
-    assert rdm.data[0].colorbar.title.text == "correlation<br>dissimilarity"
+    assert rdm.data[0].colorbar.title.text == "1 − Pearson<br>correlation<br>(dissimilarity)"
     assert "1 - Pearson correlation: higher = more different" in rdm.layout.title.text
     assert "rows and columns: stimuli sorted by class" in rdm.layout.title.text
     for k, figure in zip(confusion.TOP_K, confusions):
