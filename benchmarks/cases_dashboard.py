@@ -111,7 +111,7 @@ def _phases(store, start: float) -> dict[str, float]:
         previous = (created, kind)
     if "activations done" in phases:
         phases["rdm seconds"] = rdm_s
-        phases["extraction seconds"] = max(phases.get("rdm done", 0.0), phases["activations done"]) - rdm_s
+        phases["extraction seconds (job start included)"] = max(phases.get("rdm done", 0.0), phases["activations done"]) - rdm_s
     return phases
 
 
