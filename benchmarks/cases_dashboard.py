@@ -1,9 +1,11 @@
 """The dashboard's server side: a cached view at N = 10,000 stimuli (the input RDM view's poll
 callback: job status, the arrays it draws, the figures, their JSON, with every artifact in the
 store, as a user opening a shared link gets it); the cold start of the home page (112 zoo
-models, nothing cached); and the zoo's build (full runs only)."""
+models, nothing cached); the cold reference page (its point estimates, then its intervals), and
+the zoo's build (full runs only)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -93,53 +95,158 @@ def _zoo_dir() -> str:
     return os.environ.get("REPSCOPE_ZOO_DIR") or os.environ.get("REPSCOPE_TEST_ZOO_DIR") or str(get_settings().zoo_dir)
 
 
+def _phases(store, start: float) -> dict[str, float]:
+    """Seconds after ``start`` at which the cold job's artifacts were written, from the store's
+    records: the kinds' last (``<kind> done``), and the seconds spent in the RDMs (each one
+    written right after its model's activations: the gap between the two) and in the
+    extraction (the rest of the activations' span)."""
+    records = sorted((record["created"], record["kind"]) for record in
+                     (json.loads(path.read_text()) for path in store.root.glob("*/??/*.json")))
+    phases: dict[str, float] = {}
+    previous, rdm_s = None, 0.0
+    for created, kind in records:
+        phases[f"{kind} done"] = created - start
+        if kind == "rdm" and previous is not None and previous[1] == "activations":
+            rdm_s += created - previous[0]
+        previous = (created, kind)
+    if "activations done" in phases:
+        phases["rdm seconds"] = rdm_s
+        phases["extraction seconds (job start included)"] = max(phases.get("rdm done", 0.0), phases["activations done"]) - rdm_s
+    return phases
+
+
+def cold_view(view, prefix: str, n_figures: int, values, setup=None, early=(), until: str = "done") -> dict:
+    """One view drawn from an empty private cache as a fresh ``make run`` draws it: a new
+    embedded backend (its job process spawned and importing), the view's submit callback
+    (estimate, auto-start; the Compute button pressed at once when the page asks for it), then
+    its poll callback every 400 ms until the figures are drawn. ``setup()`` runs on the new
+    cache first (e.g. storing an upload) and may return values to prepend to ``values``.
+
+    Returns seconds: ``early`` (the view's early drawing, when it names ``early`` targets),
+    ``done`` (not measured with ``until="early"``: the polls stop at the early drawing and the
+    rest of the work is killed with the backend); ``asked`` the estimate the page showed with its Compute button (None when it
+    started by itself); ``phases`` (:func:`_phases`)."""
+    from dashboard import compute_panel, services
+    from dashboard.selection import Selection
+
+    previous = os.environ.get("REPSCOPE_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="repscope-cold-") as root:
+        os.environ["REPSCOPE_CACHE_DIR"] = root
+        services.backend.cache_clear()
+        try:
+            values = [*(setup() if setup else ()), *values]
+            start = time.perf_counter()
+            wall = time.time()
+            job, _ = compute_panel.submit(view.plan, Selection().url_params(), values)
+            asked = job.get("confirm")
+            if asked:
+                job, _ = compute_panel.press_compute(view.plan, 1, job)
+            found, drawn = {"asked": asked}, None
+            while True:
+                *figures, progress, stop, marker = compute_panel.poll(
+                    job, n_figures, view.draw, view.plan, prefix, None, early, drawn)
+                if marker and marker is not compute_panel.no_update:
+                    drawn, found["early"] = marker, time.perf_counter() - start
+                if stop or until in found:
+                    break
+                time.sleep(compute_panel.POLL_MS / 1000)
+            if until == "early":
+                found["phases"] = _phases(services.backend().store, wall)
+                return found
+            found["done"] = time.perf_counter() - start
+            if not all(hasattr(figure, "to_dict") for figure in figures):
+                raise RuntimeError(f"the page {prefix!r} drew no figures: {job}, {progress}")
+            found["phases"] = _phases(services.backend().store, wall)
+            return found
+        finally:
+            services.close()
+            services.backend.cache_clear()
+            if previous is None:
+                os.environ.pop("REPSCOPE_CACHE_DIR", None)
+            else:
+                os.environ["REPSCOPE_CACHE_DIR"] = previous
+
+
+def _zoo_models() -> int:
+    """The zoo's digits models (the zoo built first, untimed, when missing)."""
+    from compute.sources.models import list_models
+
+    os.environ["REPSCOPE_ZOO_DIR"] = _zoo_dir()
+    return len(list_models("digits"))
+
+
 def cold_start_case() -> Case:
     """The home page (dashboard/views/model_space.py, default view: 112 zoo models' penultimate
-    RDMs, their model RDM and MDS) from an empty private cache to its two figures, as a fresh
-    ``make run`` draws it: a new embedded backend (its job process spawned and importing),
-    the view's submit callback (estimate, auto-start), then its poll callback every 400 ms."""
+    RDMs, their model RDM and MDS) from an empty private cache to its two figures
+    (:func:`cold_view`)."""
     def prepare(quick: bool) -> Prepared:
-        from compute.sources.models import list_models
-        from dashboard import compute_panel, services
-        from dashboard.selection import Selection
         from dashboard.views import model_space
 
-        os.environ["REPSCOPE_ZOO_DIR"] = _zoo_dir()
-        models = len(list_models("digits"))  # builds the zoo if it is missing (untimed)
+        models = _zoo_models()
         values = [model_space.DEFAULTS[name] for name in ("rdm", "compare", "mds", "sort", "null", "show")]
-        previous = os.environ.get("REPSCOPE_CACHE_DIR")
-
-        def callback() -> float:
-            with tempfile.TemporaryDirectory(prefix="repscope-cold-") as root:
-                os.environ["REPSCOPE_CACHE_DIR"] = root
-                services.backend.cache_clear()
-                try:
-                    start = time.perf_counter()
-                    job, _ = compute_panel.submit(model_space.plan, Selection().url_params(), values)
-                    while True:
-                        *figures, progress, stop, _ = compute_panel.poll(
-                            job, 2, model_space.draw, model_space.plan, "model-space")
-                        if stop:
-                            break
-                        time.sleep(compute_panel.POLL_MS / 1000)
-                    seconds = time.perf_counter() - start
-                    if not all(hasattr(figure, "to_dict") for figure in figures):
-                        raise RuntimeError(f"the home page drew no figures: {job}, {progress}")
-                    return seconds
-                finally:
-                    services.close()
-                    services.backend.cache_clear()
-                    if previous is None:
-                        os.environ.pop("REPSCOPE_CACHE_DIR", None)
-                    else:
-                        os.environ["REPSCOPE_CACHE_DIR"] = previous
-
-        return Prepared(repscope=callback, self_timed=True, notes=[
-            f"{models} models: {2 * models + 2} artifacts; each call from a new empty cache and backend (its job "
-            "process spawned and importing torch); the web side's first estimate in a process also imports torch"])
+        return Prepared(repscope=lambda: cold_view(model_space, "model-space", 2, values)["done"], self_timed=True,
+                        notes=[f"{models} models: {2 * models + 2} artifacts; each call from a new empty cache and "
+                               "backend (its job process spawned and importing torch); the web side's first estimate "
+                               "in a process also imports torch"])
 
     return Case("dashboard", "cold start: home page (112 zoo models)", prepare, target="latency:8",
                 memory=False, timeout_s=900, calm_check=False)
+
+
+REFERENCE_SUBJECTS = 5
+
+
+def _bench_reference():
+    """Store, in the current cache's uploads, a reference of ``REFERENCE_SUBJECTS`` subjects'
+    Euclidean RDMs of random 5-d features over the digits stimuli (as an upload does); its key."""
+    from scipy.spatial.distance import pdist
+
+    from compute.sources.references import save_reference
+    from compute.sources.stimuli import get_stimulus_set
+
+    digits = get_stimulus_set("digits")
+    rng = np.random.default_rng(0)
+    rdms = np.stack([pdist(rng.normal(size=(len(digits), 5))) for _ in range(REFERENCE_SUBJECTS)])
+    return [save_reference(rdms, "bench", digits).key]
+
+
+def reference_cases() -> list[Case]:
+    """The reference page (dashboard/views/reference.py) in its default view (every zoo model's
+    penultimate layer, Euclidean input RDMs, Spearman, 100 resamples) from an empty cache: one
+    row to the point estimates' bars (its early drawing), one to the bootstrap's intervals and
+    pairwise tests (:func:`cold_view`). Full runs only (minutes); ``python -m benchmarks --only
+    reference`` runs just these."""
+    def case(what: str, field: str, target: float) -> Case:
+        def prepare(quick: bool) -> Prepared:
+            from dashboard.views import reference
+
+            models = _zoo_models()
+            values = [reference.DEFAULTS[name] for name in ("rdm", "compare", "layers", "boot")] + [[]] + [
+                reference.DEFAULTS[name] for name in ("show", "score")]
+            seen: list[dict] = []
+
+            def callback() -> float:
+                seen.append(cold_view(reference, reference.PATH.strip("/"), 3, values, _bench_reference, ("fit",),
+                                      until=field))
+                return seen[-1][field]
+
+            def after(result, peers) -> dict:
+                phases = seen[0]["phases"]
+                asked = seen[0]["asked"]
+                return {"notes": [
+                    f"{models} zoo models (the page's default selection; no uploaded models), a {REFERENCE_SUBJECTS}-"
+                    "subject reference over the 500 digits; each call from a new empty cache and backend",
+                    "first call's phases (s from submit, from the store's records): " + ", ".join(
+                        f"{name} {seconds:.1f}" for name, seconds in phases.items()),
+                    f"the page asked for the Compute button ({asked}), pressed at once" if asked else
+                    "the page started the work by itself"]}
+
+            return Prepared(repscope=callback, self_timed=True, after=after)
+
+        return Case("dashboard", f"cold start: reference page, {what} (112 zoo models)", prepare,
+                    target=f"latency:{target:g}", memory=False, timeout_s=1200, calm_check=False)
+
+    return [case("point estimates", "early", 30), case("95 % CIs and pairwise tests (100 resamples)", "done", 120)]
 
 
 def zoo_build_case() -> Case:
@@ -162,4 +269,4 @@ def zoo_build_case() -> Case:
 
 
 def cases(quick: bool) -> list[Case]:
-    return [cached_view_case(10000), cold_start_case()] + ([] if quick else [zoo_build_case()])
+    return [cached_view_case(10000), cold_start_case()] + ([] if quick else [*reference_cases(), zoo_build_case()])

