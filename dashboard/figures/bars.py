@@ -29,13 +29,14 @@ def ranked_bars(
     band: tuple[float, float] | None = None,
     band_label: str = "",
     legend_title: str = "",
+    y_title: str = "",
 ) -> go.Figure:
     """Bars ranked best first (top), one colour and legend entry per group (in first-seen order).
 
     ``low``/``high`` are each bar's interval (error bars; NaN: none); ``band`` a shaded
     vertical band [lower, upper] across the chart (skipped when None or not finite), labelled
     ``band_label``. ``labels`` must be unique: they are the y axis' categories.
-    ``legend_title`` names what the groups are.
+    ``legend_title`` names what the groups are, ``y_title`` what a bar is.
     """
     n = len(labels)
     if not (len(values) == len(low) == len(high) == len(groups) == len(hover) == n):
@@ -61,7 +62,7 @@ def ranked_bars(
         legend={"title": {"text": legend_title}},
         xaxis={"title": x_title, "zeroline": True},
         yaxis={"categoryorder": "array", "categoryarray": [labels[i] for i in order], "autorange": "reversed",
-               "automargin": True},
+               "automargin": True, "title": y_title},
         margin={"l": 20, "r": 20, "t": 100, "b": 50},
     )
     if band is not None and all(np.isfinite(band)):

@@ -91,6 +91,7 @@ def small_multiples(panels, colorbar_title: str, zrange: tuple[float, float] | N
         raise ValueError("small_multiples needs at least one panel")
     rows = -(-len(panels) // columns)
     cols = min(columns, len(panels))
+    measure = colorbar_title.replace("<br>", " ")  # the hover names the value as the colour bar does
     figure = make_subplots(rows=rows, cols=cols, subplot_titles=[p[3] for p in panels],
                            horizontal_spacing=0.06, vertical_spacing=0.18)
     scale = {} if zrange is None else {"cmin": zrange[0], "cmax": zrange[1]}
@@ -99,7 +100,7 @@ def small_multiples(panels, colorbar_title: str, zrange: tuple[float, float] | N
         if matrix.shape != (len(row_labels), len(column_labels)):
             raise ValueError(f"panel {index}: matrix of shape {matrix.shape} does not match its labels")
         figure.add_trace(go.Heatmap(z=matrix, x=list(column_labels), y=list(row_labels), coloraxis="coloraxis",
-                                    hovertemplate="%{y}<br>%{x}<br>%{z:.4f}<extra></extra>"),
+                                    hovertemplate="%{y}<br>%{x}<br>" + measure + " %{z:.4f}<extra></extra>"),
                          row=index // cols + 1, col=index % cols + 1)
         if marks is not None:
             mark_cells(figure, marks[index], row_labels, column_labels, mark_name,

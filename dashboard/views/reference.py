@@ -214,8 +214,8 @@ def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candid
     """The ranked bars, the pairwise-test matrix and the score-against-accuracy scatter for
     ``bars`` ((model, layer, group)) then ``candidates`` ((key, row, label): rows of other
     references), in that order, from the fit (and the bootstrap once there)."""
-    method = view["compare"]
-    distance = COMPARE_METHODS[method].kind == "distance"
+    method = COMPARE_METHODS[view["compare"]].title  # in words: "Spearman ρ"
+    distance = COMPARE_METHODS[view["compare"]].kind == "distance"
     normalised = normalising(view, reference, arrays)
     values, low, high, band, pairwise, intervals = scores(arrays, view, normalised)
     labels = [f"{m.name} · {layer}" for m, layer, _ in bars] + [label for _, _, label in candidates]
@@ -241,6 +241,7 @@ def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candid
               f"{which}<br><sup>{view['rdm']} input RDMs; bars: {intervals}{ceiling}</sup>",
         x_title=x_title, higher_is_better=not distance, band=band if len(shown) else None,
         band_label="noise ceiling", legend_title="layer depth" if view["layers"] == "default" else "architecture",
+        y_title="model · layer (best at the top)",
     )
     if pairwise is None:
         why = (intervals if view["boot"] != "0" and "computing" in intervals else

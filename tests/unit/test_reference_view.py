@@ -96,6 +96,7 @@ def test_draw_ranks_the_bars_and_says_which_way_is_better(view, digits):
     labels = [f"{names[key]} · penultimate" for key, *_ in context["rows"]]
     assert list(figure.layout.yaxis.categoryarray) == labels[::-1]  # a distance: the smaller first
     assert "lower = more similar" in figure.layout.xaxis.title.text
+    assert figure.layout.yaxis.title.text == "model · layer (best at the top)"
     assert (figure.layout.shapes[0].x0, figure.layout.shapes[0].x1) == (0.5, 1.0)
     assert "2 subjects" in figure.layout.title.text and "100 resamples" in figure.layout.title.text
     plus = {trace.y[0]: trace.error_x.array[0] for trace in figure.data}
