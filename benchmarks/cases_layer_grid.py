@@ -87,6 +87,8 @@ def grid_case(measure: str, n: int, with_extraction: bool, peer: bool, times_of:
         "layer_grid", f"{measure}, {label}, N={n}", prepare, ("torch-cka",) if peer else (),
         target="grid10" if peer or times_of else ("kernel" if not with_extraction else None),
         tolerance=1e-4, timeout_s=1200, reuse_peers=times_of, size=n,
+        # torch-cka's time is the same forward passes (the extract rows' floor) plus its HSIC.
+        floor_peers=("torch-cka",) if with_extraction else (),
     )
 
 

@@ -10,7 +10,7 @@ PEERS = ("pdist", "sklearn", "rsatoolbox")
 # Peers whose RDM is itself one BLAS GEMM (the |x|^2 + |y|^2 - 2 X Y' trick): RepScope is held
 # to the GEMM floor and to 1x them, not 10x. rsatoolbox's correlation RDM is a numpy einsum
 # (a loop, not BLAS) and scikit-learn's goes through scipy's cdist.
-GEMM_PEERS = {"euclidean": ("sklearn", "rsatoolbox"), "sqeuclidean": ("sklearn", "rsatoolbox")}
+FLOOR_PEERS = {"euclidean": ("sklearn", "rsatoolbox"), "sqeuclidean": ("sklearn", "rsatoolbox")}
 
 
 def rdm_case(method: str, n: int, d: int, group: str = "rdm") -> Case:
@@ -33,7 +33,7 @@ def rdm_case(method: str, n: int, d: int, group: str = "rdm") -> Case:
         group, f"{method} N={n} D={d}", prepare, PEERS,
         cost={p: (f"{p}/{method}", float(n) * n * d) for p in PEERS},
         gemm=(2.0 * n * n * d, (n, d, n)), target="kernel",
-        output_bytes=n * (n - 1) // 2 * 4, timeout_s=900, size=n, gemm_peers=GEMM_PEERS.get(method, ()),
+        output_bytes=n * (n - 1) // 2 * 4, timeout_s=900, size=n, floor_peers=FLOOR_PEERS.get(method, ()),
     )
 
 

@@ -250,7 +250,9 @@ class Case:
     ``gemm`` is ``(flops, (m, k, n))``: the row's GEMM work and its dominant GEMM shape.
     ``target`` picks the target checked on this row (see ``judge``); ``size`` is its number of
     stimuli N (rows with N <= ``SMALL_N`` must also run within 2x of their floor);
-    ``gemm_peers`` are peers that are themselves one BLAS GEMM (RepScope need only match them);
+    ``floor_peers`` are peers whose own time is the row's floor work (one BLAS GEMM; the same BLAS
+    and LAPACK calls; the same forward passes): no kernel can be 10x them, so RepScope need only
+    match them (>= 1x) and meet its floor rule;
     ``context_peers`` are columns for context only (another measure's time): no target reads them.
     """
 
@@ -270,7 +272,7 @@ class Case:
     # False when the case's own child processes (a worker pool) would count as "others".
     calm_check: bool = True
     size: int | None = None
-    gemm_peers: tuple[str, ...] = ()
+    floor_peers: tuple[str, ...] = ()
     context_peers: tuple[str, ...] = ()
 
 
@@ -460,7 +462,7 @@ def run_group(cases: list[Case], quick: bool, runner: Callable[[Case, dict], dic
                 record["peers"] = {**source["peers"], **record["peers"]}
                 record["notes"].append(f"peer times from the row '{case.reuse_peers}'")
         record["target_kind"], record["tolerance"] = case.target, case.tolerance
-        record["size"], record["gemm_peers"] = case.size, list(case.gemm_peers)
+        record["size"], record["floor_peers"] = case.size, list(case.floor_peers)
         record["context_peers"] = list(case.context_peers)
         record["output_bytes"], record["items"] = case.output_bytes, case.items
         _learn_rates([record])
@@ -807,7 +809,7 @@ def judge(record: dict) -> str:
         slower = [n for n, t in times.items() if t / rep < 1]
         if slower:
             why.append("slower than " + ", ".join(f"{n} ({times[n] / rep:.2g}x)" for n in slower))
-        loops = {n: t for n, t in times.items() if n not in record.get("gemm_peers", ())}
+        loops = {n: t for n, t in times.items() if n not in record.get("floor_peers", ())}
         if loops and kind != "floor":
             fastest = min(loops, key=loops.get)
             if 1 <= loops[fastest] / rep < 10:
