@@ -24,7 +24,8 @@ directions, one the transpose of the other).
   costs about (2 N + folds x D_x) D_x D_y multiply-adds in GEMMs: X_c'Y_c per test fold, U'Y_c
   as one rotation per fold, the held-out predictions. The per-fold eigendecompositions
   (folds x D_x^3, LAPACK on one host thread) are the floor: at N = 2,000 and widths 64-1,024
-  they alone take ~10x a linear-CKA grid of the same layers.
+  they alone took 1.48 s on a quiet 2-core machine, 13x the linear-CKA grid of the same layers
+  (0.11 s); the grid took 2.5 s against its floor of 1.9 s (benchmarks/RESULTS.md).
 - ``pls_r``: PLS regression (PLS2, NIPALS with regression deflation as scikit-learn's
   ``PLSRegression(scale=False)``, Brain-Score's choice), ``components`` (default 25) clipped to
   the training data's rank; each weight vector is the exact leading singular vector of X_k'Y_k
