@@ -39,7 +39,7 @@ def _percent_column(field: str, header: str, counted: str) -> dict:
                              "(n/a: no class labels or no classifier output)",
             "valueFormatter": {"function": "repscopePercent(params.value)"},
             # filters compare percentages, as shown (the rows hold fractions)
-            "filterValueGetter": {"function": f"repscopeHundred(params.data.{field})"}, "width": 120}
+            "filterValueGetter": {"function": f"repscopeHundred(params.data.{field})"}, "width": 150}
 
 
 COLUMN_DEFS = [

@@ -54,13 +54,13 @@ def test_targets_of_issue_20_floor_and_peers():
     """Small rows within 2x of their floor, every peer at least matched, 10x only over loops."""
     record = {"repscope": {"median": 1.0}, "peers": {"gemm": {"median": 1.5}, "loop": {"median": 20.0}},
               "agreement": {}, "gemm": {"seconds": 0.4}, "lapack_s": 0.2, "size": 1000,
-              "gemm_peers": ["gemm"], "target_kind": "kernel"}
+              "floor_peers": ["gemm"], "target_kind": "kernel"}
     assert harness.judge(record) == "met"  # floor 0.6 s: within 2x; 1.5x a GEMM peer is enough
     record["size"] = 5000  # above SMALL_N the floor fraction must reach 0.7
     assert harness.judge(record) == "missed: floor frac 0.60 < 0.7"
     record["size"], record["peers"]["gemm"]["median"] = 1000, 0.8
     assert harness.judge(record) == "missed: slower than gemm (0.8x)"
-    record["peers"]["gemm"]["median"], record["gemm_peers"] = 1.5, []
+    record["peers"]["gemm"]["median"], record["floor_peers"] = 1.5, []
     assert harness.judge(record) == "missed: 1.5x vs gemm < 10x"
 
 
