@@ -10,7 +10,10 @@ ARGS ?=
 PYTEST_ARGS ?=
 # Test files run in this many processes (pytest-xdist; a file's tests stay in one): most tests wait
 # on servers, browsers and workers they start, so two keep both cores of a small machine busy.
+# Each with one BLAS/OpenMP thread, as are the servers and workers they start: two processes with
+# two spinning threads each doubled the suite's CPU time (29 -> 47 CPU-minutes) and gained nothing.
 TEST_WORKERS ?= 2
+TEST_THREADS ?= 1
 
 .PHONY: run test bench bench-quick check-system zoo clean-cache
 
@@ -44,7 +47,8 @@ check-system:
 	fi
 
 test: check-system $(DEV_STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) OPENBLAS_NUM_THREADS=$(TEST_THREADS) \
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
