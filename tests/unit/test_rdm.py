@@ -186,3 +186,22 @@ def test_rank_rows_matches_scipy():
     X = np.random.default_rng(11).integers(0, 5, size=(7, 30)).astype(float)
     ranks = rdm_module.rank_rows(torch.from_numpy(X)).numpy()
     np.testing.assert_array_equal(ranks, rankdata(X, axis=1))
+
+
+@pytest.mark.parametrize("method", ["euclidean", "correlation", "cosine"])
+def test_real_activations_at_the_default_precision_match_pdist(method, monkeypatch):
+    """google/svcca's MNIST layer-4 activations (units up to ~170, unequal scales), 600 stimuli:
+    the syrk route at float32 against scipy's pdist in float64, and the blocked GEMM route."""
+    from tests.support import external_data
+
+    path = external_data("svcca") / "mnist_model0_lay04.npy"
+    if not path.exists():
+        pytest.skip(f"google/svcca's tutorial activations are not at {path.parent}")
+    X = np.load(path, allow_pickle=False)[:600]
+    ref = pdist(X.astype(np.float64), method)
+    syrk = compute.rdm(X, method, condensed=True, device="cpu")
+    assert syrk.dtype == np.float32
+    np.testing.assert_allclose(syrk, ref, rtol=1e-5, atol=1e-5 * ref.max())
+    monkeypatch.setattr(rdm_module, "SYRK_ROWS", 0)  # the blocked GEMM route on the same data
+    blocked = compute.rdm(X, method, condensed=True, device="cpu")
+    np.testing.assert_allclose(blocked, ref, rtol=1e-5, atol=1e-5 * ref.max())
