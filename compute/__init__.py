@@ -25,6 +25,7 @@ _API = {
     "MEASURES": "compute.measures.registry",
     "dimensionality": "compute.measures.dimensionality",
     "mds": "compute.measures.embed",
+    "mds_stress": "compute.measures.embed",
     "confusion_matrix": "compute.measures.confusion",
     "fit_srm": "compute.measures.srm",
     "bootstrap": "compute.measures.stats",

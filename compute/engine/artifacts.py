@@ -115,6 +115,14 @@ def mds_spec(matrix_spec: Spec, method: str = "smacof", seed: int = 0) -> Spec:
     return Spec("mds", {"method": method, "seed": seed}, (matrix_spec,))
 
 
+def mds_stress_spec(embedding: Spec) -> Spec:
+    """Kruskal's stress-1 of an MDS (``embedding``, from :func:`mds_spec`): how well its
+    distances keep the dissimilarities it embeds; a (1,) array."""
+    if embedding.kind != "mds":
+        raise ValueError(f"stress-1 is of an MDS, got a {embedding.kind!r} spec")
+    return Spec("mds_stress", {}, (embedding.inputs[0], embedding))
+
+
 def layer_grid_spec(model_a: str, layers_a, model_b: str, layers_b, stimuli,
                     measure: str = "cka_linear", pooling: str = "none", null: int = 0, seed: int = 0) -> Spec:
     """``measure`` between every layer in ``layers_a`` of ``model_a`` and every layer in

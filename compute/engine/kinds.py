@@ -141,6 +141,14 @@ def _mds(spec, shapes: list[Shape]) -> Cost:
                 f"an MDS of {p:,} points ({p:,} x {p:,} float64 distances)", "use fewer stimuli (n_per_class)")
 
 
+def _mds_stress(spec, shapes: list[Shape]) -> Cost:
+    shape = shapes[0]
+    p = shape[0] if len(shape) == 2 else side_from_length(shape[0])
+    pairs = p * (p - 1) // 2
+    return Cost(3 * pairs * _F64, _seconds(10 * pairs), (1,),
+                f"the stress-1 of an MDS of {p:,} points ({pairs:,} float64 distances)", "use fewer stimuli (n_per_class)")
+
+
 # Encoding measures factor each of their (default 5) training sets; k-NN measures keep k
 # neighbours per stimulus and form their cosine Gram matrix in row blocks of 2^26 entries.
 _FOLDS = 5
@@ -391,6 +399,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda spec, names: f"{_describe_model_rdm(spec, names)}, null of {spec['params']['null']} permutations"),
     Kind("mds", 1, recipes.mds, "cpu", _mds,
          lambda spec, names: f"mds {spec['params']['method']} of {describe(spec['inputs'][0], names)}"),
+    Kind("mds_stress", 1, recipes.mds_stress, "cpu", _mds_stress,
+         lambda spec, names: f"stress-1 of the {describe(spec['inputs'][1], names)}"),
     Kind("layer_grid", 4, recipes.layer_grid, "cpu", _layer_grid, _describe_layer_grid),
     Kind("similarities", 4, recipes.similarities, "cpu", _similarities,
          lambda spec, names: f"{spec['params']['measure']} of {_count(len(spec['params']['pairs']), 'layer pair')} "

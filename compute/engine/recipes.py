@@ -140,6 +140,13 @@ def mds(spec, inputs, ctx: Context):
     return coords.astype(np.float32), {}
 
 
+def mds_stress(spec, inputs, ctx: Context):
+    """Stress-1 of an MDS (inputs: the dissimilarities it embeds, then its coordinates), as (1,)."""
+    from compute.measures.embed import mds_stress as stress
+
+    return np.array([stress(inputs[0], inputs[1])]), {}
+
+
 def layer_grid(spec, inputs, ctx: Context):
     """The L_A x L_B grid; with a null (params ``null``, ``seed``) the (5, L_A, L_B) stack of
     :data:`GRID_NULL_FIELDS`."""

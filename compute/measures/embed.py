@@ -1,10 +1,12 @@
-"""Multidimensional scaling of a dissimilarity matrix into a few plottable dimensions."""
+"""Multidimensional scaling of a dissimilarity matrix into a few plottable dimensions, and how
+well the picture keeps the dissimilarities (Kruskal's stress-1)."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 import scipy.linalg
+from scipy.spatial.distance import pdist, squareform
 
 from compute.measures.registry import MDS_METHODS
 from compute.measures.validate import as_matrix
@@ -59,6 +61,44 @@ def mds(D: Any, n_components: int = 2, method: str = "smacof", seed: int = 0) ->
             normalized_stress=False,
         ).fit_transform(D, init=Y)
     return _orient(Y)
+
+
+def mds_stress(D: Any, Y: Any) -> float:
+    """Kruskal's stress-1 of the embedding ``Y`` of the dissimilarities ``D``: how far the
+    distances between the points are from the dissimilarities, relative to those distances.
+
+    stress-1 = sqrt( sum_{i<j} (D_ij - d_ij)^2 / sum_{i<j} d_ij^2 ), d_ij = |y_i - y_j|, with the
+    dissimilarities as the disparities (metric MDS): Kruskal (1964), and what scikit-learn's
+    ``smacof(..., normalized_stress=True)`` reports. 0: the plot's distances are the
+    dissimilarities exactly; Kruskal's guide: 0.025 excellent, 0.05 good, 0.1 fair, 0.2 poor.
+    It compares ``Y``'s scale with ``D``'s (MDS places points on D's scale); it does not change
+    when both are scaled together, nor when ``Y`` is rotated, reflected or shifted.
+
+    Parameters
+    ----------
+    D : array, shape (n, n) or (n (n - 1) / 2,)
+        The dissimilarities embedded, square (as :func:`mds` takes them) or condensed.
+    Y : array, shape (n, k)
+        The embedding, one row per item (what :func:`mds` returns).
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    D = np.asarray(D, dtype=np.float64)
+    if Y.ndim != 2:
+        raise ValueError(f"Y must be an (n, k) embedding, got shape {Y.shape}")
+    n = Y.shape[0]
+    if D.ndim == 2:
+        D = squareform(_check_dissimilarities(D), checks=False)
+    if D.ndim != 1 or D.shape[0] != n * (n - 1) // 2:
+        raise ValueError(f"D (shape {D.shape}) does not hold the dissimilarities of the {n} embedded items: "
+                         f"pass an {n} x {n} matrix or its {n * (n - 1) // 2} condensed entries")
+    if not (np.isfinite(D).all() and np.isfinite(Y).all()):
+        raise ValueError("D and Y must be finite (no NaN or infinity)")
+    distances = pdist(Y)
+    total = float(distances @ distances)
+    if total == 0.0:
+        raise ValueError("all embedded points coincide: stress-1 is undefined (no distances to compare)")
+    residual = D - distances
+    return float(np.sqrt(residual @ residual / total))
 
 
 def _check_dissimilarities(D: Any) -> np.ndarray:

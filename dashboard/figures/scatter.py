@@ -8,7 +8,30 @@ import plotly.graph_objects as go
 
 # What an MDS map's distances mean (its axes have no meaning of their own: any rotation fits as well).
 MDS_X_TITLE = "MDS 1 (distance between points ≈ their dissimilarity)"
+# Kruskal's (1964) guide to stress-1: the upper bound of each word.
+_KRUSKAL = ((0.025, "excellent"), (0.05, "good"), (0.1, "fair"), (0.2, "fair to poor"),
+            (float("inf"), "poor: read distances with care"))
 _SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon"]
+
+
+def stress_words(stress: float | None) -> str:
+    """How well an MDS keeps the dissimilarities it embeds, for its figure's subtitle
+    (compute.mds_stress; "" when not known)."""
+    if stress is None:
+        return ""
+    rating = next(word for bound, word in _KRUSKAL if stress < bound)
+    return f"Kruskal stress-1 {stress:.3f}, {rating} (0 = every distance exact)"
+
+
+def with_stress(title: str, stress) -> str:
+    """``title`` with an MDS's ``stress`` artifact (a (1,) array of stress-1) in its subtitle,
+    or as is when it is ``None``."""
+    if stress is None:
+        return title
+    words = stress_words(float(stress[0]))
+    if title.endswith("</sup>"):  # a subtitle already: the stress joins it
+        return f"{title.removesuffix('</sup>')}; {words}</sup>"
+    return f"{title}<br><sup>{words}</sup>"
 
 
 def embedding_scatter(

@@ -13,6 +13,7 @@ from compute.engine import artifacts
 from compute.settings import get_settings
 from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import labelled_heatmap, sorted_heatmap
+from dashboard.figures.scatter import with_stress
 from dashboard.selection import Selection, best_model, need_models
 from dashboard.snippets import prelude
 from dashboard.view_parts.choices import RDM_CHOICES, method_dropdown, rdm_scale_title, rdm_scale_words, register_info
@@ -69,13 +70,13 @@ def models_specs(models, stimuli, rdm_method: str, pooling: str = "none") -> dic
     for k in TOP_K:
         matrix = artifacts.confusion_model_rdm_spec([m.key for m in models], stimuli, k, view["compare"])
         named[f"top{k}"] = artifacts.mds_spec(matrix, method=view["mds"])
-    return named
+    return {**named, **{f"{name}_stress": artifacts.mds_stress_spec(spec) for name, spec in named.items()}}
 
 
 def models_figures(models, arrays: dict, rdm_method: str, group_of):
-    return (models_scatter(models, arrays["rdm"], f"Models by input RDM ({rdm_method})", group_of),
-            *(models_scatter(models, arrays[f"top{k}"], f"Models by top-{k} confusion", group_of)
-              for k in TOP_K))
+    titles = {"rdm": f"Models by input RDM ({rdm_method})", **{f"top{k}": f"Models by top-{k} confusion" for k in TOP_K}}
+    return tuple(models_scatter(models, arrays[name], with_stress(title, arrays.get(f"{name}_stress")), group_of)
+                 for name, title in titles.items())
 
 
 def layout(search: str | None = None, selection: Selection = Selection()) -> html.Div:
@@ -131,7 +132,7 @@ def plan_models(selection: Selection, rdm_method):
         raise ValueError("this view needs at least 3 selected models with output scores (class logits); "
                          "uploaded activations without 'logits' have none: select more models")
     named = models_specs(models, selection.stimuli, rdm_method, selection.pooling)
-    return named, list(named), {"rdm": rdm_method, "models": [m.key for m in models]}, None
+    return named, [name for name in named if name.endswith("_stress")], {"rdm": rdm_method, "models": [m.key for m in models]}, None
 
 
 def draw_models(context: dict, arrays: dict):

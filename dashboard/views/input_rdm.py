@@ -18,7 +18,7 @@ from compute.measures.blocks import block_factor, block_layout, sorted_window
 from compute.settings import get_settings
 from dashboard import compute_panel, services, url_codec
 from dashboard.figures.heatmap import replace_heatmap, sorted_heatmap
-from dashboard.figures.scatter import class_scatter
+from dashboard.figures.scatter import class_scatter, with_stress
 from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
 from dashboard.view_parts.choices import (MDS_CHOICES, RDM_CHOICES, method_dropdown, rdm_scale_title, rdm_scale_words,
@@ -53,18 +53,20 @@ def valid_layer(model, layer: str | None) -> str:
 
 def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 1000) -> dict[str, artifacts.Spec]:
     matrix = artifacts.rdm_spec(model.key, stimuli, view["layer"], pooling, view["rdm"])
-    return {"rdm": matrix, "mds": artifacts.mds_spec(matrix, method=view["mds"]),
+    embedding = artifacts.mds_spec(matrix, method=view["mds"])
+    return {"rdm": matrix, "mds": embedding, "stress": artifacts.mds_stress_spec(embedding),
             "blocks": artifacts.rdm_blocks_spec(matrix, stimuli, max_side)}
 
 
-def figures(stimuli, blocks, coords, view: dict, max_side: int = 1000):
-    """The class-sorted RDM heatmap and the stimulus MDS for computed arrays."""
+def figures(stimuli, blocks, coords, view: dict, max_side: int = 1000, stress=None):
+    """The class-sorted RDM heatmap and the stimulus MDS for computed arrays (with its
+    ``stress`` artifact, when given, in its subtitle)."""
     where = f"{view['model']}, layer {view['layer']}"
     heatmap = sorted_heatmap(stimuli, blocks, max_side, f"Input RDM ({view['rdm']}), sorted by class<br><sup>{where}; "
                              f"{rdm_scale_words(view['rdm'])}; rows and columns: stimuli sorted by class</sup>", rdm_scale_title(view["rdm"]))
     hover = [f"{stimulus}<br>class {stimuli.class_names[label]}" for stimulus, label in zip(stimuli.ids, stimuli.labels)]
     scatter = class_scatter(coords, stimuli.labels, stimuli.class_names, hover,
-                            title=f"MDS of the stimuli ({view['mds']})<br><sup>{where}</sup>")
+                            title=with_stress(f"MDS of the stimuli ({view['mds']})<br><sup>{where}</sup>", stress))
     return heatmap, scatter
 
 
@@ -133,12 +135,13 @@ def plan(selection: Selection, model_name, layer, rdm_method, mds_method, zoom="
     named = specs(model, selection.stimuli, view, selection.pooling, max_side)
     # The model is always written: the default (the most accurate) may change as models are added.
     context = {"view": view, "max_side": max_side, "rdm": named["rdm"].to_json()}
-    return named, ["mds", "blocks"], context, url_codec.encode(view, {**defaults(selection.choices), "model": None})
+    return named, ["stress", "blocks"], context, url_codec.encode(view, {**defaults(selection.choices), "model": None})
 
 
 def draw(context: dict, arrays: dict):
     stimuli = Selection.from_url_params(context["selection"]).stimuli
-    heatmap, scatter = figures(stimuli, arrays["blocks"], arrays["mds"], context["view"], context["max_side"])
+    heatmap, scatter = figures(stimuli, arrays["blocks"], arrays["mds"], context["view"], context["max_side"],
+                               arrays.get("stress"))
     window = parse_window(context["view"].get("zoom"), len(stimuli))
     if window is not None:  # opened on a zoom (a link, or another model or layer at the same window)
         (r0, r1), (c0, c1) = window
@@ -245,12 +248,13 @@ rdm = compute.rdm(acts, method={view["rdm"]!r})  # N x N, in stimulus order
 order = np.argsort(stimuli.labels, kind="stable")
 heatmap = rdm[np.ix_(order, order)]  # sorted by class, as drawn (block-averaged when N > {context["max_side"]})
 coords = compute.mds(rdm, method={view["mds"]!r})  # the stimulus MDS, one row per stimulus
+stress = compute.mds_stress(rdm, coords)  # Kruskal's stress-1, in the MDS's subtitle
 """
 
 
 compute_panel.register_submit(_ID, [Input(f"{_ID}-{name}-choice", "value") for name in ("model", "layer", "rdm", "mds")],
                         plan, states=[State(f"{_ID}-zoom", "data")])
 compute_panel.register_poll(_ID, [Output(f"{_ID}-heatmap", "figure"), Output(f"{_ID}-mds", "figure")], draw, code,
-                      needs=("blocks", "mds"))
+                      needs=("blocks", "mds", "stress"))
 register_info(f"{_ID}-rdm-choice", "rdm")
 register_info(f"{_ID}-mds-choice", "mds")

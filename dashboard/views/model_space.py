@@ -13,9 +13,11 @@ import dash
 import numpy as np
 from dash import Input, Output, callback, dcc, html, no_update
 
+from compute.engine import artifacts
 from compute.measures.registry import COMPARE_METHODS
 from dashboard import compute_panel, url_codec
 from dashboard.figures.heatmap import mark_cells, matrix_heatmap
+from dashboard.figures.scatter import with_stress
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES, method_dropdown, register_info
@@ -55,11 +57,11 @@ def _group_key(value: str) -> tuple:
 
 
 def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.get("family", m.architecture)),
-            null=None):
+            null=None, stress=None):
     """The heatmap (models in the order ``view["sort"]`` asks; the matrix and coordinates are in
     ``models``' order) and the MDS scatter for computed arrays; with a ``null`` artifact (the
     stack of recipes.MODEL_NULL_FIELDS) the entries above chance ringed, and calibrated
-    similarities shown where ``view["show"]`` asks."""
+    similarities shown where ``view["show"]`` asks; with a ``stress`` artifact its stress-1 under the MDS's title."""
     sort = view.get("sort", "accuracy")
     order = display_order(models, sort, group_of)
     calibrated = null is not None and view.get("show") == "calibrated"
@@ -77,13 +79,14 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
     if null is not None:
         mark_cells(heatmap, model_null.ringed(null)[np.ix_(order, order)], labels, labels,
                    model_null.mark_words(view, len(models)))
-    return heatmap, models_scatter(models, coords, f"MDS of models ({view['mds']}), coloured by accuracy", group_of)
+    return heatmap, models_scatter(models, coords, with_stress(f"MDS of models ({view['mds']}), coloured by accuracy",
+                                                               stress), group_of)
 
 
 def colour_title(compare: str, calibrated: bool = False) -> str:
     """The colour bar's title: which value, in words with its direction."""
     if calibrated:
-        return f"calibrated {compare}<br>(0 = chance, 1 = identical;<br>higher = more alike)"
+        return f"calibrated {COMPARE_METHODS[compare].title}<br>(0 = chance, 1 = identical;<br>higher = more alike)"
     return f"{dissimilarity_label(compare)}<br>(dissimilarity:<br>lower = more alike)"
 
 
@@ -119,12 +122,12 @@ def plan(selection: Selection, rdm_method, compare_method, mds_method, sort="acc
     url_codec.check(view, CHOICES)
     models = need_models(selection, 3)
     matrix, embedding = map_specs(models, selection.stimuli, view, selection.pooling)
-    specs = {"matrix": matrix, "mds": embedding}
+    specs = {"matrix": matrix, "mds": embedding, "stress": artifacts.mds_stress_spec(embedding)}
     spec = model_null.null_spec(matrix, view)
     if spec is not None:
         specs["null"] = spec
     context = {"view": view, "models": [m.key for m in models], "names": [m.name for m in models]}
-    return specs, [name for name in ("mds", "null") if name in specs], context, url_codec.encode(view, DEFAULTS)
+    return specs, [name for name in ("stress", "null") if name in specs], context, url_codec.encode(view, DEFAULTS)
 
 
 def context_models(context: dict, selection: Selection) -> list:
@@ -140,7 +143,7 @@ def context_models(context: dict, selection: Selection) -> list:
 def draw(context: dict, arrays: dict):
     selection = Selection.from_url_params(context["selection"])
     return figures(context_models(context, selection), arrays["matrix"], arrays["mds"],
-                   context["view"], selection.group_of, arrays.get("null"))
+                   context["view"], selection.group_of, arrays.get("null"), arrays.get("stress"))
 
 
 def code(context: dict) -> str:
@@ -155,6 +158,7 @@ rdms = np.stack([compute.rdm(activations(name, ["penultimate"])[0], method={view
                  .astype(np.float32) for name in models])
 matrix = compute.model_rdm(rdms, method={view["compare"]!r})  # the heatmap
 coords = compute.mds(matrix, method={view["mds"]!r})  # the MDS scatter, one row per model
+stress = compute.mds_stress(matrix, coords)  # Kruskal's stress-1, in the MDS's subtitle
 """ + _null_code(view)
 
 

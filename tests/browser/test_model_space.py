@@ -1,7 +1,9 @@
 """The model RDM & MDS page in headless Chromium, on the built-in zoo."""
+import re
 from urllib.parse import parse_qsl, urlparse
 
 import numpy as np
+import pytest
 
 import compute
 from tests.browser.test_views import _activations
@@ -16,6 +18,20 @@ def test_mds_has_one_point_per_model_and_heatmap_matches(app_server, page):
     assert sum(len(trace["x"]) for trace in scatter) == count
     assert len(heatmap[0]["z"]) == count and all(len(row) == count for row in heatmap[0]["z"])
     assert page.locator(".alert-error").count() == 0
+    # The MDS says how faithfully it draws the model RDM: its stress-1, from the drawn numbers.
+    title = page.inner_text("#model-space-mds")
+    shown = re.search(r"Kruskal stress-1 (\d\.\d{3}), (excellent|good|fair|fair to poor|poor)", title)
+    assert shown, title
+    points = page.evaluate(_POINTS, "model-space-mds")
+    at = {name: xy for trace in points for name, xy in zip(trace["names"] or (), trace["xy"])}
+    names = heatmap[0]["x"]
+    assert float(shown.group(1)) == pytest.approx(
+        compute.mds_stress(np.array(heatmap[0]["z"]), np.array([at[name] for name in names])), abs=6e-4)
+
+
+# Each scatter trace's points with their names (customdata), in the page's own numbers.
+_POINTS = """id => Array.from(document.querySelector('#' + id + ' .js-plotly-plot')._fullData,
+  t => ({names: t.customdata ? Array.from(t.customdata) : null, xy: Array.from(t.x, (x, i) => [x, t.y[i]])}))"""
 
 
 def test_view_state_lives_in_the_url_and_survives_a_restart(app_server, page):
@@ -61,7 +77,7 @@ def test_the_null_rings_the_entries_compute_finds_above_chance(app_server, page)
         expected = {(names[i], names[j]) for i, j in zip(*np.nonzero(q < 0.05))}
     assert expected and set(zip(rings["y"], rings["x"])) == expected and "BH-FDR" in rings["name"]
     np.testing.assert_allclose(np.array(heatmap["z"], dtype=float), null.calibrated, atol=1e-5)
-    assert "calibrated spearman" in page.inner_text("#model-space-heatmap")
+    assert "calibrated Spearman ρ" in page.inner_text("#model-space-heatmap")
     assert "stimuli of the second model's input RDM are permuted" in page.inner_text("body")
 
 

@@ -97,3 +97,40 @@ def test_bad_options():
         compute.mds(D, n_components=5)
     with pytest.raises(ValueError, match="unknown MDS method 'tsne'"):
         compute.mds(D, method="tsne")
+
+
+@pytest.mark.parametrize("metric_dims", [2, 8])
+def test_stress_is_scikit_learns_normalised_stress_of_the_same_configuration(metric_dims):
+    from sklearn.manifold import smacof
+
+    D = squareform(pdist(np.random.default_rng(6).normal(size=(40, metric_dims))))
+    Y, theirs = smacof(D, metric=True, n_components=2, init=compute.mds(D, method="classical"), n_init=1,
+                       max_iter=50, normalized_stress=True)
+    assert compute.mds_stress(D, Y) == pytest.approx(theirs, rel=1e-10)
+    assert compute.mds_stress(squareform(D), Y) == pytest.approx(theirs, rel=1e-10)  # condensed D alike
+    if metric_dims == 2:  # a planar configuration is reproduced: no stress
+        assert compute.mds_stress(D, compute.mds(D, method="classical")) < 1e-9
+
+
+def test_stress_closed_form_and_invariances():
+    # Points embedded at half their distances d: each residual and each plotted distance are
+    # d/2, so stress-1 = sqrt(sum (d/2)^2 / sum (d/2)^2) = 1.
+    P = np.array([[0.0], [1.0], [3.0]])
+    D = squareform(pdist(P))
+    assert compute.mds_stress(D, np.hstack([P / 2, np.zeros((3, 1))])) == pytest.approx(1.0)
+    Y = np.random.default_rng(7).normal(size=(12, 2))
+    D = squareform(pdist(np.random.default_rng(8).normal(size=(12, 5))))
+    value = compute.mds_stress(D, Y)
+    R = special_ortho_group.rvs(2, random_state=9) * np.array([1, -1])
+    assert compute.mds_stress(D, Y @ R + 3.0) == pytest.approx(value, rel=1e-12)
+    assert compute.mds_stress(4.0 * D, 4.0 * Y) == pytest.approx(value, rel=1e-12)
+
+
+def test_stress_refuses_what_it_cannot_compare():
+    D = squareform(pdist(np.arange(8.0).reshape(4, 2)))
+    with pytest.raises(ValueError, match="the 5 embedded items"):
+        compute.mds_stress(D, np.zeros((5, 2)) + np.arange(5)[:, None])
+    with pytest.raises(ValueError, match="coincide"):
+        compute.mds_stress(D, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        compute.mds_stress(squareform(D), np.full((4, 2), np.nan))

@@ -104,7 +104,7 @@ def test_the_plan_bounds_the_null_and_the_heatmap_rings_entries_above_chance(zoo
 
     selection = Selection(names=MODELS)
     specs, targets, _, search = view.plan(selection, "correlation", "spearman", "smacof", "accuracy", "100", "calibrated")
-    assert targets == ["mds", "null"] and specs["null"].params == {"method": "spearman", "null": 100, "seed": 0}
+    assert targets == ["stress", "null"] and specs["null"].params == {"method": "spearman", "null": 100, "seed": 0}
     assert "null=100" in search and "show=calibrated" in search
     for crafted in ((str(10**9), "raw"), ("-1", "raw"), ("100", "z")):
         with pytest.raises(ValueError, match="must be one of"):
@@ -116,7 +116,7 @@ def test_the_plan_bounds_the_null_and_the_heatmap_rings_entries_above_chance(zoo
     state = {"compare": "spearman", "mds": "smacof", "null": "100", "show": "calibrated"}
     heatmap, _ = view.figures(models, null[0], np.zeros((2, 2)), state, null=null)
     np.testing.assert_array_equal(heatmap.data[0].z, null[4])
-    assert heatmap.data[0].colorbar.title.text.startswith("calibrated spearman<br>(0 = chance")
+    assert heatmap.data[0].colorbar.title.text.startswith("calibrated Spearman ρ<br>(0 = chance")
     assert list(zip(heatmap.data[1].y, heatmap.data[1].x)) == [("m", "n"), ("n", "m")]
     assert "BH-FDR over the 1 entries" in heatmap.data[1].name
     raw, _ = view.figures(models, null[0], np.zeros((2, 2)), {**state, "show": "raw"}, null=null)

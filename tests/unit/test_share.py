@@ -13,8 +13,8 @@ from dashboard.views import model_space
 SNIPPET_MODELS = ("mlp-w8-s0-e25", "cnn-w4-s0-e25", "mlp-w16-s1-e5")
 # view -> (control values, the snippet's variable for each array of the job)
 SNIPPET_CASES = {
-    "model_space": (("euclidean", "kendall_tau_a", "classical"), {"matrix": "matrix", "mds": "coords"}),
-    "input_rdm": (("cnn-w4-s0-e25", "fc1", "cosine", "classical"), {"mds": "coords"}),
+    "model_space": (("euclidean", "kendall_tau_a", "classical"), {"matrix": "matrix", "mds": "coords", "stress": "stress"}),
+    "input_rdm": (("cnn-w4-s0-e25", "fc1", "cosine", "classical"), {"mds": "coords", "stress": "stress"}),
     # Layers chosen one by one, and a second measure beside the first: both grids reproduced.
     "layer_grid": (("mlp-w8-s0-e25", "cnn-w4-s0-e25", "rv2", "default", "off", "off", "raw", "participation_ratio",
                     "pwcca", ["out", "fc1"], ["conv1", "bn3"]), {"grid": "grid", "grid2": "grid2"}),
