@@ -8,7 +8,7 @@ from compute.sources.activations import extract
 from compute.sources.models import load_model
 from compute.sources.references import save_reference
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import MODELS_GRID, model_cell, wait_for_figures
+from tests.browser.support import MODELS_GRID, figure_words, model_cell, wait_for_figures
 
 SOURCE = "cnn-w8-s0-e25"
 NAME = "acts-upload"
@@ -31,6 +31,12 @@ def test_uploaded_activations_are_a_model_in_every_view(app_server, page, tmp_pa
 
     page.goto(app_server.url + f"/models?models={SOURCE},{OTHER}")
     page.wait_for_selector(MODELS_GRID, timeout=120_000)
+    # The grid's accuracy columns say which accuracy, and define it on hover.
+    for column, header, counted in (("accuracy", "Top-1 accuracy", "whose highest output is the true class"),
+                                    ("top5", "Top-5 accuracy", "whose true class is among the 5 highest outputs")):
+        assert page.inner_text(f"#models-table .ag-header-cell[col-id={column}]").strip() == header
+        tooltip = page.evaluate("c => dash_ag_grid.getApi('models-table').getColumnDef(c).headerTooltip", column)
+        assert counted in tooltip and "held out" not in tooltip
     page.set_input_files("#models-activations-file input[type=file]", str(tmp_path / "cnn-activations.npz"))
     page.fill("#models-activations-name", NAME)
     page.click("#models-activations-send")
@@ -62,3 +68,8 @@ def test_uploaded_activations_are_a_model_in_every_view(app_server, page, tmp_pa
     assert set(bars) == {f"{m} · penultimate" for m in (SOURCE, OTHER, NAME)}
     assert abs(bars[f"{NAME} · penultimate"] - bars[f"{SOURCE} · penultimate"]) < 1e-4  # the same RDM
     assert bars[f"{NAME} · penultimate"] > bars[f"{OTHER} · penultimate"]
+    words = figure_words(page, "reference-bars")  # what a bar is and its scale, in the registry's words
+    assert words["y"] == "model · layer (best at the top)"
+    assert words["x"] == "Spearman ρ with the reference, mean over subjects (higher = more similar)"
+    page.goto(app_server.url + "/jobs")  # the Jobs page names the reference by its name
+    page.wait_for_selector(".job-row:has-text(\"against reference 'brain' (spearman, 0 resamples)\")", timeout=30_000)
