@@ -103,6 +103,8 @@ def test_layer_grid_matches_compute(app_server, page):
         assert got["x"] == [f"B: {name}" for name in layers_b]
     words = figure_words(page, "layer-grid-heatmap")
     assert (words["y"], words["x"]) == ("layer of A (cnn-w4-s0-e25)", "layer of B (mlp-w8-s1-e25)")
+    assert words["colorbars"][0] == "Linear CKA<br>(similarity: higher = more alike)"  # the measure in words
+    assert figure_words(page, "layer-grid-heatmap2")["colorbars"][0] == "PWCCA<br>(similarity: higher = more alike)"
     assert _query(page) == {"a": "cnn-w4-s0-e25", "b": "mlp-w8-s1-e25", "measure2": "pwcca",
                             "layers_a": "conv1,bn3", "layers_b": ",".join(layers_b)}
 
@@ -156,7 +158,7 @@ def test_layer_grid_null_rings_cells_above_chance_shows_calibrated_scores_and_di
                            timeout=240_000)
     choose(page, "layer-grid-show-choice", "calibrated")
     page.wait_for_function("() => document.querySelector('#layer-grid-heatmap .js-plotly-plot')._fullData[0]"
-                           ".colorbar.title.text.startsWith('calibrated cka_linear<br>(0 = chance, 1 = best')",
+                           ".colorbar.title.text.startsWith('calibrated Linear CKA<br>(0 = chance, 1 = best')",
                            timeout=240_000)
     heatmap, rings = page.evaluate(PLOT_DATA, "layer-grid-heatmap")
     layers_a, layers_b = _default_layers("cnn-w4-s0-e25"), _default_layers("mlp-w8-s1-e25")
