@@ -48,6 +48,10 @@ def test_input_rdm_is_sorted_by_class_and_matches_compute(app_server, page):
     assert words["xticks"] == list(stimuli.class_names)
     assert "(positions in class order)" in words["hovers"][0]
     assert figure_words(page, "input-rdm-mds")["x"] == "MDS 1 (distance between points ≈ their dissimilarity)"
+    # The RDM method in words in its dropdown and its info line (direction, range, invariances).
+    assert "Euclidean distance" in page.inner_text("#input-rdm-rdm-choice")
+    info = page.inner_text("#input-rdm-rdm-choice-info")
+    assert info.startswith("Euclidean distance (euclidean). dissimilarity: higher = more different. range")
 
 
 def test_input_rdm_offers_the_layers_of_the_chosen_model(app_server, page):
@@ -235,6 +239,7 @@ def test_layer_curves_show_each_models_mean_dissimilarity_per_depth(app_server, 
     y_title = page.evaluate("() => document.querySelector('#curves-curves .js-plotly-plot')._fullLayout.yaxis.title.text")
     assert y_title.startswith("mean dissimilarity to the other models") and "higher = more unlike them" in y_title
     assert "(mean 1 − Pearson r of input RDMs" in y_title  # the comparison in the registry's words
+    assert page.inner_text("#curves-compare-choice-info").startswith("Pearson r (pearson). similarity: higher")
     words = figure_words(page, "curves-curves")
     assert (words["x"], words["xformat"]) == ("top-1 accuracy (%)", ".0%")
     assert all(len(t["x"]) == len(models) for t in curves)
@@ -258,7 +263,8 @@ def test_the_measures_page_lists_every_method_by_family(app_server, page):
     assert page.locator("#measures-table .measures-row").count() == sum(len(table) for table in tables)
     assert page.inner_text("#measures-measure").startswith("Direct similarity of two layers' activations")
     row = page.locator("#measures-table .measures-row", has_text="cka_debiased").inner_text()
-    for said in ("Debiased linear CKA", "similarity: higher = more alike", "[−1, 1]", "Song et al. 2012"):
+    for said in ("Debiased linear CKA", "similarity: higher = more alike", "[−1, 1]", "Song et al. 2012",
+                 "orthogonal, isotropic scaling, translation"):
         assert said in row
 
 
