@@ -72,6 +72,8 @@ def test_uploaded_activations_are_a_model_in_every_view(app_server, page, tmp_pa
     words = figure_words(page, "reference-bars")  # what a bar is and its scale, in the registry's words
     assert words["y"] == "model · layer (best at the top)"
     assert words["x"] == "Spearman ρ with the reference, mean over subjects (higher = more similar)"
+    scatter = figure_words(page, "reference-accuracy")  # the score against accuracy, in %
+    assert (scatter["x"], scatter["xformat"]) == ("top-1 accuracy on the stimulus set (%)", ".0%")
     # Ceiling-normalised scores: each bar over the noise ceiling's lower bound, the band from 1.
     choose(page, "reference-score-choice", "ceiling-normalised")
     page.wait_for_selector("#reference-bars .xtitle:has-text('divided by the noise ceiling')", timeout=60_000)
