@@ -36,7 +36,7 @@ def test_uploaded_activations_are_a_model_in_every_view(app_server, page, tmp_pa
                                     ("top5", "Top-5 accuracy", "whose true class is among the 5 highest outputs")):
         assert page.inner_text(f"#models-table .ag-header-cell[col-id={column}]").strip() == header
         tooltip = page.evaluate("c => dash_ag_grid.getApi('models-table').getColumnDef(c).headerTooltip", column)
-        assert counted in tooltip and "held out" not in tooltip
+        assert tooltip.startswith(f"{header}: the share of the images of the model's stimulus set {counted}")
     page.set_input_files("#models-activations-file input[type=file]", str(tmp_path / "cnn-activations.npz"))
     page.fill("#models-activations-name", NAME)
     page.click("#models-activations-send")
