@@ -122,12 +122,12 @@ def shown(grid, view: dict) -> tuple:
 
 
 def colour_scale(measure: str, calibrated: bool, values) -> tuple[str, tuple[float, float]]:
-    """The colour bar's title (which score, in words with its direction) and range."""
+    """The colour bar's title (which score, in the registry's words with its direction) and range."""
     m = MEASURES[measure]
     if not calibrated:
-        return f"{m.name}<br>({m.kind}: {m.direction})", m.range
+        return f"{m.title}<br>({m.kind}: {m.direction})", m.range
     low = np.nanmin(values) if np.isfinite(values).any() else 0.0
-    return f"calibrated {m.name}<br>(0 = chance, 1 = best;<br>higher = more alike)", (min(0.0, float(low)), 1.0)
+    return f"calibrated {m.title}<br>(0 = chance, 1 = best;<br>higher = more alike)", (min(0.0, float(low)), 1.0)
 
 
 def mark_words(view: dict, cells: str) -> str:
@@ -145,7 +145,7 @@ def figure(grid, layers_a, layers_b, view: dict, key: str = "measure"):
     colorbar, zrange = colour_scale(view[key], calibrated, values)
     small = len(layers_a) <= _ANNOTATE_UP_TO and len(layers_b) <= _ANNOTATE_UP_TO
     fig = labelled_heatmap(values, rows, cols, title=title, colorbar_title=colorbar,
-                           hover_label=("calibrated " if calibrated else "") + measure.name, zrange=zrange,
+                           hover_label=("calibrated " if calibrated else "") + measure.title, zrange=zrange,
                            annotate=small, x_title=f"layer of B ({view['b']})", y_title=f"layer of A ({view['a']})")
     if marked is not None:
         mark_cells(fig, marked, rows, cols, mark_words(view, f"the {marked.size} cells"))
@@ -382,7 +382,7 @@ def draw_multiples(context: dict, arrays: dict):
               for (values, _, _), (a, b), (la, lb) in zip(drawn, context["pairs"], context["layers"])]
     calibrated, marks = drawn[0][2], [marked for _, marked, _ in drawn]
     colorbar, zrange = colour_scale(view["measure"], calibrated, np.concatenate([p[0].ravel() for p in panels]))
-    title = f"{MEASURES[view['measure']].name}, layers (rows) × layers (columns), one panel per pair"
+    title = f"{MEASURES[view['measure']].title}, layers (rows) × layers (columns), one panel per pair"
     null = marks[0] is not None
     return (small_multiples(panels, colorbar, zrange, title, marks=marks if null else None,
                             mark_name=mark_words(view, "each panel's cells") if null else ""),)

@@ -71,6 +71,25 @@ PLOT_DATA = """id => {
 }"""
 
 
+# What a figure says in words: its title, axis titles and tick texts, its colour bars' titles and
+# tick formats (a trace's own, a marker's, or the shared colour axis'), each trace's hover template.
+FIGURE_WORDS = """id => {
+  const el = document.querySelector('#' + id + ' .js-plotly-plot'), l = el._fullLayout;
+  const text = t => (t && t.text !== undefined) ? t.text : (t || '');
+  const bar = t => t.colorbar || (t.marker && t.marker.colorbar) || (l.coloraxis && l.coloraxis.colorbar) || null;
+  return {title: text(l.title), x: text(l.xaxis.title), y: text(l.yaxis.title),
+          xticks: Array.from(l.xaxis.ticktext || []), xformat: l.xaxis.tickformat || '',
+          colorbars: el._fullData.map(t => bar(t) ? text(bar(t).title) : null),
+          colorformats: el._fullData.map(t => bar(t) ? bar(t).tickformat || '' : null),
+          hovers: el._fullData.map(t => t.hovertemplate || null)};
+}"""
+
+
+def figure_words(page, figure_id: str) -> dict:
+    """The words the figure ``figure_id`` shows (see FIGURE_WORDS), read from the page."""
+    return page.evaluate(FIGURE_WORDS, figure_id)
+
+
 def wait_for_figures(page, prefix="model-space", figures=("mds", "heatmap"), timeout=240_000):
     """Wait until every figure ``<prefix>-<name>`` has data, failing at once with the page's
     message if the view's job fails; return each figure's traces (see PLOT_DATA) in order. Work

@@ -1,12 +1,13 @@
 """The left panel's selection in a real browser: tag filters from a link, kept across views,
 lasso-selected models, the Compute button for uncached heavy work, thumbnails on hover."""
+import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
 from compute.sources.models import list_models
-from tests.browser.support import running_app, wait_for_figures, wait_for_title
+from tests.browser.support import figure_words, running_app, wait_for_figures, wait_for_title
 from tests.support import wait_until
 
 
@@ -29,7 +30,17 @@ def test_a_link_s_tag_filters_select_the_models_of_every_view(app_server, page, 
     wait_until(lambda: _square_side(page) > narrow + 100, 20, "the heatmap grown with the window")
     assert page.evaluate(f"() => document.querySelector('{_HEATMAP}')._fullLayout.height") <= 1000 - 150
     page.set_viewport_size({"width": 1400, "height": 1000})
-    assert page.inner_text("#selection-summary").startswith(f"{len(cnn_trained)} of ")
+    summary = page.inner_text("#selection-summary")  # which accuracy, and that it is the % beside each model
+    assert summary.startswith(f"{len(cnn_trained)} of ") and "top-1 accuracy on digits" in summary
+    assert summary.endswith("(the % beside each model)")
+    # The model page's words: the model RDM's scale in the registry's words and its axes' order,
+    # the MDS's distances and its accuracy colour bar in %.
+    heatmap = figure_words(page, "model-space-heatmap")
+    assert heatmap["colorbars"][0].startswith("1 − Spearman ρ<br>(dissimilarity")
+    assert (heatmap["x"], heatmap["y"]) == ("model (least to most accurate; hover for names)", "model")
+    scatter = figure_words(page, "model-space-mds")
+    assert scatter["x"] == "MDS 1 (distance between points ≈ their dissimilarity)"
+    assert (scatter["colorbars"][0], scatter["colorformats"][0]) == ("top-1 accuracy (%, higher is better)", ".0%")
     assert _query(page)["where"] == "family:cnn;group:trained"
     # The navigation bar keeps the selection: the layer grid's model A is the best selected CNN.
     best = min(cnn_trained, key=lambda m: (-m.accuracy, m.name))  # ties: by name, as the view does
@@ -97,6 +108,8 @@ def test_uncached_heavy_work_waits_for_the_compute_button_and_cached_work_does_n
     page.wait_for_selector("#input-rdm-compute", timeout=60_000)
     assert "Not computed yet" in page.inner_text("#input-rdm-progress")
     assert "forward pass" in page.inner_text("#input-rdm-progress")
+    assert re.search(r"about [\d.]+ \w+ of memory and (about \d+ (s|min)|under a second)",
+                     page.inner_text("#input-rdm-progress"))  # the estimate names memory and time
     page.click("#input-rdm-compute")
     # Gone once the job starts (else wait_for_figures, seeing it still there, would press it again).
     page.wait_for_selector("#input-rdm-compute", state="detached", timeout=60_000)

@@ -51,6 +51,10 @@ def test_srm_bars_match_compute_at_every_depth_for_unequal_widths(app_server, pa
     wait_for_title(page, "srm-variance", "3 models, k = 5<", timeout=5_000)
     notes = page.evaluate(ANNOTATIONS, "srm-agreement")
     assert notes == ["n/a"] * 3
+    hint = page.locator("p.hint", has_text="SRM is fitted on").inner_text()  # what the bars are
+    for said in ("Variance explained = 1 − Σ‖X − W·S‖² / Σ‖X‖²", "iRSM: stimulus × stimulus cosine similarity",
+                 "wRSM: each network's own", "bars: Pearson r of the two"):
+        assert said in hint
     query = _query(page)
     assert query["k"] == "5" and sorted(query["align"].split(",")) == sorted(names)
 

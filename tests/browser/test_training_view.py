@@ -52,6 +52,9 @@ def test_layers_converge_to_their_final_state_and_groups_match_compute(app_serve
         np.testing.assert_allclose(trace["y"][2], np.mean(values), atol=1e-6)
     # Generalising networks are more alike than memorising ones in the last layer (PWCCA paper, Fig 3).
     assert bars[0]["y"][2] > bars[1]["y"][2]
+    # The architecture the groups share, in words (not its hyperparameters' dict).
+    title = page.evaluate("() => document.querySelector('#training-groups-bars .js-plotly-plot')._fullLayout.title.text")
+    assert "sigmoid MLP, widths 45-45-45, 64 inputs, 10 classes:" in title and "hidden=" not in title
     assert _query(page) == {"series": "mlp-w16-s10"}
 
 

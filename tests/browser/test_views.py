@@ -11,7 +11,7 @@ from compute.sources.activations import extract, predict
 from compute.sources.layers import list_layers
 from compute.sources.models import list_models, load_model
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import PLOT_DATA, choose, wait_for_figures, wait_for_title
+from tests.browser.support import PLOT_DATA, choose, figure_words, wait_for_figures, wait_for_title
 
 
 def _activations(name, layers):
@@ -42,6 +42,16 @@ def test_input_rdm_is_sorted_by_class_and_matches_compute(app_server, page):
     got = np.concatenate([np.column_stack([t["x"], t["y"]]) for t in scatter])
     np.testing.assert_allclose(got, coords[order], atol=1e-3 * np.abs(coords).max())
     assert _query(page) == {"model": "cnn-w4-s0-e25", "layer": "fc2", "rdm": "euclidean"}
+    # Its words: the colour bar in the registry's words, classes named, hover positions in class order.
+    words = figure_words(page, "input-rdm-heatmap")
+    assert words["colorbars"] == ["Euclidean<br>distance<br>(dissimilarity)"]
+    assert words["xticks"] == list(stimuli.class_names)
+    assert "(positions in class order)" in words["hovers"][0]
+    assert figure_words(page, "input-rdm-mds")["x"] == "MDS 1 (distance between points ≈ their dissimilarity)"
+    # The RDM method in words in its dropdown and its info line (direction, range, invariances).
+    assert "Euclidean distance" in page.inner_text("#input-rdm-rdm-choice")
+    info = page.inner_text("#input-rdm-rdm-choice-info")
+    assert info.startswith("Euclidean distance (euclidean). dissimilarity: higher = more different. range")
 
 
 def test_input_rdm_offers_the_layers_of_the_chosen_model(app_server, page):
@@ -95,6 +105,10 @@ def test_layer_grid_matches_compute(app_server, page):
         np.testing.assert_allclose(np.array(got["z"]), compute.layer_grid(acts_a, acts_b, measure=measure), atol=1e-6)
         assert got["y"] == [f"A: {name}" for name in layers_a]
         assert got["x"] == [f"B: {name}" for name in layers_b]
+    words = figure_words(page, "layer-grid-heatmap")
+    assert (words["y"], words["x"]) == ("layer of A (cnn-w4-s0-e25)", "layer of B (mlp-w8-s1-e25)")
+    assert words["colorbars"][0] == "Linear CKA<br>(similarity: higher = more alike)"  # the measure in words
+    assert figure_words(page, "layer-grid-heatmap2")["colorbars"][0] == "PWCCA<br>(similarity: higher = more alike)"
     assert _query(page) == {"a": "cnn-w4-s0-e25", "b": "mlp-w8-s1-e25", "measure2": "pwcca",
                             "layers_a": "conv1,bn3", "layers_b": ",".join(layers_b)}
 
@@ -112,6 +126,9 @@ def test_layer_grid_small_multiples_show_each_selected_model_against_its_twin(ap
     titles = page.evaluate("() => document.querySelector('#layer-grid-multiples-grid .js-plotly-plot')"
                            "._fullLayout.annotations.map(a => a.text)")
     assert sorted(t.split(" × ")[0] for t in titles) == trained
+    words = figure_words(page, "layer-grid-multiples-grid")  # the hover names the value as the colour bar does
+    measure = words["colorbars"][0].replace("<br>", " ")
+    assert all(f"<br>{measure} %{{z:.4f}}" in h for h in words["hovers"])
     layers = _default_layers("cnn-w4-s0-e25")
     for title, panel in zip(titles, panels):
         model, twin = title.split(" × ")
@@ -145,7 +162,7 @@ def test_layer_grid_null_rings_cells_above_chance_shows_calibrated_scores_and_di
                            timeout=240_000)
     choose(page, "layer-grid-show-choice", "calibrated")
     page.wait_for_function("() => document.querySelector('#layer-grid-heatmap .js-plotly-plot')._fullData[0]"
-                           ".colorbar.title.text.startsWith('calibrated cka_linear<br>(0 = chance, 1 = best')",
+                           ".colorbar.title.text.startsWith('calibrated Linear CKA<br>(0 = chance, 1 = best')",
                            timeout=240_000)
     heatmap, rings = page.evaluate(PLOT_DATA, "layer-grid-heatmap")
     layers_a, layers_b = _default_layers("cnn-w4-s0-e25"), _default_layers("mlp-w8-s1-e25")
@@ -174,6 +191,8 @@ def test_confusion_view_matches_compute(app_server, page):
         expected = compute.confusion_matrix(scores, stimuli.labels, k)
         np.testing.assert_allclose(np.array(figure[0]["z"]), expected, atol=1e-6)
         np.testing.assert_allclose(np.array(figure[0]["z"]).sum(axis=1), k, atol=1e-5)
+        words = figure_words(page, f"confusion-top{k}")
+        assert (words["y"], words["x"]) == ("true class", "predicted class")
     (acts,) = _activations("cnn-w8-s1-e5", ["penultimate"])
     order = np.argsort(stimuli.labels, kind="stable")
     np.testing.assert_allclose(np.array(rdm[0]["z"]), compute.rdm(acts, "cosine")[np.ix_(order, order)], atol=1e-4)
@@ -219,6 +238,10 @@ def test_layer_curves_show_each_models_mean_dissimilarity_per_depth(app_server, 
         np.testing.assert_allclose(trend["y"], np.polyval(np.polyfit(points["x"], points["y"], 2), trend["x"]), atol=1e-9)
     y_title = page.evaluate("() => document.querySelector('#curves-curves .js-plotly-plot')._fullLayout.yaxis.title.text")
     assert y_title.startswith("mean dissimilarity to the other models") and "higher = more unlike them" in y_title
+    assert "(mean 1 − Pearson r of input RDMs" in y_title  # the comparison in the registry's words
+    assert page.inner_text("#curves-compare-choice-info").startswith("Pearson r (pearson). similarity: higher")
+    words = figure_words(page, "curves-curves")
+    assert (words["x"], words["xformat"]) == ("top-1 accuracy (%)", ".0%")
     assert all(len(t["x"]) == len(models) for t in curves)
     firsts = [_default_layers(m.name)[0] for m in models]
     rdms = np.stack([compute.rdm(_activations(m.name, [layer])[0], "euclidean", condensed=True) for m, layer in zip(models, firsts)])
@@ -240,7 +263,8 @@ def test_the_measures_page_lists_every_method_by_family(app_server, page):
     assert page.locator("#measures-table .measures-row").count() == sum(len(table) for table in tables)
     assert page.inner_text("#measures-measure").startswith("Direct similarity of two layers' activations")
     row = page.locator("#measures-table .measures-row", has_text="cka_debiased").inner_text()
-    for said in ("Debiased linear CKA", "similarity: higher = more alike", "[−1, 1]", "Song et al. 2012"):
+    for said in ("Debiased linear CKA", "similarity: higher = more alike", "[−1, 1]", "Song et al. 2012",
+                 "orthogonal, isotropic scaling, translation"):
         assert said in row
 
 

@@ -150,10 +150,10 @@ def test_a_null_grid_rings_the_cells_above_chance_and_says_which_score_it_shows(
     rings = raw.data[1]
     assert list(zip(rings.y, rings.x)) == [("A: x", "B: u"), ("A: y", "B: u")]  # q < 0.05
     assert "BH-FDR" in rings.name and "100 permutations" in rings.name
-    assert raw.data[0].colorbar.title.text == "cka_linear<br>(similarity: higher = more alike)"
+    assert raw.data[0].colorbar.title.text == "Linear CKA<br>(similarity: higher = more alike)"
     calibrated = view.figure(stack, ["x", "y"], ["u", "v"], {**state, "show": "calibrated"})
     np.testing.assert_array_equal(calibrated.data[0].z, stack[4])
-    assert calibrated.data[0].colorbar.title.text.startswith("calibrated cka_linear<br>(0 = chance, 1 = best")
+    assert calibrated.data[0].colorbar.title.text.startswith("calibrated Linear CKA<br>(0 = chance, 1 = best")
     plain = view.figure(stack[0], ["x", "y"], ["u", "v"], {**state, "null": "off", "show": "calibrated"})
     assert len(plain.data) == 1 and "calibrated" not in plain.data[0].colorbar.title.text
 
@@ -169,7 +169,7 @@ def test_small_multiples_share_the_null_setting():
     rings = [t for t in figure.data if t.type == "scatter"]
     np.testing.assert_array_equal(heatmaps[1].z, arrays["grid1"][4])
     assert [list(r.x) for r in rings] == [["B: u"], ["B: v"]] and [r.showlegend for r in rings] == [True, False]
-    assert figure.layout.coloraxis.colorbar.title.text.startswith("calibrated procrustes")
+    assert figure.layout.coloraxis.colorbar.title.text.startswith("calibrated Procrustes shape distance<br>")
 
 
 def test_the_dimensionality_curves_have_one_line_per_model_in_depth_order():
