@@ -112,11 +112,11 @@ def layout(search: str | None = None, selection=None) -> dmc.Flex:
     ])
     stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders, or a .mat struct array "
                         "of images with a category field)", ".zip,.mat", [])
-    panel = [html.H2(TITLE), checkpoint, stimuli,
-             html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules are refused.",
-                    className="hint"), activations_form(), file_form(f"{_ID}-onnx", "Upload an ONNX model", ".onnx",
-                                                                     _onnx_controls()), edit_form()]
-    return page_frame(panel, [model_grid(f"{_ID}-table", services.models(None)), dmc.Box(id=f"{_ID}-table-chosen", fz="sm", mt=4)],
+    hint = html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules are refused.",
+                  className="hint")
+    onnx = file_form(f"{_ID}-onnx", "Upload an ONNX model", ".onnx", _onnx_controls())
+    grid = [model_grid(f"{_ID}-table", services.models(None)), dmc.Box(id=f"{_ID}-table-chosen", fz="sm", mt=4)]
+    return page_frame([html.H2(TITLE), checkpoint, stimuli, hint, activations_form(), onnx, edit_form()], grid,
                       panel_width=340)
 
 
@@ -262,7 +262,7 @@ clientside_callback(
 
 # --- precomputed activations (or brain data) as a model -----------------------------------------
 
-def activations_form() -> html.Div:
+def activations_form() -> dmc.Stack:
     """Activations computed elsewhere, or brain recordings: a file of one array per layer or ROI
     over a stimulus set's images (compute.sources.activation_files says what it may hold)."""
     return file_form(f"{_ID}-activations", "Upload activations or brain data (.npz, .h5, .safetensors)",

@@ -79,7 +79,7 @@ def test_layer_grid_matches_compute(app_server, page):
     page.click(about)
     page.mouse.move(0, 0)
     page.wait_for_timeout(500)  # a hover card would have closed
-    assert MEASURES["pwcca"].description in page.inner_text(card) and page.is_visible(card)
+    assert page.is_visible(card) and MEASURES["pwcca"].description in page.inner_text(card)
     assert "source: Morcos, Raghu & Bengio 2018" in page.inner_text(card)
     page.click(about)
     page.wait_for_selector(card, state="hidden")
