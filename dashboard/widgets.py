@@ -17,6 +17,15 @@ def dropdown(component_id: str, label: str, options, value, clearable: bool = Fa
     )
 
 
+def button(label, component_id: str, wrap: bool = False, **kwargs) -> dmc.Button:
+    """A form's button (Mantine's, compact, the default variant; ``n_clicks`` counted); ``wrap``:
+    a long label (one that names a model) breaks over lines, left-aligned, instead of being cut."""
+    wrapped = {"h": "auto", "py": 4, "fw": 400, "justify": "flex-start",
+               "styles": {"label": {"whiteSpace": "normal", "textAlign": "left"}}} if wrap else {}
+    return dmc.Button(label, id=component_id, n_clicks=0, size="compact-sm", variant="default",
+                      **{**wrapped, **kwargs})
+
+
 def page_frame(panel: list, main: list, panel_width: int = 260) -> dmc.Flex:
     """A page: its panel of controls (``panel_width`` px) beside the main area, or above it on a
     narrow window (below Mantine's ``sm`` breakpoint); classes ``view-frame``, ``view-panel``, ``main``."""

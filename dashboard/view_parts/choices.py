@@ -2,7 +2,8 @@
 (never re-typed): a name is the same in the UI, the URL, the API and the cache key. The words a
 user reads about each (its name in words, definition, direction, range, invariances, source)
 come from the same registries: the options' text and hover, each method dropdown's info card
-(Mantine's HoverCard: definition, source) and info line, and the Measures page.
+(Mantine's Popover: definition, source; opened by a click, a tap or the keyboard) and info line,
+and the Measures page.
 
 :mod:`compute.measures.registry` holds only name tables, so reading it loads neither torch nor
 scipy in the web process. A view offering fewer names on purpose takes a subset of these.
@@ -82,8 +83,8 @@ def info_text(family: str, name) -> str:
 
 
 def card(family: str, name) -> list:
-    """A method's info card (Mantine's HoverCard on the ⓘ beside its dropdown's label): its name
-    in words, its one-line definition and its source."""
+    """A method's info card (the Popover on the ⓘ beside its dropdown's label): its name in words,
+    its one-line definition and its source."""
     if not isinstance(name, str) or name not in FAMILIES[family][0]:
         return [dmc.Text("No method chosen.", size="sm")]
     said = facts(family, name)
@@ -96,13 +97,16 @@ def method_dropdown(component_id: str, label: str, family: str, value, names=Non
     """A labelled dropdown of a family's methods with the chosen one's info card on the ⓘ beside
     the label (id ``<component_id>-about``, the card's content ``<component_id>-card``) and its
     info line below (id ``<component_id>-info``), both kept current by :func:`register_info`;
-    ``none``: the text of a first option "none" (no method), where choosing none is allowed."""
+    ``none``: the text of a first option "none" (no method), where choosing none is allowed.
+
+    The ⓘ is a button: a click, a tap, Enter or Space opens its card (Mantine's Popover; a
+    HoverCard opens on a mouse's hover only) and again, Escape or a click elsewhere closes it."""
     first = [{"label": none, "value": "none"}] if none else []
-    about = dmc.HoverCard(
-        [dmc.HoverCardTarget(dmc.ActionIcon("i", id=f"{component_id}-about", variant="light", size="xs",
-                                            radius="xl", **{"aria-label": f"What the chosen {label.lower()} is"})),
-         dmc.HoverCardDropdown(dmc.Stack(card(family, value), id=f"{component_id}-card", gap=4))],
-        width=340, shadow="md", withArrow=True, openDelay=100, position="right-start")
+    about = dmc.Popover(
+        [dmc.PopoverTarget(dmc.ActionIcon("i", id=f"{component_id}-about", variant="light", size="xs", radius="xl",
+                                          **{"aria-label": f"What the chosen {label.lower()} is"})),
+         dmc.PopoverDropdown(dmc.Stack(card(family, value), id=f"{component_id}-card", gap=4))],
+        width=340, shadow="md", withArrow=True, position="right-start", trapFocus=True, returnFocus=True)
     return html.Div(
         [dmc.Group([html.Label(label, htmlFor=component_id), about], gap=6, wrap="nowrap", align="center"),
          dcc.Dropdown(id=component_id, options=first + options(family, names), value=value, clearable=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dash import dcc, html
+import dash_mantine_components as dmc
 from dash_ag_grid import AgGrid
 
 _PERCENT = ("accuracy", "top5")
@@ -53,12 +53,11 @@ COLUMN_DEFS = [
 ]
 
 
-def model_grid(grid_id: str, models) -> html.Div:
+def model_grid(grid_id: str, models) -> dmc.Box:
     """The quick search box (``<grid_id>-search``) over the grid ``grid_id`` of ``models``."""
-    return html.Div([
-        html.Div([html.Label("Search every column", htmlFor=f"{grid_id}-search"),
-                  dcc.Input(id=f"{grid_id}-search", type="search", placeholder="name, architecture, tag ...",
-                            debounce=False)], className="control"),
+    return dmc.Box([
+        dmc.TextInput(id=f"{grid_id}-search", label="Search every column", placeholder="name, architecture, tag ...",
+                      inputProps={"type": "search"}, size="xs", maw=360, className="control"),
         AgGrid(id=grid_id, columnDefs=COLUMN_DEFS, rowData=table_rows(models), getRowId="params.data.name",
                defaultColDef={"sortable": True, "filter": "agTextColumnFilter", "floatingFilter": True,
                               "resizable": True},

@@ -32,17 +32,21 @@ def upload_message(result: dict | None, links=lambda name: []) -> dmc.Alert | st
                   f"({result['stimulus_set']})", "done")
 
 
-def file_form(prefix: str, label: str, accept: str, controls: list) -> html.Div:
+def form_section(title: str, children: list) -> dmc.Stack:
+    """A form of the panel under a rule and its title."""
+    return dmc.Stack([dmc.Divider(), dmc.Title(title, order=3, size="sm"), *children], gap=6, mb="sm")
+
+
+def file_form(prefix: str, label: str, accept: str, controls: list) -> dmc.Stack:
     """A file slot (upload.js puts the <input type=file> in it), controls, a button and progress;
-    ids ``<prefix>-file``, ``-send``, ``-progress``, ``-progress-text``, ``-message``, ``-result``."""
-    return html.Div(
-        [html.H3(label),
-         html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
-         *controls,
-         dmc.Button("Upload", id=f"{prefix}-send", n_clicks=0, size="compact-sm", variant="default", fullWidth=True),
-         html.Progress(id=f"{prefix}-progress", value="0", max="1", className="upload-progress"),
-         html.Span(id=f"{prefix}-progress-text", className="hint"),
-         html.Div(id=f"{prefix}-message", className="upload-message"),
-         dcc.Store(id=f"{prefix}-result")],
-        className="upload-form",
-    )
+    ids ``<prefix>-file``, ``-send``, ``-progress``, ``-progress-text``, ``-message``, ``-result``.
+    The slot is a plain <div>: Mantine's FileInput never hands the browser's File to our chunked
+    upload, and ``dcc.Upload`` holds the whole file base64-encoded in memory."""
+    return form_section(label, [
+        html.Div(id=f"{prefix}-file", className="file-slot", **{"data-accept": accept}),
+        *controls,
+        dmc.Button("Upload", id=f"{prefix}-send", n_clicks=0, size="compact-sm", variant="default", fullWidth=True),
+        html.Progress(id=f"{prefix}-progress", value="0", max="1", style={"width": "100%"}),
+        html.Span(id=f"{prefix}-progress-text", className="hint"),
+        html.Div(id=f"{prefix}-message"),
+        dcc.Store(id=f"{prefix}-result")])

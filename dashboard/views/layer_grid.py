@@ -28,7 +28,7 @@ from dashboard.view_parts.choices import MEASURE_CHOICES, method_dropdown, regis
 from dashboard.view_parts.layer_lists import check_layers, decode_layers, encode_layers, preset_layers
 from dashboard.view_parts.null_choices import ALPHA, NULL_SEED, NULLS, n_perm, options
 from dashboard.widgets import (PENDING_FIGURE, dropdown, figure_slot, layer_options, message_figure, model_dropdown, model_options,
-                               shown_style)
+                               button, shown_style)
 
 PATH = "/layers"
 TITLE = "Layer grid"
@@ -181,7 +181,7 @@ def layout(search: str | None = None, selection: Selection = Selection()) -> htm
     controls = [
         model_dropdown(f"{_ID}-a-choice", "Model A (rows)", models, view["a"]),
         model_dropdown(f"{_ID}-b-choice", "Model B (columns)", models, view["b"]),
-        html.Button(label, id=f"{_ID}-twin", disabled=disabled, className="control button"),
+        button(label, f"{_ID}-twin", wrap=True, disabled=disabled, fullWidth=True, className="control"),
         method_dropdown(f"{_ID}-measure-choice", "Measure", "measure", view["measure"]),
         method_dropdown(f"{_ID}-measure2-choice", "Second measure, drawn beside the first on the same layers",
                         "measure", view["measure2"], none="none"),

@@ -13,13 +13,14 @@ from dataclasses import replace
 from urllib.parse import urlencode
 
 import dash
+import dash_mantine_components as dmc
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from dashboard import services, url_codec
 from dashboard.selection import REGISTRY_CHANGED, Selection
 from dashboard.view_parts.model_table import is_editable, model_grid, table_rows
-from dashboard.view_parts.upload_form import file_form, upload_message
-from dashboard.widgets import dropdown
+from dashboard.view_parts.upload_form import file_form, form_section, upload_message
+from dashboard.widgets import button, dropdown, notice, page_frame
 
 PATH = "/models"
 TITLE = "Models"
@@ -78,24 +79,32 @@ def expected_keys(architecture, num_classes, stimulus_set) -> html.Div:
         rows = expected_state(str(architecture or ""), num_classes,
                               tuple(services.stimuli(str(stimulus_set or "")).images.shape[1:]))
     except (UploadError, ValueError, UnknownStimulusSet) as error:
-        return html.Div(f"Refused: {error}", className="alert alert-error", role="alert")
+        return notice(f"Refused: {error}")
     shown = "\n".join(f"{key}  {tuple(shape)}" for key, shape in rows[:MAX_KEYS_SHOWN])
     more = f"\n… and {len(rows) - MAX_KEYS_SHOWN} more" if len(rows) > MAX_KEYS_SHOWN else ""
     return html.Div([html.P(f"{architecture}: {len(rows)} tensors a checkpoint must hold (key, shape)",
-                            className="hint"), html.Pre(shown + more, className="expected-keys")])
+                            className="hint"), dmc.Code(shown + more, block=True, mah=320)])
 
 
-def layout(search: str | None = None, selection=None) -> html.Div:
+def text_input(component_id: str, label: str, **kwargs) -> dmc.TextInput:
+    """A labelled text box (Mantine's TextInput: the id on the <input>, the label's ``for``)."""
+    return dmc.TextInput(id=component_id, label=label, size="xs", className="control", **kwargs)
+
+
+def number_input(component_id: str, label: str | None = None, **kwargs) -> dmc.NumberInput:
+    """A labelled box of whole numbers (Mantine's NumberInput, no decimals)."""
+    return dmc.NumberInput(id=component_id, label=label, size="xs", allowDecimal=False, className="control",
+                           **kwargs)
+
+
+def layout(search: str | None = None, selection=None) -> dmc.Flex:
     checkpoint = file_form(f"{_ID}-checkpoint", "Upload a checkpoint", ".safetensors,.pt,.pth", [
-        html.Div([html.Label("Name", htmlFor=f"{_ID}-checkpoint-name"),
-                  dcc.Input(id=f"{_ID}-checkpoint-name", type="text", maxLength=80, placeholder="the file's name")],
-                 className="control"),
+        text_input(f"{_ID}-checkpoint-name", "Name", inputProps={"maxLength": 80}, placeholder="the file's name"),
         dropdown(f"{_ID}-architecture", "Architecture", _architecture_options(), "cnn-w16", searchable=True),
-        html.Div([html.Label("Classes", htmlFor=f"{_ID}-classes"),
-                  dcc.Input(id=f"{_ID}-classes", type="number", min=2, step=1, value=10)], className="control"),
+        number_input(f"{_ID}-classes", "Classes", min=2, value=10),
         dropdown(f"{_ID}-stimuli", "Stimulus set (accuracy, input size)", _stimulus_options(), "digits"),
-        html.Div([html.Button("Show the expected keys and shapes", id=f"{_ID}-expected-send", n_clicks=0,
-                              className="button"), html.Div(id=f"{_ID}-expected")], className="control"),
+        dmc.Stack([button("Show the expected keys and shapes", f"{_ID}-expected-send"),
+                   html.Div(id=f"{_ID}-expected")], gap=4, className="control"),
         html.Div([html.Label("Initial weights (optional): the same network before training, its untrained twin",
                              htmlFor=f"{_ID}-checkpoint-twin-file"),
                   html.Div(id=f"{_ID}-checkpoint-twin-file", className="file-slot",
@@ -103,22 +112,12 @@ def layout(search: str | None = None, selection=None) -> html.Div:
     ])
     stimuli = file_form(f"{_ID}-stimuli", "Upload a stimulus set (.zip of class folders, or a .mat struct array "
                         "of images with a category field)", ".zip,.mat", [])
-    activations = activations_form()
+    hint = html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules are refused.",
+                  className="hint")
     onnx = file_form(f"{_ID}-onnx", "Upload an ONNX model", ".onnx", _onnx_controls())
-    return html.Div(
-        [
-            html.Div([html.H2(TITLE), checkpoint, stimuli,
-                      html.P(".safetensors, or a .pt/.pth state_dict; TorchScript and pickled modules "
-                             "are refused.", className="hint"), activations, onnx, edit_form()],
-                     className="panel panel-wide"),
-            html.Div(
-                [model_grid(f"{_ID}-table", services.models(None)),
-                 html.Div(id=f"{_ID}-table-chosen", className="upload-message")],
-                className="main",
-            ),
-        ],
-        className="view",
-    )
+    grid = [model_grid(f"{_ID}-table", services.models(None)), dmc.Box(id=f"{_ID}-table-chosen", fz="sm", mt=4)]
+    return page_frame([html.H2(TITLE), checkpoint, stimuli, hint, activations_form(), onnx, edit_form()], grid,
+                      panel_width=340)
 
 
 for _kind, _function, _states in (
@@ -164,39 +163,34 @@ def _show_expected(_, architecture, num_classes, stimulus_set):
 
 # --- renaming and deleting registered models --------------------------------------------------
 
-def edit_form() -> html.Div:
+def edit_form() -> dmc.Stack:
     """Rename or delete an uploaded or registered model (chosen by name from the registry)."""
-    return html.Div([
-        html.H3("Rename or delete a model"),
+    return form_section("Rename or delete a model", [
         dropdown(f"{_ID}-edit-choice", "Model (uploaded or registered; the zoo's are fixed)",
                  editable(services.models(None)), None, searchable=True, clearable=True),
-        html.Div([html.Label("New name", htmlFor=f"{_ID}-edit-name"),
-                  dcc.Input(id=f"{_ID}-edit-name", type="text", maxLength=80, placeholder="letters, digits, _ . -")],
-                 className="control"),
-        html.Button("Rename", id=f"{_ID}-rename", n_clicks=0, className="button"),
-        html.Button("Delete", id=f"{_ID}-delete", n_clicks=0, className="button"),
+        text_input(f"{_ID}-edit-name", "New name", inputProps={"maxLength": 80}, placeholder="letters, digits, _ . -"),
+        dmc.Group([button("Rename", f"{_ID}-rename"), button("Delete", f"{_ID}-delete")], gap="xs", grow=True),
         html.P("Renaming keeps the model's weights key, so its cached results stay; deleting removes it from "
                "the registry (its weights file too unless another name uses it) and keeps every other "
                "model's cached results.", className="hint"),
-        html.Div(id=f"{_ID}-edit-message", className="upload-message"),
-    ], className="upload-form")
+        html.Div(id=f"{_ID}-edit-message"),
+    ])
 
 
-def edit_model(action: str, name, new_name, selection: dict | None = None) -> html.Div:
+def edit_model(action: str, name, new_name, selection: dict | None = None) -> dmc.Alert:
     """Rename (``action`` "rename") or delete the registered model ``name``; what happened, in words."""
     from compute.sources.models import delete_model, rename_model
 
     if not isinstance(name, str) or not name:
-        return html.Div("Refused: choose a model first", className="alert alert-error", role="alert")
+        return notice("Refused: choose a model first")
     try:
         if action == "rename":
             info = rename_model(name, new_name.strip() if isinstance(new_name, str) else new_name)
-            return html.Div([f"Renamed {name} to {info.name}", *open_links(info.name, selection)],
-                            className="status-done")
+            return notice([f"Renamed {name} to {info.name}", *open_links(info.name, selection)], "done")
         delete_model(name)
     except ValueError as error:
-        return html.Div(f"Refused: {error}", className="alert alert-error", role="alert")
-    return html.Div(f"Deleted {name}; the other models' cached results are kept", className="status-done")
+        return notice(f"Refused: {error}")
+    return notice(f"Deleted {name}; the other models' cached results are kept", "done")
 
 
 @callback(
@@ -268,23 +262,21 @@ clientside_callback(
 
 # --- precomputed activations (or brain data) as a model -----------------------------------------
 
-def activations_form() -> html.Div:
+def activations_form() -> dmc.Stack:
     """Activations computed elsewhere, or brain recordings: a file of one array per layer or ROI
     over a stimulus set's images (compute.sources.activation_files says what it may hold)."""
     return file_form(f"{_ID}-activations", "Upload activations or brain data (.npz, .h5, .safetensors)",
                      ".npz,.h5,.hdf5,.safetensors", [
         dropdown(f"{_ID}-activations-set", "Stimulus set (rows: its stimuli)", _stimulus_options(), "digits"),
-        html.Div([html.Label("Name", htmlFor=f"{_ID}-activations-name"),
-                  dcc.Input(id=f"{_ID}-activations-name", type="text", placeholder="the file's name")],
-                 className="control"),
-        dcc.Checklist(id=f"{_ID}-activations-flags", className="control", value=[], options=[
-            {"label": " brain data (tag kind=brain)", "value": "brain"},
-            {"label": " every array has a leading repeats axis (R, N, ...)", "value": "repeated"}]),
-        html.Div([html.Label("Checkpoint series and step (optional, for Training dynamics)",
-                             htmlFor=f"{_ID}-activations-series"),
-                  dcc.Input(id=f"{_ID}-activations-series", type="text", placeholder="series"),
-                  dcc.Input(id=f"{_ID}-activations-step", type="number", min=0, step=1, placeholder="step")],
-                 className="control"),
+        text_input(f"{_ID}-activations-name", "Name", placeholder="the file's name"),
+        dmc.CheckboxGroup(dmc.Stack([dmc.Checkbox(label="brain data (tag kind=brain)", value="brain", size="xs"),
+                                     dmc.Checkbox(label="every array has a leading repeats axis (R, N, ...)",
+                                                  value="repeated", size="xs")], gap=6),
+                          id=f"{_ID}-activations-flags", value=[], className="control"),
+        dmc.Group([text_input(f"{_ID}-activations-series", "Checkpoint series (optional, for Training dynamics)",
+                              placeholder="series", flex=1),
+                   number_input(f"{_ID}-activations-step", "Step", min=0, placeholder="step", w=80)],
+                  gap="xs", align="flex-end", wrap="nowrap"),
         html.P("One array per layer, (N, ...) or (R, N, ...) for repeats; optional stimulus_ids, labels, "
                "logits. Never unpickled.", className="hint"),
     ])
@@ -305,10 +297,8 @@ clientside_callback(
 
 def _onnx_controls() -> list:
     """The ONNX form's stimulus set and input preprocessing; blanks take the graph's own values."""
-    def text(key: str, label: str, value: str, placeholder: str = "") -> html.Div:
-        return html.Div([html.Label(label, htmlFor=f"{_ID}-onnx-{key}"),
-                         dcc.Input(id=f"{_ID}-onnx-{key}", type="text", value=value, placeholder=placeholder)],
-                        className="control")
+    def text(key: str, label: str, value: str, placeholder: str = "") -> dmc.TextInput:
+        return text_input(f"{_ID}-onnx-{key}", label, value=value, placeholder=placeholder)
 
     return [
         dropdown(f"{_ID}-onnx-stimuli", "Stimulus set (accuracy)", _stimulus_options(), "digits"),

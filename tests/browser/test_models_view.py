@@ -22,6 +22,9 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     others = ("mlp-w4-s0-e25", "mlp-w8-s0-e25", "cnn-w4-s0-e25")
     page.goto(app_server.url + "/models?models=" + ",".join(others))
     page.wait_for_selector(MODELS_GRID, timeout=120_000)
+    # the shared Mantine frame (widgets.page_frame): the forms in its panel, the grid in its main area
+    assert page.locator(".view-frame .view-panel #models-checkpoint-send").count() == 1
+    assert page.locator(".view-frame .main #models-table").count() == 1
     page.click("#models-table .ag-header-cell[col-id=accuracy] .ag-header-cell-label")  # sort, ascending
     page.wait_for_selector("#models-table .ag-header-cell[col-id=accuracy][aria-sort=ascending]", timeout=10_000)
     rows = page.evaluate(GRID_ROWS, "models-table")
@@ -44,7 +47,7 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     page.set_input_files("#models-checkpoint-file input[type=file]", str(checkpoint))
     page.fill("#models-checkpoint-name", "my-net")
     page.click("#models-checkpoint-send")
-    message = page.wait_for_selector("#models-checkpoint-message .status-done", timeout=240_000)
+    message = page.wait_for_selector("#models-checkpoint-message [role=alert].status-done", timeout=240_000)
     assert "Registered model my-net (cnn)" in message.inner_text()
     assert page.get_attribute("#models-checkpoint-progress", "value") == "1"
     assert "also known as cnn-w4-s1-e25" in message.inner_text()  # the same weights as a zoo model: both names
@@ -82,11 +85,11 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     assert page.get_attribute("#models-table-chosen a.open-find", "href") == "/?find=my-net"
     page.fill("#models-edit-name", "my-net.v2")
     page.click("#models-rename")
-    page.wait_for_selector("#models-edit-message:has-text('Renamed my-net to my-net.v2')", timeout=30_000)
+    page.wait_for_selector("#models-edit-message [role=alert]:has-text('Renamed my-net to my-net.v2')", timeout=30_000)
     page.click(model_cell("my-net.v2", "source"))
     page.wait_for_selector("#models-table-chosen:has-text('my-net.v2: open in')", timeout=30_000)
     page.click("#models-delete")
-    page.wait_for_selector("#models-edit-message:has-text('Deleted my-net.v2')", timeout=30_000)
+    page.wait_for_selector("#models-edit-message [role=alert]:has-text('Deleted my-net.v2')", timeout=30_000)
     page.wait_for_selector("#models-table .ag-row[row-id='my-net.v2']", state="detached", timeout=30_000)
     assert page.evaluate(GRID_ROWS, "models-table") == []  # nor is it cnn-w4-s1-e25's alias any more
 
@@ -99,6 +102,6 @@ def test_a_bad_checkpoint_shows_the_reason_and_registers_nothing(app_server, pag
     page.wait_for_selector(MODELS_GRID, timeout=120_000)
     page.set_input_files("#models-checkpoint-file input[type=file]", str(wrong))
     page.click("#models-checkpoint-send")
-    alert = page.wait_for_selector("#models-checkpoint-message .alert-error", timeout=240_000)
+    alert = page.wait_for_selector("#models-checkpoint-message [role=alert].alert-error", timeout=240_000)
     assert "Refused" in alert.inner_text()
     assert "wrong-architecture" not in {row["name"] for row in page.evaluate(GRID_ROWS, "models-table")}

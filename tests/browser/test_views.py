@@ -83,10 +83,21 @@ def test_layer_grid_matches_compute(app_server, page):
     assert page.locator(".dash-dropdown-content [title^='Projection-weighted CCA (Morcos et al. 2018)']").count()
     page.locator(".dash-dropdown-content [role=option]", has_text="PWCCA").first.click()
     page.wait_for_selector("#layer-grid-measure2-choice-info:has-text('PWCCA (pwcca)')")
-    page.hover("#layer-grid-measure2-choice-about")  # its info card (Mantine's HoverCard): definition, source
-    card = page.wait_for_selector("#layer-grid-measure2-choice-card:has-text('source: Morcos, Raghu & Bengio 2018')")
-    assert MEASURES["pwcca"].description in card.inner_text()
+    # its info card (a Popover on the ⓘ button: definition, source) opens by a click or a tap and stays
+    # open when the pointer leaves, and from the keyboard (Enter), which Escape closes again
+    about, card = "#layer-grid-measure2-choice-about", "#layer-grid-measure2-choice-card"
+    page.click(about)
     page.mouse.move(0, 0)
+    page.wait_for_timeout(500)  # a hover card would have closed
+    assert page.is_visible(card) and MEASURES["pwcca"].description in page.inner_text(card)
+    assert "source: Morcos, Raghu & Bengio 2018" in page.inner_text(card)
+    page.click(about)
+    page.wait_for_selector(card, state="hidden")
+    page.focus(about)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(card, state="visible")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(card, state="hidden")
     # Mantine's CSS comes in its JS bundle under the page's CSP: the app shell's header is fixed
     # (and the page fixture fails the test on any console error)
     assert page.eval_on_selector(".header", "el => getComputedStyle(el).position") == "fixed"
