@@ -41,6 +41,7 @@ from dashboard.widgets import describe_status, figure_slot, page_frame, progress
 POLL_MS = 400
 _FINISHED = ("failed", "cancelled")
 _PLANS: dict[str, Callable[..., tuple]] = {}  # prefix -> the view's plan, from register_submit
+_EARLY: dict[str, tuple] = {}  # prefix -> the view's early targets, from register_poll
 
 
 def _client() -> str | None:
@@ -66,29 +67,41 @@ def view_page(prefix: str, title: str, controls: list, hint: str, figures, more=
                       [*job_components(prefix), html.Div(graphs, className="figures"), *more])
 
 
-def estimate(specs: Mapping[str, artifacts.Spec], targets):
-    """The :class:`~compute.engine.limits.Work` the targets need beyond the cache."""
+def estimate(specs: Mapping[str, artifacts.Spec], targets, after=()):
+    """The :class:`~compute.engine.limits.Work` the targets need beyond the cache (and beyond
+    what the ``after`` targets, computed first, make)."""
     backend = services.backend()
-    return missing_work([specs[name] for name in targets], lambda s: backend.store.has(s.kind, s.key),
-                        backend.shape_of)
+    made = {s.key for name in after for s in specs[name].walk()}
+    return missing_work([specs[name] for name in targets],
+                        lambda s: s.key in made or backend.store.has(s.kind, s.key), backend.shape_of)
 
 
 def start(specs: Mapping[str, artifacts.Spec], targets, auto_bytes: int | None = None,
-          auto_seconds: float | None = None) -> dict:
+          auto_seconds: float | None = None, early=()) -> dict:
     """Submit the ``targets`` (names in ``specs``; their inputs come with them); what the job
     record adds: nothing when submitted, ``confirm`` (the estimate) when ``auto_bytes`` is given
     and the uncached work is estimated above it or above ``auto_seconds`` (the poll then shows the
-    Compute button), or
-    ``error`` when the backend is down or a limit refuses (shown by the poll; never an exception).
+    Compute button), or ``error`` when the backend is down or a limit refuses (shown by the poll;
+    never an exception). The view's ``early`` targets (e.g. point estimates before their
+    intervals) start by themselves when they alone are within the limits: the record then says
+    ``early`` (their names) and ``confirm`` is the estimate of the rest.
     """
+    def over(work) -> bool:
+        return bool(work.artifacts) and (work.bytes > auto_bytes or (auto_seconds is not None
+                                                                      and work.seconds > auto_seconds))
+
+    backend = services.backend()
     try:
-        if auto_bytes is not None:
-            work = estimate(specs, targets)
-            slow = auto_seconds is not None and work.seconds > auto_seconds
-            if work.artifacts and (work.bytes > auto_bytes or slow):
-                return {"confirm": work.describe()}
+        if auto_bytes is not None and over(estimate(specs, targets)):
+            first = [name for name in early if name in targets]
+            rest = [name for name in targets if name not in first]
+            if not first or not rest or over(estimate(specs, first)):
+                return {"confirm": estimate(specs, targets).describe()}
+            for name in first:
+                backend.submit(specs[name], client=_client())
+            return {"confirm": estimate(specs, rest, after=first).describe(), "early": first}
         for name in targets:
-            services.backend().submit(specs[name], client=_client())
+            backend.submit(specs[name], client=_client())
     except (RuntimeError, LimitExceeded) as error:  # say why, keep the page alive
         return {"error": str(error)}
     return {}
@@ -122,9 +135,9 @@ def planned(plan: Callable[..., tuple], job) -> tuple[dict, list, dict]:
     return _plan(plan, job)[:3]
 
 
-def confirm_area(prefix: str, what: str) -> dmc.Group:
+def confirm_area(prefix: str, what: str, lead: str = "Not computed yet") -> dmc.Group:
     """The progress line of work waiting to be asked for: its estimate and the Compute button."""
-    return dmc.Group([html.Span(f"Not computed yet: {what}. "),
+    return dmc.Group([html.Span(f"{lead}: {what}. "),
                       dmc.Button("Compute", id=f"{prefix}-compute", n_clicks=0, size="compact-sm",
                                  className="compute-button")],
                      gap="sm", className="status-confirm")
@@ -181,12 +194,14 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
         return (*unchanged, no_update, True, no_update)
     if "error" in job:
         return (*unchanged, describe_status({"state": "failed", "message": str(job["error"])}), True, no_update)
-    if "confirm" in job:
+    if "confirm" in job and not job.get("early"):
         return (*unchanged, confirm_area(prefix, str(job["confirm"])), True, no_update)
     try:
         specs, targets, context = planned(plan, job)
     except ValueError as error:
         return (*unchanged, describe_status({"state": "failed", "message": str(error)}), True, no_update)
+    if "confirm" in job:  # the early targets run (or ran) by themselves; the rest waits for Compute
+        return _poll_early(job, specs, targets, context, n_figures, draw, prefix, drawn)
     backend = services.backend()
     statuses = {name: backend.spec_status(specs[name]) for name in targets}
     # No record and no artifact (evicted, or the job states were lost): ask again.
@@ -212,6 +227,28 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
     return (*figures, describe_status(status), True, None)
 
 
+def _poll_early(job: dict, specs: dict, targets, context: dict, n_figures: int, draw, prefix: str, drawn) -> tuple:
+    """:func:`poll` for a record whose early targets started by themselves: their progress
+    beside the Compute button of the rest, then their drawing (once) and the button alone."""
+    unchanged = (no_update,) * n_figures
+    first = [name for name in job["early"] if name in targets]
+    backend = services.backend()
+    statuses = {name: backend.spec_status(specs[name]) for name in first}
+    refused = _resubmit(backend, specs, [name for name, s in statuses.items() if s["state"] == "missing"])
+    status = combined_status(list(statuses.values()))
+    if refused or status["state"] in _FINISHED:
+        failed = {"state": "failed", "message": refused} if refused else status
+        return (*unchanged, describe_status(failed), True, no_update)
+    ask = confirm_area(prefix, str(job["confirm"]), lead="The rest of this view is not computed yet")
+    if status["state"] != "done":
+        return (*unchanged, dmc.Stack([running_area(prefix, status), ask], gap=4), False, no_update)
+    marker = "|".join(specs[name].key for name in first)
+    arrays = job_arrays(specs, first) if drawn != marker else None
+    if arrays is None:
+        return (*unchanged, ask, True, no_update)
+    return (*draw(context, arrays), ask, True, marker)
+
+
 def _resubmit(backend, specs: dict, names) -> str | None:
     """Submit the named specs again; the reason when the backend or a limit refuses."""
     try:
@@ -230,6 +267,7 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
     the "Show code" snippet. The view's plan is the one :func:`register_submit` was given for
     ``prefix``."""
     register_share(prefix, code, lambda job: planned(_PLANS[prefix], job))
+    _EARLY[prefix] = tuple(early)
     register_poll_callback(
         prefix,
         [*outputs, Output(f"{prefix}-progress", "children"), Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
@@ -272,7 +310,7 @@ def press_compute(plan: Callable[..., tuple], clicks, job) -> tuple:
     return {**view_state(job["selection"], job["values"]), **start(specs, targets)}, False
 
 
-def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> tuple:
+def submit(plan: Callable[..., tuple], selection_data: dict | None, values, early=()) -> tuple:
     """The job record and the URL query string for the controls' ``values``: ``plan(selection,
     *values)`` gives ``(specs, targets, context, search)``; the selection joins the context and
     the URL (``search`` None: the URL is not written). A ``ValueError`` from ``plan`` (say, too
@@ -287,7 +325,7 @@ def submit(plan: Callable[..., tuple], selection_data: dict | None, values) -> t
         return {"error": str(error)}, no_update
     settings = get_settings()
     record.update(start(specs, targets, auto_bytes=settings.auto_compute_bytes,
-                        auto_seconds=settings.auto_compute_seconds))
+                        auto_seconds=settings.auto_compute_seconds, early=early))
     # A view's second job (``search`` None) leaves the URL to the view's first.
     selection = Selection.from_url_params(selection_data)
     return record, no_update if search is None else url_codec.join(selection.search(), search)
@@ -317,5 +355,5 @@ def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple]
         prevent_initial_call="initial_duplicate" if writes_url else False,
     )
     def _submit(*values):
-        record, search = submit(plan, values[-1], values[:-1])
+        record, search = submit(plan, values[-1], values[:-1], _EARLY.get(prefix, ()))
         return (record, False, search) if writes_url else (record, False)

@@ -66,3 +66,42 @@ def test_a_view_is_drawn_early_from_its_first_targets_once_while_the_others_run(
         assert drawn is no_update and after is no_update  # drawn early once, not at every tick
         time.sleep(0.3)
     assert stop and drawn == ["quick", "slow"] and after is None
+
+
+def test_early_targets_within_the_limits_start_by_themselves_and_the_rest_waits_for_compute(backend, monkeypatch):  # noqa: F811
+    """The Compute gate, staged: work over the time limit whose early targets fit under it (the
+    reference page's point estimates, ahead of its 2-minute bootstrap) starts those at once,
+    draws them, and asks for the rest, estimated without what the early ones make."""
+    monkeypatch.setattr(services, "backend", lambda: backend)
+    first, second = three_models()[:2]
+    quick = artifacts.rdm_spec(first, stimuli(), method="euclidean")
+    slow = artifacts.rdm_spec(second, stimuli(), method="correlation")
+    specs = {"quick": quick, "slow": slow}
+    plan = lambda selection: (specs, ["quick", "slow"], {}, None)  # noqa: E731
+    draw = lambda context, arrays: (sorted(arrays),)  # noqa: E731
+    alone, both = (compute_panel.estimate(specs, names).seconds for names in (["quick"], ["quick", "slow"]))
+    limit = (alone + both) / 2
+    assert alone < limit < both
+    job = {"values": [], "selection": None,
+           **compute_panel.start(specs, ["quick", "slow"], auto_bytes=2**40, auto_seconds=limit, early=("quick",))}
+    assert job["early"] == ["quick"] and "1 forward pass" in job["confirm"]  # the rest: the second model's
+    assert backend.status(slow.key)["state"] == "missing"  # asked for, not started
+    deadline, marker = time.monotonic() + 300, None
+    while time.monotonic() < deadline:
+        drawn, progress, stop, marker = compute_panel.poll(job, 1, draw, plan, "view", early=("quick",))
+        if stop:
+            break
+        assert drawn is no_update and "Cancel" in str(progress) and "Compute" in str(progress)
+        time.sleep(0.3)
+    assert drawn == ["quick"] and marker == quick.key and "Compute" in str(progress)
+    assert backend.status(slow.key)["state"] == "missing"
+    job, _ = compute_panel.press_compute(plan, 1, job)  # the rest, asked for
+    while time.monotonic() < deadline:
+        drawn, _, stop, _ = compute_panel.poll(job, 1, draw, plan, "view", early=("quick",), drawn=marker)
+        if stop:
+            break
+        time.sleep(0.3)
+    assert drawn == ["quick", "slow"]
+    # Without early targets, work over the limit only asks.
+    other = {"other": artifacts.rdm_spec(three_models()[2], stimuli(), method="euclidean")}
+    assert set(compute_panel.start(other, ["other"], auto_bytes=2**40, auto_seconds=0.0)) == {"confirm"}
