@@ -62,14 +62,15 @@ def cached_view_case(n: int) -> Case:
         store.put("rdm", specs["rdm"].key, condensed, {})
         store.put("rdm_blocks", specs["blocks"].key, sorted_blocks(condensed, stimuli.labels, 1000)[0], {})
         store.put("mds", specs["mds"].key, np.random.default_rng(2).normal(size=(n, 2)).astype(np.float32), {})
+        store.put("mds_stress", specs["stress"].key, np.array([0.1]), {})
         del condensed
         view["zoom"] = ""
         context = {"view": view, "max_side": 1000, "rdm": specs["rdm"].to_json()}
 
         def plan(selection, *values):  # the view's plan, for the fake model stored above
-            return specs, ["mds", "blocks"], context, None
+            return specs, ["stress", "blocks"], context, None
 
-        job = {**compute_panel.start(specs, ["mds", "blocks"]),
+        job = {**compute_panel.start(specs, ["stress", "blocks"]),
                **compute_panel.view_state(selection.url_params(), [])}
 
         def callback():

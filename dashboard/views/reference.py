@@ -34,7 +34,7 @@ from dashboard.selection import Selection, need_models
 from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES, method_dropdown, register_info
 from dashboard.view_parts.depths import depth_layers
 from dashboard.view_parts.upload_form import file_form, upload_message as refusal_message
-from dashboard.widgets import accuracy_text, dropdown, message_figure
+from dashboard.widgets import accuracy_text, dropdown, message_figure, notice
 
 PATH = "/reference"
 TITLE = "Reference RDM"
@@ -321,8 +321,8 @@ def upload_message(result: dict | None):
     if result and result.get("ok"):
         names = result.get("subject_names") or []
         shown = f": {', '.join(names[:8])}{' …' if len(names) > 8 else ''}" if names else ""
-        return html.Div(f"Reference ready: {result['name']} ({result['subjects']} subject(s) over "
-                        f"{result['stimuli']} stimuli of {result['stimulus_set']}){shown}", className="status-done")
+        return notice(f"Reference ready: {result['name']} ({result['subjects']} subject(s) over "
+                      f"{result['stimuli']} stimuli of {result['stimulus_set']}){shown}", "done")
     return refusal_message(result)
 
 

@@ -7,11 +7,13 @@ import scipy.stats
 from scipy.spatial.distance import squareform
 
 import compute
-from tests.browser.support import wait_for_figures
+from tests.browser.support import choose, wait_for_figures
 from tests.browser.test_views import _activations, _query
 
 TARGET = "cnn-w8-s0-e25"
-MODELS = (TARGET, "mlp-w16-s0-e25")
+# Seven models' three default layers: 21 bars, one more than the ranking shows until asked for all.
+MODELS = (TARGET, "mlp-w16-s0-e25", "cnn-w4-s0-e25", "mlp-w8-s0-e25", "mlp-w4-s0-e25", "cnn-w2-s0-e25",
+          "mlp-w45-s0-e25")
 
 # The bars as drawn: per trace its labels, values and error bar lengths; the rank order and shapes.
 BARS = """id => {
@@ -49,12 +51,20 @@ def test_an_uploaded_reference_ranks_the_layer_it_was_made_from_first(app_server
     page.wait_for_selector("#reference-upload-message .status-done", timeout=240_000)
     assert "brain (2 subject(s) over 500 stimuli of digits)" in page.inner_text("#reference-upload-message")
     wait_for_figures(page, "reference", ("bars", "pairs", "accuracy"), timeout=480_000)
+    page.wait_for_selector("#reference-progress .status-done", timeout=480_000)  # the intervals drawn too
+    top = page.evaluate(BARS, "reference-bars")
+    assert sum(len(trace["y"]) for trace in top["bars"]) == 20 and len(top["order"]) == 20
+    assert "top 20 of 21" in page.inner_text("#reference-bars")
+    choose(page, "reference-show-choice", "all")
+    page.wait_for_selector("#reference-bars:has-text('all 21')", timeout=120_000)
+    wait_for_figures(page, "reference", ("bars", "pairs", "accuracy"), timeout=120_000)
 
     drawn = page.evaluate(BARS, "reference-bars")
+    assert drawn["order"][:20] == top["order"]  # the top 20 are the first 20 of all
     assert drawn["order"][0] == f"{TARGET} · penultimate"
     bars = [(label, x, plus, minus) for trace in drawn["bars"]
             for label, x, plus, minus in zip(trace["y"], trace["x"], trace["plus"], trace["minus"])]
-    assert len(bars) == 6 and {label.split(" · ")[0] for label, *_ in bars} == set(MODELS)
+    assert len(bars) == 21 and {label.split(" · ")[0] for label, *_ in bars} == set(MODELS)
     rdms = {label: _rdm(*label.split(" · ")) for label, *_ in bars}
     evaluation = compute.evaluate_models(subjects, rdms, "spearman", n_boot=100, seed=0)
     for label, x, plus, minus in bars:

@@ -154,6 +154,7 @@ def test_upload_messages(view):
     done = view.upload_message({"ok": True, "reference": "k", "name": "brain", "subjects": 3, "stimuli": 500,
                                 "stimulus_set": "digits"})
     assert done.children == "Reference ready: brain (3 subject(s) over 500 stimuli of digits)"
+    assert "status-done" in done.className and type(done).__name__ == "Alert"  # a notice (Mantine Alert, role alert)
     refused = view.upload_message({"ok": False, "error": "the reference has shape (4, 4)"})
     assert refused.children == "Refused: the reference has shape (4, 4)" and "alert-error" in refused.className
     assert view.upload_message(None) == ""
