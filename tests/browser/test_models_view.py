@@ -12,11 +12,12 @@ TRACES = """id => Array.from(document.querySelector('#' + id + ' .js-plotly-plot
 
 
 def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, page, zoo_dir, tmp_path):
-    """The upload flow of issue 19: the grid sorts by accuracy (shown in percent) and its search
-    box narrows it; a name on the form, the expected keys on request, the grid and the selection
-    panel list the new model without a reload, links open it in the model MDS (ringed as
-    uploaded, found by the search box) and the layer grid with it selected, then the model
-    selected in the grid is renamed and deleted (a zoo model selected cannot be)."""
+    """The upload flow of issue 19: the grid sorts by accuracy (shown in percent), keeps Name
+    pinned, filters a column in percent and its search box narrows it; a name on the form, the
+    expected keys on request, the grid and the selection panel list the new model without a
+    reload, links open it in the model MDS (ringed and named as uploaded, found by the search box,
+    grouped by source on request) and the layer grid with it selected, then the model selected in
+    the grid is renamed and deleted (a zoo model selected cannot be)."""
     checkpoint = tmp_path / "file-name.safetensors"
     shutil.copy(zoo_dir / "digits" / "cnn-w4-s1-e25.safetensors", checkpoint)
     others = ("mlp-w4-s0-e25", "mlp-w8-s0-e25", "cnn-w4-s0-e25")
