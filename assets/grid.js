@@ -6,9 +6,10 @@
   functions.repscopePercent = function (value) {
     return value === null || value === undefined ? 'n/a' : (100 * value).toFixed(1) + '%';
   };
-  // The same number in percent, for the column filters (null stays null: no number to compare).
+  // The same number in percent as shown (one decimal), for the column filters: "equals 10" keeps
+  // the rows shown as 10.0% (stored fractions are float32, 0.1 is 0.1000000015); null stays null.
   functions.repscopeHundred = function (value) {
-    return value === null || value === undefined ? null : 100 * value;
+    return value === null || value === undefined ? null : Math.round(1000 * value) / 10;
   };
 
   window.dash_clientside = window.dash_clientside || {};

@@ -7,7 +7,7 @@ import pytest
 
 import compute
 from tests.browser.test_views import _activations
-from tests.browser.support import AppServer, PLOT_DATA, choose, wait_for_figures, wait_for_title
+from tests.browser.support import AppServer, PLOT_DATA, choose, figure_words, wait_for_figures, wait_for_title
 from tests.support import free_port
 from compute.sources.models import list_models
 
@@ -37,7 +37,8 @@ _POINTS = """id => Array.from(document.querySelector('#' + id + ' .js-plotly-plo
 def test_view_state_lives_in_the_url_and_survives_a_restart(app_server, page):
     page.goto(app_server.url + "/?compare=euclidean")
     _, heatmap = wait_for_figures(page)
-    assert "distance" in page.inner_text("#model-space-heatmap")
+    assert figure_words(page, "model-space-heatmap")["colorbars"][0] == \
+        "Euclidean distance<br>(dissimilarity:<br>lower = more alike)"  # the measure in words, its direction
     app_server.stop()
     app_server.start()
     page.goto(app_server.url + "/?compare=euclidean")
@@ -57,6 +58,23 @@ def test_sorting_by_group_reorders_the_same_model_rdm(app_server, page):
     where = {name: i for i, name in enumerate(before["y"])}
     moved = [where[name] for name in after["y"]]
     assert after["z"] == [[before["z"][i][j] for j in moved] for i in moved]
+    # too many models to name: each family (the panel's group tag) named at its middle, lines between
+    family = {m.name: m.tags.get("family", m.architecture) for m in list_models("digits")}
+    groups, n = [family[name] for name in after["y"]], len(after["y"])
+    starts = [i for i in range(n) if i == 0 or groups[i] != groups[i - 1]]
+    assert n > 40 and len(starts) == len(set(groups)) > 1
+    axes = page.evaluate(_GROUP_MARKS, "model-space-heatmap")
+    middles = [after["y"][(a + b - 1) // 2] for a, b in zip(starts, starts[1:] + [n])]
+    assert axes["x"] == axes["y"] == [[groups[a] for a in starts], middles]
+    assert sorted(axes["lines"]) == sorted([[b - 0.5, b - 0.5, -0.5, n - 0.5] for b in starts[1:]]
+                                           + [[-0.5, n - 0.5, b - 0.5, b - 0.5] for b in starts[1:]])
+
+
+# The heatmap's tick labels (text, where) on both axes and its line shapes (x0, x1, y0, y1).
+_GROUP_MARKS = """id => { const l = document.querySelector('#' + id + ' .js-plotly-plot')._fullLayout;
+  const ticks = a => a.showticklabels ? [Array.from(a.ticktext || []), Array.from(a.tickvals || [])] : null;
+  return {x: ticks(l.xaxis), y: ticks(l.yaxis),
+          lines: l.shapes.filter(s => s.type === 'line').map(s => [s.x0, s.x1, s.y0, s.y1])}; }"""
 
 
 def test_the_null_rings_the_entries_compute_finds_above_chance(app_server, page):

@@ -7,16 +7,17 @@ from tests.browser.support import GRID_ROWS, MODELS_GRID, choose, model_cell, wa
 
 
 TRACES = """id => Array.from(document.querySelector('#' + id + ' .js-plotly-plot')._fullData,
-  t => ({name: t.name, meta: t.meta || null, customdata: t.customdata ? Array.from(t.customdata) : [],
+  t => ({name: t.name, meta: t.meta || null, mode: t.mode, customdata: t.customdata ? Array.from(t.customdata) : [],
          text: Array.isArray(t.text) ? t.text : []}))"""
 
 
 def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, page, zoo_dir, tmp_path):
-    """The upload flow of issue 19: the grid sorts by accuracy (shown in percent) and its search
-    box narrows it; a name on the form, the expected keys on request, the grid and the selection
-    panel list the new model without a reload, links open it in the model MDS (ringed as
-    uploaded, found by the search box) and the layer grid with it selected, then the model
-    selected in the grid is renamed and deleted (a zoo model selected cannot be)."""
+    """The upload flow of issue 19: the grid sorts by accuracy (shown in percent), keeps Name
+    pinned, filters a column in percent and its search box narrows it; a name on the form, the
+    expected keys on request, the grid and the selection panel list the new model without a
+    reload, links open it in the model MDS (ringed and named as uploaded, found by the search box,
+    grouped by source on request) and the layer grid with it selected, then the model selected in
+    the grid is renamed and deleted (a zoo model selected cannot be)."""
     checkpoint = tmp_path / "file-name.safetensors"
     shutil.copy(zoo_dir / "digits" / "cnn-w4-s1-e25.safetensors", checkpoint)
     others = ("mlp-w4-s0-e25", "mlp-w8-s0-e25", "cnn-w4-s0-e25")
@@ -32,6 +33,18 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     assert len(rows) == 112 and accuracies == sorted(accuracies, key=lambda a: (a is not None, a))
     first = page.inner_text("#models-table .ag-center-cols-container .ag-row[row-index='0'] [col-id=accuracy]")
     assert first.strip() == f"{100 * accuracies[0]:.1f}%"
+    # Name pinned left (in view however far the grid scrolls sideways); a filter under every header,
+    # comparing percentages as shown: "10" under Top-1 keeps the models shown as 10.0 %
+    assert page.locator("#models-table .ag-pinned-left-cols-container [col-id=name]").count() == 25  # a page
+    assert page.locator("#models-table .ag-center-cols-container [col-id=name]").count() == 0
+    page.fill("#models-table .ag-floating-filter[col-id=accuracy] input", "10")
+    page.wait_for_function("id => dash_ag_grid.getApi(id).getDisplayedRowCount() < 112", arg="models-table",
+                           timeout=10_000)
+    kept = [row["accuracy"] for row in page.evaluate(GRID_ROWS, "models-table")]
+    assert len(kept) == sum(a is not None and f"{100 * a:.1f}" == "10.0" for a in accuracies) > 1
+    page.fill("#models-table .ag-floating-filter[col-id=accuracy] input", "")
+    page.wait_for_function("id => dash_ag_grid.getApi(id).getDisplayedRowCount() == 112", arg="models-table",
+                           timeout=10_000)
     page.fill("#models-table-search", "mlp-w8")  # the quick search: every column, as one types
     page.wait_for_function("id => dash_ag_grid.getApi(id).getDisplayedRowCount() < 20", arg="models-table",
                            timeout=10_000)
@@ -69,6 +82,8 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     page.wait_for_selector("#model-space-found:has-text('1 model found: my-net')", timeout=30_000)
     traces = page.evaluate(TRACES, "model-space-mds")
     assert [t["customdata"] for t in traces if t["meta"] == "uploaded"] == [["my-net"]]
+    assert [(t["name"], t["mode"], t["text"]) for t in traces if t["meta"] == "uploaded"] == \
+        [("uploaded (ringed)", "markers+text", ["my-net"])]  # ringed and named
     assert [t["customdata"] for t in traces if t["meta"] == "found"] == [["my-net"]]
     assert sorted(n for t in traces if not t["meta"] for n in t["customdata"]) == sorted([*others, "my-net"])
     page.fill("#model-space-find", "mlp-w8")
@@ -76,6 +91,12 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     page.wait_for_selector("#model-space-found:has-text('1 model found: mlp-w8-s0-e25')", timeout=30_000)
     assert [t["customdata"] for t in page.evaluate(TRACES, "model-space-mds") if t["meta"] == "found"] == \
         [["mlp-w8-s0-e25"]]
+    choose(page, "selection-group", "source")  # the panel's group-by: one symbol (trace) per source
+    page.wait_for_function("id => Array.from(document.querySelector('#' + id + ' .js-plotly-plot')._fullData,"
+                           " t => t.name).includes('zoo')", arg="model-space-mds", timeout=60_000)
+    assert "group=source" in page.url
+    assert {t["name"]: sorted(t["customdata"]) for t in page.evaluate(TRACES, "model-space-mds") if not t["meta"]} \
+        == {"zoo": sorted(others), "upload": ["my-net"]}
 
     page.goto(app_server.url + "/models")
     page.wait_for_selector(MODELS_GRID, timeout=120_000)
@@ -86,6 +107,8 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     page.fill("#models-edit-name", "my-net.v2")
     page.click("#models-rename")
     page.wait_for_selector("#models-edit-message [role=alert]:has-text('Renamed my-net to my-net.v2')", timeout=30_000)
+    # the form lets the old name go (an answer to the grid's new rows) before the new row is chosen: no race
+    page.wait_for_selector("#models-edit-choice .dash-dropdown-placeholder", state="attached", timeout=30_000)
     page.click(model_cell("my-net.v2", "source"))
     page.wait_for_selector("#models-table-chosen:has-text('my-net.v2: open in')", timeout=30_000)
     page.click("#models-delete")
