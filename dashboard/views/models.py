@@ -197,6 +197,8 @@ def edit_model(action: str, name, new_name, selection: dict | None = None) -> dm
     Output(f"{_ID}-edit-message", "children"),
     Output(f"{_ID}-table", "rowData", allow_duplicate=True),
     Output(REGISTRY_CHANGED, "data", allow_duplicate=True),
+    Output(f"{_ID}-edit-choice", "options", allow_duplicate=True),
+    Output(f"{_ID}-edit-choice", "value", allow_duplicate=True),
     Input(f"{_ID}-rename", "n_clicks"),
     Input(f"{_ID}-delete", "n_clicks"),
     State(f"{_ID}-edit-choice", "value"),
@@ -205,12 +207,20 @@ def edit_model(action: str, name, new_name, selection: dict | None = None) -> dm
     prevent_initial_call=True,
 )
 def _edit(rename, delete, name, new_name, selection):
+    """The edit's message, the table and the form's names, with the model it now names chosen (the
+    new name after a rename, none after a delete): set here, in the same answer, so that no later
+    answer of the table's change can clear a name chosen since."""
     import time
 
     if not (rename or delete):  # the page drawn (Dash calls it then, prevent_initial_call or not)
-        return no_update, no_update, no_update
-    message = edit_model("rename" if ctx.triggered_id == f"{_ID}-rename" else "delete", name, new_name, selection)
-    return message, table_rows(services.models(None)), time.time()
+        return (no_update,) * 5
+    action = "rename" if ctx.triggered_id == f"{_ID}-rename" else "delete"
+    message = edit_model(action, name, new_name, selection)
+    models = services.models(None)
+    names = editable(models)
+    renamed = new_name.strip() if action == "rename" and isinstance(new_name, str) else None
+    chosen = name if name in names else (renamed if renamed in names else None)
+    return message, table_rows(models), time.time(), names, chosen
 
 
 @callback(
@@ -221,9 +231,10 @@ def _edit(rename, delete, name, new_name, selection):
     prevent_initial_call=True,
 )
 def _editable_names(_, chosen):
-    """The registry's editable names whenever the table changed (the one chosen kept if it still is)."""
+    """The registry's editable names whenever the table changed; the one chosen is left as it is
+    unless it is gone (an answer that arrives late never undoes a newer choice)."""
     names = editable(services.models(None))
-    return names, chosen if chosen in names else None
+    return names, no_update if chosen in names or chosen is None else None
 
 
 def chosen_row(rows, models, selection: dict | None = None) -> tuple:

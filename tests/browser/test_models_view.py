@@ -107,8 +107,9 @@ def test_an_upload_is_named_opened_marked_found_renamed_and_deleted(app_server, 
     page.fill("#models-edit-name", "my-net.v2")
     page.click("#models-rename")
     page.wait_for_selector("#models-edit-message [role=alert]:has-text('Renamed my-net to my-net.v2')", timeout=30_000)
-    # the form lets the old name go (an answer to the grid's new rows) before the new row is chosen: no race
-    page.wait_for_selector("#models-edit-choice .dash-dropdown-placeholder", state="attached", timeout=30_000)
+    # The form names the model by its new name in the edit's own answer: no later answer (to the
+    # grid's new rows) clears it, nor a choice made meanwhile (a race that once made Delete refuse).
+    page.wait_for_selector("#models-edit-choice:has-text('my-net.v2')", timeout=30_000)
     page.click(model_cell("my-net.v2", "source"))
     page.wait_for_selector("#models-table-chosen:has-text('my-net.v2: open in')", timeout=30_000)
     page.click("#models-delete")
