@@ -58,7 +58,7 @@ def layer_curves(
             ))
     figure.update_layout(
         title=title, xaxis={"title": "top-1 accuracy (%)", "tickformat": ".0%"}, yaxis={"title": y_title},
-        legend={"title": {"text": "layer depth"}}, margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"title": {"text": "layer depth"}}, margin={"l": 60, "r": 20, "t": 70, "b": 50},
         template="plotly_white",
     )
     return figure

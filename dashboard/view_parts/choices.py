@@ -124,6 +124,13 @@ def register_info(component_id: str, family: str) -> None:
         return info_text(family, name), card(family, name)
 
 
+def method_words(family: str, name: str) -> str:
+    """A method's name in words for a figure's text (the registry's title: "Linear CKA", not
+    "cka_linear"); the code name stays in URLs, snippets and info lines."""
+    table = {**RDM_METHODS, **REPEATED_RDM_METHODS} if family == "rdm" else FAMILIES[family][0]
+    return table[name].title
+
+
 def rdm_scale_words(method: str) -> str:
     """An input RDM's dissimilarity in words with its direction, for a figure's subtitle
     (e.g. "1 - Pearson correlation: higher = more different")."""
@@ -133,5 +140,5 @@ def rdm_scale_words(method: str) -> str:
 def rdm_scale_title(method: str) -> str:
     """An input RDM's colour-bar title: the registry's words for it on narrow lines ("1 − Pearson<br>
     correlation<br>(dissimilarity)"); the direction is in the figure's subtitle."""
-    *head, last = {**RDM_METHODS, **REPEATED_RDM_METHODS}[method].title.split(" ")
+    *head, last = method_words("rdm", method).split(" ")
     return f"{' '.join(head)}<br>{last}<br>(dissimilarity)" if head else f"{last}<br>(dissimilarity)"

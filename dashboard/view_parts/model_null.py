@@ -20,7 +20,7 @@ NULL_WORDS = (
     "the comparison recomputed; p = (1 + #{null at least as extreme}) / (1 + n), one-sided. Ringed "
     "entries: p < 0.05 after Benjamini-Hochberg FDR over the model RDM's entries above the diagonal. "
     "Calibrated = (r − mean null) / (1 − mean null): 0 = chance, 1 = identical (distances: the same on "
-    f"the negated scale). Offered for {', '.join(NULL_COMPARE_METHODS)}."
+    f"the negated scale). Offered for {', '.join(COMPARE_METHODS[name].title for name in NULL_COMPARE_METHODS)}."
 )
 
 

@@ -16,7 +16,8 @@ from dashboard.figures.heatmap import labelled_heatmap, sorted_heatmap
 from dashboard.figures.scatter import with_stress
 from dashboard.selection import Selection, best_model, need_models
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import RDM_CHOICES, method_dropdown, rdm_scale_title, rdm_scale_words, register_info
+from dashboard.view_parts.choices import (RDM_CHOICES, method_dropdown, method_words, rdm_scale_title, rdm_scale_words,
+                                          register_info)
 from dashboard.view_parts.model_map import MAP_DEFAULTS, map_specs, models_scatter
 from dashboard.widgets import figure_slot, model_dropdown
 
@@ -48,7 +49,7 @@ def specs(model, stimuli, view: dict, pooling: str = "none", max_side: int = 100
 def figures(stimuli, arrays: dict, view: dict, max_side: int = 1000):
     """The class-sorted input RDM, then one confusion heatmap per k in ``TOP_K``."""
     heatmap = sorted_heatmap(stimuli, arrays["blocks"], max_side,
-                             f"Input RDM ({view['rdm']})<br><sup>{view['model']}, penultimate layer; "
+                             f"Input RDM ({method_words('rdm', view['rdm'])})<br><sup>{view['model']}, penultimate layer; "
                              f"{rdm_scale_words(view['rdm'])}; rows and columns: stimuli sorted by class</sup>", rdm_scale_title(view["rdm"]))
     classes = [str(name) for name in stimuli.class_names]
     confusions = tuple(
@@ -74,7 +75,8 @@ def models_specs(models, stimuli, rdm_method: str, pooling: str = "none") -> dic
 
 
 def models_figures(models, arrays: dict, rdm_method: str, group_of):
-    titles = {"rdm": f"Models by input RDM ({rdm_method})", **{f"top{k}": f"Models by top-{k} confusion" for k in TOP_K}}
+    titles = {"rdm": f"Models by input RDM ({method_words('rdm', rdm_method)})",
+              **{f"top{k}": f"Models by top-{k} confusion" for k in TOP_K}}
     return tuple(models_scatter(models, arrays[name], with_stress(title, arrays.get(f"{name}_stress")), group_of)
                  for name, title in titles.items())
 

@@ -18,7 +18,7 @@ from dashboard.figures.curves import layer_curves
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
 from dashboard.view_parts import model_null
-from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES, method_dropdown, register_info
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES, method_dropdown, method_words, register_info
 from dashboard.view_parts.depths import depths
 from dashboard.widgets import dropdown
 
@@ -62,8 +62,9 @@ def figure(models_by_depth: dict, arrays: dict, view: dict):
               for name, models in models_by_depth.items()]
     nulls = [arrays.get(name.replace("depth", "null")) for name in models_by_depth]
     bands = [None if null is None else model_null.chance_band(null) for null in nulls]
-    return layer_curves(curves, title=f"How unlike the other models each model is, per depth ({view['rdm']} RDMs "
-                        f"compared by {view['compare']}), against its accuracy", y_title=y_title(view["compare"]),
+    return layer_curves(curves, title=f"How unlike the other models each model is, per depth, against its accuracy"
+                        f"<br><sup>input RDMs: {method_words('rdm', view['rdm'])}; compared by "
+                        f"{method_words('compare', view['compare'])}</sup>", y_title=y_title(view["compare"]),
                         bands=bands, band_name=BAND_NAME, quantity="mean dissimilarity")
 
 

@@ -21,8 +21,8 @@ from dashboard.figures.heatmap import replace_heatmap, sorted_heatmap
 from dashboard.figures.scatter import class_scatter, with_stress
 from dashboard.selection import Selection, best_model
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import (MDS_CHOICES, RDM_CHOICES, method_dropdown, rdm_scale_title, rdm_scale_words,
-                                          register_info)
+from dashboard.view_parts.choices import (MDS_CHOICES, RDM_CHOICES, method_dropdown, method_words, rdm_scale_title,
+                                          rdm_scale_words, register_info)
 from dashboard.widgets import dropdown, layer_options, model_dropdown
 
 PATH = "/rdm"
@@ -62,11 +62,12 @@ def figures(stimuli, blocks, coords, view: dict, max_side: int = 1000, stress=No
     """The class-sorted RDM heatmap and the stimulus MDS for computed arrays (with its
     ``stress`` artifact, when given, in its subtitle)."""
     where = f"{view['model']}, layer {view['layer']}"
-    heatmap = sorted_heatmap(stimuli, blocks, max_side, f"Input RDM ({view['rdm']}), sorted by class<br><sup>{where}; "
+    heatmap = sorted_heatmap(stimuli, blocks, max_side,
+                             f"Input RDM ({method_words('rdm', view['rdm'])}), sorted by class<br><sup>{where}; "
                              f"{rdm_scale_words(view['rdm'])}; rows and columns: stimuli sorted by class</sup>", rdm_scale_title(view["rdm"]))
     hover = [f"{stimulus}<br>class {stimuli.class_names[label]}" for stimulus, label in zip(stimuli.ids, stimuli.labels)]
     scatter = class_scatter(coords, stimuli.labels, stimuli.class_names, hover,
-                            title=with_stress(f"MDS of the stimuli ({view['mds']})<br><sup>{where}</sup>", stress))
+                            title=with_stress(f"{method_words('mds', view['mds'])} of the stimuli<br><sup>{where}</sup>", stress))
     return heatmap, scatter
 
 

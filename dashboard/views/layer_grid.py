@@ -141,7 +141,7 @@ def figure(grid, layers_a, layers_b, view: dict, key: str = "measure"):
     measure = MEASURES[view[key]]
     values, marked, calibrated = shown(grid, view)
     rows, cols = [f"A: {name}" for name in layers_a], [f"B: {name}" for name in layers_b]
-    title = f"{measure.title} ({measure.name}): {view['a']} (rows) × {view['b']} (columns)"
+    title = f"{measure.title}: {view['a']} (rows) × {view['b']} (columns)"
     colorbar, zrange = colour_scale(view[key], calibrated, values)
     small = len(layers_a) <= _ANNOTATE_UP_TO and len(layers_b) <= _ANNOTATE_UP_TO
     fig = labelled_heatmap(values, rows, cols, title=title, colorbar_title=colorbar,

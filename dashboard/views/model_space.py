@@ -20,7 +20,7 @@ from dashboard.figures.heatmap import mark_cells, matrix_heatmap
 from dashboard.figures.scatter import with_stress
 from dashboard.selection import Selection, need_models
 from dashboard.snippets import prelude
-from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES, method_dropdown, register_info
+from dashboard.view_parts.choices import COMPARE_CHOICES, MDS_CHOICES, RDM_CHOICES, method_dropdown, method_words, register_info
 from dashboard.view_parts import model_null
 from dashboard.view_parts.model_null import dissimilarity_label
 from dashboard.view_parts.model_map import MAP_DEFAULTS, highlight, map_specs, models_scatter
@@ -79,8 +79,8 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
     if null is not None:
         mark_cells(heatmap, model_null.ringed(null)[np.ix_(order, order)], labels, labels,
                    model_null.mark_words(view, len(models)))
-    return heatmap, models_scatter(models, coords, with_stress(f"MDS of models ({view['mds']}), coloured by accuracy",
-                                                               stress), group_of)
+    mds_title = f"{method_words('mds', view['mds'])} of models, coloured by accuracy"
+    return heatmap, models_scatter(models, coords, with_stress(mds_title, stress), group_of)
 
 
 def colour_title(compare: str, calibrated: bool = False) -> str:

@@ -31,7 +31,7 @@ from dashboard.figures.bars import ranked_bars, ranking
 from dashboard.figures.pairwise import pairwise_matrix
 from dashboard.figures.scatter import score_against_accuracy
 from dashboard.selection import Selection, need_models
-from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES, method_dropdown, register_info
+from dashboard.view_parts.choices import COMPARE_CHOICES, RDM_CHOICES, method_dropdown, method_words, register_info
 from dashboard.view_parts.depths import depth_layers
 from dashboard.view_parts.upload_form import file_form, upload_message as refusal_message
 from dashboard.widgets import accuracy_text, dropdown, message_figure, notice
@@ -238,7 +238,7 @@ def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candid
     bars_figure = ranked_bars(
         pick(labels), values[shown], low[shown], high[shown], pick(groups), pick(hover),
         title=f"Layers ranked by {method} with {reference['name']} ({subjects} subject{'s' if subjects > 1 else ''}), "
-              f"{which}<br><sup>{view['rdm']} input RDMs; bars: {intervals}{ceiling}</sup>",
+              f"{which}<br><sup>input RDMs: {method_words('rdm', view['rdm'])}; bars: {intervals}{ceiling}</sup>",
         x_title=x_title, higher_is_better=not distance, band=band if len(shown) else None,
         band_label="noise ceiling", legend_title="layer depth" if view["layers"] == "default" else "architecture",
         y_title="model · layer (best at the top)",

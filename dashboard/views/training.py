@@ -22,7 +22,7 @@ from compute.measures.registry import MEASURES
 from dashboard import compute_panel, services, url_codec
 from dashboard.figures.training import over_training, within_between
 from dashboard.selection import Selection, tag_value
-from dashboard.view_parts.choices import MEASURE_CHOICES, method_dropdown, register_info
+from dashboard.view_parts.choices import MEASURE_CHOICES, method_dropdown, method_words, register_info
 from dashboard.view_parts.depths import depth_layers
 from dashboard.widgets import dropdown, figure_slot
 
@@ -205,7 +205,7 @@ def _check_measure(measure: str) -> None:
 
 def _axis(measure: str) -> str:
     higher = MEASURES[measure].kind == "similarity"
-    return f"{measure} ({'higher' if higher else 'lower'} = more alike)"
+    return f"{method_words('measure', measure)} ({'higher' if higher else 'lower'} = more alike)"
 
 
 # ---- the series: each layer against its final state ----
@@ -228,7 +228,8 @@ def draw(context: dict, arrays: dict):
     view, steps, layers = context["view"], context["steps"], context["layers"]
     values = np.asarray(arrays["curves"]).reshape(len(layers), len(steps))
     title = (f"Each layer vs itself at the final checkpoint: {view['series']}"
-             f"<br><sup>{view['measure']} of the layer at each step with the same layer at step {steps[-1]}</sup>")
+             f"<br><sup>{method_words('measure', view['measure'])} of the layer at each step with the same layer "
+             f"at step {steps[-1]}</sup>")
     return (over_training(steps, values, layers, context["names"], title, _axis(view["measure"])),)
 
 
@@ -288,7 +289,7 @@ def draw_groups(context: dict, arrays: dict):
                                             len(layers))
     groups = [(f"within {view['group1']}", within1), (f"within {view['group2']}", within2),
               (f"between {view['group1']} and {view['group2']}", between)]
-    title = (f"Pairs of models within and between groups, per layer ({view['measure']})"
+    title = (f"Pairs of models within and between groups, per layer ({method_words('measure', view['measure'])})"
              f"<br><sup>{context.get('arch_words', view['arch'])}: bars are the mean over pairs, whiskers the min and max</sup>")
     return (within_between(layers, groups, title, _axis(view["measure"])),)
 

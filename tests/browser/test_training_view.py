@@ -10,7 +10,7 @@ from compute.sources.activations import extract
 from compute.sources.layers import list_layers
 from compute.sources.models import list_models, load_model
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import choose, wait_for_figures
+from tests.browser.support import choose, figure_words, wait_for_figures
 
 STEPS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 400, 800, 1600]
 
@@ -37,6 +37,8 @@ def test_layers_converge_to_their_final_state_and_groups_match_compute(app_serve
         expected = [compute.similarity(acts[step][trace["name"]], acts[1600][trace["name"]], measure="pwcca")
                     for step in STEPS]
         np.testing.assert_allclose(trace["y"], expected, atol=1e-6)
+    words = figure_words(page, "training-curves")  # the measure in words, not "pwcca"
+    assert words["y"] == "PWCCA (higher = more alike)" and "<sup>PWCCA of the layer at each step" in words["title"]
 
     (bars,) = wait_for_figures(page, "training-groups", ("bars",))
     assert [t["name"] for t in bars] == ["within true-labels", "within shuffled-labels",
@@ -55,6 +57,8 @@ def test_layers_converge_to_their_final_state_and_groups_match_compute(app_serve
     # The architecture the groups share, in words (not its hyperparameters' dict).
     title = page.evaluate("() => document.querySelector('#training-groups-bars .js-plotly-plot')._fullLayout.title.text")
     assert "sigmoid MLP, widths 45-45-45, 64 inputs, 10 classes:" in title and "hidden=" not in title
+    assert title.startswith("Pairs of models within and between groups, per layer (PWCCA)<br>")  # not "(pwcca)"
+    assert figure_words(page, "training-groups-bars")["y"] == "PWCCA (higher = more alike)"
     assert _query(page) == {"series": "mlp-w16-s10"}
 
 

@@ -1,12 +1,13 @@
 """Every view in headless Chromium on the built-in zoo: load a URL state, wait for the figures,
 and check their numbers against what ``compute`` gives for the same inputs."""
+import re
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 from scipy.spatial.distance import squareform
 
 import compute
-from compute.measures.registry import MEASURES
+from compute.measures.registry import MDS_METHODS, MEASURES
 from compute.sources.activations import extract, predict
 from compute.sources.layers import list_layers
 from compute.sources.models import list_models, load_model
@@ -24,6 +25,11 @@ def _activations(name, layers):
 
 def _query(page):
     return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+# An MDS map's subtitle: its Kruskal stress-1 and Kruskal's word for it (dashboard.figures.scatter).
+STRESS = re.compile(r"Kruskal stress-1 (\d+\.\d{3}), (excellent|good|fair|fair to poor|poor: read distances with care) "
+                    r"\(0 = every distance exact\)")
 
 
 def test_input_rdm_is_sorted_by_class_and_matches_compute(app_server, page):
@@ -47,7 +53,10 @@ def test_input_rdm_is_sorted_by_class_and_matches_compute(app_server, page):
     assert words["colorbars"] == ["Euclidean<br>distance<br>(dissimilarity)"]
     assert words["xticks"] == list(stimuli.class_names)
     assert "(positions in class order)" in words["hovers"][0]
-    assert figure_words(page, "input-rdm-mds")["x"] == "MDS 1 (distance between points ≈ their dissimilarity)"
+    assert words["title"].startswith("Input RDM (Euclidean distance), sorted by class<br>")  # not "(euclidean)"
+    mds_words = figure_words(page, "input-rdm-mds")
+    assert mds_words["x"] == "MDS 1 (distance between points ≈ their dissimilarity)"
+    assert mds_words["title"].startswith(f"{MDS_METHODS['classical'].title} of the stimuli<br>")  # not "(classical)"
     # The RDM method in words in its dropdown and its info line (direction, range, invariances).
     assert "Euclidean distance" in page.inner_text("#input-rdm-rdm-choice")
     info = page.inner_text("#input-rdm-rdm-choice-info")
@@ -204,6 +213,9 @@ def test_confusion_view_matches_compute(app_server, page):
         np.testing.assert_allclose(np.array(figure[0]["z"]).sum(axis=1), k, atol=1e-5)
         words = figure_words(page, f"confusion-top{k}")
         assert (words["y"], words["x"]) == ("true class", "predicted class")
+        assert words["colorbars"][0] == "share of the true class's stimuli<br>" + (
+            "predicted as this class" if k == 1 else f"with this class in their top {k}")
+    assert figure_words(page, "confusion-rdm")["title"].startswith("Input RDM (1 − cosine similarity)<br>")
     (acts,) = _activations("cnn-w8-s1-e5", ["penultimate"])
     order = np.argsort(stimuli.labels, kind="stable")
     np.testing.assert_allclose(np.array(rdm[0]["z"]), compute.rdm(acts, "cosine")[np.ix_(order, order)], atol=1e-4)
@@ -226,11 +238,19 @@ def test_confusion_view_places_every_model_by_rdm_and_by_confusion(app_server, p
     rdms = np.stack([confusion_rdm(compute.confusion_matrix(predict(load_model(m.name), stimuli.images),
                                                             stimuli.labels, 5).astype(np.float32)).astype(np.float32)
                      for m in models])
-    coords = compute.mds(compute.model_rdm(rdms, "spearman"), method="smacof")
+    matrix = compute.model_rdm(rdms, "spearman")
+    coords = compute.mds(matrix, method="smacof")
     families = [m.tags.get("family", m.architecture) for m in models]
     members = [i for family in dict.fromkeys(families) for i, f in enumerate(families) if f == family]
     got = np.concatenate([np.column_stack([t["x"], t["y"]]) for t in by_top5])
     np.testing.assert_allclose(got, coords[members], atol=1e-3 * np.abs(coords).max())
+    # Each map says how well it keeps its dissimilarities (Kruskal's stress-1 and word): the top-5
+    # map's is compute's of the same model RDM and coordinates; the input RDM named in words.
+    titles = [figure_words(page, f"confusion-models-{name}")["title"] for name in ("rdm", "top1", "top5")]
+    assert titles[0].startswith("Models by input RDM (1 − Pearson correlation)<br>")
+    stresses = [float(STRESS.search(title).group(1)) for title in titles]
+    assert all(0 <= stress <= 1 for stress in stresses)
+    assert abs(stresses[2] - compute.mds_stress(matrix, coords)) < 2e-3
 
 
 def test_layer_curves_show_each_models_mean_dissimilarity_per_depth(app_server, page):
@@ -250,6 +270,8 @@ def test_layer_curves_show_each_models_mean_dissimilarity_per_depth(app_server, 
     y_title = page.evaluate("() => document.querySelector('#curves-curves .js-plotly-plot')._fullLayout.yaxis.title.text")
     assert y_title.startswith("mean dissimilarity to the other models") and "higher = more unlike them" in y_title
     assert "(mean 1 − Pearson r of input RDMs" in y_title  # the comparison in the registry's words
+    assert figure_words(page, "curves-curves")["title"].endswith(
+        "<sup>input RDMs: Euclidean distance; compared by Pearson r</sup>")  # not "euclidean", "pearson"
     assert page.inner_text("#curves-compare-choice-info").startswith("Pearson r (pearson). similarity: higher")
     words = figure_words(page, "curves-curves")
     assert (words["x"], words["xformat"]) == ("top-1 accuracy (%)", ".0%")

@@ -50,12 +50,20 @@ def test_the_reference_ranking_reads_lower_or_higher_as_the_registry_does(method
                                      {"name": "brain", "subjects": 1})
     better = "lower" if COMPARE_METHODS[method].kind == "distance" else "higher"
     assert f"({better} = more similar)" in figure.layout.xaxis.title.text
+    assert "<sup>input RDMs: Euclidean distance;" in figure.layout.title.text  # in words, not "euclidean"
+
+
+def test_figures_name_a_method_by_its_registry_title():
+    assert choices.method_words("measure", "cka_linear") == "Linear CKA"
+    assert choices.method_words("compare", "spearman") == "Spearman ρ"
+    assert choices.method_words("rdm", "crossnobis") == "Crossnobis distance"  # repeated measurements too
+    assert choices.method_words("mds", "smacof") == MDS_METHODS["smacof"].title
 
 
 @pytest.mark.parametrize("measure", choices.MEASURE_CHOICES)
 def test_training_axes_read_lower_or_higher_as_the_registry_does(measure):
     better = "higher" if MEASURES[measure].kind == "similarity" else "lower"
-    assert training._axis(measure) == f"{measure} ({better} = more alike)"
+    assert training._axis(measure) == f"{MEASURES[measure].title} ({better} = more alike)"  # in words, not the code name
 
 
 @pytest.mark.parametrize("measure", choices.MEASURE_CHOICES)
