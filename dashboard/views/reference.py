@@ -245,7 +245,8 @@ def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candid
     )
     if pairwise is None:
         why = (intervals if view["boot"] != "0" and "computing" in intervals else
-               f"Pairwise tests need the bootstrap of a batched comparison ({', '.join(WEIGHTED_METHODS)}) "
+               f"Pairwise tests need the bootstrap of a batched comparison "
+               f"({', '.join(COMPARE_METHODS[name].title for name in WEIGHTED_METHODS)}) "
                "with 100 or 1000 resamples")
         pairs_figure = message_figure(why)
     else:
