@@ -146,8 +146,10 @@ def cold_view(view, prefix: str, n_figures: int, values, setup=None, early=(), u
             while True:
                 *figures, progress, stop, marker = compute_panel.poll(
                     job, n_figures, view.draw, view.plan, prefix, None, early, drawn)
-                if marker and marker is not compute_panel.no_update:
-                    drawn, found["early"] = marker, time.perf_counter() - start
+                if marker and marker is not compute_panel.no_update:  # as the page keeps it
+                    drawn = marker
+                    if not marker.startswith(compute_panel.PENDING_MARK):  # "Computing…" is no drawing
+                        found["early"] = time.perf_counter() - start
                 if stop or until in found:
                     break
                 time.sleep(compute_panel.POLL_MS / 1000)

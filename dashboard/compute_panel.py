@@ -36,7 +36,7 @@ from dashboard import services, url_codec
 from dashboard.polling import poll_components, register_poll_callback
 from dashboard.selection import Selection
 from dashboard.share import job_arrays, register_share, share_components
-from dashboard.widgets import describe_status, figure_slot, page_frame, progress_area
+from dashboard.widgets import PENDING_FIGURE, describe_status, figure_slot, page_frame, progress_area
 
 POLL_MS = 400
 _FINISHED = ("failed", "cancelled")
@@ -218,7 +218,8 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
             arrays = job_arrays(specs, first)
             if arrays is not None:
                 return (*draw(context, arrays), running_area(prefix, status), False, marker)
-        return (*unchanged, running_area(prefix, status), False, no_update)
+        return (*_pending(specs, targets, n_figures, drawn, marker), running_area(prefix, status), False,
+                _pending_marker(specs, targets, drawn, marker))
     arrays = job_arrays(specs, needs)
     if arrays is None:  # evicted between status and read
         refused = _resubmit(backend, specs, targets)
@@ -240,13 +241,35 @@ def _poll_early(job: dict, specs: dict, targets, context: dict, n_figures: int, 
         failed = {"state": "failed", "message": refused} if refused else status
         return (*unchanged, describe_status(failed), True, no_update)
     ask = confirm_area(prefix, str(job["confirm"]), lead="The rest of this view is not computed yet")
-    if status["state"] != "done":
-        return (*unchanged, dmc.Stack([running_area(prefix, status), ask], gap=4), False, no_update)
     marker = "|".join(specs[name].key for name in first)
+    if status["state"] != "done":
+        return (*_pending(specs, first, n_figures, drawn, marker), dmc.Stack([running_area(prefix, status), ask], gap=4),
+                False, _pending_marker(specs, first, drawn, marker))
     arrays = job_arrays(specs, first) if drawn != marker else None
     if arrays is None:
         return (*unchanged, ask, True, no_update)
     return (*draw(context, arrays), ask, True, marker)
+
+
+def _pending(specs: dict, targets, n_figures: int, drawn, early_marker: str) -> tuple:
+    """The figures while a job runs: "Computing…" once, in place of what another view state drew
+    (never a stale figure, nor an old message such as "no reference chosen", beside the progress
+    of the new work); then, and after an early drawing, left as they are."""
+    if drawn in (_pending_key(specs, targets), early_marker):
+        return (no_update,) * n_figures
+    return (PENDING_FIGURE,) * n_figures
+
+
+def _pending_marker(specs: dict, targets, drawn, early_marker: str):
+    """The early-drawing marker after :func:`_pending`: the running job's, once its "Computing…" is shown."""
+    return no_update if drawn == early_marker else _pending_key(specs, targets)
+
+
+PENDING_MARK = "pending|"  # how the marker of a job's "Computing…" figures starts (no drawing of its arrays)
+
+
+def _pending_key(specs: dict, targets) -> str:
+    return PENDING_MARK + "|".join(specs[name].key for name in targets)
 
 
 def _resubmit(backend, specs: dict, names) -> str | None:

@@ -178,6 +178,7 @@ def plan(selection: Selection, reference, rdm_method, compare_method, layers, n_
 
 
 CANDIDATE_GROUP = "reference RDM"
+PENDING = "95 % intervals and pairwise tests pending (see the progress line)"
 
 
 def normalising(view: dict, reference: dict, arrays: dict) -> bool:
@@ -203,7 +204,7 @@ def scores(arrays: dict, view: dict, normalised: bool) -> tuple:
         low, high = arrays["boot"][:, 1], arrays["boot"][:, 2]
         intervals = f"95 % percentile CI over stimuli ({view['boot']} resamples)"
     elif view["boot"] != "0":
-        intervals = "95 % intervals and pairwise tests computing…"
+        intervals = PENDING  # computing, or waiting for the Compute button (the progress line says which)
     if normalised:
         lower = band[0]
         values, low, high, band = values / lower, low / lower, high / lower, (1.0, band[1] / lower)
@@ -244,7 +245,7 @@ def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candid
         y_title="model · layer (best at the top)",
     )
     if pairwise is None:
-        why = (intervals if view["boot"] != "0" and "computing" in intervals else
+        why = (intervals if intervals == PENDING else
                f"Pairwise tests need the bootstrap of a batched comparison "
                f"({', '.join(COMPARE_METHODS[name].title for name in WEIGHTED_METHODS)}) "
                "with 100 or 1000 resamples")

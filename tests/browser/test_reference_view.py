@@ -89,3 +89,13 @@ def test_an_uploaded_reference_ranks_the_layer_it_was_made_from_first(app_server
     assert other.evaluate(BARS, "reference-bars") == drawn
     assert other.evaluate(PAIRS, "reference-pairs") == pairs
     other.context.close()
+
+    # 1,000 resamples, estimated at about 4 minutes: the point estimates (cached) are drawn by
+    # themselves, and the bootstrap waits for the Compute button.
+    page.goto(page.url + "&boot=1000")
+    page.wait_for_selector("#reference-progress:has-text('The rest of this view is not computed yet')",
+                           timeout=60_000)
+    assert "min" in page.inner_text("#reference-progress") and page.locator("#reference-compute").count() == 1
+    page.wait_for_selector("#reference-bars:has-text('intervals and pairwise tests pending')", timeout=60_000)
+    early = page.evaluate(BARS, "reference-bars")
+    assert early["order"] == drawn["order"] and not any(trace["plus"] for trace in early["bars"])

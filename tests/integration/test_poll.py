@@ -8,6 +8,7 @@ from compute.engine import artifacts
 from dash import no_update
 
 from dashboard import compute_panel, services
+from dashboard.widgets import PENDING_FIGURE
 from tests.integration.backends import backend, stimuli, three_models  # noqa: F401 (fixture)
 
 
@@ -86,12 +87,16 @@ def test_early_targets_within_the_limits_start_by_themselves_and_the_rest_waits_
            **compute_panel.start(specs, ["quick", "slow"], auto_bytes=2**40, auto_seconds=limit, early=("quick",))}
     assert job["early"] == ["quick"] and "1 forward pass" in job["confirm"]  # the rest: the second model's
     assert backend.status(slow.key)["state"] == "missing"  # asked for, not started
-    deadline, marker = time.monotonic() + 300, None
+    deadline, marker, ticks = time.monotonic() + 300, None, 0
     while time.monotonic() < deadline:
-        drawn, progress, stop, marker = compute_panel.poll(job, 1, draw, plan, "view", early=("quick",))
+        drawn, progress, stop, now = compute_panel.poll(job, 1, draw, plan, "view", early=("quick",), drawn=marker)
+        marker = marker if now is no_update else now
         if stop:
             break
-        assert drawn is no_update and "Cancel" in str(progress) and "Compute" in str(progress)
+        # "Computing…" in place of what was there, once; then left as it is.
+        assert drawn == (PENDING_FIGURE if ticks == 0 else no_update), drawn
+        assert "Cancel" in str(progress) and "Compute" in str(progress)
+        ticks += 1
         time.sleep(0.3)
     assert drawn == ["quick"] and marker == quick.key and "Compute" in str(progress)
     assert backend.status(slow.key)["state"] == "missing"

@@ -89,8 +89,8 @@ def test_draw_ranks_the_bars_and_says_which_way_is_better(view, digits):
     fit = np.array([[2.0, np.nan, np.nan, 1.0, 0.5], [1.0, np.nan, np.nan, 1.0, 0.5]])
     boot = np.array([[2.0, 1.5, 2.5, 1.0, 0.5], [1.0, 0.8, 1.1, 1.0, 0.5]])
     early, pairs, _ = view.draw(context, {"fit": fit})  # the point estimates, before the bootstrap
-    assert "intervals and pairwise tests computing" in early.layout.title.text
-    assert "computing" in pairs["layout"]["annotations"][0]["text"]
+    assert view.PENDING in early.layout.title.text
+    assert "pending" in pairs["layout"]["annotations"][0]["text"]
     figure, pairs, scatter = view.draw(context, {"fit": fit, "boot": boot})
     names = {m.key: m.name for m in selection.models}
     labels = [f"{names[key]} · penultimate" for key, *_ in context["rows"]]
