@@ -36,9 +36,12 @@ from dashboard import services, url_codec
 from dashboard.polling import poll_components, register_poll_callback
 from dashboard.selection import Selection
 from dashboard.share import job_arrays, register_share, share_components
-from dashboard.widgets import PENDING_FIGURE, describe_status, figure_slot, page_frame, progress_area
+from dashboard.widgets import PENDING_FIGURE, describe_status, figure_slot, message_figure, page_frame, progress_area
 
 POLL_MS = 400
+PENDING_MARK = "pending|"  # how the marker of a job's "Computing…" figures starts (no drawing of its arrays)
+# What a view's figures show while its work waits for the Compute button.
+ASKING_FIGURE = message_figure("Not computed yet: press Compute above (its estimate beside it)")
 _FINISHED = ("failed", "cancelled")
 _PLANS: dict[str, Callable[..., tuple]] = {}  # prefix -> the view's plan, from register_submit
 _EARLY: dict[str, tuple] = {}  # prefix -> the view's early targets, from register_poll
@@ -90,8 +93,8 @@ def start(specs: Mapping[str, artifacts.Spec], targets, auto_bytes: int | None =
         return bool(work.artifacts) and (work.bytes > auto_bytes or (auto_seconds is not None
                                                                       and work.seconds > auto_seconds))
 
-    backend = services.backend()
     try:
+        backend = services.backend()  # Redis down: a RuntimeError, said in the page
         if auto_bytes is not None and over(estimate(specs, targets)):
             first = [name for name in early if name in targets]
             rest = [name for name in targets if name not in first]
@@ -195,7 +198,7 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
     if "error" in job:
         return (*unchanged, describe_status({"state": "failed", "message": str(job["error"])}), True, no_update)
     if "confirm" in job and not job.get("early"):
-        return (*unchanged, confirm_area(prefix, str(job["confirm"])), True, no_update)
+        return (*(ASKING_FIGURE,) * n_figures, confirm_area(prefix, str(job["confirm"])), True, None)
     try:
         specs, targets, context = planned(plan, job)
     except ValueError as error:
@@ -263,9 +266,6 @@ def _pending(specs: dict, targets, n_figures: int, drawn, early_marker: str) -> 
 def _pending_marker(specs: dict, targets, drawn, early_marker: str):
     """The early-drawing marker after :func:`_pending`: the running job's, once its "Computing…" is shown."""
     return no_update if drawn == early_marker else _pending_key(specs, targets)
-
-
-PENDING_MARK = "pending|"  # how the marker of a job's "Computing…" figures starts (no drawing of its arrays)
 
 
 def _pending_key(specs: dict, targets) -> str:

@@ -107,6 +107,7 @@ def test_uncached_heavy_work_waits_for_the_compute_button_and_cached_work_does_n
     page.goto(asking_server.url + "/rdm?model=mlp-w8-s0-e25")
     page.wait_for_selector("#input-rdm-compute", timeout=60_000)
     assert "Not computed yet" in page.inner_text("#input-rdm-progress")
+    assert "press Compute" in page.inner_text("#input-rdm-heatmap")  # the figure says so too, not "Computing…"
     assert "forward pass" in page.inner_text("#input-rdm-progress")
     assert re.search(r"about [\d.]+ \w+ of memory and (about \d+ (s|min)|under a second)",
                      page.inner_text("#input-rdm-progress"))  # the estimate names memory and time

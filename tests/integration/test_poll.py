@@ -109,4 +109,7 @@ def test_early_targets_within_the_limits_start_by_themselves_and_the_rest_waits_
     assert drawn == ["quick", "slow"]
     # Without early targets, work over the limit only asks.
     other = {"other": artifacts.rdm_spec(three_models()[2], stimuli(), method="euclidean")}
-    assert set(compute_panel.start(other, ["other"], auto_bytes=2**40, auto_seconds=0.0)) == {"confirm"}
+    asked = compute_panel.start(other, ["other"], auto_bytes=2**40, auto_seconds=0.0)
+    assert set(asked) == {"confirm"}
+    figure, progress, stop, _ = compute_panel.poll({**job, **asked}, 1, draw, lambda selection: (other, ["other"], {}, None))
+    assert figure == compute_panel.ASKING_FIGURE and stop and "Not computed yet" in str(progress)  # no stale figure
