@@ -14,11 +14,8 @@ _KRUSKAL = ((0.025, "excellent"), (0.05, "good"), (0.1, "fair"), (0.2, "fair to 
 _SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon"]
 
 
-def stress_words(stress: float | None) -> str:
-    """How well an MDS keeps the dissimilarities it embeds, for its figure's subtitle
-    (compute.mds_stress; "" when not known)."""
-    if stress is None:
-        return ""
+def stress_words(stress: float) -> str:
+    """How well an MDS keeps the dissimilarities it embeds (compute.mds_stress), for its figure's subtitle."""
     rating = next(word for bound, word in _KRUSKAL if stress < bound)
     return f"Kruskal stress-1 {stress:.3f}, {rating} (0 = every distance exact)"
 

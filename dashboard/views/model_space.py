@@ -86,7 +86,7 @@ def figures(models, matrix, coords, view: dict, group_of=lambda m: str(m.tags.ge
 def colour_title(compare: str, calibrated: bool = False) -> str:
     """The colour bar's title: which value, in words with its direction."""
     if calibrated:
-        return f"calibrated {COMPARE_METHODS[compare].title}<br>(0 = chance, 1 = identical;<br>higher = more alike)"
+        return f"calibrated {method_words('compare', compare)}<br>(0 = chance, 1 = identical;<br>higher = more alike)"
     return f"{dissimilarity_label(compare)}<br>(dissimilarity:<br>lower = more alike)"
 
 

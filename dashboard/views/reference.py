@@ -247,7 +247,7 @@ def figures(bars: list[tuple], arrays: dict, view: dict, reference: dict, candid
     if pairwise is None:
         why = (intervals if intervals == PENDING else
                f"Pairwise tests need the bootstrap of a batched comparison "
-               f"({', '.join(COMPARE_METHODS[name].title for name in WEIGHTED_METHODS)}) "
+               f"({', '.join(method_words('compare', name) for name in WEIGHTED_METHODS)}) "
                "with 100 or 1000 resamples")
         pairs_figure = message_figure(why)
     else:

@@ -233,3 +233,14 @@ def test_the_model_map_rings_uploads_and_finds_models_by_name():
     again, words = highlight(found, "CNN")
     assert again["data"][-1]["customdata"] == ["cnn-a", "cnn-b"] and len(again["data"]) == len(found["data"])
     assert highlight(again, "")[0]["data"] == figure["data"] and "no model" in highlight(figure, "zzz")[1]
+
+
+def test_an_mds_subtitle_gives_its_stress_with_kruskals_word():
+    from dashboard.figures.scatter import with_stress
+
+    assert with_stress("MDS", None) == "MDS"
+    assert with_stress("MDS", np.array([0.02])) == "MDS<br><sup>Kruskal stress-1 0.020, excellent (0 = every distance exact)</sup>"
+    joined = with_stress("MDS<br><sup>model m</sup>", np.array([0.15]))
+    assert joined == "MDS<br><sup>model m; Kruskal stress-1 0.150, fair to poor (0 = every distance exact)</sup>"
+    assert "poor: read distances with care" in with_stress("MDS", np.array([0.299]))
+    assert ", good " in with_stress("MDS", np.array([0.049])) and ", fair " in with_stress("MDS", np.array([0.05]))
