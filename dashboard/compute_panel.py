@@ -197,14 +197,17 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
         return (*unchanged, no_update, True, no_update)
     if "error" in job:
         return (*unchanged, describe_status({"state": "failed", "message": str(job["error"])}), True, no_update)
-    if "confirm" in job and not job.get("early"):
-        return (*(ASKING_FIGURE,) * n_figures, confirm_area(prefix, str(job["confirm"])), True, None)
     try:
         specs, targets, context = planned(plan, job)
     except ValueError as error:
         return (*unchanged, describe_status({"state": "failed", "message": str(error)}), True, no_update)
-    if "confirm" in job:  # the early targets run (or ran) by themselves; the rest waits for Compute
-        return _poll_early(job, specs, targets, context, n_figures, draw, prefix, drawn)
+    if "confirm" in job:
+        early = job.get("early")  # the client's store: only names of the plan's targets are read
+        first = [n for n in early if isinstance(n, str) and n in targets] if isinstance(early, list) else []
+        if not first:
+            return (*(ASKING_FIGURE,) * n_figures, confirm_area(prefix, str(job["confirm"])), True, None)
+        # the early targets run (or ran) by themselves; the rest waits for Compute
+        return _poll_early(job, first, specs, targets, context, n_figures, draw, prefix, drawn)
     backend = services.backend()
     statuses = {name: backend.spec_status(specs[name]) for name in targets}
     # No record and no artifact (evicted, or the job states were lost): ask again.
@@ -231,11 +234,11 @@ def poll(job: dict | None, n_figures: int, draw: Callable[[dict, dict], tuple], 
     return (*figures, describe_status(status), True, None)
 
 
-def _poll_early(job: dict, specs: dict, targets, context: dict, n_figures: int, draw, prefix: str, drawn) -> tuple:
-    """:func:`poll` for a record whose early targets started by themselves: their progress
-    beside the Compute button of the rest, then their drawing (once) and the button alone."""
+def _poll_early(job: dict, first: list, specs: dict, targets, context: dict, n_figures: int, draw, prefix: str,
+                drawn) -> tuple:
+    """:func:`poll` for a record whose ``first`` (early) targets started by themselves: their
+    progress beside the Compute button of the rest, then their drawing (once) and the button alone."""
     unchanged = (no_update,) * n_figures
-    first = [name for name in job["early"] if name in targets]
     backend = services.backend()
     statuses = {name: backend.spec_status(specs[name]) for name in first}
     refused = _resubmit(backend, specs, [name for name, s in statuses.items() if s["state"] == "missing"])

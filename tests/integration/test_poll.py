@@ -113,3 +113,6 @@ def test_early_targets_within_the_limits_start_by_themselves_and_the_rest_waits_
     assert set(asked) == {"confirm"}
     figure, progress, stop, _ = compute_panel.poll({**job, **asked}, 1, draw, lambda selection: (other, ["other"], {}, None))
     assert figure == compute_panel.ASKING_FIGURE and stop and "Not computed yet" in str(progress)  # no stale figure
+    for crafted in (7, [["quick"]], {"a": 1}, ["nonsense"]):  # a client's store naming no target: it asks
+        figure, _, stop, _ = compute_panel.poll({**job, "confirm": "x", "early": crafted}, 1, draw, plan, "view")
+        assert figure == compute_panel.ASKING_FIGURE and stop
