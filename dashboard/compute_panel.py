@@ -305,16 +305,6 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
     )
 
     @callback(
-        Output(f"{prefix}-job", "data", allow_duplicate=True),
-        Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
-        Input(f"{prefix}-compute", "n_clicks"),
-        State(f"{prefix}-job", "data"),
-        prevent_initial_call=True,
-    )
-    def _compute(clicks, job):
-        return press_compute(_PLANS[prefix], clicks, job)
-
-    @callback(
         Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
         Input(f"{prefix}-cancel", "n_clicks"),
         State(f"{prefix}-job", "data"),
@@ -324,10 +314,14 @@ def register_poll(prefix: str, outputs: list[Output], draw: Callable[[dict, dict
         return False if cancel_jobs(_PLANS[prefix], clicks, job) else no_update
 
 
-def press_compute(plan: Callable[..., tuple], clicks, job) -> tuple:
+def press_compute(plan: Callable[..., tuple], clicks, job, shown=None) -> tuple:
     """What the Compute button does: submit the work of the record's view state, planned again
-    (the record's estimate is only what the button showed), and poll it."""
+    (the record's estimate is only what the button showed), and poll it. ``shown`` are the
+    values the view's controls show now: a click on the button of a state they no longer show
+    (the new state's record still on its way) does nothing, never bringing the old state back."""
     if not clicks or not isinstance(job, dict) or "confirm" not in job:
+        return no_update, no_update
+    if shown is not None and (not isinstance(job.get("values"), list) or job["values"][:len(shown)] != list(shown)):
         return no_update, no_update
     try:
         specs, targets, _ = planned(plan, job)
@@ -366,8 +360,9 @@ def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple]
     becomes the selection's and ``search``. Several views write the URL, hence the duplicate.
     A view's second job that never writes the URL says ``writes_url=False``: its callback then
     has no output outside its own components, so it runs only while they are on the page (and
-    when they are put there). ``plan`` is also what the poll, the Compute button and the share
-    bar plan with."""
+    when they are put there). Its Compute button's callback is registered here too (see
+    :func:`press_compute`). ``plan`` is also what the poll, the Compute button and the share bar
+    plan with."""
     _PLANS[prefix] = plan
     url = [Output("url", "search", allow_duplicate=True)] if writes_url else []
 
@@ -383,3 +378,14 @@ def register_submit(prefix: str, inputs: list[Input], plan: Callable[..., tuple]
     def _submit(*values):
         record, search = submit(plan, values[-1], values[:-1], _EARLY.get(prefix, ()))
         return (record, False, search) if writes_url else (record, False)
+
+    @callback(
+        Output(f"{prefix}-job", "data", allow_duplicate=True),
+        Output(f"{prefix}-poll", "disabled", allow_duplicate=True),
+        Input(f"{prefix}-compute", "n_clicks"),
+        State(f"{prefix}-job", "data"),
+        *[State(control.component_id, control.component_property) for control in inputs],
+        prevent_initial_call=True,
+    )
+    def _compute(clicks, job, *shown):
+        return press_compute(plan, clicks, job, shown)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -90,27 +91,42 @@ def figure_words(page, figure_id: str) -> dict:
     return page.evaluate(FIGURE_WORDS, figure_id)
 
 
+_DRAWN = """ids => ids.every(id => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
+  const t = el && el._fullData && el._fullData[0];
+  return !!t && (t._length > 0 || (!!t.z && t.z.length > 0)); })"""
+
+
+def confirm_until(page, prefix, done, arg=None, timeout=240_000):
+    """Wait until the page function ``done(arg)`` holds, or the view's job fails, pressing the
+    view's Compute button whenever it asks (each view state it shows asks once; a press on the
+    button of a state the controls have already left does nothing, and the new state's button
+    is pressed in turn)."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        page.wait_for_function(
+            f"""([arg, progress, compute]) => !!document.querySelector('#' + progress + ' .status-failed')
+                 || !!document.getElementById(compute) || ({done})(arg)""",
+            arg=[arg, f"{prefix}-progress", f"{prefix}-compute"],
+            timeout=max(1.0, deadline - time.monotonic()) * 1000,
+        )
+        button = page.locator(f"#{prefix}-compute")
+        if page.query_selector(f"#{prefix}-progress .status-failed") or not button.count():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the {prefix} view still asks for Compute after {timeout / 1000:.0f} s")
+        try:
+            button.click(timeout=5_000)
+            page.wait_for_selector(f"#{prefix}-compute", state="detached", timeout=10_000)
+        except PlaywrightTimeoutError:
+            pass  # replaced by the button of the state the controls show now, or gone with its click
+
+
 def wait_for_figures(page, prefix="model-space", figures=("mds", "heatmap"), timeout=240_000):
     """Wait until every figure ``<prefix>-<name>`` has data, failing at once with the page's
     message if the view's job fails; return each figure's traces (see PLOT_DATA) in order. Work
     the view asks to confirm (its estimate over the Compute gate's) is confirmed."""
     ids = [f"{prefix}-{name}" for name in figures]
-    for _ in range(2):
-        page.wait_for_function(
-            """([ids, progress, compute]) => {
-                 if (document.querySelector('#' + progress + ' .status-failed')) return true;
-                 if (document.getElementById(compute)) return true;
-                 return ids.every(id => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
-                   const t = el && el._fullData && el._fullData[0];
-                   return !!t && (t._length > 0 || (!!t.z && t.z.length > 0)); });
-               }""",
-            arg=[ids, f"{prefix}-progress", f"{prefix}-compute"],
-            timeout=timeout,
-        )
-        if not page.locator(f"#{prefix}-compute").count():
-            break
-        page.click(f"#{prefix}-compute")
-        page.wait_for_selector(f"#{prefix}-compute", state="detached", timeout=60_000)
+    confirm_until(page, prefix, _DRAWN, ids, timeout)
     failed = page.query_selector(f"#{prefix}-progress .status-failed")
     assert failed is None, "the job failed: " + failed.inner_text()
     return tuple(page.evaluate(PLOT_DATA, figure_id) for figure_id in ids)

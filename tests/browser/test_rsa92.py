@@ -14,7 +14,7 @@ from compute.sources.activations import extract
 from compute.sources.layers import list_layers
 from compute.sources.models import load_model, register_model
 from compute.sources.stimuli import get_stimulus_set
-from tests.browser.support import MODELS_GRID, choose, running_app, wait_for_figures
+from tests.browser.support import MODELS_GRID, choose, confirm_until, running_app, wait_for_figures
 from tests.browser.test_reference_view import BARS
 from tests.unit.test_matlab_rdms import DATA, needs_data
 
@@ -58,12 +58,9 @@ def test_rank_networks_and_monkey_it_against_human_it(zoo_dir, tmp_path, page, m
         assert "animacy, FaceBodyManmadeNatobj, monkeyIT" in message
         choose(page, "reference-ref-choice", "92_brainRDMs")  # the new upload was chosen: back to human IT
         choose(page, "reference-cand-choice", "92_modelRDMs · monkeyIT")
-        ranked = f"({BAR_LABELS})('reference-bars').includes('92_modelRDMs · monkeyIT')"
-        page.wait_for_function(f"() => !!document.getElementById('reference-compute') || {ranked}", timeout=300_000)
-        if page.locator("#reference-compute").count():  # estimated over the Compute gate: confirm
-            page.click("#reference-compute")
-        page.wait_for_function(f"() => ({BAR_LABELS})('reference-bars').includes('92_modelRDMs · monkeyIT')",
-                               timeout=300_000)
+        # the chosen candidate joins the bars (after Compute, where the view asks for it)
+        confirm_until(page, "reference", f"label => ({BAR_LABELS})('reference-bars').includes(label)",
+                      "92_modelRDMs · monkeyIT", timeout=300_000)
         wait_for_figures(page, "reference", ("bars", "pairs"), timeout=300_000)  # the bootstrap drawn too
         assert page.query_selector("#reference-progress .status-failed") is None
         drawn = page.evaluate(BARS, "reference-bars")
