@@ -1,5 +1,6 @@
 """The left panel's selection in a real browser: tag filters from a link, kept across views,
 lasso-selected models, the Compute button for uncached heavy work, thumbnails on hover."""
+import json
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -7,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from compute.sources.models import list_models
-from tests.browser.support import figure_words, running_app, wait_for_figures, wait_for_title
+from tests.browser.support import choose, figure_words, running_app, wait_for_figures, wait_for_title
 from tests.support import wait_until
 
 
@@ -118,3 +119,51 @@ def test_uncached_heavy_work_waits_for_the_compute_button_and_cached_work_does_n
     page.reload()  # now cached: drawn without asking
     wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
     assert page.locator("#input-rdm-compute").count() == 0
+
+
+def test_a_press_on_the_button_of_a_state_just_left_does_not_bring_it_back(asking_server, page):
+    """The user picks another RDM method and, before the page has answered, presses the Compute
+    button still shown for the old one. The requests are held so that the press is answered after
+    the new state's record but before the new state's button is drawn (Dash drops the press's
+    answer when a new button comes first). The view must stay on the method the dropdown and the
+    URL show; the press used to start the old state and put it back (CI's test_rsa92 at stop 25:
+    the chosen monkey-IT RDM never joined the bars)."""
+    held, polls = {}, []
+
+    def hold(route):
+        request = json.loads(route.request.post_data or "{}")
+        changed, output = request.get("changedPropIds", []), request.get("output", "")
+        if "released" in held:
+            route.continue_()
+        elif "input-rdm-job.data" in output and changed in (["input-rdm-rdm-choice.value"],
+                                                          ["input-rdm-compute.n_clicks"]):
+            held[changed[0].split(".")[0]] = route
+        elif "input-rdm-progress.children" in output and "input-rdm-rdm-choice" in held:
+            polls.append(route)  # the new state's first poll, which would put its own button on the page
+        else:
+            route.continue_()
+
+    def waiting(what):
+        return lambda: page.wait_for_timeout(50) or what()
+
+    page.goto(asking_server.url + "/rdm?model=cnn-w16-s0-e5")
+    page.wait_for_selector("#input-rdm-compute", timeout=60_000)  # correlation distance, asking
+    page.route("**/_dash-update-component*", hold)
+    choose(page, "input-rdm-rdm-choice", "Euclidean distance")
+    wait_until(waiting(lambda: "input-rdm-rdm-choice" in held), 30, "the new state's request")
+    page.click("#input-rdm-compute")  # the old state's button
+    wait_until(waiting(lambda: "input-rdm-compute" in held), 30, "the press's request")
+    held["input-rdm-rdm-choice"].continue_()  # the new state's record lands first ...
+    wait_until(waiting(lambda: polls), 30, "the new state's poll")
+    with page.expect_response(lambda response: response.request == held["input-rdm-compute"].request):
+        held["input-rdm-compute"].continue_()  # ... then the press, before the new state's button is drawn
+    page.wait_for_timeout(500)
+    held["released"] = True
+    for route in polls:
+        route.continue_()
+    page.wait_for_timeout(3 * 400)  # three polls
+    assert page.locator("#input-rdm-compute").count() == 1  # the new state still asks: nothing old started
+    assert "press Compute" in page.inner_text("#input-rdm-heatmap")
+    page.unroute("**/_dash-update-component*")
+    wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
+    assert figure_words(page, "input-rdm-heatmap")["colorbars"] == ["Euclidean<br>distance<br>(dissimilarity)"]
