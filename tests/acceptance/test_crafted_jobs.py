@@ -36,6 +36,15 @@ def post(client, dependency, values: dict) -> dict:
     return answer.get_json()["response"] if answer.status_code == 200 else {}
 
 
+def press(client, compute, prefix: str, job, shown=None) -> dict:
+    """Press the Compute button of ``prefix`` holding the record ``job``, on a page whose
+    controls show ``shown`` (default: the record's own values, as a crafted client can send them)."""
+    controls = [f"{s['id']}.{s['property']}" for s in compute["state"] if s["id"] != f"{prefix}-job"]
+    values = (job.get("values") if isinstance(job.get("values"), list) else []) if shown is None else shown
+    return post(client, compute, {f"{prefix}-compute.n_clicks": 1, f"{prefix}-job.data": job,
+                                  **dict(zip(controls, values))})
+
+
 def fits(services) -> list[int]:
     """The n_boot of every reference fit and evaluation the backend has a job record of."""
     return sorted(record["spec"]["params"]["n_boot"] for _, record in services.backend().records.items()
@@ -68,21 +77,24 @@ def test_crafted_values_and_job_stores_run_nothing_beyond_the_view(app_client):
             for m in selection.models[:1]]
     crafted = artifacts.reference_fit_spec(ref, rdms, "spearman", CRAFTED_BOOT)
     store = {"specs": {"fit": crafted.to_json()}, "targets": ["fit"], "context": {}, "confirm": "1 result"}
-    answered = post(client, compute, {f"{PREFIX}-compute.n_clicks": 1, f"{PREFIX}-job.data": store})
+    answered = press(client, compute, PREFIX, store)
     post(client, poll, {f"{PREFIX}-tick.data": {"n": 1, "at": 0},
                         f"{PREFIX}-job.data": {k: v for k, v in store.items() if k != "confirm"}})
     post(client, download, {f"{PREFIX}-download-button.n_clicks": 1, f"{PREFIX}-job.data": store})
     # The same crafted value as view state, with the Compute button: refused too.
-    state = {"values": [ref, "euclidean", "spearman", "penultimate", str(CRAFTED_BOOT)],
+    state = {"values": [ref, "euclidean", "spearman", "penultimate", str(CRAFTED_BOOT), None, None, None],
              "selection": selection.url_params(), "confirm": "1 result"}
-    refused = post(client, compute, {f"{PREFIX}-compute.n_clicks": 1, f"{PREFIX}-job.data": state})
+    refused = press(client, compute, PREFIX, state)
     assert "boot must be one of" in refused[f"{PREFIX}-job"]["data"]["error"]
     assert fits(services) == [], f"a crafted store started a fit; Compute answered {answered}"
 
     # What the view offers still runs: its most resamples, by the Compute button.
     job = post(client, submit, {**controls, f"{PREFIX}-boot-choice.value": "1000"})[f"{PREFIX}-job"]["data"]
-    assert "confirm" in job and job["values"][4] == "1000", job  # ref, rdm, compare, layers, boot, cand
-    started = post(client, compute, {f"{PREFIX}-compute.n_clicks": 1, f"{PREFIX}-job.data": job})
+    assert "confirm" in job and job["values"][4] == "1000", job  # ref, rdm, compare, layers, boot, cand, show, score
+    # Pressed on a page whose controls already show another state: nothing (the new state's record follows).
+    assert press(client, compute, PREFIX, job, shown=[*job["values"][:4], "100"]) == {}
+    assert fits(services) == []
+    started = press(client, compute, PREFIX, job)
     assert "error" not in started[f"{PREFIX}-job"]["data"], started
     assert fits(services) == [0, 1000]  # the point estimates, and the evaluation with its bootstrap
     for key, record in services.backend().records.items():
@@ -115,13 +127,13 @@ def test_a_crafted_layer_grid_null_runs_nothing(app_client):
         crafted = {**controls, "layer-grid-null-choice.value": "off", "layer-grid-layers-a-choice.value": layers}
         assert said in post(client, submit, crafted)["layer-grid-job"]["data"]["error"]
     state = {"values": values, "selection": selection.url_params(), "confirm": "1 result"}
-    refused = post(client, compute, {"layer-grid-compute.n_clicks": 1, "layer-grid-job.data": state})
+    refused = press(client, compute, "layer-grid", state)
     assert "null must be one of" in refused["layer-grid-job"]["data"]["error"]
     assert [r for _, r in services.backend().records.items() if r["kind"] == "layer_grid"] == []
     # What the view offers still runs: its most permutations, by the Compute button.
     job = post(client, submit, {**controls, "layer-grid-null-choice.value": "1000"})["layer-grid-job"]["data"]
     assert "confirm" in job, job
-    started = post(client, compute, {"layer-grid-compute.n_clicks": 1, "layer-grid-job.data": job})
+    started = press(client, compute, "layer-grid", job)
     assert "error" not in started["layer-grid-job"]["data"], started
     grids = [r["spec"]["params"] for _, r in services.backend().records.items() if r["kind"] == "layer_grid"]
     assert [(p["null"], p["seed"]) for p in grids] == [(1000, 0)]

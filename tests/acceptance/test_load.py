@@ -77,7 +77,7 @@ class Browser:
         job = answer[f"{prefix}-job"]["data"]
         if "confirm" in job and wait_s:  # large uncached work waits for the Compute button
             compute = find(dependencies, inputs=[f"{prefix}-compute.n_clicks"])
-            job = self.callback("compute", compute, {f"{prefix}-compute.n_clicks": 1, f"{prefix}-job.data": job},
+            job = self.callback("compute", compute, {**values, f"{prefix}-compute.n_clicks": 1, f"{prefix}-job.data": job},
                                 [f"{prefix}-compute.n_clicks"])[f"{prefix}-job"]["data"]
         assert "values" in job and "error" not in job and "confirm" not in job, f"{path}{search}: {job}"
         self.draw(find(dependencies, inputs=[f"{prefix}-tick.data", f"{prefix}-job.data"]), prefix, figures, job, wait_s)
