@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from compute.engine.batches import Steps, compute_activations, naming
+from compute.engine.claims import claim
 from compute.engine.kinds import KINDS
 from compute.engine.recipes import Context, check_null
 from compute.measures.registry import DIMENSIONALITY_METHODS, NULL_COMPARE_METHODS
@@ -255,6 +256,7 @@ def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
     Missing activations come first, in batches (compute/engine/batches.py): each model runs
     one forward pass for all the layers asked of it, models of one architecture share one
     built module, and what one model's activations alone feed (its RDMs) is made at once.
+    An artifact another job is making is waited for and read, not made twice (compute/engine/claims.py).
     """
     ctx = ctx or Context()
     unique = {s.key: s for s in spec.walk()}.values()
@@ -265,9 +267,11 @@ def ensure(spec: Spec, store, ctx: Context | None = None) -> str:
         if s.kind == "activations" or store.has(s.kind, s.key):
             continue
         ctx.check()
-        inputs = [_load(i, store, ctx) for i in s.inputs]
-        with naming(s):
-            array, meta = KINDS[s.kind].recipe(s, inputs, steps.within())
-        store.put(s.kind, s.key, array, meta)
+        inputs = [_load(i, store, ctx) for i in s.inputs]  # (memory-mapped) before the claim: none held meanwhile
+        with claim(store, s.kind, s.key, steps.within()):
+            if not store.has(s.kind, s.key):  # else another job made it while this one waited
+                with naming(s):
+                    array, meta = KINDS[s.kind].recipe(s, inputs, steps.within())
+                store.put(s.kind, s.key, array, meta)
         steps.step(s.kind)
     return spec.key

@@ -10,8 +10,8 @@ A missing spec whose inputs are all among one model's fresh activations (its inp
 dimensionality) is computed at once from the arrays in memory, never read back.
 
 The store afterwards holds exactly the artifacts, keys and arrays, that computing each spec
-on its own leaves (tests/integration/test_batches.py); cancel is checked before each model and
-each step. What a job is estimated to cost (compute/engine/limits.py) is the sum of its steps,
+on its own leaves (tests/integration/test_batches.py); cancel is checked before each model, so a
+cancelled job leaves each model's activations with what they feed (its RDMs), never one alone. What a job is estimated to cost (compute/engine/limits.py) is the sum of its steps,
 batched or not.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import math
 from contextlib import ExitStack, contextmanager
 from itertools import groupby
 
+from compute.engine.claims import claim
 from compute.engine.kinds import KINDS
 from compute.engine.recipes import Context, stimuli_of
 
@@ -128,22 +129,30 @@ def compute_activations(missing: list, store, steps: Steps) -> None:
     order = _order(groups)
     models = open_models(info for _, info, _ in order)
     for _, batch in groupby(order, key=lambda item: (item[0][1:], item[2])):
-        with store.writing() as writes, ExitStack() as policy:
-            for position, (group, _, _) in enumerate(batch):
+        # Claims released after the batch's commit (exits run in reverse): a job waiting on one reads it.
+        with ExitStack() as claims, store.writing() as writes, ExitStack() as policy:
+            threads_set = False  # by the batch's first model it computes
+            for group, _, _ in batch:
                 specs = groups[group]
                 steps.ctx.check()
+                for spec in sorted(specs, key=lambda s: s.key):
+                    claims.enter_context(claim(store, spec.kind, spec.key, steps.within()))
                 with naming(specs[0]):
                     model = next(models)
-                    if position == 0:
+                    if all(store.has(spec.kind, spec.key) for spec in specs):  # another job made them meanwhile
+                        for spec in specs:
+                            steps.step(spec.kind)
+                        continue  # what they feed is made from the store, in ensure's next steps
+                    if not threads_set:
                         policy.enter_context(_threads(_small(model, stimuli_of(specs[0]))))
+                        threads_set = True
                     computed = KINDS["activations"].recipe(specs, steps.within(), model)
                 arrays = {}
                 for spec, (array, meta) in zip(specs, computed):
                     writes.put(spec.kind, spec.key, array, meta)
                     arrays[spec.key] = array
                     steps.step(spec.kind)
-                for spec in fed.get(group, ()):
-                    steps.ctx.check()
+                for spec in fed.get(group, ()):  # no cancel check: a model's artifacts stay whole
                     with naming(spec):
                         array, meta = KINDS[spec.kind].recipe(spec, [arrays[i.key] for i in spec.inputs],
                                                               steps.within())

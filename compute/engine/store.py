@@ -113,6 +113,12 @@ class ArtifactStore:
         folder = self.root / kind / key[:2]
         return folder / f"{key}.npy", folder / f"{key}.json"
 
+    def claim_path(self, kind: str, key: str) -> Path:
+        """The lock file of the artifact's claim (compute/engine/claims.py), beside its files."""
+        array_path, _ = self._paths(kind, key)
+        private_dir(array_path.parent, tighten=False)
+        return array_path.with_suffix(".lock")
+
     def has(self, kind: str, key: str) -> bool:
         array_path, meta_path = self._paths(kind, key)
         return meta_path.exists() and array_path.exists()
