@@ -4,6 +4,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 import compute
 from tests.browser.test_views import _activations
@@ -19,6 +20,7 @@ def test_mds_has_one_point_per_model_and_heatmap_matches(app_server, page):
     assert len(heatmap[0]["z"]) == count and all(len(row) == count for row in heatmap[0]["z"])
     assert page.locator(".alert-error").count() == 0
     # The MDS says how faithfully it draws the model RDM: its stress-1, from the drawn numbers.
+    expect(page.locator("#model-space-mds")).to_contain_text(re.compile(r"Kruskal stress-1 \d"), timeout=30_000)
     title = page.inner_text("#model-space-mds")
     shown = re.search(r"Kruskal stress-1 (\d\.\d{3}), (excellent|good|fair|fair to poor|poor)", title)
     assert shown, title
@@ -95,7 +97,7 @@ def test_the_null_rings_the_entries_compute_finds_above_chance(app_server, page)
         expected = {(names[i], names[j]) for i, j in zip(*np.nonzero(q < 0.05))}
     assert expected and set(zip(rings["y"], rings["x"])) == expected and "BH-FDR" in rings["name"]
     np.testing.assert_allclose(np.array(heatmap["z"], dtype=float), null.calibrated, atol=1e-5)
-    assert "calibrated Spearman ρ" in page.inner_text("#model-space-heatmap")
+    expect(page.locator("#model-space-heatmap")).to_contain_text("calibrated Spearman ρ", timeout=30_000)
     assert "stimuli of the second model's input RDM are permuted" in page.inner_text("body")
 
 

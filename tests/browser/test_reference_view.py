@@ -4,6 +4,7 @@ two-factor bootstrap interval, the pairwise tests and the noise ceiling as compu
 them; then open the link."""
 import numpy as np
 import scipy.stats
+from playwright.sync_api import expect
 from scipy.spatial.distance import squareform
 
 import compute
@@ -54,7 +55,7 @@ def test_an_uploaded_reference_ranks_the_layer_it_was_made_from_first(app_server
     page.wait_for_selector("#reference-progress .status-done", timeout=480_000)  # the intervals drawn too
     top = page.evaluate(BARS, "reference-bars")
     assert sum(len(trace["y"]) for trace in top["bars"]) == 20 and len(top["order"]) == 20
-    assert "top 20 of 21" in page.inner_text("#reference-bars")
+    expect(page.locator("#reference-bars")).to_contain_text("top 20 of 21", timeout=30_000)
     choose(page, "reference-show-choice", "all")
     page.wait_for_selector("#reference-bars:has-text('all 21')", timeout=120_000)
     wait_for_figures(page, "reference", ("bars", "pairs", "accuracy"), timeout=120_000)

@@ -108,7 +108,8 @@ def test_uncached_heavy_work_waits_for_the_compute_button_and_cached_work_does_n
     page.goto(asking_server.url + "/rdm?model=mlp-w8-s0-e25")
     page.wait_for_selector("#input-rdm-compute", timeout=60_000)
     assert "Not computed yet" in page.inner_text("#input-rdm-progress")
-    assert "press Compute" in page.inner_text("#input-rdm-heatmap")  # the figure says so too, not "Computing…"
+    # The figure says so too, not "Computing…" (Plotly draws its text after the progress line shows).
+    expect(page.locator("#input-rdm-heatmap")).to_contain_text("press Compute", timeout=30_000)
     assert "forward pass" in page.inner_text("#input-rdm-progress")
     assert re.search(r"about [\d.]+ \w+ of memory and (about \d+ (s|min)|under a second)",
                      page.inner_text("#input-rdm-progress"))  # the estimate names memory and time
@@ -163,7 +164,7 @@ def test_a_press_on_the_button_of_a_state_just_left_does_not_bring_it_back(askin
         route.continue_()
     page.wait_for_timeout(3 * 400)  # three polls
     assert page.locator("#input-rdm-compute").count() == 1  # the new state still asks: nothing old started
-    assert "press Compute" in page.inner_text("#input-rdm-heatmap")
+    expect(page.locator("#input-rdm-heatmap")).to_contain_text("press Compute", timeout=30_000)
     page.unroute("**/_dash-update-component*")
     wait_for_figures(page, "input-rdm", ("heatmap", "mds"))
     assert figure_words(page, "input-rdm-heatmap")["colorbars"] == ["Euclidean<br>distance<br>(dissimilarity)"]

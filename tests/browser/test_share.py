@@ -4,6 +4,7 @@ import io
 import zipfile
 
 import numpy as np
+from playwright.sync_api import expect
 
 from tests.browser.support import wait_for_figures, wait_for_title
 
@@ -26,7 +27,7 @@ def test_copied_link_opens_the_same_view_in_a_new_browser_context(app_server, pa
         fresh = other.new_page()
         fresh.goto(link)
         scatter2, heatmap2 = wait_for_figures(fresh)
-        assert "1 − Pearson r" in fresh.inner_text("#model-space-heatmap")
+        expect(fresh.locator("#model-space-heatmap")).to_contain_text("1 − Pearson r", timeout=30_000)
         assert heatmap2[0]["z"] == heatmap[0]["z"]
         assert [(t["name"], t["x"], t["y"]) for t in scatter2] == [(t["name"], t["x"], t["y"]) for t in scatter]
     finally:
