@@ -11,8 +11,10 @@ dimensionality) is computed at once from the arrays in memory, never read back.
 
 The store afterwards holds exactly the artifacts, keys and arrays, that computing each spec
 on its own leaves (tests/integration/test_batches.py); cancel is checked before each model, so a
-cancelled job leaves each model's activations with what they feed (its RDMs), never one alone. What a job is estimated to cost (compute/engine/limits.py) is the sum of its steps,
-batched or not.
+cancelled job leaves each model's activations with what they feed (its RDMs), never one alone.
+What a job is estimated to cost (compute/engine/limits.py) is the sum of its steps, batched or
+not. Each model's activations are claimed (compute/engine/claims.py) until the batch's commit:
+another job needing them waits, then reads them.
 """
 from __future__ import annotations
 
