@@ -50,7 +50,10 @@ def test_job_past_its_time_limit_fails_with_the_reason_and_the_worker_runs_the_n
         assert backend.result(spec) is None
         assert list(backend.store.root.glob("activations/??/*")) == []  # no partial artifact
 
+        # The next job: an RDM whose activations are made here first, so that it stays well within
+        # the 2 s even on two loaded cores (made whole in the worker, it took 2 s there once).
         quick = artifacts.rdm_spec(three_models()[0], stimuli())
+        artifacts.ensure(quick.inputs[0], backend.store)
         assert backend.compute(quick, timeout=180).shape == (500 * 499 // 2,)
         assert worker.poll() is None
     finally:
