@@ -23,6 +23,8 @@ SHOTS = [
     ("models", "/models", None, ()),
     ("jobs", "/jobs", None, ()),
 ]
+# What a page without figures shows once it is drawn (its "loading…" gone).
+READY = {"models": "#models-table .ag-row", "jobs": ".jobs-table tbody tr"}
 
 
 def _brain_like_reference(cache: Path) -> str:
@@ -64,6 +66,8 @@ def main(out: Path = ROOT / "docs") -> None:
                 page.goto(server.url + path)
                 if prefix:
                     wait_for_figures(page, prefix, figures, timeout=1_200_000)
+                else:
+                    page.wait_for_selector(READY[name], timeout=120_000)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / f"{name}.png"))
                 print("wrote", out / f"{name}.png", flush=True)
